@@ -1,0 +1,128 @@
+//! The one definition of what the eBPF programs send to userspace and of how
+//! userspace configures them.
+//!
+//! A record in the `EVENTS` ring buffer is an [`EventHeader`] followed by
+//! `path_len` bytes of path (no NUL). Records are variable-sized so that ring
+//! space is proportional to the path's length. The same bytes are what a
+//! recording stores, so the layout below is a file format too: fields are only
+//! ever appended at the end (and `HEADER_SIZE` checked), kinds and flags keep
+//! their numbers forever. All integers are in the host's byte order, which is
+//! little-endian on every architecture this tool is built for.
+#![no_std]
+
+/// One `inotify_add_watch(fd, path, mask)` call. `ret` is the watch
+/// descriptor or `-errno`.
+pub const KIND_ADD_WATCH: u32 = 1;
+/// One `inotify_init()` or `inotify_init1(flags)` call. `ret` is the new fd
+/// or `-errno`; `arg` holds the flags (only with [`FLAG_INIT1`]).
+pub const KIND_INIT: u32 = 2;
+/// One `inotify_rm_watch(fd, wd)` call; `arg` holds `wd`.
+pub const KIND_RM_WATCH: u32 = 3;
+
+/// The path was longer than [`PATH_CAPTURE_MAX`] bytes and was cut there.
+pub const FLAG_PATH_TRUNCATED: u32 = 1 << 0;
+/// The path could not be read from user memory (e.g. a bad pointer: the call
+/// then returns EFAULT); `path_len` is 0.
+pub const FLAG_PATH_UNREADABLE: u32 = 1 << 1;
+/// The call's arguments were not known at syscall exit (only in enter+exit
+/// mode, for a call that entered before the tracer attached): `fd`, `arg` and
+/// the path are missing.
+pub const FLAG_ARGS_MISSING: u32 = 1 << 2;
+/// A [`KIND_INIT`] record came from `inotify_init1` (so `arg` is its flags).
+pub const FLAG_INIT1: u32 = 1 << 3;
+
+/// Path bytes captured at most. The kernel refuses paths of PATH_MAX (4096,
+/// NUL included) or more with ENAMETOOLONG, so every path it accepts fits.
+pub const PATH_CAPTURE_MAX: usize = 4096;
+/// Size of the buffer the eBPF side reads the path into: one byte more than
+/// the capture limit (to see that a path is longer) plus the NUL.
+pub const PATH_READ_BUF: usize = PATH_CAPTURE_MAX + 2;
+
+/// The fixed part of every record.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EventHeader {
+    /// One of the `KIND_*` values.
+    pub kind: u32,
+    /// A set of `FLAG_*` values.
+    pub flags: u32,
+    /// `CLOCK_BOOTTIME` at syscall exit, in nanoseconds.
+    pub time_ns: u64,
+    /// Thread group id: what userspace calls the pid.
+    pub pid: u32,
+    /// Thread id.
+    pub tid: u32,
+    /// The caller's uid as seen from the initial user namespace.
+    pub uid: u32,
+    /// The inotify fd the call used (`-1` for `KIND_INIT`).
+    pub fd: i32,
+    /// The syscall's return value.
+    pub ret: i64,
+    /// `mask` for add_watch, `flags` for init1, `wd` for rm_watch.
+    pub arg: u32,
+    /// Number of path bytes following this header.
+    pub path_len: u32,
+    /// The thread's comm, NUL-padded (the kernel keeps 15 bytes).
+    pub comm: [u8; 16],
+}
+
+/// Size of [`EventHeader`] on the wire.
+pub const HEADER_SIZE: usize = 64;
+const _: () = assert!(core::mem::size_of::<EventHeader>() == HEADER_SIZE);
+/// The largest record the eBPF side can emit.
+pub const RECORD_MAX: usize = HEADER_SIZE + PATH_CAPTURE_MAX;
+
+/// Settings the loader writes into the eBPF object's read-only data before
+/// loading it. Being constant at load time, the verifier prunes the branches
+/// of filters that are off, so they cost nothing.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Config {
+    /// The tracer's own pid: its calls are never reported.
+    pub tracer_pid: u32,
+    /// Non-zero: only pids present in the `PIDS` map pass.
+    pub filter_pids: u32,
+    /// Non-zero: only comms present in the `COMMS` map pass.
+    pub filter_comms: u32,
+    /// Non-zero: only calls that returned an error pass.
+    pub failed_only: u32,
+    /// Wake the reader only when more than this many bytes are waiting;
+    /// below it the reader picks records up on its poll timer.
+    pub wakeup_threshold: u64,
+}
+
+/// Name of the global holding the [`Config`].
+pub const CONFIG_GLOBAL: &str = "CONFIG";
+/// Ring buffer of records.
+pub const MAP_EVENTS: &str = "EVENTS";
+/// Per-CPU count of records that did not fit in the ring buffer.
+pub const MAP_LOST: &str = "LOST";
+/// Pids (tgids) to trace when `filter_pids` is set; value unused.
+pub const MAP_PIDS: &str = "PIDS";
+/// Comms (NUL-padded to 16 bytes) to trace when `filter_comms` is set.
+pub const MAP_COMMS: &str = "COMMS";
+/// Entries the pid and comm filter maps can hold.
+pub const FILTER_CAPACITY: u32 = 1024;
+
+/// A comm as the kernel stores it: at most 15 bytes, NUL-padded to 16.
+pub type Comm = [u8; 16];
+
+/// Builds the kernel's form of a comm from a name, keeping its first 15 bytes
+/// as the kernel does (`TASK_COMM_LEN` is 16 with the NUL).
+pub fn comm_key(name: &[u8]) -> Comm {
+    let mut key = [0u8; 16];
+    let len = if name.len() < 15 { name.len() } else { 15 };
+    let mut i = 0;
+    while i < len {
+        key[i] = name[i];
+        i += 1;
+    }
+    key
+}
+
+#[cfg(feature = "user")]
+mod user {
+    // SAFETY: plain old data: repr(C), integer fields only, no padding bytes
+    // (the size assertion above pins the layout).
+    unsafe impl aya::Pod for super::Config {}
+}

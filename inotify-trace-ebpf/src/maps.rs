@@ -1,0 +1,65 @@
+//! Every map and global of the program, in one place. Names are those of
+//! `inotify_trace_common::MAP_*`, which userspace uses to find them.
+use aya_ebpf::macros::map;
+use aya_ebpf::maps::{HashMap, PerCpuArray, RingBuf};
+use inotify_trace_common::{
+    Comm, Config, FILTER_CAPACITY, HEADER_SIZE, PATH_READ_BUF,
+};
+
+/// Written by the loader before load (`CONFIG_GLOBAL`); read-only afterwards,
+/// so the verifier treats it as a constant and prunes disabled filters.
+#[unsafe(no_mangle)]
+static CONFIG: Config = Config {
+    tracer_pid: 0,
+    filter_pids: 0,
+    filter_comms: 0,
+    failed_only: 0,
+    wakeup_threshold: 0,
+};
+
+/// The loader's settings. The volatile read stops the compiler from folding
+/// the zero initializer into the code; the verifier folds the real value.
+#[inline(always)]
+pub fn config() -> Config {
+    unsafe { core::ptr::read_volatile(&CONFIG) }
+}
+
+/// The size here is a placeholder: the loader sets it (`--ring-size`).
+#[map]
+pub static EVENTS: RingBuf = RingBuf::with_byte_size(4 << 20, 0);
+
+#[map]
+pub static LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+
+#[map]
+pub static PIDS: HashMap<u32, u8> = HashMap::with_max_entries(FILTER_CAPACITY, 0);
+
+#[map]
+pub static COMMS: HashMap<Comm, u8> = HashMap::with_max_entries(FILTER_CAPACITY, 0);
+
+/// Where a record is built before it is copied into the ring buffer: too
+/// large for the 512-byte BPF stack, and building it here lets the ring
+/// receive only the bytes actually used.
+#[repr(C, align(8))]
+pub struct Scratch {
+    pub bytes: [u8; HEADER_SIZE + PATH_READ_BUF],
+}
+
+#[map]
+pub static SCRATCH: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(1, 0);
+
+/// Arguments of a call in flight, saved at syscall entry (enter+exit mode).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct StashedArgs {
+    pub fd: i32,
+    pub arg: u32,
+    pub path: u64,
+}
+
+/// Keyed by pid_tgid. Sized for many threads in a call at once; an entry is
+/// removed at exit, and LRU eviction keeps a thread killed mid-call from
+/// leaking one.
+#[map]
+pub static STASH: aya_ebpf::maps::LruHashMap<u64, StashedArgs> =
+    aya_ebpf::maps::LruHashMap::with_max_entries(16384, 0);

@@ -1,0 +1,227 @@
+//! Decoding records of the wire format (`inotify_trace_common`) into events.
+//!
+//! Decoding reads each field explicitly (little-endian) rather than casting
+//! the bytes, so a record from any source, the ring buffer or a recording
+//! file, is checked before it is trusted.
+use bytes::{Buf, BufMut};
+use inotify_trace_common::{
+    EventHeader, FLAG_ARGS_MISSING, FLAG_INIT1, FLAG_PATH_TRUNCATED, FLAG_PATH_UNREADABLE,
+    HEADER_SIZE, KIND_ADD_WATCH, KIND_INIT, KIND_RM_WATCH, PATH_CAPTURE_MAX,
+};
+
+/// What kind of call a record describes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Kind {
+    AddWatch,
+    Init,
+    RmWatch,
+}
+
+impl TryFrom<u32> for Kind {
+    type Error = DecodeError;
+
+    fn try_from(kind: u32) -> Result<Self, DecodeError> {
+        match kind {
+            KIND_ADD_WATCH => Ok(Kind::AddWatch),
+            KIND_INIT => Ok(Kind::Init),
+            KIND_RM_WATCH => Ok(Kind::RmWatch),
+            other => Err(DecodeError::UnknownKind(other)),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DecodeError {
+    #[error("record of {0} bytes is shorter than the {HEADER_SIZE}-byte event header")]
+    Short(usize),
+    #[error("record declares {declared} path bytes but carries {carried}")]
+    PathLength { declared: u32, carried: usize },
+    #[error("unknown event kind {0}")]
+    UnknownKind(u32),
+}
+
+/// One traced call, borrowing its path from the record it was decoded from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Event<'a> {
+    pub kind: Kind,
+    pub header: EventHeader,
+    pub path: &'a [u8],
+}
+
+impl<'a> Event<'a> {
+    /// Decodes one whole record.
+    pub fn decode(record: &'a [u8]) -> Result<Self, DecodeError> {
+        if record.len() < HEADER_SIZE {
+            return Err(DecodeError::Short(record.len()));
+        }
+        let (mut fixed, path) = record.split_at(HEADER_SIZE);
+        let mut header = EventHeader {
+            kind: fixed.get_u32_le(),
+            flags: fixed.get_u32_le(),
+            time_ns: fixed.get_u64_le(),
+            pid: fixed.get_u32_le(),
+            tid: fixed.get_u32_le(),
+            uid: fixed.get_u32_le(),
+            fd: fixed.get_i32_le(),
+            ret: fixed.get_i64_le(),
+            arg: fixed.get_u32_le(),
+            path_len: fixed.get_u32_le(),
+            comm: [0; 16],
+        };
+        fixed.copy_to_slice(&mut header.comm);
+        let kind = Kind::try_from(header.kind)?;
+        if header.path_len as usize != path.len() || path.len() > PATH_CAPTURE_MAX {
+            return Err(DecodeError::PathLength {
+                declared: header.path_len,
+                carried: path.len(),
+            });
+        }
+        Ok(Event { kind, header, path })
+    }
+
+    /// The record's comm up to its NUL.
+    pub fn comm(&self) -> &[u8] {
+        let comm = &self.header.comm;
+        let len = comm.iter().position(|&b| b == 0).unwrap_or(comm.len());
+        &comm[..len]
+    }
+
+    pub fn has_flag(&self, flag: u32) -> bool {
+        self.header.flags & flag != 0
+    }
+
+    pub fn path_truncated(&self) -> bool {
+        self.has_flag(FLAG_PATH_TRUNCATED)
+    }
+
+    pub fn path_unreadable(&self) -> bool {
+        self.has_flag(FLAG_PATH_UNREADABLE)
+    }
+
+    pub fn args_missing(&self) -> bool {
+        self.has_flag(FLAG_ARGS_MISSING)
+    }
+
+    /// `inotify_init1` flags, for init events that came from init1.
+    pub fn init1_flags(&self) -> Option<u32> {
+        (self.kind == Kind::Init && self.has_flag(FLAG_INIT1)).then_some(self.header.arg)
+    }
+}
+
+/// Encodes a record exactly as the eBPF side lays it out (tests and
+/// recordings build records with it).
+pub fn encode(header: &EventHeader, path: &[u8], out: &mut impl BufMut) {
+    out.put_u32_le(header.kind);
+    out.put_u32_le(header.flags);
+    out.put_u64_le(header.time_ns);
+    out.put_u32_le(header.pid);
+    out.put_u32_le(header.tid);
+    out.put_u32_le(header.uid);
+    out.put_i32_le(header.fd);
+    out.put_i64_le(header.ret);
+    out.put_u32_le(header.arg);
+    out.put_u32_le(path.len() as u32);
+    out.put_slice(&header.comm);
+    out.put_slice(path);
+}
+
+#[cfg(test)]
+pub mod fixtures {
+    use inotify_trace_common::{comm_key, EventHeader, KIND_ADD_WATCH};
+
+    /// A header for an add_watch call by `comm`, returning `ret`.
+    pub fn add_watch(comm: &str, ret: i64) -> EventHeader {
+        EventHeader {
+            kind: KIND_ADD_WATCH,
+            flags: 0,
+            time_ns: 1_000_000_000,
+            pid: 4242,
+            tid: 4243,
+            uid: 1000,
+            fd: 6,
+            ret,
+            arg: 0x0000_0fff,
+            path_len: 0,
+            comm: comm_key(comm.as_bytes()),
+        }
+    }
+
+    pub fn record(header: &EventHeader, path: &[u8]) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        super::encode(header, path, &mut bytes);
+        bytes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixtures::{add_watch, record};
+    use super::*;
+
+    /// The exact bytes the eBPF side writes for one call, spelled out, so a
+    /// change of layout on either side shows up here.
+    #[test]
+    fn decodes_a_record_laid_out_by_hand() {
+        let mut bytes = Vec::new();
+        bytes.extend_from_slice(&1u32.to_le_bytes()); // kind: add_watch
+        bytes.extend_from_slice(&FLAG_PATH_TRUNCATED.to_le_bytes());
+        bytes.extend_from_slice(&123_456_789u64.to_le_bytes()); // time
+        bytes.extend_from_slice(&10u32.to_le_bytes()); // pid
+        bytes.extend_from_slice(&11u32.to_le_bytes()); // tid
+        bytes.extend_from_slice(&0u32.to_le_bytes()); // uid
+        bytes.extend_from_slice(&5i32.to_le_bytes()); // fd
+        bytes.extend_from_slice(&(-28i64).to_le_bytes()); // ret
+        bytes.extend_from_slice(&0x100u32.to_le_bytes()); // mask
+        bytes.extend_from_slice(&4u32.to_le_bytes()); // path_len
+        bytes.extend_from_slice(b"kubelet\0\0\0\0\0\0\0\0\0");
+        bytes.extend_from_slice(b"/sys");
+        assert_eq!(bytes.len(), HEADER_SIZE + 4);
+
+        let event = Event::decode(&bytes).unwrap();
+        assert_eq!(event.kind, Kind::AddWatch);
+        assert_eq!(event.header.time_ns, 123_456_789);
+        assert_eq!((event.header.pid, event.header.tid), (10, 11));
+        assert_eq!(event.header.fd, 5);
+        assert_eq!(event.header.ret, -28);
+        assert_eq!(event.header.arg, 0x100);
+        assert_eq!(event.comm(), b"kubelet");
+        assert_eq!(event.path, b"/sys");
+        assert!(event.path_truncated());
+        assert!(!event.path_unreadable());
+    }
+
+    #[test]
+    fn encode_then_decode_is_identity() {
+        let header = add_watch("a-fifteen-char-", 3);
+        let bytes = record(&header, b"/tmp/x");
+        let event = Event::decode(&bytes).unwrap();
+        assert_eq!(event.header, EventHeader { path_len: 6, ..header });
+        assert_eq!(event.comm(), b"a-fifteen-char-");
+        assert_eq!(event.path, b"/tmp/x");
+    }
+
+    #[test]
+    fn rejects_short_records_and_bad_lengths() {
+        let bytes = record(&add_watch("x", 1), b"/tmp");
+        assert_eq!(Event::decode(&bytes[..HEADER_SIZE - 1]), Err(DecodeError::Short(63)));
+        assert_eq!(
+            Event::decode(&bytes[..bytes.len() - 1]),
+            Err(DecodeError::PathLength { declared: 4, carried: 3 })
+        );
+        let mut unknown = bytes.clone();
+        unknown[0] = 99;
+        assert_eq!(Event::decode(&unknown), Err(DecodeError::UnknownKind(99)));
+    }
+
+    #[test]
+    fn init1_flags_only_for_init1() {
+        let mut header = add_watch("x", 3);
+        header.kind = KIND_INIT;
+        header.arg = 0x80800;
+        let plain = record(&header, b"");
+        assert_eq!(Event::decode(&plain).unwrap().init1_flags(), None);
+        header.flags = FLAG_INIT1;
+        let init1 = record(&header, b"");
+        assert_eq!(Event::decode(&init1).unwrap().init1_flags(), Some(0x80800));
+    }
+}

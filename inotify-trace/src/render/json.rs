@@ -1,0 +1,212 @@
+//! JSON Lines: one object per event, schema in docs/json.md.
+use std::{
+    borrow::Cow,
+    io::{self, Write},
+    time::SystemTime,
+};
+
+use base64::{display::Base64Display, engine::general_purpose::STANDARD};
+use serde::{Serialize, Serializer};
+
+use super::Printer;
+use crate::{
+    clock::WallClock,
+    errno,
+    event::{Event, Kind},
+};
+
+pub struct JsonPrinter<W: Write> {
+    out: W,
+    clock: WallClock,
+}
+
+impl<W: Write> JsonPrinter<W> {
+    pub fn new(out: W, clock: WallClock) -> Self {
+        JsonPrinter { out, clock }
+    }
+
+    fn line(&mut self, value: &impl Serialize) -> io::Result<()> {
+        serde_json::to_writer(&mut self.out, value)?;
+        self.out.write_all(b"\n")
+    }
+}
+
+impl<W: Write> Printer for JsonPrinter<W> {
+    fn start(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn event(&mut self, event: &Event<'_>) -> io::Result<()> {
+        let line = JsonEvent::new(event, &self.clock);
+        self.line(&line)
+    }
+
+    fn lost(&mut self, count: u64) -> io::Result<()> {
+        self.line(&LostLine { kind: "lost", count })
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}
+
+#[derive(Serialize)]
+struct LostLine {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    count: u64,
+}
+
+/// One event as JSON. Borrows everything from the record, so rendering an
+/// event allocates nothing unless a path or comm is not valid UTF-8.
+#[derive(Serialize)]
+struct JsonEvent<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    #[serde(serialize_with = "rfc3339")]
+    time: SystemTime,
+    pid: u32,
+    tid: u32,
+    uid: u32,
+    comm: Cow<'a, str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fd: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mask: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    wd: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    flags: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    path: Option<Cow<'a, str>>,
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "base64")]
+    path_base64: Option<&'a [u8]>,
+    #[serde(skip_serializing_if = "is_false")]
+    path_truncated: bool,
+    #[serde(skip_serializing_if = "is_false")]
+    path_unreadable: bool,
+    #[serde(skip_serializing_if = "is_false")]
+    args_missing: bool,
+    ret: i64,
+    errno: Option<&'static str>,
+}
+
+impl<'a> JsonEvent<'a> {
+    fn new(event: &'a Event<'a>, clock: &WallClock) -> Self {
+        let h = &event.header;
+        let mut line = JsonEvent {
+            kind: "",
+            time: clock.wall(h.time_ns),
+            pid: h.pid,
+            tid: h.tid,
+            uid: h.uid,
+            comm: String::from_utf8_lossy(event.comm()),
+            fd: None,
+            mask: None,
+            wd: None,
+            flags: None,
+            path: None,
+            path_base64: None,
+            path_truncated: event.path_truncated(),
+            path_unreadable: event.path_unreadable(),
+            args_missing: event.args_missing(),
+            ret: h.ret,
+            errno: errno::from_ret(h.ret),
+        };
+        match event.kind {
+            Kind::AddWatch => {
+                line.kind = "add_watch";
+                line.fd = Some(h.fd);
+                line.mask = Some(h.arg);
+                let path = String::from_utf8_lossy(event.path);
+                if let Cow::Owned(_) = path {
+                    line.path_base64 = Some(event.path);
+                }
+                line.path = Some(path);
+            }
+            Kind::Init => {
+                line.kind = "init";
+                line.flags = event.init1_flags();
+            }
+            Kind::RmWatch => {
+                line.kind = "rm_watch";
+                line.fd = Some(h.fd);
+                line.wd = Some(h.arg);
+            }
+        }
+        line
+    }
+}
+
+fn rfc3339<S: Serializer>(time: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(&humantime::format_rfc3339_nanos(*time))
+}
+
+fn base64<S: Serializer>(bytes: &Option<&[u8]>, s: S) -> Result<S::Ok, S::Error> {
+    match bytes {
+        Some(bytes) => s.collect_str(&Base64Display::new(bytes, &STANDARD)),
+        None => s.serialize_none(),
+    }
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+#[cfg(test)]
+mod tests {
+    use inotify_trace_common::{FLAG_INIT1, FLAG_PATH_TRUNCATED, KIND_INIT, KIND_RM_WATCH};
+
+    use super::*;
+    use crate::event::fixtures::{add_watch, record};
+
+    const CLOCK: WallClock = WallClock { boot_epoch_ns: 1_780_000_000_000_000_000 };
+
+    fn render(records: &[Vec<u8>]) -> String {
+        let mut printer = JsonPrinter::new(Vec::new(), CLOCK);
+        for bytes in records {
+            printer.event(&Event::decode(bytes).unwrap()).unwrap();
+        }
+        printer.lost(3).unwrap();
+        String::from_utf8(printer.out).unwrap()
+    }
+
+    #[test]
+    fn add_watch_lines_follow_the_documented_schema() {
+        let ok = record(&add_watch("kubelet", 1), b"/sys/fs/cgroup/kubepods");
+        let failed = record(&add_watch("kubelet", -28), b"/sys/fs/cgroup/x");
+        insta::assert_snapshot!(render(&[ok, failed]), @r#"
+        {"type":"add_watch","time":"2026-05-28T20:26:41.000000000Z","pid":4242,"tid":4243,"uid":1000,"comm":"kubelet","fd":6,"mask":4095,"path":"/sys/fs/cgroup/kubepods","ret":1,"errno":null}
+        {"type":"add_watch","time":"2026-05-28T20:26:41.000000000Z","pid":4242,"tid":4243,"uid":1000,"comm":"kubelet","fd":6,"mask":4095,"path":"/sys/fs/cgroup/x","ret":-28,"errno":"ENOSPC"}
+        {"type":"lost","count":3}
+        "#);
+    }
+
+    #[test]
+    fn invalid_utf8_paths_keep_their_exact_bytes_in_base64() {
+        let mut header = add_watch("w", 2);
+        header.flags = FLAG_PATH_TRUNCATED;
+        let line = render(&[record(&header, b"/tmp/\xff\"\n")]);
+        let first: serde_json::Value = serde_json::from_str(line.lines().next().unwrap()).unwrap();
+        assert_eq!(first["path"], "/tmp/\u{fffd}\"\n");
+        assert_eq!(first["path_base64"], "L3RtcC//Igo=");
+        assert_eq!(first["path_truncated"], true);
+    }
+
+    #[test]
+    fn init_and_rm_watch_lines() {
+        let mut init = add_watch("w", -24);
+        init.kind = KIND_INIT;
+        init.fd = -1;
+        init.flags = FLAG_INIT1;
+        init.arg = 0o2004000;
+        let mut rm = add_watch("w", 0);
+        rm.kind = KIND_RM_WATCH;
+        rm.arg = 7;
+        insta::assert_snapshot!(render(&[record(&init, b""), record(&rm, b"")]), @r#"
+        {"type":"init","time":"2026-05-28T20:26:41.000000000Z","pid":4242,"tid":4243,"uid":1000,"comm":"w","flags":526336,"ret":-24,"errno":"EMFILE"}
+        {"type":"rm_watch","time":"2026-05-28T20:26:41.000000000Z","pid":4242,"tid":4243,"uid":1000,"comm":"w","fd":6,"wd":7,"ret":0,"errno":null}
+        {"type":"lost","count":3}
+        "#);
+    }
+}

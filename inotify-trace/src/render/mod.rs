@@ -1,0 +1,33 @@
+//! Printing events for people (`human`) and for programs (`json`).
+pub mod human;
+pub mod json;
+
+use std::io;
+
+use crate::event::Event;
+
+/// Where the live stream of events goes.
+pub trait Printer {
+    /// Printed once before the first event (a column header, or nothing).
+    fn start(&mut self) -> io::Result<()>;
+    fn event(&mut self, event: &Event<'_>) -> io::Result<()>;
+    /// `count` more events were lost in the kernel (ring buffer full).
+    fn lost(&mut self, count: u64) -> io::Result<()>;
+    fn flush(&mut self) -> io::Result<()>;
+}
+
+/// The text of `inotify_init1`'s flags, as the caller would have written them.
+pub fn init1_flags_text(flags: u32) -> String {
+    let mut names = Vec::new();
+    let mut rest = flags;
+    for (bit, name) in [(0o4000, "IN_NONBLOCK"), (0o2000000, "IN_CLOEXEC")] {
+        if rest & bit != 0 {
+            names.push(name.to_owned());
+            rest &= !bit;
+        }
+    }
+    if rest != 0 || names.is_empty() {
+        names.push(format!("{rest:#x}"));
+    }
+    names.join("|")
+}

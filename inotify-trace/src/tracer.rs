@@ -1,0 +1,194 @@
+//! Loading the eBPF object, configuring its filters and attaching its
+//! programs: the only stage that needs root.
+use std::fmt;
+
+use anyhow::{Context as _, Result};
+use aya::{
+    maps::{HashMap, MapData, PerCpuArray, RingBuf},
+    programs::TracePoint,
+    Ebpf, EbpfLoader,
+};
+use inotify_trace_common::{Comm, Config, CONFIG_GLOBAL, MAP_COMMS, MAP_EVENTS, MAP_LOST, MAP_PIDS};
+
+use crate::preflight;
+
+/// The eBPF object built by build.rs.
+static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/inotify-trace"));
+
+/// How the programs hook into the syscalls.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum AttachMode {
+    /// The exit tracepoint alone where the kernel allows it, else enter+exit.
+    Auto,
+    /// The exit tracepoint alone, arguments read from the saved registers
+    /// (kernel 5.15+, x86_64).
+    Exit,
+    /// Enter and exit tracepoints with a per-thread map (any kernel).
+    EnterExit,
+}
+
+impl fmt::Display for AttachMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            AttachMode::Auto => "auto",
+            AttachMode::Exit => "exit tracepoint alone",
+            AttachMode::EnterExit => "enter+exit tracepoints",
+        })
+    }
+}
+
+/// What the kernel side is told to trace.
+pub struct TracerOptions {
+    pub pids: Vec<u32>,
+    pub comms: Vec<Comm>,
+    pub failed_only: bool,
+    pub ring_size: u32,
+    pub attach: AttachMode,
+}
+
+/// Loaded and attached programs; dropping it detaches them.
+pub struct Tracer {
+    ebpf: Ebpf,
+    /// The mode actually in use (never `Auto`).
+    pub mode: AttachMode,
+    pub tracefs_mounted: bool,
+}
+
+/// One syscall's programs in each attach mode.
+struct Hook {
+    exit_tracepoint: &'static str,
+    enter_tracepoint: &'static str,
+    exit_only: &'static str,
+    enter: &'static str,
+    exit_stashed: &'static str,
+}
+
+const HOOKS: &[Hook] = &[Hook {
+    exit_tracepoint: "sys_exit_inotify_add_watch",
+    enter_tracepoint: "sys_enter_inotify_add_watch",
+    exit_only: "add_watch_exit",
+    enter: "add_watch_enter",
+    exit_stashed: "add_watch_exit_stashed",
+}];
+
+impl Tracer {
+    pub fn start(options: &TracerOptions) -> Result<Tracer> {
+        preflight::check_privileges()?;
+        let tracefs_mounted = preflight::ensure_tracefs()?;
+        let tracepoints: Vec<&str> = HOOKS
+            .iter()
+            .flat_map(|h| [h.exit_tracepoint, h.enter_tracepoint])
+            .collect();
+        preflight::check_tracepoints(&tracepoints)?;
+        raise_memlock_limit();
+
+        let config = Config {
+            tracer_pid: std::process::id(),
+            filter_pids: u32::from(!options.pids.is_empty()),
+            filter_comms: u32::from(!options.comms.is_empty()),
+            failed_only: u32::from(options.failed_only),
+            // Wake the reader once a sixteenth of the ring waits: early
+            // enough that a burst cannot fill the rest before it drains.
+            wakeup_threshold: u64::from(options.ring_size / 16),
+        };
+        let mut ebpf = EbpfLoader::new()
+            .override_global(CONFIG_GLOBAL, &config, true)
+            .map_max_entries(MAP_EVENTS, options.ring_size)
+            .load(EBPF_OBJECT)
+            .context("loading the eBPF object failed")?;
+        fill_filters(&mut ebpf, options)?;
+
+        let mode = attach(&mut ebpf, options.attach)?;
+        Ok(Tracer { ebpf, mode, tracefs_mounted })
+    }
+
+    /// The ring buffer the programs write records to.
+    pub fn take_ring(&mut self) -> Result<RingBuf<MapData>> {
+        let map = self.ebpf.take_map(MAP_EVENTS).context("no EVENTS map")?;
+        Ok(RingBuf::try_from(map)?)
+    }
+
+    /// The per-CPU count of records that did not fit in the ring.
+    pub fn take_lost_counter(&mut self) -> Result<PerCpuArray<MapData, u64>> {
+        let map = self.ebpf.take_map(MAP_LOST).context("no LOST map")?;
+        Ok(PerCpuArray::try_from(map)?)
+    }
+}
+
+fn fill_filters(ebpf: &mut Ebpf, options: &TracerOptions) -> Result<()> {
+    let mut pids: HashMap<_, u32, u8> = HashMap::try_from(ebpf.map_mut(MAP_PIDS).context("no PIDS map")?)?;
+    for pid in &options.pids {
+        pids.insert(pid, 1, 0).context("filling the pid filter")?;
+    }
+    let mut comms: HashMap<_, Comm, u8> =
+        HashMap::try_from(ebpf.map_mut(MAP_COMMS).context("no COMMS map")?)?;
+    for comm in &options.comms {
+        comms.insert(comm, 1, 0).context("filling the comm filter")?;
+    }
+    Ok(())
+}
+
+fn attach(ebpf: &mut Ebpf, wanted: AttachMode) -> Result<AttachMode> {
+    let exit_alone = match wanted {
+        AttachMode::EnterExit => false,
+        AttachMode::Exit => true,
+        // Kernels before 5.15 (no bpf_task_pt_regs) or non-x86_64 builds
+        // refuse the exit-only program at load time.
+        AttachMode::Auto => HOOKS.iter().all(|h| load(ebpf, h.exit_only).is_ok()),
+    };
+    for hook in HOOKS {
+        if exit_alone {
+            load(ebpf, hook.exit_only)
+                .with_context(|| format!("the exit-only program {} did not load; try --attach enter-exit", hook.exit_only))?;
+            attach_one(ebpf, hook.exit_only, hook.exit_tracepoint)?;
+        } else {
+            load(ebpf, hook.enter)?;
+            load(ebpf, hook.exit_stashed)?;
+            // Exit first: an enter whose exit is not yet attached would
+            // leave a stash entry behind.
+            attach_one(ebpf, hook.exit_stashed, hook.exit_tracepoint)?;
+            attach_one(ebpf, hook.enter, hook.enter_tracepoint)?;
+        }
+    }
+    Ok(if exit_alone { AttachMode::Exit } else { AttachMode::EnterExit })
+}
+
+fn program<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut TracePoint> {
+    let program = ebpf
+        .program_mut(name)
+        .with_context(|| format!("the eBPF object has no program {name}"))?;
+    Ok(program.try_into()?)
+}
+
+/// Loads a program unless it already is.
+fn load(ebpf: &mut Ebpf, name: &str) -> Result<()> {
+    let program = program(ebpf, name)?;
+    if program.fd().is_ok() {
+        return Ok(());
+    }
+    program
+        .load()
+        .with_context(|| format!("the kernel refused the eBPF program {name}"))
+}
+
+fn attach_one(ebpf: &mut Ebpf, name: &str, tracepoint: &str) -> Result<()> {
+    program(ebpf, name)?
+        .attach("syscalls", tracepoint)
+        .with_context(|| format!("attaching {name} to syscalls/{tracepoint}"))?;
+    Ok(())
+}
+
+/// Kernels before 5.11 charge BPF maps to RLIMIT_MEMLOCK. Newer ones charge
+/// the memory cgroup, and there the call may fail harmlessly (root without
+/// CAP_SYS_RESOURCE in a container).
+fn raise_memlock_limit() {
+    let limit = nix::libc::rlimit {
+        rlim_cur: nix::libc::RLIM_INFINITY,
+        rlim_max: nix::libc::RLIM_INFINITY,
+    };
+    // SAFETY: setrlimit reads the struct only.
+    let ret = unsafe { nix::libc::setrlimit(nix::libc::RLIMIT_MEMLOCK, &limit) };
+    if ret != 0 {
+        log::debug!("could not raise RLIMIT_MEMLOCK; fine on kernels 5.11+");
+    }
+}

@@ -1,0 +1,80 @@
+//! Project tasks that cargo alone cannot do: installing what the eBPF build
+//! needs, running the tracer as root, the full test pass and the lints.
+//!
+//! `cargo xtask run [-- ARGS]` and `cargo xtask test` are the README's two
+//! commands; both run `setup` first, which is idempotent and says what it does.
+mod cmd;
+mod lint;
+mod setup;
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(about = "inotify-trace project tasks")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Install what building and running need: rust-src, a bpf-linker whose
+    /// LLVM matches rustc's, a tracefs mount.
+    Setup,
+    /// Set up, build in release mode and start live tracing (as root).
+    Run {
+        /// Arguments for inotify-trace (after `--`).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Set up, lint, and run every test, the end-to-end ones one at a time.
+    Test,
+    /// Clippy with -D warnings on userspace and, separately, on the eBPF crate;
+    /// rustfmt in check mode.
+    Lint,
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse().task) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("xtask: error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(task: Task) -> Result<ExitCode> {
+    match task {
+        Task::Setup => setup::all().map(|()| ExitCode::SUCCESS),
+        Task::Run { args } => {
+            setup::all()?;
+            cmd::cargo(&["build", "--release", "--package", "inotify-trace"])?;
+            let binary = cmd::target_dir()?.join("release/inotify-trace");
+            cmd::exec(&binary, &args)
+        }
+        Task::Test => {
+            setup::all()?;
+            lint::all()?;
+            test_all()?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Task::Lint => lint::all().map(|()| ExitCode::SUCCESS),
+    }
+}
+
+/// Unit tests and end-to-end tests. The end-to-end tests load eBPF programs
+/// and share the kernel's state, so every test runs one at a time.
+fn test_all() -> Result<()> {
+    cmd::step("building the tracer and the test workload");
+    cmd::cargo(&["build", "--package", "inotify-trace"])?;
+    let binary = cmd::target_dir()?.join("debug/inotify-trace");
+    cmd::step("running all tests, one at a time");
+    cmd::cargo_with_env(
+        &["test", "--", "--test-threads=1"],
+        &[("INOTIFY_TRACE_BIN", binary.as_os_str())],
+    )
+}

@@ -1,0 +1,190 @@
+//! Installs what the eBPF build and the tracer need, each step only when it
+//! is missing: rust-src, a bpf-linker built against the LLVM of this very
+//! toolchain, and a tracefs mount.
+use std::{
+    fs,
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use anyhow::{bail, Context as _, Result};
+
+use crate::cmd;
+
+/// The bpf-linker release known to work with the pinned aya crates.
+const BPF_LINKER_VERSION: &str = "0.13.0";
+/// LLVM majors that bpf-linker has a feature for.
+const BPF_LINKER_LLVM_MAJORS: &[u32] = &[21, 22, 23];
+const TRACEFS: &str = "/sys/kernel/tracing";
+
+pub fn all() -> Result<()> {
+    rust_src()?;
+    bpf_linker()?;
+    tracefs()
+}
+
+/// `-Z build-std=core` compiles `core` for the BPF target from source.
+fn rust_src() -> Result<()> {
+    let installed = cmd::output(Command::new("rustup").args(["component", "list", "--installed"]))?;
+    if installed.lines().any(|line| line.starts_with("rust-src")) {
+        return Ok(());
+    }
+    cmd::step("installing rust-src (rustup component add rust-src)");
+    cmd::run(Command::new("rustup").args(["component", "add", "rust-src"]))
+}
+
+/// What `rustc -vV` says about the toolchain's LLVM.
+struct RustcLlvm {
+    major: u32,
+    /// The toolchain's own `lib/libLLVM.so.*`, which has the LLVM C API.
+    library: PathBuf,
+}
+
+fn rustc_llvm() -> Result<RustcLlvm> {
+    let verbose = cmd::output(Command::new("rustc").arg("-vV"))?;
+    let version = verbose
+        .lines()
+        .find_map(|line| line.strip_prefix("LLVM version: "))
+        .context("`rustc -vV` printed no LLVM version")?;
+    let major = version
+        .split('.')
+        .next()
+        .and_then(|m| m.trim().parse().ok())
+        .with_context(|| format!("unexpected LLVM version {version:?}"))?;
+    let sysroot = cmd::output(Command::new("rustc").args(["--print", "sysroot"]))?;
+    let lib = Path::new(sysroot.trim()).join("lib");
+    let library = fs::read_dir(&lib)
+        .with_context(|| format!("reading {}", lib.display()))?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .find(|path| {
+            path.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(&format!("libLLVM.so.{major}")))
+        })
+        .with_context(|| format!("no libLLVM.so.{major}* in {}", lib.display()))?;
+    Ok(RustcLlvm { major, library })
+}
+
+/// A bpf-linker is usable when it starts and its dynamic LLVM (if any) has
+/// the same major as rustc's: a mismatch fails at link time with
+/// `Invalid record`.
+fn bpf_linker() -> Result<()> {
+    let llvm = rustc_llvm()?;
+    match installed_linker_llvm()? {
+        LinkerState::Matches => return Ok(()),
+        LinkerState::Static => {
+            cmd::step("bpf-linker found, statically linked: assuming its LLVM matches rustc's");
+            return Ok(());
+        }
+        LinkerState::Missing => cmd::step("bpf-linker not found"),
+        LinkerState::Broken(why) => cmd::step(&format!("bpf-linker is unusable ({why})")),
+        LinkerState::Other(major) if major == llvm.major => return Ok(()),
+        LinkerState::Other(major) => cmd::step(&format!(
+            "bpf-linker uses LLVM {major}, rustc uses LLVM {}",
+            llvm.major
+        )),
+    }
+    if !BPF_LINKER_LLVM_MAJORS.contains(&llvm.major) {
+        bail!(
+            "rustc uses LLVM {}, but bpf-linker {BPF_LINKER_VERSION} only supports LLVM {BPF_LINKER_LLVM_MAJORS:?}",
+            llvm.major
+        );
+    }
+    // bpf-linker's llvm-sys looks for `$LLVM_PREFIX/lib/libLLVM.so`; the
+    // toolchain ships the library under a versioned name only. The prefix
+    // stays in CARGO_HOME because the linker keeps it as its rpath.
+    let prefix = cargo_home()?.join(format!("bpf-linker-llvm-{}", llvm.major));
+    let lib = prefix.join("lib");
+    fs::create_dir_all(&lib).with_context(|| format!("creating {}", lib.display()))?;
+    let file_name = llvm.library.file_name().context("LLVM library has no name")?;
+    for link in [lib.join("libLLVM.so"), lib.join(file_name)] {
+        let _ = fs::remove_file(&link);
+        std::os::unix::fs::symlink(&llvm.library, &link)
+            .with_context(|| format!("linking {}", link.display()))?;
+    }
+    cmd::step(&format!(
+        "installing bpf-linker {BPF_LINKER_VERSION} against rustc's LLVM {} (cargo install, about a minute)",
+        llvm.major
+    ));
+    cmd::run(
+        Command::new(cmd::cargo_program())
+            .env("LLVM_PREFIX", &prefix)
+            .args(["install", "--force", "--locked", "--no-default-features"])
+            .args(["--features", &format!("llvm-{}", llvm.major)])
+            .arg(format!("bpf-linker@{BPF_LINKER_VERSION}")),
+    )?;
+    match installed_linker_llvm()? {
+        LinkerState::Other(major) if major == llvm.major => Ok(()),
+        LinkerState::Matches | LinkerState::Static => Ok(()),
+        _ => bail!("bpf-linker was installed but is still unusable; see the output above"),
+    }
+}
+
+enum LinkerState {
+    Missing,
+    Broken(String),
+    /// Linked statically: its LLVM cannot be told from outside.
+    Static,
+    Matches,
+    Other(u32),
+}
+
+fn installed_linker_llvm() -> Result<LinkerState> {
+    let Some(linker) = find_bpf_linker()? else {
+        return Ok(LinkerState::Missing);
+    };
+    let ldd = match Command::new("ldd").arg(&linker).output() {
+        Ok(out) => String::from_utf8_lossy(&out.stdout).into_owned(),
+        Err(_) => return Ok(LinkerState::Static),
+    };
+    let Some(line) = ldd.lines().find(|l| l.contains("libLLVM")) else {
+        return Ok(LinkerState::Static);
+    };
+    if line.contains("not found") {
+        return Ok(LinkerState::Broken(format!("its LLVM library is gone: {}", line.trim())));
+    }
+    // e.g. `libLLVM.so.22.1-rust-1.95.0-stable => ...` or `libLLVM-22.so => ...`
+    let name = line.trim().split_whitespace().next().unwrap_or_default();
+    let major = name
+        .trim_start_matches("libLLVM")
+        .trim_start_matches(".so.")
+        .trim_start_matches('-')
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .and_then(|m| m.parse().ok());
+    Ok(match major {
+        Some(major) => LinkerState::Other(major),
+        None => LinkerState::Matches,
+    })
+}
+
+/// bpf-linker on PATH, or where `cargo install` puts it.
+fn find_bpf_linker() -> Result<Option<PathBuf>> {
+    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect())
+        .unwrap_or_default();
+    dirs.push(cargo_home()?.join("bin"));
+    Ok(dirs
+        .into_iter()
+        .map(|dir| dir.join("bpf-linker"))
+        .find(|path| path.is_file()))
+}
+
+fn cargo_home() -> Result<PathBuf> {
+    if let Some(home) = std::env::var_os("CARGO_HOME") {
+        return Ok(PathBuf::from(home));
+    }
+    let home = std::env::var_os("HOME").context("neither CARGO_HOME nor HOME is set")?;
+    Ok(PathBuf::from(home).join(".cargo"))
+}
+
+/// aya attaches tracepoints through tracefs. The tracer mounts it by itself
+/// too, but tests and benchmarks expect it in place.
+fn tracefs() -> Result<()> {
+    if Path::new(TRACEFS).join("events").is_dir() {
+        return Ok(());
+    }
+    cmd::step(&format!("mounting tracefs at {TRACEFS}"));
+    cmd::run(Command::new("mount").args(["-t", "tracefs", "tracefs", TRACEFS]))
+        .with_context(|| format!("mount tracefs by hand: mount -t tracefs tracefs {TRACEFS}"))
+}
