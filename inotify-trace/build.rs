@@ -21,10 +21,18 @@ fn main() -> anyhow::Result<()> {
 
     let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR")?);
     let ebpf_dir = manifest_dir.join("../inotify-trace-ebpf");
-    let ebpf_dir = ebpf_dir.canonicalize().with_context(|| format!("{}", ebpf_dir.display()))?;
-    let root_dir = ebpf_dir.to_str().context("the eBPF crate's path is not UTF-8")?;
+    let ebpf_dir = ebpf_dir
+        .canonicalize()
+        .with_context(|| format!("{}", ebpf_dir.display()))?;
+    let root_dir = ebpf_dir
+        .to_str()
+        .context("the eBPF crate's path is not UTF-8")?;
     aya_build::build_ebpf(
-        [Package { name: "inotify-trace-ebpf", root_dir, ..Default::default() }],
+        [Package {
+            name: "inotify-trace-ebpf",
+            root_dir,
+            ..Default::default()
+        }],
         Toolchain::Custom(&toolchain),
     )
 }

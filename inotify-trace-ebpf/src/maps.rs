@@ -2,9 +2,7 @@
 //! `inotify_trace_common::MAP_*`, which userspace uses to find them.
 use aya_ebpf::macros::map;
 use aya_ebpf::maps::{HashMap, PerCpuArray, RingBuf};
-use inotify_trace_common::{
-    Comm, Config, FILTER_CAPACITY, HEADER_SIZE, PATH_READ_BUF,
-};
+use inotify_trace_common::{Comm, Config, FILTER_CAPACITY, HEADER_SIZE, PATH_READ_BUF};
 
 /// Written by the loader before load (`CONFIG_GLOBAL`); read-only afterwards,
 /// so the verifier treats it as a constant and prunes disabled filters.

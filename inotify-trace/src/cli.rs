@@ -50,7 +50,9 @@ pub struct Cli {
 /// Parses `4096`, `64K`, `8M`, `1G` (binary multiples; `KiB`/`MiB`/`GiB` too).
 fn parse_size(text: &str) -> Result<u32, String> {
     let upper = text.trim().to_ascii_uppercase();
-    let digits_end = upper.find(|c: char| !c.is_ascii_digit()).unwrap_or(upper.len());
+    let digits_end = upper
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(upper.len());
     let (number, unit) = upper.split_at(digits_end);
     let number: u64 = number
         .parse()

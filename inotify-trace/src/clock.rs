@@ -19,11 +19,15 @@ impl WallClock {
     pub fn now() -> nix::Result<Self> {
         let real = clock_gettime(ClockId::CLOCK_REALTIME)?;
         let boot = clock_gettime(ClockId::CLOCK_BOOTTIME)?;
-        let ns = |t: nix::sys::time::TimeSpec| t.tv_sec() as i128 * 1_000_000_000 + t.tv_nsec() as i128;
-        Ok(WallClock { boot_epoch_ns: ns(real) - ns(boot) })
+        let ns =
+            |t: nix::sys::time::TimeSpec| t.tv_sec() as i128 * 1_000_000_000 + t.tv_nsec() as i128;
+        Ok(WallClock {
+            boot_epoch_ns: ns(real) - ns(boot),
+        })
     }
 
     /// The current `CLOCK_BOOTTIME`, in the eBPF side's unit.
+    #[cfg(test)]
     pub fn boot_now_ns() -> nix::Result<u64> {
         let boot = clock_gettime(ClockId::CLOCK_BOOTTIME)?;
         Ok(boot.tv_sec() as u64 * 1_000_000_000 + boot.tv_nsec() as u64)
@@ -42,9 +46,14 @@ mod tests {
 
     #[test]
     fn adds_the_offset_to_boot_time() {
-        let clock = WallClock { boot_epoch_ns: 1_780_000_000_000_000_000 };
+        let clock = WallClock {
+            boot_epoch_ns: 1_780_000_000_000_000_000,
+        };
         let t = clock.wall(1_500);
-        assert_eq!(humantime::format_rfc3339_nanos(t).to_string(), "2026-05-28T20:26:40.000001500Z");
+        assert_eq!(
+            humantime::format_rfc3339_nanos(t).to_string(),
+            "2026-05-28T20:26:40.000001500Z"
+        );
     }
 
     #[test]
@@ -55,6 +64,9 @@ mod tests {
             Ok(behind) => behind,
             Err(ahead) => ahead.duration(),
         };
-        assert!(drift < Duration::from_secs(1), "wall clock derived from boot time is {drift:?} off");
+        assert!(
+            drift < Duration::from_secs(1),
+            "wall clock derived from boot time is {drift:?} off"
+        );
     }
 }

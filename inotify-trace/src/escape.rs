@@ -47,13 +47,22 @@ mod tests {
 
     #[test]
     fn plain_paths_are_unchanged() {
-        assert_eq!(esc(b"/sys/fs/cgroup/kubepods.slice"), "/sys/fs/cgroup/kubepods.slice");
-        assert_eq!(esc("/tmp/caf\u{e9} au lait".as_bytes()), "/tmp/caf\u{e9} au lait");
+        assert_eq!(
+            esc(b"/sys/fs/cgroup/kubepods.slice"),
+            "/sys/fs/cgroup/kubepods.slice"
+        );
+        assert_eq!(
+            esc("/tmp/caf\u{e9} au lait".as_bytes()),
+            "/tmp/caf\u{e9} au lait"
+        );
     }
 
     #[test]
     fn terminal_escape_sequences_are_defused() {
-        assert_eq!(esc(b"/tmp/\x1b[2J\x1b]0;pwned\x07"), "/tmp/\\u{1b}[2J\\u{1b}]0;pwned\\u{7}");
+        assert_eq!(
+            esc(b"/tmp/\x1b[2J\x1b]0;pwned\x07"),
+            "/tmp/\\u{1b}[2J\\u{1b}]0;pwned\\u{7}"
+        );
         assert_eq!(esc(b"a\nb\tc\rd"), "a\\nb\\tc\\rd");
         assert_eq!(esc("\u{9b}31m".as_bytes()), "\\u{9b}31m");
     }
@@ -67,6 +76,9 @@ mod tests {
 
     #[test]
     fn bidi_overrides_are_shown() {
-        assert_eq!(esc("/tmp/\u{202e}txt.exe".as_bytes()), "/tmp/\\u{202e}txt.exe");
+        assert_eq!(
+            esc("/tmp/\u{202e}txt.exe".as_bytes()),
+            "/tmp/\\u{202e}txt.exe"
+        );
     }
 }

@@ -3,7 +3,7 @@
 //! Decoding reads each field explicitly (little-endian) rather than casting
 //! the bytes, so a record from any source, the ring buffer or a recording
 //! file, is checked before it is trusted.
-use bytes::{Buf, BufMut};
+use bytes::Buf;
 use inotify_trace_common::{
     EventHeader, FLAG_ARGS_MISSING, FLAG_INIT1, FLAG_PATH_TRUNCATED, FLAG_PATH_UNREADABLE,
     HEADER_SIZE, KIND_ADD_WATCH, KIND_INIT, KIND_RM_WATCH, PATH_CAPTURE_MAX,
@@ -108,26 +108,26 @@ impl<'a> Event<'a> {
     }
 }
 
-/// Encodes a record exactly as the eBPF side lays it out (tests and
-/// recordings build records with it).
-pub fn encode(header: &EventHeader, path: &[u8], out: &mut impl BufMut) {
-    out.put_u32_le(header.kind);
-    out.put_u32_le(header.flags);
-    out.put_u64_le(header.time_ns);
-    out.put_u32_le(header.pid);
-    out.put_u32_le(header.tid);
-    out.put_u32_le(header.uid);
-    out.put_i32_le(header.fd);
-    out.put_i64_le(header.ret);
-    out.put_u32_le(header.arg);
-    out.put_u32_le(path.len() as u32);
-    out.put_slice(&header.comm);
-    out.put_slice(path);
-}
-
 #[cfg(test)]
 pub mod fixtures {
+    use bytes::BufMut;
     use inotify_trace_common::{comm_key, EventHeader, KIND_ADD_WATCH};
+
+    /// Encodes a record exactly as the eBPF side lays it out.
+    pub fn encode(header: &EventHeader, path: &[u8], out: &mut impl BufMut) {
+        out.put_u32_le(header.kind);
+        out.put_u32_le(header.flags);
+        out.put_u64_le(header.time_ns);
+        out.put_u32_le(header.pid);
+        out.put_u32_le(header.tid);
+        out.put_u32_le(header.uid);
+        out.put_i32_le(header.fd);
+        out.put_i64_le(header.ret);
+        out.put_u32_le(header.arg);
+        out.put_u32_le(path.len() as u32);
+        out.put_slice(&header.comm);
+        out.put_slice(path);
+    }
 
     /// A header for an add_watch call by `comm`, returning `ret`.
     pub fn add_watch(comm: &str, ret: i64) -> EventHeader {
@@ -148,7 +148,7 @@ pub mod fixtures {
 
     pub fn record(header: &EventHeader, path: &[u8]) -> Vec<u8> {
         let mut bytes = Vec::new();
-        super::encode(header, path, &mut bytes);
+        encode(header, path, &mut bytes);
         bytes
     }
 }
@@ -195,7 +195,13 @@ mod tests {
         let header = add_watch("a-fifteen-char-", 3);
         let bytes = record(&header, b"/tmp/x");
         let event = Event::decode(&bytes).unwrap();
-        assert_eq!(event.header, EventHeader { path_len: 6, ..header });
+        assert_eq!(
+            event.header,
+            EventHeader {
+                path_len: 6,
+                ..header
+            }
+        );
         assert_eq!(event.comm(), b"a-fifteen-char-");
         assert_eq!(event.path, b"/tmp/x");
     }
@@ -203,10 +209,16 @@ mod tests {
     #[test]
     fn rejects_short_records_and_bad_lengths() {
         let bytes = record(&add_watch("x", 1), b"/tmp");
-        assert_eq!(Event::decode(&bytes[..HEADER_SIZE - 1]), Err(DecodeError::Short(63)));
+        assert_eq!(
+            Event::decode(&bytes[..HEADER_SIZE - 1]),
+            Err(DecodeError::Short(63))
+        );
         assert_eq!(
             Event::decode(&bytes[..bytes.len() - 1]),
-            Err(DecodeError::PathLength { declared: 4, carried: 3 })
+            Err(DecodeError::PathLength {
+                declared: 4,
+                carried: 3
+            })
         );
         let mut unknown = bytes.clone();
         unknown[0] = 99;

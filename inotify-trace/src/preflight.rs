@@ -34,7 +34,9 @@ pub fn check_privileges() -> Result<(), PreflightError> {
     if missing.is_empty() {
         return Ok(());
     }
-    Err(PreflightError::Privilege { missing: missing.join(" and ") })
+    Err(PreflightError::Privilege {
+        missing: missing.join(" and "),
+    })
 }
 
 /// Mounts tracefs where it is missing (a minimal host or a container

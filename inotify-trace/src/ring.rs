@@ -28,7 +28,12 @@ impl RingReader {
             .context("watching the ring buffer for data")?;
         let mut timer = tokio::time::interval(POLL_INTERVAL);
         timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        Ok(RingReader { ring, lost, lost_reported: 0, timer })
+        Ok(RingReader {
+            ring,
+            lost,
+            lost_reported: 0,
+            timer,
+        })
     }
 
     /// Waits until records may be waiting: a kernel wakeup or the timer.
@@ -53,7 +58,10 @@ impl RingReader {
 
     /// Records lost in the kernel since the last call.
     pub fn newly_lost(&mut self) -> Result<u64> {
-        let per_cpu = self.lost.get(&0, 0).context("reading the lost-records counter")?;
+        let per_cpu = self
+            .lost
+            .get(&0, 0)
+            .context("reading the lost-records counter")?;
         let total: u64 = per_cpu.iter().sum();
         let new = total - self.lost_reported;
         self.lost_reported = total;

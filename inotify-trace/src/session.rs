@@ -50,7 +50,10 @@ async fn trace(settings: TraceSettings) -> Result<ExitCode> {
     };
 
     if tracer.tracefs_mounted {
-        eprintln!("inotify-trace: mounted tracefs at {}", crate::preflight::TRACEFS);
+        eprintln!(
+            "inotify-trace: mounted tracefs at {}",
+            crate::preflight::TRACEFS
+        );
     }
     if settings.verbose {
         eprintln!(
@@ -59,7 +62,8 @@ async fn trace(settings: TraceSettings) -> Result<ExitCode> {
             match (settings.tracer.attach, tracer.mode) {
                 (crate::tracer::AttachMode::Auto, crate::tracer::AttachMode::Exit) =>
                     "the kernel has bpf_task_pt_regs",
-                (crate::tracer::AttachMode::Auto, _) => "fallback: the exit-only program did not load",
+                (crate::tracer::AttachMode::Auto, _) =>
+                    "fallback: the exit-only program did not load",
                 _ => "as asked",
             },
             settings.tracer.ring_size / 1024,
@@ -130,7 +134,10 @@ fn closing_line(tally: &Tally, elapsed: Duration) -> String {
         elapsed.as_secs_f64()
     );
     if tally.undecodable > 0 {
-        line.push_str(&format!(", {} undecodable records skipped", tally.undecodable));
+        line.push_str(&format!(
+            ", {} undecodable records skipped",
+            tally.undecodable
+        ));
     }
     line
 }

@@ -46,7 +46,11 @@ impl TraceSettings {
                 ring_size: cli.ring_size,
                 attach: cli.attach,
             },
-            format: if cli.json { Format::Json } else { Format::Human },
+            format: if cli.json {
+                Format::Json
+            } else {
+                Format::Human
+            },
             duration: cli.duration,
             verbose: cli.verbose,
             notes,
@@ -62,11 +66,21 @@ mod tests {
 
     #[test]
     fn long_comms_are_cut_to_the_kernels_15_bytes_with_a_note() {
-        let cli = Cli::parse_from(["inotify-trace", "-c", "kube-controller-manager", "-c", "kubelet"]);
+        let cli = Cli::parse_from([
+            "inotify-trace",
+            "-c",
+            "kube-controller-manager",
+            "-c",
+            "kubelet",
+        ]);
         let settings = TraceSettings::from_cli(cli);
         assert_eq!(&settings.tracer.comms[0], b"kube-controller\0");
         assert_eq!(&settings.tracer.comms[1], b"kubelet\0\0\0\0\0\0\0\0\0");
         assert_eq!(settings.notes.len(), 1);
-        assert!(settings.notes[0].contains("\"kube-controller\""), "{}", settings.notes[0]);
+        assert!(
+            settings.notes[0].contains("\"kube-controller\""),
+            "{}",
+            settings.notes[0]
+        );
     }
 }

@@ -8,7 +8,9 @@ use aya::{
     programs::TracePoint,
     Ebpf, EbpfLoader,
 };
-use inotify_trace_common::{Comm, Config, CONFIG_GLOBAL, MAP_COMMS, MAP_EVENTS, MAP_LOST, MAP_PIDS};
+use inotify_trace_common::{
+    Comm, Config, CONFIG_GLOBAL, MAP_COMMS, MAP_EVENTS, MAP_LOST, MAP_PIDS,
+};
 
 use crate::preflight;
 
@@ -99,7 +101,11 @@ impl Tracer {
         fill_filters(&mut ebpf, options)?;
 
         let mode = attach(&mut ebpf, options.attach)?;
-        Ok(Tracer { ebpf, mode, tracefs_mounted })
+        Ok(Tracer {
+            ebpf,
+            mode,
+            tracefs_mounted,
+        })
     }
 
     /// The ring buffer the programs write records to.
@@ -116,14 +122,17 @@ impl Tracer {
 }
 
 fn fill_filters(ebpf: &mut Ebpf, options: &TracerOptions) -> Result<()> {
-    let mut pids: HashMap<_, u32, u8> = HashMap::try_from(ebpf.map_mut(MAP_PIDS).context("no PIDS map")?)?;
+    let mut pids: HashMap<_, u32, u8> =
+        HashMap::try_from(ebpf.map_mut(MAP_PIDS).context("no PIDS map")?)?;
     for pid in &options.pids {
         pids.insert(pid, 1, 0).context("filling the pid filter")?;
     }
     let mut comms: HashMap<_, Comm, u8> =
         HashMap::try_from(ebpf.map_mut(MAP_COMMS).context("no COMMS map")?)?;
     for comm in &options.comms {
-        comms.insert(comm, 1, 0).context("filling the comm filter")?;
+        comms
+            .insert(comm, 1, 0)
+            .context("filling the comm filter")?;
     }
     Ok(())
 }
@@ -138,8 +147,12 @@ fn attach(ebpf: &mut Ebpf, wanted: AttachMode) -> Result<AttachMode> {
     };
     for hook in HOOKS {
         if exit_alone {
-            load(ebpf, hook.exit_only)
-                .with_context(|| format!("the exit-only program {} did not load; try --attach enter-exit", hook.exit_only))?;
+            load(ebpf, hook.exit_only).with_context(|| {
+                format!(
+                    "the exit-only program {} did not load; try --attach enter-exit",
+                    hook.exit_only
+                )
+            })?;
             attach_one(ebpf, hook.exit_only, hook.exit_tracepoint)?;
         } else {
             load(ebpf, hook.enter)?;
@@ -150,7 +163,11 @@ fn attach(ebpf: &mut Ebpf, wanted: AttachMode) -> Result<AttachMode> {
             attach_one(ebpf, hook.enter, hook.enter_tracepoint)?;
         }
     }
-    Ok(if exit_alone { AttachMode::Exit } else { AttachMode::EnterExit })
+    Ok(if exit_alone {
+        AttachMode::Exit
+    } else {
+        AttachMode::EnterExit
+    })
 }
 
 fn program<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut TracePoint> {

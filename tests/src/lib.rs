@@ -1,1 +1,358 @@
+//! Helpers for the end-to-end tests: start the real tracer, make calls with
+//! the workload program, stop the tracer, and read what it reported.
+//!
+//! Tests share the kernel (attached programs slow every syscall, and a
+//! user-namespace limit is per namespace), so they run one at a time:
+//! `cargo xtask test` passes `--test-threads=1`.
+use std::{
+    io::{BufRead, BufReader, Read, Write},
+    path::PathBuf,
+    process::{Child, ChildStdin, Command, ExitStatus, Stdio},
+    sync::mpsc,
+    thread::JoinHandle,
+    time::Duration,
+};
 
+use base64::{engine::general_purpose::STANDARD, Engine};
+use serde_json::Value;
+
+/// How long the tracer may take to load and attach (a debug build on a busy
+/// 2-core machine takes well under a second; this is only a safety net).
+const ATTACH_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Whether this machine can load BPF programs for the test named `test`.
+/// Under CI (`CI=true`) a test that cannot is a failure, never a skip;
+/// elsewhere it prints why it skips.
+pub fn bpf_available(test: &str) -> bool {
+    // SAFETY: geteuid has no preconditions.
+    let why = if unsafe { libc::geteuid() } != 0 {
+        "not running as root (BPF programs need CAP_BPF and CAP_PERFMON)"
+    } else {
+        return true;
+    };
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{test}: CI=true, but BPF cannot be loaded here: {why}");
+    }
+    eprintln!("SKIPPED {test}: {why}");
+    false
+}
+
+/// Skips (or, under CI, fails) the calling test when BPF is unavailable.
+#[macro_export]
+macro_rules! require_bpf {
+    () => {
+        if !$crate::bpf_available(module_path!()) {
+            return;
+        }
+    };
+}
+
+/// The tracer binary: `INOTIFY_TRACE_BIN` (set by `cargo xtask test`), else
+/// the one cargo built next to this test.
+pub fn tracer_binary() -> PathBuf {
+    match std::env::var_os("INOTIFY_TRACE_BIN") {
+        Some(path) => existing(PathBuf::from(path)),
+        None => built_binary("inotify-trace"),
+    }
+}
+
+/// The workload program, which cargo builds with these tests.
+pub fn workload_binary() -> PathBuf {
+    built_binary("inotify-workload")
+}
+
+/// A binary in the target folder of this test executable
+/// (target/debug/deps/live-HASH -> target/debug/NAME).
+fn built_binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    existing(
+        exe.parent()
+            .and_then(|deps| deps.parent())
+            .expect("target dir")
+            .join(name),
+    )
+}
+
+fn existing(path: PathBuf) -> PathBuf {
+    assert!(
+        path.is_file(),
+        "no binary at {}: build it first (cargo xtask test does)",
+        path.display()
+    );
+    path
+}
+
+/// A running tracer.
+pub struct Tracer {
+    child: Child,
+    stdout: Option<JoinHandle<Vec<u8>>>,
+    stderr: Option<JoinHandle<String>>,
+}
+
+/// A tracer that has exited.
+#[derive(Debug)]
+pub struct Finished {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Tracer {
+    /// Starts the tracer with `args` and returns once it says it is attached.
+    pub fn start(args: &[&str]) -> Tracer {
+        let mut child = Command::new(tracer_binary())
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting the tracer");
+        let mut stdout = child.stdout.take().unwrap();
+        let stdout = std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            stdout
+                .read_to_end(&mut bytes)
+                .expect("reading the tracer's stdout");
+            bytes
+        });
+        let (attached_tx, attached_rx) = mpsc::channel();
+        let stderr = BufReader::new(child.stderr.take().unwrap());
+        let stderr = std::thread::spawn(move || {
+            let mut all = String::new();
+            for line in stderr.lines() {
+                let line = line.expect("reading the tracer's stderr");
+                if line.starts_with("inotify-trace: attached") {
+                    let _ = attached_tx.send(());
+                }
+                all.push_str(&line);
+                all.push('\n');
+            }
+            all
+        });
+        let mut tracer = Tracer {
+            child,
+            stdout: Some(stdout),
+            stderr: Some(stderr),
+        };
+        if attached_rx.recv_timeout(ATTACH_TIMEOUT).is_err() {
+            let _ = tracer.child.kill();
+            let finished = tracer.wait();
+            panic!("the tracer did not attach: {finished:#?}");
+        }
+        tracer
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Stops the tracer as a user would (SIGINT) and collects its output.
+    pub fn stop(mut self) -> Finished {
+        self.signal(libc::SIGINT);
+        self.wait()
+    }
+
+    pub fn signal(&mut self, signal: i32) {
+        // SAFETY: kill on our own child's pid.
+        unsafe { libc::kill(self.child.id() as i32, signal) };
+    }
+
+    /// Waits for the tracer to exit by itself.
+    pub fn wait(mut self) -> Finished {
+        let status = self.child.wait().expect("waiting for the tracer");
+        let stdout = self.stdout.take().unwrap().join().unwrap();
+        let stderr = self.stderr.take().unwrap().join().unwrap();
+        Finished {
+            status,
+            stdout: String::from_utf8(stdout).expect("stdout is UTF-8"),
+            stderr,
+        }
+    }
+}
+
+impl Drop for Tracer {
+    fn drop(&mut self) {
+        // A test that panicked must not leave a tracer attached.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Finished {
+    /// Every JSON line on stdout.
+    pub fn json_lines(&self) -> Vec<Value> {
+        self.stdout
+            .lines()
+            .map(|line| {
+                serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line:?}"))
+            })
+            .collect()
+    }
+
+    /// The `add_watch` events of the given processes, in order.
+    pub fn add_watch_events_of(&self, pids: &[u64]) -> Vec<Value> {
+        self.json_lines()
+            .into_iter()
+            .filter(|e| e["type"] == "add_watch" && pids.contains(&e["pid"].as_u64().unwrap()))
+            .collect()
+    }
+
+    pub fn assert_clean_exit(&self) {
+        assert!(self.status.success(), "the tracer failed: {self:#?}");
+        assert!(
+            !self.stderr.contains("error"),
+            "errors on stderr: {}",
+            self.stderr
+        );
+    }
+}
+
+/// One call as the workload itself saw it.
+#[derive(Debug, Clone)]
+pub struct Call {
+    pub pid: u64,
+    pub tid: u64,
+    pub fd: i64,
+    pub mask: u64,
+    pub path: Vec<u8>,
+    pub ret: i64,
+}
+
+impl Call {
+    fn from_json(line: &Value) -> Call {
+        Call {
+            pid: line["pid"].as_u64().unwrap(),
+            tid: line["tid"].as_u64().unwrap(),
+            fd: line["fd"].as_i64().unwrap(),
+            mask: line["mask"].as_u64().unwrap(),
+            path: STANDARD
+                .decode(line["path_base64"].as_str().unwrap())
+                .unwrap(),
+            ret: line["ret"].as_i64().unwrap(),
+        }
+    }
+}
+
+/// A workload started with `--wait`: it knows its pid and makes its calls
+/// only when released.
+pub struct Workload {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    pub pid: u64,
+}
+
+impl Workload {
+    /// Starts the workload (optionally behind a wrapper such as
+    /// `unshare -U -r`) with `--comm comm --wait` and the given steps.
+    pub fn start(wrapper: &[&str], comm: &str, steps: &[&str]) -> Workload {
+        let workload = workload_binary();
+        let mut command = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(&workload);
+                c
+            }
+            None => Command::new(&workload),
+        };
+        let mut child = command
+            .args(["--comm", comm, "--wait"])
+            .args(steps)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("starting the workload");
+        let mut ready = String::new();
+        BufReader::new(child.stdout.as_mut().unwrap())
+            .read_line(&mut ready)
+            .expect("reading the workload's ready line");
+        let ready: Value = serde_json::from_str(&ready)
+            .unwrap_or_else(|e| panic!("workload did not start ({e}): {ready:?}"));
+        let pid = ready["ready"].as_u64().unwrap();
+        let stdin = child.stdin.take();
+        Workload { child, stdin, pid }
+    }
+
+    /// Lets the workload make its calls and returns them once it has exited.
+    pub fn release(self) -> Vec<Call> {
+        let Workload { child, stdin, .. } = self;
+        let mut stdin = stdin.expect("released once");
+        stdin.write_all(b"go\n").unwrap();
+        drop(stdin);
+        let output = child.wait_with_output().expect("waiting for the workload");
+        assert!(output.status.success(), "the workload failed: {output:?}");
+        String::from_utf8(output.stdout)
+            .unwrap()
+            .lines()
+            .map(|line| Call::from_json(&serde_json::from_str(line).unwrap()))
+            .collect()
+    }
+}
+
+/// Runs a workload to the end without waiting for a go.
+pub fn run_workload(wrapper: &[&str], comm: &str, steps: &[&str]) -> Vec<Call> {
+    Workload::start(wrapper, comm, steps).release()
+}
+
+/// A comm no other process on the machine has: 15 bytes at most.
+pub fn unique_comm(tag: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let comm = format!("it{}{}-{tag}", std::process::id() % 100_000, n);
+    comm.chars().take(15).collect()
+}
+
+/// The errno names the tests expect, written out independently of the tool.
+pub fn errno_name(ret: i64) -> Option<&'static str> {
+    match ret {
+        r if r >= 0 => None,
+        -2 => Some("ENOENT"),
+        -20 => Some("ENOTDIR"),
+        -28 => Some("ENOSPC"),
+        -36 => Some("ENAMETOOLONG"),
+        other => panic!("the tests expect no errno {other}"),
+    }
+}
+
+/// Asserts that `events` are exactly the `calls`, field by field, in order.
+pub fn assert_events_match(events: &[Value], calls: &[Call], comm: &str) {
+    assert_eq!(
+        events.len(),
+        calls.len(),
+        "reported {} events for {} calls:\nevents: {events:#?}\ncalls: {calls:#?}",
+        events.len(),
+        calls.len()
+    );
+    for (event, call) in events.iter().zip(calls) {
+        let context = format!("event {event}\ncall {call:?}");
+        assert_eq!(event["type"], "add_watch", "{context}");
+        assert_eq!(event["pid"].as_u64(), Some(call.pid), "{context}");
+        assert_eq!(event["tid"].as_u64(), Some(call.tid), "{context}");
+        assert_eq!(event["comm"], comm, "{context}");
+        assert_eq!(
+            event["uid"].as_u64(),
+            Some(u64::from(unsafe { libc::getuid() })),
+            "{context}"
+        );
+        assert_eq!(event["fd"].as_i64(), Some(call.fd), "{context}");
+        assert_eq!(event["mask"].as_u64(), Some(call.mask), "{context}");
+        assert_eq!(event["ret"].as_i64(), Some(call.ret), "{context}");
+        assert_eq!(event["errno"].as_str(), errno_name(call.ret), "{context}");
+        assert_eq!(reported_path(event), call.path, "{context}");
+        assert!(event.get("path_truncated").is_none(), "{context}");
+        let time = event["time"].as_str().unwrap();
+        assert!(
+            time.ends_with('Z') && time.len() == 30,
+            "time {time:?} is not RFC 3339 UTC with ns"
+        );
+    }
+}
+
+/// The exact path bytes of an event: `path_base64` when present, else `path`.
+pub fn reported_path(event: &Value) -> Vec<u8> {
+    match event.get("path_base64") {
+        Some(b64) => STANDARD.decode(b64.as_str().unwrap()).unwrap(),
+        None => event["path"].as_str().unwrap().as_bytes().to_vec(),
+    }
+}

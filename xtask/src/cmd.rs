@@ -76,5 +76,7 @@ pub fn exec(binary: &Path, args: &[String]) -> Result<ExitCode> {
         .args(args)
         .status()
         .with_context(|| format!("could not start {}", binary.display()))?;
-    Ok(ExitCode::from(status.code().unwrap_or(1).clamp(0, 255) as u8))
+    Ok(ExitCode::from(
+        status.code().unwrap_or(1).clamp(0, 255) as u8
+    ))
 }

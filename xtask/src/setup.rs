@@ -96,7 +96,10 @@ fn bpf_linker() -> Result<()> {
     let prefix = cargo_home()?.join(format!("bpf-linker-llvm-{}", llvm.major));
     let lib = prefix.join("lib");
     fs::create_dir_all(&lib).with_context(|| format!("creating {}", lib.display()))?;
-    let file_name = llvm.library.file_name().context("LLVM library has no name")?;
+    let file_name = llvm
+        .library
+        .file_name()
+        .context("LLVM library has no name")?;
     for link in [lib.join("libLLVM.so"), lib.join(file_name)] {
         let _ = fs::remove_file(&link);
         std::os::unix::fs::symlink(&llvm.library, &link)
@@ -141,10 +144,13 @@ fn installed_linker_llvm() -> Result<LinkerState> {
         return Ok(LinkerState::Static);
     };
     if line.contains("not found") {
-        return Ok(LinkerState::Broken(format!("its LLVM library is gone: {}", line.trim())));
+        return Ok(LinkerState::Broken(format!(
+            "its LLVM library is gone: {}",
+            line.trim()
+        )));
     }
     // e.g. `libLLVM.so.22.1-rust-1.95.0-stable => ...` or `libLLVM-22.so => ...`
-    let name = line.trim().split_whitespace().next().unwrap_or_default();
+    let name = line.split_whitespace().next().unwrap_or_default();
     let major = name
         .trim_start_matches("libLLVM")
         .trim_start_matches(".so.")

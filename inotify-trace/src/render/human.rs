@@ -61,9 +61,10 @@ impl<W: Write> Printer for HumanPrinter<W> {
             result_text(event)
         )?;
         match event.kind {
-            Kind::AddWatch if event.args_missing() => {
-                write!(self.out, "[arguments unknown: the call began before tracing]")?
-            }
+            Kind::AddWatch if event.args_missing() => write!(
+                self.out,
+                "[arguments unknown: the call began before tracing]"
+            )?,
             Kind::AddWatch if event.path_unreadable() => write!(self.out, "[unreadable path]")?,
             Kind::AddWatch => {
                 write!(self.out, "{}", Escaped(event.path))?;

@@ -42,7 +42,10 @@ impl<W: Write> Printer for JsonPrinter<W> {
     }
 
     fn lost(&mut self, count: u64) -> io::Result<()> {
-        self.line(&LostLine { kind: "lost", count })
+        self.line(&LostLine {
+            kind: "lost",
+            count,
+        })
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -160,7 +163,9 @@ mod tests {
     use super::*;
     use crate::event::fixtures::{add_watch, record};
 
-    const CLOCK: WallClock = WallClock { boot_epoch_ns: 1_780_000_000_000_000_000 };
+    const CLOCK: WallClock = WallClock {
+        boot_epoch_ns: 1_780_000_000_000_000_000,
+    };
 
     fn render(records: &[Vec<u8>]) -> String {
         let mut printer = JsonPrinter::new(Vec::new(), CLOCK);

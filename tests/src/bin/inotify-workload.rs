@@ -1,0 +1,133 @@
+//! A load generator for the end-to-end tests: makes the inotify calls its
+//! arguments name, under a comm of the test's choosing, and prints one JSON
+//! line per call with what the call itself saw (pid, tid, arguments, return
+//! value), so a test can compare the tracer's report with the truth.
+//!
+//! Usage: inotify-workload --comm NAME [--wait] STEP...
+//! Steps:
+//!   init                 inotify_init1(0); later calls use the new fd
+//!   add PATH             inotify_add_watch(fd, PATH, IN_ALL_EVENTS)
+//!   add-hex HEX          the same with a path given as hex bytes (non-UTF-8)
+//!   thread-add PATH      the same from a second thread (tid != pid)
+//!   chdir DIR            change directory (for relative paths)
+//!   limit-watches N      set this user namespace's max_inotify_watches
+//! With --wait, prints {"ready":PID} and waits for a line on stdin first.
+use std::{
+    ffi::{CString, OsStr},
+    io::{BufRead, Write},
+    os::unix::ffi::OsStrExt,
+};
+
+use base64::{engine::general_purpose::STANDARD, Engine};
+use serde::Serialize;
+
+const IN_ALL_EVENTS: u32 = 0x0000_0fff;
+
+#[derive(Serialize)]
+struct Call {
+    op: &'static str,
+    pid: u32,
+    tid: u32,
+    fd: i32,
+    mask: u32,
+    path_base64: String,
+    ret: i64,
+}
+
+fn main() {
+    let mut args = std::env::args_os().skip(1);
+    let mut fd = -1;
+    let mut out = std::io::stdout().lock();
+    while let Some(arg) = args.next() {
+        let mut value = || {
+            args.next()
+                .unwrap_or_else(|| fail(&format!("{arg:?} needs a value")))
+        };
+        match arg.to_str().unwrap_or_default() {
+            "--comm" => set_comm(&value()),
+            "--wait" => {
+                writeln!(out, "{{\"ready\":{}}}", std::process::id()).unwrap();
+                out.flush().unwrap();
+                let mut line = String::new();
+                std::io::stdin().lock().read_line(&mut line).unwrap();
+            }
+            "init" => {
+                // SAFETY: plain syscall.
+                fd = unsafe { libc::inotify_init1(0) };
+                if fd < 0 {
+                    fail("inotify_init1 failed");
+                }
+            }
+            "add" => report(&mut out, add_watch(fd, value().as_bytes())),
+            "add-hex" => {
+                let hex = value();
+                report(&mut out, add_watch(fd, &decode_hex(hex.to_str().unwrap())));
+            }
+            "thread-add" => {
+                let path = value().as_bytes().to_vec();
+                let call = std::thread::spawn(move || add_watch(fd, &path))
+                    .join()
+                    .unwrap();
+                report(&mut out, call);
+            }
+            "chdir" => std::env::set_current_dir(value()).unwrap_or_else(|e| fail(&e.to_string())),
+            "limit-watches" => {
+                std::fs::write("/proc/sys/user/max_inotify_watches", value().as_bytes())
+                    .unwrap_or_else(|e| {
+                        fail(&format!(
+                            "max_inotify_watches: {e} (run inside unshare -U -r)"
+                        ))
+                    });
+            }
+            other => fail(&format!("unknown step {other:?}")),
+        }
+    }
+}
+
+fn add_watch(fd: i32, path: &[u8]) -> Call {
+    let c_path = CString::new(path).unwrap_or_else(|_| fail("path with a NUL"));
+    // SAFETY: plain syscalls on our own fd and string.
+    let (ret, tid) = unsafe {
+        let ret = libc::inotify_add_watch(fd, c_path.as_ptr(), IN_ALL_EVENTS);
+        let ret = if ret < 0 {
+            -(*libc::__errno_location())
+        } else {
+            ret
+        };
+        (ret, libc::gettid())
+    };
+    Call {
+        op: "add_watch",
+        pid: std::process::id(),
+        tid: tid as u32,
+        fd,
+        mask: IN_ALL_EVENTS,
+        path_base64: STANDARD.encode(path),
+        ret: ret.into(),
+    }
+}
+
+fn report(out: &mut impl Write, call: Call) {
+    serde_json::to_writer(&mut *out, &call).unwrap();
+    out.write_all(b"\n").unwrap();
+}
+
+fn set_comm(name: &OsStr) {
+    let name = CString::new(name.as_bytes()).unwrap();
+    // SAFETY: PR_SET_NAME copies at most 16 bytes from a valid C string.
+    if unsafe { libc::prctl(libc::PR_SET_NAME, name.as_ptr()) } != 0 {
+        fail("prctl(PR_SET_NAME) failed");
+    }
+}
+
+fn decode_hex(hex: &str) -> Vec<u8> {
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap_or_else(|_| fail("bad hex")))
+        .collect()
+}
+
+fn fail(why: &str) -> ! {
+    eprintln!("inotify-workload: {why}");
+    std::process::exit(2)
+}
