@@ -1,5 +1,6 @@
 //! `inotify_add_watch(fd, pathname, mask)`.
 use aya_ebpf::{helpers::bpf_get_current_pid_tgid, programs::TracePointContext, EbpfContext};
+use aya_log_ebpf::debug;
 use inotify_trace_common::{FLAG_ARGS_MISSING, KIND_ADD_WATCH};
 
 use crate::filter::{result_traced, Caller};
@@ -92,14 +93,22 @@ pub fn on_exit_from_stash(ctx: &TracePointContext) {
             arg: args.arg,
             path: Some(args.path as *const u8),
         },
-        None => Call {
-            kind: KIND_ADD_WATCH,
-            flags: FLAG_ARGS_MISSING,
-            fd: -1,
-            ret,
-            arg: 0,
-            path: None,
-        },
+        None => {
+            // Only for calls already in flight when the tracer attached; a
+            // steady stream of these would mean the stash is being evicted.
+            debug!(
+                ctx,
+                "inotify_add_watch of tid {} exited without a stashed entry", pid_tgid as u32
+            );
+            Call {
+                kind: KIND_ADD_WATCH,
+                flags: FLAG_ARGS_MISSING,
+                fd: -1,
+                ret,
+                arg: 0,
+                path: None,
+            }
+        }
     };
     emit(&caller, pid_tgid, &call);
 }

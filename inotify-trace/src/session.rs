@@ -74,7 +74,14 @@ async fn trace(settings: TraceSettings) -> Result<ExitCode> {
 
     let started = Instant::now();
     let mut tally = Tally::default();
-    let outcome = stream(&mut reader, printer.as_mut(), &mut stop, &mut tally).await;
+    let outcome = stream(
+        &mut tracer,
+        &mut reader,
+        printer.as_mut(),
+        &mut stop,
+        &mut tally,
+    )
+    .await;
     match outcome {
         Err(err) if output::is_broken_pipe(&err) => return Ok(ExitCode::SUCCESS),
         Err(err) => return Err(err),
@@ -86,6 +93,7 @@ async fn trace(settings: TraceSettings) -> Result<ExitCode> {
 }
 
 async fn stream(
+    tracer: &mut Tracer,
     reader: &mut RingReader,
     printer: &mut dyn Printer,
     stop: &mut Stop,
@@ -120,6 +128,7 @@ async fn stream(
             printer.lost(lost)?;
         }
         printer.flush()?;
+        tracer.flush_kernel_logs();
         if stopping {
             return Ok(());
         }

@@ -45,6 +45,7 @@ impl TraceSettings {
                 failed_only: cli.failed,
                 ring_size: cli.ring_size,
                 attach: cli.attach,
+                kernel_logs: cli.verbose,
             },
             format: if cli.json {
                 Format::Json

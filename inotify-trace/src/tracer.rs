@@ -8,6 +8,7 @@ use aya::{
     programs::TracePoint,
     Ebpf, EbpfLoader,
 };
+use aya_log::EbpfLogger;
 use inotify_trace_common::{
     Comm, Config, CONFIG_GLOBAL, MAP_COMMS, MAP_EVENTS, MAP_LOST, MAP_PIDS,
 };
@@ -16,6 +17,12 @@ use crate::preflight;
 
 /// The eBPF object built by build.rs.
 static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/inotify-trace"));
+
+/// aya-log's level numbers (`aya_log_common::Level`), which its crate does
+/// not re-export.
+mod aya_log_common_level {
+    pub const DEBUG: u8 = 4;
+}
 
 /// How the programs hook into the syscalls.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -46,11 +53,14 @@ pub struct TracerOptions {
     pub failed_only: bool,
     pub ring_size: u32,
     pub attach: AttachMode,
+    /// Forward the eBPF programs' aya-log messages to the `log` crate.
+    pub kernel_logs: bool,
 }
 
 /// Loaded and attached programs; dropping it detaches them.
 pub struct Tracer {
     ebpf: Ebpf,
+    kernel_logs: Option<EbpfLogger<&'static dyn log::Log>>,
     /// The mode actually in use (never `Auto`).
     pub mode: AttachMode,
     pub tracefs_mounted: bool,
@@ -93,19 +103,39 @@ impl Tracer {
             // enough that a burst cannot fill the rest before it drains.
             wakeup_threshold: u64::from(options.ring_size / 16),
         };
+        // With kernel logs off, level 0 turns every aya-log statement into
+        // code the verifier prunes.
+        let log_level: u8 = if options.kernel_logs {
+            aya_log_common_level::DEBUG
+        } else {
+            0
+        };
         let mut ebpf = EbpfLoader::new()
             .override_global(CONFIG_GLOBAL, &config, true)
+            .override_global("AYA_LOG_LEVEL", &log_level, false)
             .map_max_entries(MAP_EVENTS, options.ring_size)
             .load(EBPF_OBJECT)
             .context("loading the eBPF object failed")?;
         fill_filters(&mut ebpf, options)?;
 
+        let kernel_logs = match options.kernel_logs {
+            true => Some(EbpfLogger::init(&mut ebpf).context("reading the eBPF programs' logs")?),
+            false => None,
+        };
         let mode = attach(&mut ebpf, options.attach)?;
         Ok(Tracer {
             ebpf,
+            kernel_logs,
             mode,
             tracefs_mounted,
         })
+    }
+
+    /// Passes on what the eBPF programs logged (with `--verbose`).
+    pub fn flush_kernel_logs(&mut self) {
+        if let Some(logger) = &mut self.kernel_logs {
+            logger.flush();
+        }
     }
 
     /// The ring buffer the programs write records to.

@@ -6,6 +6,7 @@
 mod cmd;
 mod lint;
 mod setup;
+mod tally;
 
 use std::process::ExitCode;
 
@@ -73,8 +74,17 @@ fn test_all() -> Result<()> {
     cmd::cargo(&["build", "--package", "inotify-trace"])?;
     let binary = cmd::target_dir()?.join("debug/inotify-trace");
     cmd::step("running all tests, one at a time");
-    cmd::cargo_with_env(
-        &["test", "--", "--test-threads=1"],
-        &[("INOTIFY_TRACE_BIN", binary.as_os_str())],
-    )
+    let totals = tally::run_counting(
+        std::process::Command::new(cmd::cargo_program())
+            .current_dir(cmd::workspace_root())
+            .args(["test", "--", "--test-threads=1"])
+            .env("INOTIFY_TRACE_BIN", &binary),
+    )?;
+    // One closing line for the whole run: cargo's last `test result` line
+    // belongs to whichever target ran last (often one with no tests).
+    println!("tests: {} passed, {} failed", totals.passed, totals.failed);
+    if totals.failed > 0 || totals.passed == 0 {
+        anyhow::bail!("the test run did not pass");
+    }
+    Ok(())
 }
