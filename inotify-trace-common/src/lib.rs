@@ -89,6 +89,12 @@ pub struct Config {
     /// Wake the reader only when more than this many bytes are waiting;
     /// below it the reader picks records up on its poll timer.
     pub wakeup_threshold: u64,
+    /// Non-zero: only processes in the `FOLLOW` map pass (a command started
+    /// by the tracer and everything it forks).
+    pub follow: u32,
+    /// Offset of `child_pid` in the `sched/sched_process_fork` record, read
+    /// from its format file: the layout changed across kernel versions.
+    pub fork_child_pid_offset: u32,
 }
 
 /// Name of the global holding the [`Config`].
@@ -101,8 +107,12 @@ pub const MAP_LOST: &str = "LOST";
 pub const MAP_PIDS: &str = "PIDS";
 /// Comms (NUL-padded to 16 bytes) to trace when `filter_comms` is set.
 pub const MAP_COMMS: &str = "COMMS";
+/// Processes (and threads) descending from a traced command.
+pub const MAP_FOLLOW: &str = "FOLLOW";
 /// Entries the pid and comm filter maps can hold.
 pub const FILTER_CAPACITY: u32 = 1024;
+/// Tasks the follow map can hold at once (entries go when a task exits).
+pub const FOLLOW_CAPACITY: u32 = 65536;
 
 /// A comm as the kernel stores it: at most 15 bytes, NUL-padded to 16.
 pub type Comm = [u8; 16];

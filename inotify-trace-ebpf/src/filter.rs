@@ -2,7 +2,7 @@
 use aya_ebpf::helpers::bpf_get_current_comm;
 use inotify_trace_common::Comm;
 
-use crate::maps::{config, COMMS, PIDS};
+use crate::maps::{config, COMMS, FOLLOW, PIDS};
 
 /// Who made the current call, as far as the filters need to know.
 pub struct Caller {
@@ -18,6 +18,9 @@ impl Caller {
         let cfg = config();
         let pid = (pid_tgid >> 32) as u32;
         if pid == cfg.tracer_pid {
+            return None;
+        }
+        if cfg.follow != 0 && FOLLOW.get_ptr(pid).is_none() {
             return None;
         }
         if cfg.filter_pids != 0 && PIDS.get_ptr(pid).is_none() {

@@ -9,29 +9,77 @@
 #![no_std]
 #![no_main]
 
-mod add_watch;
+mod calls;
 mod filter;
+mod follow;
 mod maps;
 mod record;
 mod syscall_args;
 
 use aya_ebpf::{macros::tracepoint, programs::TracePointContext};
+use calls::{on_enter_stash, on_exit_from_regs, on_exit_from_stash, Syscall};
 
+/// One syscall's three programs: exit-only, and enter + exit.
+macro_rules! syscall_programs {
+    ($syscall:expr, $args:literal, $exit:ident, $enter:ident, $exit_stashed:ident) => {
+        #[tracepoint]
+        pub fn $exit(ctx: TracePointContext) -> u32 {
+            on_exit_from_regs(&ctx, $syscall);
+            0
+        }
+
+        #[tracepoint]
+        pub fn $enter(ctx: TracePointContext) -> u32 {
+            on_enter_stash::<$args>(&ctx);
+            0
+        }
+
+        #[tracepoint]
+        pub fn $exit_stashed(ctx: TracePointContext) -> u32 {
+            on_exit_from_stash(&ctx, $syscall);
+            0
+        }
+    };
+}
+
+syscall_programs!(
+    Syscall::AddWatch,
+    3,
+    add_watch_exit,
+    add_watch_enter,
+    add_watch_exit_stashed
+);
+syscall_programs!(
+    Syscall::RmWatch,
+    2,
+    rm_watch_exit,
+    rm_watch_enter,
+    rm_watch_exit_stashed
+);
+syscall_programs!(
+    Syscall::Init1,
+    1,
+    init1_exit,
+    init1_enter,
+    init1_exit_stashed
+);
+
+/// `inotify_init()` has no arguments: one program serves both modes.
 #[tracepoint]
-pub fn add_watch_exit(ctx: TracePointContext) -> u32 {
-    add_watch::on_exit_from_regs(&ctx);
+pub fn init_exit(ctx: TracePointContext) -> u32 {
+    on_exit_from_regs(&ctx, Syscall::Init);
     0
 }
 
 #[tracepoint]
-pub fn add_watch_enter(ctx: TracePointContext) -> u32 {
-    add_watch::on_enter_stash(&ctx);
+pub fn process_fork(ctx: TracePointContext) -> u32 {
+    follow::on_fork(&ctx);
     0
 }
 
 #[tracepoint]
-pub fn add_watch_exit_stashed(ctx: TracePointContext) -> u32 {
-    add_watch::on_exit_from_stash(&ctx);
+pub fn process_exit(_ctx: TracePointContext) -> u32 {
+    follow::on_exit();
     0
 }
 

@@ -2,7 +2,9 @@
 //! `inotify_trace_common::MAP_*`, which userspace uses to find them.
 use aya_ebpf::macros::map;
 use aya_ebpf::maps::{HashMap, PerCpuArray, RingBuf};
-use inotify_trace_common::{Comm, Config, FILTER_CAPACITY, HEADER_SIZE, PATH_READ_BUF};
+use inotify_trace_common::{
+    Comm, Config, FILTER_CAPACITY, FOLLOW_CAPACITY, HEADER_SIZE, PATH_READ_BUF,
+};
 
 /// Written by the loader before load (`CONFIG_GLOBAL`); read-only afterwards,
 /// so the verifier treats it as a constant and prunes disabled filters.
@@ -13,6 +15,8 @@ static CONFIG: Config = Config {
     filter_comms: 0,
     failed_only: 0,
     wakeup_threshold: 0,
+    follow: 0,
+    fork_child_pid_offset: 0,
 };
 
 /// The loader's settings. The volatile read stops the compiler from folding
@@ -32,6 +36,11 @@ pub static LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 #[map]
 pub static PIDS: HashMap<u32, u8> = HashMap::with_max_entries(FILTER_CAPACITY, 0);
 
+/// Tasks (tids) of a followed command; a process is followed when its tgid
+/// is here. Filled by the fork program, emptied by the exit program.
+#[map]
+pub static FOLLOW: HashMap<u32, u8> = HashMap::with_max_entries(FOLLOW_CAPACITY, 0);
+
 #[map]
 pub static COMMS: HashMap<Comm, u8> = HashMap::with_max_entries(FILTER_CAPACITY, 0);
 
@@ -46,13 +55,12 @@ pub struct Scratch {
 #[map]
 pub static SCRATCH: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(1, 0);
 
-/// Arguments of a call in flight, saved at syscall entry (enter+exit mode).
+/// The first three arguments of a call in flight, saved at syscall entry
+/// (enter+exit mode).
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct StashedArgs {
-    pub fd: i32,
-    pub arg: u32,
-    pub path: u64,
+    pub args: [u64; 3],
 }
 
 /// Keyed by pid_tgid. Sized for many threads in a call at once; an entry is

@@ -6,8 +6,9 @@ use clap::Parser;
 
 use crate::tracer::AttachMode;
 
-/// Trace inotify_add_watch calls live: who adds watches, on which paths, and
-/// which calls fail (ENOSPC when fs.inotify.max_user_watches is used up).
+/// Trace inotify calls live: who adds watches, on which paths, and which calls
+/// fail (ENOSPC when fs.inotify.max_user_watches is used up, EMFILE when
+/// fs.inotify.max_user_instances is). A summary follows at the end.
 #[derive(Debug, Parser)]
 #[command(name = "inotify-trace", version, about, max_term_width = 100)]
 pub struct Cli {
@@ -42,9 +43,23 @@ pub struct Cli {
     #[arg(long, value_name = "MODE", default_value = "auto")]
     pub attach: AttachMode,
 
+    /// No per-event lines: only the summary at the end (and, on a terminal, a live
+    /// status line on stderr).
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+
+    /// Show only the N processes with the most new watches in the summary (0: all).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub top: usize,
+
     /// Say more about what the tracer does (attach mode, kernel-side notes).
     #[arg(short = 'v', long)]
     pub verbose: bool,
+
+    /// Start COMMAND and trace it and every process it forks; the session ends when
+    /// COMMAND exits, with its exit status.
+    #[arg(last = true, value_name = "COMMAND")]
+    pub command: Vec<std::ffi::OsString>,
 }
 
 /// Parses `4096`, `64K`, `8M`, `1G` (binary multiples; `KiB`/`MiB`/`GiB` too).

@@ -2,18 +2,23 @@
 //!
 //! A pipeline, one module per stage: `cli`/`settings` (flags), `tracer`
 //! (load and attach, the only root part), `ring` (read records), `event`
-//! (decode), `render` (print), `session` (wires them together).
+//! (decode), `report` (aggregate into the summary), `render` (print),
+//! `session` (wires them together).
 mod cli;
 mod clock;
+mod command;
 mod errno;
 mod escape;
 mod event;
+mod limits;
 mod output;
 mod preflight;
 mod render;
+mod report;
 mod ring;
 mod session;
 mod settings;
+mod status;
 mod tracer;
 
 use std::process::ExitCode;

@@ -12,7 +12,7 @@ pub enum PreflightError {
     Privilege { missing: String },
     #[error("tracefs is not mounted at {TRACEFS} and mounting it failed ({cause}): run `mount -t tracefs tracefs {TRACEFS}` as root")]
     Tracefs { cause: nix::Error },
-    #[error("this kernel has no tracepoint syscalls/{0} (it needs CONFIG_FTRACE_SYSCALLS)")]
+    #[error("this kernel has no tracepoint {0} (syscall tracepoints need CONFIG_FTRACE_SYSCALLS)")]
     MissingTracepoint(String),
 }
 
@@ -56,10 +56,19 @@ pub fn ensure_tracefs() -> Result<bool, PreflightError> {
     Ok(true)
 }
 
-pub fn check_tracepoints(names: &[&str]) -> Result<(), PreflightError> {
-    let events = Path::new(TRACEFS).join("events/syscalls");
-    match names.iter().find(|name| !events.join(name).is_dir()) {
-        Some(missing) => Err(PreflightError::MissingTracepoint((*missing).to_owned())),
+pub fn tracepoint_exists(category: &str, name: &str) -> bool {
+    Path::new(TRACEFS)
+        .join("events")
+        .join(category)
+        .join(name)
+        .is_dir()
+}
+
+pub fn check_tracepoints(category: &str, names: &[String]) -> Result<(), PreflightError> {
+    match names.iter().find(|name| !tracepoint_exists(category, name)) {
+        Some(missing) => Err(PreflightError::MissingTracepoint(format!(
+            "{category}/{missing}"
+        ))),
         None => Ok(()),
     }
 }

@@ -16,6 +16,11 @@ pub struct TraceSettings {
     pub tracer: TracerOptions,
     pub format: Format,
     pub duration: Option<Duration>,
+    pub quiet: bool,
+    /// Processes shown in the summary (0: all).
+    pub top: usize,
+    /// The command to start and trace, with its arguments.
+    pub command: Option<Vec<std::ffi::OsString>>,
     pub verbose: bool,
     /// Things to tell the user on stderr before tracing starts.
     pub notes: Vec<String>,
@@ -45,6 +50,7 @@ impl TraceSettings {
                 failed_only: cli.failed,
                 ring_size: cli.ring_size,
                 attach: cli.attach,
+                follow: !cli.command.is_empty(),
                 kernel_logs: cli.verbose,
             },
             format: if cli.json {
@@ -53,6 +59,9 @@ impl TraceSettings {
                 Format::Human
             },
             duration: cli.duration,
+            quiet: cli.quiet,
+            top: cli.top,
+            command: (!cli.command.is_empty()).then_some(cli.command),
             verbose: cli.verbose,
             notes,
         }

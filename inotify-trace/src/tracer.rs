@@ -10,7 +10,7 @@ use aya::{
 };
 use aya_log::EbpfLogger;
 use inotify_trace_common::{
-    Comm, Config, CONFIG_GLOBAL, MAP_COMMS, MAP_EVENTS, MAP_LOST, MAP_PIDS,
+    Comm, Config, CONFIG_GLOBAL, MAP_COMMS, MAP_EVENTS, MAP_FOLLOW, MAP_LOST, MAP_PIDS,
 };
 
 use crate::preflight;
@@ -53,6 +53,9 @@ pub struct TracerOptions {
     pub failed_only: bool,
     pub ring_size: u32,
     pub attach: AttachMode,
+    /// Trace only the tracer's descendants (a command it starts), followed
+    /// across forks in the kernel.
+    pub follow: bool,
     /// Forward the eBPF programs' aya-log messages to the `log` crate.
     pub kernel_logs: bool,
 }
@@ -68,30 +71,75 @@ pub struct Tracer {
 
 /// One syscall's programs in each attach mode.
 struct Hook {
-    exit_tracepoint: &'static str,
-    enter_tracepoint: &'static str,
+    /// The syscall, as in `sys_exit_<syscall>`.
+    syscall: &'static str,
     exit_only: &'static str,
-    enter: &'static str,
+    /// None when the syscall has no arguments to stash.
+    enter: Option<&'static str>,
     exit_stashed: &'static str,
+    /// Absent on some architectures (arm64 has no `inotify_init`).
+    optional: bool,
 }
 
-const HOOKS: &[Hook] = &[Hook {
-    exit_tracepoint: "sys_exit_inotify_add_watch",
-    enter_tracepoint: "sys_enter_inotify_add_watch",
-    exit_only: "add_watch_exit",
-    enter: "add_watch_enter",
-    exit_stashed: "add_watch_exit_stashed",
-}];
+const HOOKS: &[Hook] = &[
+    Hook {
+        syscall: "inotify_add_watch",
+        exit_only: "add_watch_exit",
+        enter: Some("add_watch_enter"),
+        exit_stashed: "add_watch_exit_stashed",
+        optional: false,
+    },
+    Hook {
+        syscall: "inotify_rm_watch",
+        exit_only: "rm_watch_exit",
+        enter: Some("rm_watch_enter"),
+        exit_stashed: "rm_watch_exit_stashed",
+        optional: false,
+    },
+    Hook {
+        syscall: "inotify_init1",
+        exit_only: "init1_exit",
+        enter: Some("init1_enter"),
+        exit_stashed: "init1_exit_stashed",
+        optional: false,
+    },
+    Hook {
+        syscall: "inotify_init",
+        exit_only: "init_exit",
+        enter: None,
+        exit_stashed: "init_exit",
+        optional: true,
+    },
+];
+
+impl Hook {
+    fn exit_tracepoint(&self) -> String {
+        format!("sys_exit_{}", self.syscall)
+    }
+
+    fn enter_tracepoint(&self) -> String {
+        format!("sys_enter_{}", self.syscall)
+    }
+
+    fn present(&self) -> bool {
+        !self.optional || preflight::tracepoint_exists("syscalls", &self.exit_tracepoint())
+    }
+}
 
 impl Tracer {
     pub fn start(options: &TracerOptions) -> Result<Tracer> {
         preflight::check_privileges()?;
         let tracefs_mounted = preflight::ensure_tracefs()?;
-        let tracepoints: Vec<&str> = HOOKS
+        let tracepoints: Vec<String> = HOOKS
             .iter()
-            .flat_map(|h| [h.exit_tracepoint, h.enter_tracepoint])
+            .filter(|h| !h.optional)
+            .flat_map(|h| [h.exit_tracepoint(), h.enter_tracepoint()])
             .collect();
-        preflight::check_tracepoints(&tracepoints)?;
+        preflight::check_tracepoints("syscalls", &tracepoints)?;
+        let fork_child_pid_offset = match options.follow {
+            true => fork_child_pid_offset()?,
+            false => 0,
+        };
         raise_memlock_limit();
 
         let config = Config {
@@ -102,6 +150,8 @@ impl Tracer {
             // Wake the reader once a sixteenth of the ring waits: early
             // enough that a burst cannot fill the rest before it drains.
             wakeup_threshold: u64::from(options.ring_size / 16),
+            follow: u32::from(options.follow),
+            fork_child_pid_offset,
         };
         // With kernel logs off, level 0 turns every aya-log statement into
         // code the verifier prunes.
@@ -123,6 +173,9 @@ impl Tracer {
             false => None,
         };
         let mode = attach(&mut ebpf, options.attach)?;
+        if options.follow {
+            follow_own_children(&mut ebpf)?;
+        }
         Ok(Tracer {
             ebpf,
             kernel_logs,
@@ -168,14 +221,15 @@ fn fill_filters(ebpf: &mut Ebpf, options: &TracerOptions) -> Result<()> {
 }
 
 fn attach(ebpf: &mut Ebpf, wanted: AttachMode) -> Result<AttachMode> {
+    let hooks: Vec<&Hook> = HOOKS.iter().filter(|h| h.present()).collect();
     let exit_alone = match wanted {
         AttachMode::EnterExit => false,
         AttachMode::Exit => true,
         // Kernels before 5.15 (no bpf_task_pt_regs) or non-x86_64 builds
-        // refuse the exit-only program at load time.
-        AttachMode::Auto => HOOKS.iter().all(|h| load(ebpf, h.exit_only).is_ok()),
+        // refuse the exit-only programs at load time.
+        AttachMode::Auto => hooks.iter().all(|h| load(ebpf, h.exit_only).is_ok()),
     };
-    for hook in HOOKS {
+    for hook in hooks {
         if exit_alone {
             load(ebpf, hook.exit_only).with_context(|| {
                 format!(
@@ -183,20 +237,65 @@ fn attach(ebpf: &mut Ebpf, wanted: AttachMode) -> Result<AttachMode> {
                     hook.exit_only
                 )
             })?;
-            attach_one(ebpf, hook.exit_only, hook.exit_tracepoint)?;
-        } else {
-            load(ebpf, hook.enter)?;
-            load(ebpf, hook.exit_stashed)?;
-            // Exit first: an enter whose exit is not yet attached would
-            // leave a stash entry behind.
-            attach_one(ebpf, hook.exit_stashed, hook.exit_tracepoint)?;
-            attach_one(ebpf, hook.enter, hook.enter_tracepoint)?;
+            attach_one(ebpf, hook.exit_only, "syscalls", &hook.exit_tracepoint())?;
+            continue;
+        }
+        load(ebpf, hook.exit_stashed)?;
+        // Exit first: an enter whose exit is not yet attached would leave a
+        // stash entry behind.
+        attach_one(ebpf, hook.exit_stashed, "syscalls", &hook.exit_tracepoint())?;
+        if let Some(enter) = hook.enter {
+            load(ebpf, enter)?;
+            attach_one(ebpf, enter, "syscalls", &hook.enter_tracepoint())?;
         }
     }
     Ok(if exit_alone {
         AttachMode::Exit
     } else {
         AttachMode::EnterExit
+    })
+}
+
+/// Follows the tracer's own descendants: the tracer is the first member of
+/// `FOLLOW` (its own calls are excluded by pid), and the fork program adds
+/// every task a member forks, so the command it starts next is followed from
+/// its first instruction.
+fn follow_own_children(ebpf: &mut Ebpf) -> Result<()> {
+    for (program, tracepoint) in [
+        ("process_exit", "sched_process_exit"),
+        ("process_fork", "sched_process_fork"),
+    ] {
+        load(ebpf, program)?;
+        attach_one(ebpf, program, "sched", tracepoint)?;
+    }
+    let mut follow: HashMap<_, u32, u8> =
+        HashMap::try_from(ebpf.map_mut(MAP_FOLLOW).context("no FOLLOW map")?)?;
+    follow
+        .insert(std::process::id(), 1, 0)
+        .context("adding the tracer to the follow map")?;
+    Ok(())
+}
+
+/// Where `child_pid` is in a `sched_process_fork` record on this kernel.
+fn fork_child_pid_offset() -> Result<u32> {
+    let path = format!(
+        "{}/events/sched/sched_process_fork/format",
+        preflight::TRACEFS
+    );
+    let format = std::fs::read_to_string(&path)
+        .with_context(|| format!("reading {path} (following a command needs it)"))?;
+    field_offset(&format, "child_pid").with_context(|| format!("no child_pid field in {path}"))
+}
+
+/// The `offset:` of a field in a tracepoint format file.
+fn field_offset(format: &str, field: &str) -> Option<u32> {
+    format.lines().find_map(|line| {
+        let mut parts = line.trim().split(';');
+        let declaration = parts.next()?.strip_prefix("field:")?;
+        if declaration.split_whitespace().last()? != field {
+            return None;
+        }
+        parts.find_map(|p| p.trim().strip_prefix("offset:")?.parse().ok())
     })
 }
 
@@ -218,10 +317,10 @@ fn load(ebpf: &mut Ebpf, name: &str) -> Result<()> {
         .with_context(|| format!("the kernel refused the eBPF program {name}"))
 }
 
-fn attach_one(ebpf: &mut Ebpf, name: &str, tracepoint: &str) -> Result<()> {
+fn attach_one(ebpf: &mut Ebpf, name: &str, category: &str, tracepoint: &str) -> Result<()> {
     program(ebpf, name)?
-        .attach("syscalls", tracepoint)
-        .with_context(|| format!("attaching {name} to syscalls/{tracepoint}"))?;
+        .attach(category, tracepoint)
+        .with_context(|| format!("attaching {name} to {category}/{tracepoint}"))?;
     Ok(())
 }
 
@@ -237,5 +336,27 @@ fn raise_memlock_limit() {
     let ret = unsafe { nix::libc::setrlimit(nix::libc::RLIMIT_MEMLOCK, &limit) };
     if ret != 0 {
         log::debug!("could not raise RLIMIT_MEMLOCK; fine on kernels 5.11+");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::field_offset;
+
+    #[test]
+    fn finds_child_pid_in_old_and_new_fork_formats() {
+        // Kernels before 6.10 embed the comms; later ones use __data_loc.
+        let old = "\tfield:char parent_comm[16];\toffset:8;\tsize:16;\tsigned:0;
+\tfield:pid_t parent_pid;\toffset:24;\tsize:4;\tsigned:1;
+\tfield:char child_comm[16];\toffset:28;\tsize:16;\tsigned:0;
+\tfield:pid_t child_pid;\toffset:44;\tsize:4;\tsigned:1;";
+        let new = "\tfield:__data_loc char[] parent_comm;\toffset:8;\tsize:4;\tsigned:0;
+\tfield:pid_t parent_pid;\toffset:12;\tsize:4;\tsigned:1;
+\tfield:__data_loc char[] child_comm;\toffset:16;\tsize:4;\tsigned:0;
+\tfield:pid_t child_pid;\toffset:20;\tsize:4;\tsigned:1;";
+        assert_eq!(field_offset(old, "child_pid"), Some(44));
+        assert_eq!(field_offset(new, "child_pid"), Some(20));
+        assert_eq!(field_offset(new, "parent_pid"), Some(12));
+        assert_eq!(field_offset(new, "pid"), None);
     }
 }

@@ -91,6 +91,10 @@ impl<W: Write> Printer for HumanPrinter<W> {
         Ok(())
     }
 
+    fn summary(&mut self, summary: &crate::report::Summary) -> io::Result<()> {
+        crate::report::human::write_summary(&mut self.out, summary)
+    }
+
     fn flush(&mut self) -> io::Result<()> {
         self.out.flush()
     }

@@ -48,6 +48,10 @@ impl<W: Write> Printer for JsonPrinter<W> {
         })
     }
 
+    fn summary(&mut self, summary: &crate::report::Summary) -> io::Result<()> {
+        self.line(summary)
+    }
+
     fn flush(&mut self) -> io::Result<()> {
         self.out.flush()
     }

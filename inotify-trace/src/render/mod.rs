@@ -4,7 +4,7 @@ pub mod json;
 
 use std::io;
 
-use crate::event::Event;
+use crate::{event::Event, report::Summary};
 
 /// Where the live stream of events goes.
 pub trait Printer {
@@ -13,6 +13,8 @@ pub trait Printer {
     fn event(&mut self, event: &Event<'_>) -> io::Result<()>;
     /// `count` more events were lost in the kernel (ring buffer full).
     fn lost(&mut self, count: u64) -> io::Result<()>;
+    /// The session summary, printed once at the end.
+    fn summary(&mut self, summary: &Summary) -> io::Result<()>;
     fn flush(&mut self) -> io::Result<()>;
 }
 

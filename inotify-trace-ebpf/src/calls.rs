@@ -1,0 +1,148 @@
+//! The four inotify syscalls, each turned into one record at its exit.
+//!
+//! | syscall                              | fd   | arg   | path |
+//! |--------------------------------------|------|-------|------|
+//! | `inotify_add_watch(fd, path, mask)`  | fd   | mask  | yes  |
+//! | `inotify_rm_watch(fd, wd)`           | fd   | wd    |      |
+//! | `inotify_init1(flags)`               | -1   | flags |      |
+//! | `inotify_init()`                     | -1   | 0     |      |
+use aya_ebpf::{helpers::bpf_get_current_pid_tgid, programs::TracePointContext, EbpfContext};
+use aya_log_ebpf::debug;
+use inotify_trace_common::{
+    FLAG_ARGS_MISSING, FLAG_INIT1, KIND_ADD_WATCH, KIND_INIT, KIND_RM_WATCH,
+};
+
+use crate::filter::{result_traced, Caller};
+use crate::maps::{StashedArgs, STASH};
+use crate::record::{emit, Call};
+use crate::syscall_args::{current_syscall_args, REGS_AT_EXIT};
+
+#[derive(Clone, Copy)]
+pub enum Syscall {
+    AddWatch,
+    RmWatch,
+    Init1,
+    Init,
+}
+
+impl Syscall {
+    /// The record for a call with these arguments.
+    #[inline(always)]
+    fn call(self, args: [u64; 3], ret: i64) -> Call {
+        let (kind, flags, fd, arg, path) = match self {
+            Syscall::AddWatch => (
+                KIND_ADD_WATCH,
+                0,
+                args[0] as i32,
+                args[2] as u32,
+                Some(args[1] as *const u8),
+            ),
+            Syscall::RmWatch => (KIND_RM_WATCH, 0, args[0] as i32, args[1] as u32, None),
+            Syscall::Init1 => (KIND_INIT, FLAG_INIT1, -1, args[0] as u32, None),
+            Syscall::Init => (KIND_INIT, 0, -1, 0, None),
+        };
+        Call {
+            kind,
+            flags,
+            fd,
+            ret,
+            arg,
+            path,
+        }
+    }
+
+    /// The record for a call whose arguments are unknown.
+    #[inline(always)]
+    fn call_without_args(self, ret: i64) -> Call {
+        let mut call = self.call([0; 3], ret);
+        call.flags |= FLAG_ARGS_MISSING;
+        call.fd = -1;
+        call.path = None;
+        call
+    }
+}
+
+/// `/sys/kernel/tracing/events/syscalls/sys_exit_*/format`: the same layout
+/// for every syscall.
+#[repr(C)]
+struct SysExitArgs {
+    _common: u64,
+    _syscall_nr: u64,
+    ret: i64,
+}
+
+/// `/sys/kernel/tracing/events/syscalls/sys_enter_*/format`: after the
+/// common header and the syscall number, one 8-byte slot per argument.
+const SYS_ENTER_FIRST_ARG: usize = 16;
+
+#[inline(always)]
+fn exit_ret(ctx: &TracePointContext) -> i64 {
+    // SAFETY: the context is a sys_exit record, at least SysExitArgs long.
+    unsafe { (*(ctx.as_ptr() as *const SysExitArgs)).ret }
+}
+
+/// Exit-only mode: arguments from the task's saved registers. Also the one
+/// program for `inotify_init`, which has no arguments to read.
+#[inline(always)]
+pub fn on_exit_from_regs(ctx: &TracePointContext, syscall: Syscall) {
+    let ret = exit_ret(ctx);
+    if !result_traced(ret) {
+        return;
+    }
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let Some(caller) = Caller::current_if_traced(pid_tgid) else {
+        return;
+    };
+    let args = match syscall {
+        Syscall::Init => [0; 3],
+        _ if REGS_AT_EXIT => current_syscall_args(),
+        _ => return,
+    };
+    emit(&caller, pid_tgid, &syscall.call(args, ret));
+}
+
+/// Enter+exit mode, at entry: stash the first `ARGS` arguments per thread.
+#[inline(always)]
+pub fn on_enter_stash<const ARGS: usize>(ctx: &TracePointContext) {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    if Caller::current_if_traced(pid_tgid).is_none() {
+        return;
+    }
+    let mut stashed = StashedArgs { args: [0; 3] };
+    let mut i = 0;
+    while i < ARGS && i < 3 {
+        // SAFETY: the tracepoint's record has ARGS argument slots.
+        stashed.args[i] = unsafe { ctx.read_at::<u64>(SYS_ENTER_FIRST_ARG + 8 * i) }.unwrap_or(0);
+        i += 1;
+    }
+    let _ = STASH.insert(pid_tgid, stashed, 0);
+}
+
+/// Enter+exit mode, at exit: the stashed arguments and the return value.
+#[inline(always)]
+pub fn on_exit_from_stash(ctx: &TracePointContext, syscall: Syscall) {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    // SAFETY: copied out at once; the entry is removed just below.
+    let stashed = unsafe { STASH.get(pid_tgid) }.copied();
+    let _ = STASH.remove(pid_tgid);
+    let ret = exit_ret(ctx);
+    if !result_traced(ret) {
+        return;
+    }
+    let Some(caller) = Caller::current_if_traced(pid_tgid) else {
+        return;
+    };
+    let call = match stashed {
+        Some(stashed) => syscall.call(stashed.args, ret),
+        None => {
+            // Only for calls already in flight when the tracer attached; a
+            // steady stream of these would mean the stash is being evicted.
+            debug!(
+                ctx,
+                "tid {} exited an inotify call without a stashed entry", pid_tgid as u32
+            );
+            syscall.call_without_args(ret)
+        }
+    };
+    emit(&caller, pid_tgid, &call);
+}

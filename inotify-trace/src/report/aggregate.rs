@@ -1,0 +1,503 @@
+//! Counting events into a summary, one event at a time, in memory that grows
+//! with the number of processes and distinct paths, not with events.
+use std::{
+    collections::{BTreeMap, HashMap, HashSet},
+    hash::{BuildHasher, RandomState},
+};
+
+use inotify_trace_common::Comm;
+
+use super::{
+    FailureGroup, LimitsAtStartAndEnd, ProcessFailures, ProcessSummary, Summary, UserSummary,
+};
+use crate::{
+    clock::WallClock,
+    errno,
+    event::{Event, Kind},
+};
+
+/// How many example paths a failure keeps per process.
+const EXAMPLES: usize = 3;
+
+#[derive(Default)]
+pub struct Aggregator {
+    processes: HashMap<u32, ProcessCounts>,
+    /// The highest watch descriptor seen per instance, keyed by (pid, fd).
+    /// The kernel hands out an instance's descriptors in increasing order
+    /// (cyclic IDR), so a descriptor at or below it is one the instance
+    /// already had: a re-add, which costs no watch.
+    instances: HashMap<(u32, i32), i64>,
+    failures: HashMap<(Kind, &'static str), HashMap<u32, FailureCounts>>,
+    path_hasher: RandomState,
+}
+
+struct ProcessCounts {
+    comm: Comm,
+    uid: u32,
+    summary: ProcessSummary,
+    /// Hashes of the paths passed to add_watch: 8 bytes a path.
+    paths: HashSet<u64>,
+}
+
+struct FailureCounts {
+    count: u64,
+    first_ns: u64,
+    last_ns: u64,
+    examples: Vec<Vec<u8>>,
+}
+
+impl Aggregator {
+    pub fn observe(&mut self, event: &Event<'_>) {
+        let h = &event.header;
+        let process = self
+            .processes
+            .entry(h.pid)
+            .or_insert_with(|| ProcessCounts {
+                comm: h.comm,
+                uid: h.uid,
+                summary: ProcessSummary {
+                    pid: h.pid,
+                    comm: String::new(),
+                    uid: h.uid,
+                    calls: 0,
+                    new_watches: 0,
+                    re_adds: 0,
+                    removed: 0,
+                    failed: 0,
+                    errors: BTreeMap::new(),
+                    distinct_paths: 0,
+                    instances: 0,
+                    instance_failures: 0,
+                },
+                paths: HashSet::new(),
+            });
+        // A process renames itself after exec; the latest name is the one a
+        // user will recognize.
+        process.comm = h.comm;
+        process.uid = h.uid;
+        let counts = &mut process.summary;
+        let failed = errno::from_ret(h.ret);
+        match (event.kind, failed) {
+            (Kind::AddWatch, None) => {
+                counts.calls += 1;
+                process.paths.insert(self.path_hasher.hash_one(event.path));
+                let highest = self.instances.entry((h.pid, h.fd)).or_insert(0);
+                if h.ret > *highest {
+                    *highest = h.ret;
+                    counts.new_watches += 1;
+                } else {
+                    counts.re_adds += 1;
+                }
+            }
+            (Kind::AddWatch, Some(name)) => {
+                counts.calls += 1;
+                counts.failed += 1;
+                *counts.errors.entry(name).or_insert(0) += 1;
+                process.paths.insert(self.path_hasher.hash_one(event.path));
+            }
+            (Kind::Init, None) => {
+                counts.instances += 1;
+                // A new instance: its fd number may have served an older one.
+                self.instances.insert((h.pid, h.ret as i32), 0);
+            }
+            (Kind::Init, Some(_)) => counts.instance_failures += 1,
+            (Kind::RmWatch, None) => counts.removed += 1,
+            (Kind::RmWatch, Some(_)) => {}
+        }
+        if let Some(name) = failed {
+            let failure = self
+                .failures
+                .entry((event.kind, name))
+                .or_default()
+                .entry(h.pid)
+                .or_insert(FailureCounts {
+                    count: 0,
+                    first_ns: h.time_ns,
+                    last_ns: h.time_ns,
+                    examples: Vec::new(),
+                });
+            failure.count += 1;
+            failure.first_ns = failure.first_ns.min(h.time_ns);
+            failure.last_ns = failure.last_ns.max(h.time_ns);
+            if event.kind == Kind::AddWatch
+                && failure.examples.len() < EXAMPLES
+                && !failure.examples.iter().any(|p| p == event.path)
+            {
+                failure.examples.push(event.path.to_vec());
+            }
+        }
+    }
+
+    /// The summary so far. `top` cuts the process table (0: no cut).
+    pub fn summary(
+        &self,
+        tally: &Totals,
+        limits: LimitsAtStartAndEnd,
+        clock: &WallClock,
+        top: usize,
+    ) -> Summary {
+        let mut processes: Vec<ProcessSummary> = self
+            .processes
+            .values()
+            .map(|p| ProcessSummary {
+                comm: comm_text(&p.comm),
+                uid: p.uid,
+                distinct_paths: p.paths.len() as u64,
+                ..p.summary.clone()
+            })
+            .collect();
+        processes.sort_by(|a, b| {
+            (b.new_watches, b.calls, b.instances, a.pid).cmp(&(
+                a.new_watches,
+                a.calls,
+                a.instances,
+                b.pid,
+            ))
+        });
+        let users = users(&processes);
+        let processes_omitted = match top {
+            0 => 0,
+            top => processes.len().saturating_sub(top),
+        };
+        processes.truncate(processes.len() - processes_omitted);
+
+        let mut failures: Vec<FailureGroup> = self
+            .failures
+            .iter()
+            .map(|(&(kind, errno), by_pid)| {
+                let mut list: Vec<ProcessFailures> = by_pid
+                    .iter()
+                    .map(|(&pid, f)| {
+                        let process = &self.processes[&pid];
+                        ProcessFailures {
+                            pid,
+                            comm: comm_text(&process.comm),
+                            uid: process.uid,
+                            count: f.count,
+                            first: clock.wall(f.first_ns),
+                            last: clock.wall(f.last_ns),
+                            examples: f
+                                .examples
+                                .iter()
+                                .map(|p| String::from_utf8_lossy(p).into_owned())
+                                .collect(),
+                        }
+                    })
+                    .collect();
+                list.sort_by(|a, b| (b.count, a.pid).cmp(&(a.count, b.pid)));
+                FailureGroup {
+                    call: kind_name(kind),
+                    errno,
+                    count: list.iter().map(|p| p.count).sum(),
+                    processes: list,
+                }
+            })
+            .collect();
+        failures.sort_by(|a, b| {
+            (errno_rank(a.errno), b.count, a.call, a.errno).cmp(&(
+                errno_rank(b.errno),
+                a.count,
+                b.call,
+                b.errno,
+            ))
+        });
+
+        Summary {
+            kind: "summary",
+            duration_s: tally.duration_s,
+            events: tally.events,
+            lost: tally.lost,
+            processes,
+            processes_omitted,
+            failures,
+            users,
+            limits,
+        }
+    }
+}
+
+/// Session-wide counts the aggregator does not see itself.
+pub struct Totals {
+    pub duration_s: f64,
+    pub events: u64,
+    pub lost: u64,
+}
+
+/// The two errors this tool exists for come first.
+fn errno_rank(errno: &str) -> u8 {
+    match errno {
+        "ENOSPC" => 0,
+        "EMFILE" => 1,
+        _ => 2,
+    }
+}
+
+fn kind_name(kind: Kind) -> &'static str {
+    match kind {
+        Kind::AddWatch => "add_watch",
+        Kind::Init => "init",
+        Kind::RmWatch => "rm_watch",
+    }
+}
+
+fn comm_text(comm: &Comm) -> String {
+    let len = comm.iter().position(|&b| b == 0).unwrap_or(comm.len());
+    String::from_utf8_lossy(&comm[..len]).into_owned()
+}
+
+/// Per uid, from every process (before `--top` cuts the table).
+fn users(processes: &[ProcessSummary]) -> Vec<UserSummary> {
+    let mut by_uid: BTreeMap<u32, UserSummary> = BTreeMap::new();
+    for p in processes {
+        let user = by_uid.entry(p.uid).or_insert(UserSummary {
+            uid: p.uid,
+            watches_added: 0,
+            watches_removed: 0,
+            instances_created: 0,
+            instance_failures: 0,
+            add_watch_failures: 0,
+        });
+        user.watches_added += p.new_watches;
+        user.watches_removed += p.removed;
+        user.instances_created += p.instances;
+        user.instance_failures += p.instance_failures;
+        user.add_watch_failures += p.failed;
+    }
+    by_uid.into_values().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use inotify_trace_common::{EventHeader, FLAG_INIT1, KIND_INIT, KIND_RM_WATCH};
+
+    use super::*;
+    use crate::{
+        event::fixtures::{add_watch, record},
+        limits::Limits,
+    };
+
+    struct Feed {
+        aggregator: Aggregator,
+        time_ns: u64,
+    }
+
+    impl Feed {
+        fn new() -> Feed {
+            Feed {
+                aggregator: Aggregator::default(),
+                time_ns: 1_000_000_000,
+            }
+        }
+
+        fn send(&mut self, mut header: EventHeader, path: &[u8]) {
+            self.time_ns += 1_000_000;
+            header.time_ns = self.time_ns;
+            let bytes = record(&header, path);
+            self.aggregator.observe(&Event::decode(&bytes).unwrap());
+        }
+
+        fn add(&mut self, pid: u32, comm: &str, fd: i32, ret: i64, path: &str) {
+            let mut h = add_watch(comm, ret);
+            (h.pid, h.tid, h.fd) = (pid, pid, fd);
+            self.send(h, path.as_bytes());
+        }
+
+        fn init(&mut self, pid: u32, comm: &str, ret: i64) {
+            let mut h = add_watch(comm, ret);
+            (h.pid, h.tid, h.kind, h.flags, h.fd) = (pid, pid, KIND_INIT, FLAG_INIT1, -1);
+            self.send(h, b"");
+        }
+
+        fn rm(&mut self, pid: u32, comm: &str, fd: i32, wd: u32, ret: i64) {
+            let mut h = add_watch(comm, ret);
+            (h.pid, h.tid, h.kind, h.fd, h.arg) = (pid, pid, KIND_RM_WATCH, fd, wd);
+            self.send(h, b"");
+        }
+
+        fn summary(&self, top: usize) -> Summary {
+            let limits = LimitsAtStartAndEnd {
+                start: Limits::default(),
+                end: Limits::default(),
+            };
+            let totals = Totals {
+                duration_s: 2.5,
+                events: 99,
+                lost: 1,
+            };
+            self.aggregator.summary(
+                &totals,
+                limits,
+                &WallClock {
+                    boot_epoch_ns: 1_780_000_000_000_000_000,
+                },
+                top,
+            )
+        }
+    }
+
+    #[test]
+    fn new_watches_and_re_adds_follow_the_instances_descriptors() {
+        let mut feed = Feed::new();
+        feed.init(10, "kubelet", 3);
+        feed.add(10, "kubelet", 3, 1, "/a");
+        feed.add(10, "kubelet", 3, 2, "/b");
+        feed.add(10, "kubelet", 3, 1, "/a"); // same inode again
+        feed.add(10, "kubelet", 3, 3, "/c");
+        feed.add(10, "kubelet", 3, 2, "/b/../b"); // another path, same inode
+        feed.rm(10, "kubelet", 3, 3, 0);
+        feed.add(10, "kubelet", 3, 4, "/c"); // re-added after removal: a new wd
+                                             // A second instance of the same process starts again at 1.
+        feed.init(10, "kubelet", 4);
+        feed.add(10, "kubelet", 4, 1, "/a");
+        let p = &feed.summary(0).processes[0];
+        assert_eq!((p.calls, p.new_watches, p.re_adds, p.removed), (8, 6, 2, 1));
+        assert_eq!((p.instances, p.distinct_paths), (2, 4));
+    }
+
+    #[test]
+    fn a_reused_fd_number_is_a_new_instance() {
+        let mut feed = Feed::new();
+        feed.init(10, "x", 3);
+        feed.add(10, "x", 3, 1, "/a");
+        feed.add(10, "x", 3, 2, "/b");
+        // fd 3 closed and handed out again by the next init.
+        feed.init(10, "x", 3);
+        feed.add(10, "x", 3, 1, "/a");
+        let p = &feed.summary(0).processes[0];
+        assert_eq!((p.new_watches, p.re_adds), (3, 0));
+    }
+
+    #[test]
+    fn failures_are_counted_by_errno_with_enospc_and_emfile_first() {
+        let mut feed = Feed::new();
+        for _ in 0..5 {
+            feed.add(20, "other", 3, -2, "/missing");
+        }
+        feed.add(30, "kubelet", 3, -28, "/sys/fs/cgroup/a");
+        feed.add(30, "kubelet", 3, -28, "/sys/fs/cgroup/b");
+        feed.add(30, "kubelet", 3, -28, "/sys/fs/cgroup/a");
+        feed.add(31, "kubelet", 3, -28, "/sys/fs/cgroup/c");
+        feed.init(40, "containerd", -24);
+        let summary = feed.summary(0);
+        let groups: Vec<(&str, &str, u64)> = summary
+            .failures
+            .iter()
+            .map(|g| (g.call, g.errno, g.count))
+            .collect();
+        assert_eq!(
+            groups,
+            [
+                ("add_watch", "ENOSPC", 4),
+                ("init", "EMFILE", 1),
+                ("add_watch", "ENOENT", 5)
+            ]
+        );
+        let enospc = &summary.failures[0].processes;
+        assert_eq!((enospc[0].pid, enospc[0].count), (30, 3));
+        assert_eq!(enospc[0].examples, ["/sys/fs/cgroup/a", "/sys/fs/cgroup/b"]);
+        assert!(enospc[0].first < enospc[0].last);
+        assert_eq!((enospc[1].pid, enospc[1].count), (31, 1));
+        let kubelet = summary.processes.iter().find(|p| p.pid == 30).unwrap();
+        assert_eq!(
+            (kubelet.calls, kubelet.failed, kubelet.errors["ENOSPC"]),
+            (3, 3, 3)
+        );
+        let containerd = summary.processes.iter().find(|p| p.pid == 40).unwrap();
+        assert_eq!((containerd.instances, containerd.instance_failures), (0, 1));
+    }
+
+    #[test]
+    fn processes_are_sorted_by_new_watches_and_cut_to_top() {
+        let mut feed = Feed::new();
+        feed.add(1, "few", 3, 1, "/a");
+        for wd in 1..=3 {
+            feed.add(2, "many", 3, wd, &format!("/{wd}"));
+        }
+        feed.add(3, "failing", 3, -28, "/x");
+        feed.add(3, "failing", 3, -28, "/y");
+        let all = feed.summary(0);
+        let order: Vec<u32> = all.processes.iter().map(|p| p.pid).collect();
+        assert_eq!(order, [2, 1, 3]);
+        let top = feed.summary(1);
+        assert_eq!((top.processes.len(), top.processes_omitted), (1, 2));
+        // Per-uid totals still count every process.
+        assert_eq!(top.users[0].watches_added, 4);
+        assert_eq!(top.users[0].add_watch_failures, 2);
+    }
+
+    #[test]
+    fn json_rendering_has_the_documented_keys() {
+        let mut feed = Feed::new();
+        feed.init(10, "kubelet", 3);
+        feed.add(10, "kubelet", 3, 1, "/a");
+        feed.add(10, "kubelet", 3, -28, "/b");
+        let json = serde_json::to_value(feed.summary(0)).unwrap();
+        insta::assert_json_snapshot!(json, @r#"
+        {
+          "duration_s": 2.5,
+          "events": 99,
+          "failures": [
+            {
+              "call": "add_watch",
+              "count": 1,
+              "errno": "ENOSPC",
+              "processes": [
+                {
+                  "comm": "kubelet",
+                  "count": 1,
+                  "examples": [
+                    "/b"
+                  ],
+                  "first": "2026-05-28T20:26:41.004000000Z",
+                  "last": "2026-05-28T20:26:41.004000000Z",
+                  "pid": 10,
+                  "uid": 1000
+                }
+              ]
+            }
+          ],
+          "limits": {
+            "end": {
+              "max_user_instances": null,
+              "max_user_watches": null
+            },
+            "start": {
+              "max_user_instances": null,
+              "max_user_watches": null
+            }
+          },
+          "lost": 1,
+          "processes": [
+            {
+              "calls": 2,
+              "comm": "kubelet",
+              "distinct_paths": 2,
+              "errors": {
+                "ENOSPC": 1
+              },
+              "failed": 1,
+              "instance_failures": 0,
+              "instances": 1,
+              "new_watches": 1,
+              "pid": 10,
+              "re_adds": 0,
+              "removed": 0,
+              "uid": 1000
+            }
+          ],
+          "processes_omitted": 0,
+          "type": "summary",
+          "users": [
+            {
+              "add_watch_failures": 1,
+              "instance_failures": 0,
+              "instances_created": 1,
+              "uid": 1000,
+              "watches_added": 1,
+              "watches_removed": 0
+            }
+          ]
+        }
+        "#);
+    }
+}

@@ -1,0 +1,98 @@
+//! The session summary: who added how many watches, who failed and why.
+//! `aggregate` counts (pure, fed one event at a time); `human` and the
+//! `Serialize` impls render the result.
+pub mod aggregate;
+pub mod human;
+
+use std::time::SystemTime;
+
+use serde::{Serialize, Serializer};
+
+use crate::limits::Limits;
+
+/// Everything the summary says, ready to render.
+#[derive(Debug, Serialize)]
+pub struct Summary {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub duration_s: f64,
+    pub events: u64,
+    pub lost: u64,
+    /// Sorted by new watches, then calls; cut to `--top`.
+    pub processes: Vec<ProcessSummary>,
+    /// Processes left out by `--top`.
+    pub processes_omitted: usize,
+    /// ENOSPC first, EMFILE second, then by count.
+    pub failures: Vec<FailureGroup>,
+    pub users: Vec<UserSummary>,
+    pub limits: LimitsAtStartAndEnd,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ProcessSummary {
+    pub pid: u32,
+    pub comm: String,
+    pub uid: u32,
+    /// inotify_add_watch calls.
+    pub calls: u64,
+    /// Successful add_watch calls that created a watch.
+    pub new_watches: u64,
+    /// Successful add_watch calls that returned a watch the instance had.
+    pub re_adds: u64,
+    /// Successful inotify_rm_watch calls.
+    pub removed: u64,
+    /// Failed add_watch calls.
+    pub failed: u64,
+    /// Failed add_watch calls by errno name.
+    pub errors: std::collections::BTreeMap<&'static str, u64>,
+    /// Distinct paths passed to add_watch.
+    pub distinct_paths: u64,
+    /// Successful inotify_init/init1 calls.
+    pub instances: u64,
+    /// Failed inotify_init/init1 calls.
+    pub instance_failures: u64,
+}
+
+/// Every failure of one call with one errno.
+#[derive(Debug, Serialize)]
+pub struct FailureGroup {
+    /// `add_watch`, `init` or `rm_watch`.
+    pub call: &'static str,
+    pub errno: &'static str,
+    pub count: u64,
+    pub processes: Vec<ProcessFailures>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ProcessFailures {
+    pub pid: u32,
+    pub comm: String,
+    pub uid: u32,
+    pub count: u64,
+    #[serde(serialize_with = "rfc3339")]
+    pub first: SystemTime,
+    #[serde(serialize_with = "rfc3339")]
+    pub last: SystemTime,
+    /// Up to three distinct paths (add_watch only), lossy UTF-8.
+    pub examples: Vec<String>,
+}
+
+#[derive(Debug, PartialEq, Eq, Serialize)]
+pub struct UserSummary {
+    pub uid: u32,
+    pub watches_added: u64,
+    pub watches_removed: u64,
+    pub instances_created: u64,
+    pub instance_failures: u64,
+    pub add_watch_failures: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct LimitsAtStartAndEnd {
+    pub start: Limits,
+    pub end: Limits,
+}
+
+fn rfc3339<S: Serializer>(time: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(&humantime::format_rfc3339_nanos(*time))
+}
