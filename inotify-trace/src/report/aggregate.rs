@@ -350,7 +350,7 @@ mod tests {
         feed.init(10, "kubelet", 4);
         feed.add(10, "kubelet", 4, 1, "/a");
         let p = &feed.summary(0).processes[0];
-        assert_eq!((p.calls, p.new_watches, p.re_adds, p.removed), (8, 6, 2, 1));
+        assert_eq!((p.calls, p.new_watches, p.re_adds, p.removed), (7, 5, 2, 1));
         assert_eq!((p.instances, p.distinct_paths), (2, 4));
     }
 
@@ -448,8 +448,8 @@ mod tests {
                   "examples": [
                     "/b"
                   ],
-                  "first": "2026-05-28T20:26:41.004000000Z",
-                  "last": "2026-05-28T20:26:41.004000000Z",
+                  "first": "2026-05-28T20:26:41.003000000Z",
+                  "last": "2026-05-28T20:26:41.003000000Z",
                   "pid": 10,
                   "uid": 1000
                 }
