@@ -210,6 +210,8 @@ impl Finished {
 /// One call as the workload itself saw it.
 #[derive(Debug, Clone)]
 pub struct Call {
+    /// `add_watch`, `init` or `rm_watch`.
+    pub op: String,
     pub pid: u64,
     pub tid: u64,
     pub fd: i64,
@@ -221,6 +223,7 @@ pub struct Call {
 impl Call {
     fn from_json(line: &Value) -> Call {
         Call {
+            op: line["op"].as_str().unwrap().to_owned(),
             pid: line["pid"].as_u64().unwrap(),
             tid: line["tid"].as_u64().unwrap(),
             fd: line["fd"].as_i64().unwrap(),
@@ -273,8 +276,15 @@ impl Workload {
         Workload { child, stdin, pid }
     }
 
-    /// Lets the workload make its calls and returns them once it has exited.
+    /// Lets the workload make its add_watch calls and returns them once it
+    /// has exited.
     pub fn release(self) -> Vec<Call> {
+        add_watches(self.release_all())
+    }
+
+    /// Lets the workload make its calls and returns all of them (init and
+    /// rm_watch too) once it has exited.
+    pub fn release_all(self) -> Vec<Call> {
         let Workload { child, stdin, .. } = self;
         let mut stdin = stdin.expect("released once");
         stdin.write_all(b"go\n").unwrap();
@@ -289,9 +299,14 @@ impl Workload {
     }
 }
 
-/// Runs a workload to the end without waiting for a go.
+/// Runs a workload to the end and returns its add_watch calls.
 pub fn run_workload(wrapper: &[&str], comm: &str, steps: &[&str]) -> Vec<Call> {
     Workload::start(wrapper, comm, steps).release()
+}
+
+/// The add_watch calls among `calls`.
+pub fn add_watches(calls: Vec<Call>) -> Vec<Call> {
+    calls.into_iter().filter(|c| c.op == "add_watch").collect()
 }
 
 /// A comm no other process on the machine has: 15 bytes at most.
@@ -309,6 +324,8 @@ pub fn errno_name(ret: i64) -> Option<&'static str> {
         r if r >= 0 => None,
         -2 => Some("ENOENT"),
         -20 => Some("ENOTDIR"),
+        -22 => Some("EINVAL"),
+        -24 => Some("EMFILE"),
         -28 => Some("ENOSPC"),
         -36 => Some("ENAMETOOLONG"),
         other => panic!("the tests expect no errno {other}"),

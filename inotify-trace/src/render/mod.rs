@@ -28,7 +28,10 @@ pub fn init1_flags_text(flags: u32) -> String {
             rest &= !bit;
         }
     }
-    if rest != 0 || names.is_empty() {
+    if names.is_empty() {
+        return format!("{rest:#x}").replace("0x0", "0");
+    }
+    if rest != 0 {
         names.push(format!("{rest:#x}"));
     }
     names.join("|")

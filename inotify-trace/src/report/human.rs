@@ -60,8 +60,7 @@ fn processes(out: &mut impl Write, s: &Summary) -> io::Result<()> {
     )?;
     for p in &s.processes {
         let errors: Vec<String> = p.errors.iter().map(|(e, n)| format!("{e}:{n}")).collect();
-        writeln!(
-            out,
+        let row = format!(
             "  {:>7} {:<15} {:>6} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>5} {:>9}  {}",
             p.pid,
             Escaped(p.comm.as_bytes()).to_string(),
@@ -75,7 +74,8 @@ fn processes(out: &mut impl Write, s: &Summary) -> io::Result<()> {
             p.instances,
             p.instance_failures,
             errors.join(" ")
-        )?;
+        );
+        writeln!(out, "{}", row.trim_end())?;
     }
     Ok(())
 }
@@ -96,9 +96,9 @@ fn failure_group(out: &mut impl Write, g: &FailureGroup) -> io::Result<()> {
     let plural = if g.count == 1 { "" } else { "s" };
     writeln!(
         out,
-        "  {} from inotify_{}: {} call{plural}{}",
+        "  {} from {}: {} call{plural}{}",
         g.errno,
-        g.call,
+        syscall_name(g.call),
         g.count,
         meaning(g)
     )?;
@@ -118,6 +118,15 @@ fn failure_group(out: &mut impl Write, g: &FailureGroup) -> io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The syscall behind a summary's call name.
+fn syscall_name(call: &str) -> &'static str {
+    match call {
+        "add_watch" => "inotify_add_watch",
+        "rm_watch" => "inotify_rm_watch",
+        _ => "inotify_init/init1",
+    }
 }
 
 /// What the two errors this tool is about mean, said where they show up.

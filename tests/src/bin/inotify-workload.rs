@@ -5,12 +5,16 @@
 //!
 //! Usage: inotify-workload --comm NAME [--wait] STEP...
 //! Steps:
-//!   init                 inotify_init1(0); later calls use the new fd
+//!   init                 inotify_init1(0); later calls use the new fd (a
+//!                        failed init is reported and leaves the fd as it was)
 //!   add PATH             inotify_add_watch(fd, PATH, IN_ALL_EVENTS)
 //!   add-hex HEX          the same with a path given as hex bytes (non-UTF-8)
 //!   thread-add PATH      the same from a second thread (tid != pid)
+//!   rm WD                inotify_rm_watch(fd, WD)
 //!   chdir DIR            change directory (for relative paths)
 //!   limit-watches N      set this user namespace's max_inotify_watches
+//!   limit-instances N    set this user namespace's max_inotify_instances
+//!   sleep SECONDS        wait (holding every instance made so far)
 //! With --wait, prints {"ready":PID} and waits for a line on stdin first.
 use std::{
     ffi::{CString, OsStr},
@@ -53,10 +57,22 @@ fn main() {
             }
             "init" => {
                 // SAFETY: plain syscall.
-                fd = unsafe { libc::inotify_init1(0) };
-                if fd < 0 {
-                    fail("inotify_init1 failed");
+                let ret = unsafe { libc::inotify_init1(0) };
+                let ret = if ret < 0 { -errno() } else { ret };
+                if ret >= 0 {
+                    fd = ret;
                 }
+                report(&mut out, call("init", -1, 0, b"", ret));
+            }
+            "rm" => {
+                let wd: i32 = value()
+                    .to_str()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or_else(|| fail("rm needs a number"));
+                // SAFETY: plain syscall.
+                let ret = unsafe { libc::inotify_rm_watch(fd, wd) };
+                let ret = if ret < 0 { -errno() } else { ret };
+                report(&mut out, call("rm_watch", fd, wd as u32, b"", ret));
             }
             "add" => report(&mut out, add_watch(fd, value().as_bytes())),
             "add-hex" => {
@@ -71,13 +87,14 @@ fn main() {
                 report(&mut out, call);
             }
             "chdir" => std::env::set_current_dir(value()).unwrap_or_else(|e| fail(&e.to_string())),
-            "limit-watches" => {
-                std::fs::write("/proc/sys/user/max_inotify_watches", value().as_bytes())
-                    .unwrap_or_else(|e| {
-                        fail(&format!(
-                            "max_inotify_watches: {e} (run inside unshare -U -r)"
-                        ))
-                    });
+            "limit-watches" => limit("max_inotify_watches", &value()),
+            "limit-instances" => limit("max_inotify_instances", &value()),
+            "sleep" => {
+                let seconds: f64 = value()
+                    .to_str()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or_else(|| fail("sleep needs seconds"));
+                std::thread::sleep(std::time::Duration::from_secs_f64(seconds));
             }
             other => fail(&format!("unknown step {other:?}")),
         }
@@ -86,25 +103,34 @@ fn main() {
 
 fn add_watch(fd: i32, path: &[u8]) -> Call {
     let c_path = CString::new(path).unwrap_or_else(|_| fail("path with a NUL"));
-    // SAFETY: plain syscalls on our own fd and string.
-    let (ret, tid) = unsafe {
-        let ret = libc::inotify_add_watch(fd, c_path.as_ptr(), IN_ALL_EVENTS);
-        let ret = if ret < 0 {
-            -(*libc::__errno_location())
-        } else {
-            ret
-        };
-        (ret, libc::gettid())
-    };
+    // SAFETY: plain syscall on our own fd and string.
+    let ret = unsafe { libc::inotify_add_watch(fd, c_path.as_ptr(), IN_ALL_EVENTS) };
+    let ret = if ret < 0 { -errno() } else { ret };
+    call("add_watch", fd, IN_ALL_EVENTS, path, ret)
+}
+
+/// A call as the calling thread saw it (for add_watch, `arg` is the mask).
+fn call(op: &'static str, fd: i32, arg: u32, path: &[u8], ret: i32) -> Call {
     Call {
-        op: "add_watch",
+        op,
         pid: std::process::id(),
-        tid: tid as u32,
+        // SAFETY: gettid has no preconditions.
+        tid: unsafe { libc::gettid() } as u32,
         fd,
-        mask: IN_ALL_EVENTS,
+        mask: arg,
         path_base64: STANDARD.encode(path),
         ret: ret.into(),
     }
+}
+
+fn errno() -> i32 {
+    std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
+}
+
+/// Lowers one of this user namespace's own inotify caps (never the host's).
+fn limit(name: &str, value: &OsStr) {
+    std::fs::write(format!("/proc/sys/user/{name}"), value.as_bytes())
+        .unwrap_or_else(|e| fail(&format!("{name}: {e} (run inside unshare -U -r)")));
 }
 
 fn report(out: &mut impl Write, call: Call) {

@@ -1,0 +1,240 @@
+//! The session summary against the real kernel: workloads of known shape
+//! must give exactly their numbers, and `-- COMMAND` must follow a command's
+//! descendants and return its exit status.
+use serde_json::Value;
+use tests::{require_bpf, unique_comm, workload_binary, Tracer, Workload};
+
+/// The summary: the last JSON line, and the only one with `--quiet`.
+fn summary_of(stdout: &str) -> Value {
+    let lines: Vec<Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "--quiet --json prints only the summary: {stdout}"
+    );
+    assert_eq!(lines[0]["type"], "summary");
+    lines[0].clone()
+}
+
+fn process(summary: &Value, pid: u64) -> &Value {
+    summary["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["pid"] == pid)
+        .unwrap_or_else(|| panic!("no process {pid} in {summary:#}"))
+}
+
+/// Checks the documented per-process keys against the expected numbers.
+fn assert_counts(p: &Value, comm: &str, expected: [(&str, u64); 7]) {
+    assert_eq!(p["comm"], comm, "{p:#}");
+    assert_eq!(
+        p["uid"].as_u64(),
+        Some(u64::from(unsafe { libc::getuid() })),
+        "{p:#}"
+    );
+    for (key, value) in expected {
+        assert_eq!(p[key].as_u64(), Some(value), "{key} of {p:#}");
+    }
+}
+
+#[test]
+fn summary_counts_a_known_workload_exactly() {
+    require_bpf!();
+    let dir = tempfile::tempdir().unwrap();
+    let dirs: Vec<String> = (0..6)
+        .map(|i| {
+            let path = dir.path().join(format!("d{i}"));
+            std::fs::create_dir(&path).unwrap();
+            path.to_str().unwrap().to_owned()
+        })
+        .collect();
+    let (adder, nospc, mfile) = (
+        unique_comm("adder"),
+        unique_comm("nospc"),
+        unique_comm("mfile"),
+    );
+
+    // adder: 4 new watches, 3 re-adds, one removal.
+    let mut adder_steps = vec!["init"];
+    for d in &dirs[..4] {
+        adder_steps.extend(["add", d.as_str()]);
+    }
+    for d in [&dirs[0], &dirs[1], &dirs[0]] {
+        adder_steps.extend(["add", d.as_str()]);
+    }
+    adder_steps.extend(["rm", "2"]);
+    // nospc: a budget of 2 watches, then ENOSPC 3 times.
+    let mut nospc_steps = vec!["limit-watches", "2", "init"];
+    for d in &dirs[..5] {
+        nospc_steps.extend(["add", d.as_str()]);
+    }
+    // mfile: a budget of 2 instances, then EMFILE twice.
+    let mfile_steps = ["limit-instances", "2", "init", "init", "init", "init"];
+
+    let tracer = Tracer::start(&[
+        "--json", "--quiet", "--comm", &adder, "--comm", &nospc, "--comm", &mfile,
+    ]);
+    let adder_calls = Workload::start(&[], &adder, &adder_steps).release_all();
+    let nospc_calls = Workload::start(&["unshare", "-U", "-r"], &nospc, &nospc_steps).release_all();
+    let mfile_calls = Workload::start(&["unshare", "-U", "-r"], &mfile, &mfile_steps).release_all();
+    let finished = tracer.stop();
+    finished.assert_clean_exit();
+
+    // The workloads did what was meant (these are the kernel's answers).
+    let rets = |calls: &[tests::Call]| calls.iter().map(|c| c.ret).collect::<Vec<_>>();
+    assert_eq!(rets(&adder_calls), [3, 1, 2, 3, 4, 1, 2, 1, 0]);
+    assert_eq!(rets(&nospc_calls), [3, 1, 2, -28, -28, -28]);
+    assert_eq!(rets(&mfile_calls), [3, 4, -24, -24]);
+
+    let summary = summary_of(&finished.stdout);
+    let total_calls = adder_calls.len() + nospc_calls.len() + mfile_calls.len();
+    assert_eq!(summary["events"].as_u64(), Some(total_calls as u64));
+    assert_eq!(summary["lost"], 0);
+    assert!(summary["duration_s"].as_f64().unwrap() > 0.0);
+    assert_eq!(summary["processes"].as_array().unwrap().len(), 3);
+
+    let keys = [
+        "calls",
+        "new_watches",
+        "re_adds",
+        "removed",
+        "failed",
+        "instances",
+        "instance_failures",
+    ];
+    let counts =
+        |values: [u64; 7]| -> [(&str, u64); 7] { std::array::from_fn(|i| (keys[i], values[i])) };
+    let p = process(&summary, adder_calls[0].pid);
+    assert_counts(p, &adder, counts([7, 4, 3, 1, 0, 1, 0]));
+    assert_eq!(p["distinct_paths"], 4);
+    assert_eq!(p["errors"], serde_json::json!({}));
+    let p = process(&summary, nospc_calls[0].pid);
+    assert_counts(p, &nospc, counts([5, 2, 0, 0, 3, 1, 0]));
+    assert_eq!(p["errors"], serde_json::json!({"ENOSPC": 3}));
+    let p = process(&summary, mfile_calls[0].pid);
+    assert_counts(p, &mfile, counts([0, 0, 0, 0, 0, 2, 2]));
+
+    // Failures: ENOSPC first, then EMFILE, each naming its process.
+    let failures = summary["failures"].as_array().unwrap();
+    assert_eq!(failures.len(), 2, "{failures:#?}");
+    assert_eq!(
+        (
+            &failures[0]["call"],
+            &failures[0]["errno"],
+            &failures[0]["count"]
+        ),
+        (&"add_watch".into(), &"ENOSPC".into(), &3.into())
+    );
+    let culprit = &failures[0]["processes"][0];
+    assert_eq!(
+        (culprit["pid"].as_u64(), culprit["count"].as_u64()),
+        (Some(nospc_calls[0].pid), Some(3))
+    );
+    assert_eq!(
+        culprit["examples"],
+        serde_json::json!([dirs[2], dirs[3], dirs[4]])
+    );
+    assert!(culprit["first"].as_str().unwrap() < culprit["last"].as_str().unwrap());
+    assert_eq!(
+        (
+            &failures[1]["call"],
+            &failures[1]["errno"],
+            &failures[1]["count"]
+        ),
+        (&"init".into(), &"EMFILE".into(), &2.into())
+    );
+    assert_eq!(
+        failures[1]["processes"][0]["pid"].as_u64(),
+        Some(mfile_calls[0].pid)
+    );
+
+    // Per uid: everything ran as this test's uid.
+    let users = summary["users"].as_array().unwrap();
+    assert_eq!(users.len(), 1);
+    assert_eq!(users[0]["watches_added"], 6);
+    assert_eq!(users[0]["watches_removed"], 1);
+    assert_eq!(users[0]["instances_created"], 4);
+    assert_eq!(users[0]["instance_failures"], 2);
+    let limits = &summary["limits"];
+    for when in ["start", "end"] {
+        assert!(
+            limits[when]["max_user_watches"].as_u64().unwrap() >= 8192,
+            "{limits}"
+        );
+        assert!(
+            limits[when]["max_user_instances"].as_u64().unwrap() >= 1,
+            "{limits}"
+        );
+    }
+}
+
+#[test]
+fn a_command_is_followed_into_its_grandchildren_and_its_status_returned() {
+    require_bpf!();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let (child, grandchild) = (unique_comm("child"), unique_comm("grand"));
+    let workload = workload_binary();
+    let w = workload.to_str().unwrap();
+    // sh forks a second sh (`; true` keeps it from exec'ing), which forks the
+    // grandchild workload; then sh runs a child workload and exits 7. The
+    // command shares the tracer's stdout, so its own output goes elsewhere.
+    let script = format!(
+        "sh -c '{w} --comm {grandchild} init add {d} add {d}/missing >/dev/null; true'; {w} --comm {child} init add {d} >/dev/null; exit 7"
+    );
+    // A process with the same comm outside the command must not show up: it
+    // makes its calls while the command sleeps, inside the session.
+    let outsider = Workload::start(&[], &child, &["init", "add", d]);
+    let outsider_pid = outsider.pid;
+    let script = format!("sleep 1; {script}");
+    let tracer = Tracer::start(&["--json", "--quiet", "--", "sh", "-c", &script]);
+    let outsider_calls = outsider.release();
+    let finished = tracer.wait();
+    assert_eq!(outsider_calls.len(), 1);
+    assert_eq!(
+        finished.status.code(),
+        Some(7),
+        "the command's exit status: {finished:#?}"
+    );
+
+    let summary = summary_of(&finished.stdout);
+    let processes = summary["processes"].as_array().unwrap();
+    let by_comm = |comm: &str| {
+        processes
+            .iter()
+            .find(|p| p["comm"] == comm)
+            .unwrap_or_else(|| panic!("no {comm} in {summary:#}"))
+    };
+    let g = by_comm(&grandchild);
+    assert_eq!(
+        (
+            g["calls"].as_u64(),
+            g["new_watches"].as_u64(),
+            g["failed"].as_u64(),
+            g["instances"].as_u64()
+        ),
+        (Some(2), Some(1), Some(1), Some(1))
+    );
+    assert_eq!(g["errors"], serde_json::json!({"ENOENT": 1}));
+    let c = by_comm(&child);
+    assert_eq!(
+        (
+            c["calls"].as_u64(),
+            c["new_watches"].as_u64(),
+            c["instances"].as_u64()
+        ),
+        (Some(1), Some(1), Some(1))
+    );
+    assert!(
+        processes
+            .iter()
+            .all(|p| p["pid"].as_u64() != Some(outsider_pid)),
+        "{summary:#}"
+    );
+    // Only the command's own processes appear (sh makes no inotify calls).
+    assert_eq!(processes.len(), 2, "{summary:#}");
+}
