@@ -1,8 +1,8 @@
 //! Command-line flags, as parsed; `settings` turns them into validated
 //! settings.
-use std::time::Duration;
+use std::{ffi::OsString, path::PathBuf, time::Duration};
 
-use clap::Parser;
+use clap::{Args, Parser, Subcommand};
 
 use crate::tracer::AttachMode;
 
@@ -10,28 +10,81 @@ use crate::tracer::AttachMode;
 /// fail (ENOSPC when fs.inotify.max_user_watches is used up, EMFILE when
 /// fs.inotify.max_user_instances is). A summary follows at the end.
 #[derive(Debug, Parser)]
-#[command(name = "inotify-trace", version, about, max_term_width = 100)]
+#[command(
+    name = "inotify-trace",
+    version,
+    about,
+    max_term_width = 100,
+    args_conflicts_with_subcommands = true
+)]
 pub struct Cli {
-    /// Trace only this process (repeatable; a call passes if its pid is any of them).
+    #[command(subcommand)]
+    pub action: Option<Action>,
+
+    #[command(flatten)]
+    pub trace: TraceArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Action {
+    /// Report on a recording made with --record: the summary, or with --events the
+    /// events themselves, as a live session would have printed them.
+    Report(ReportArgs),
+}
+
+/// Which calls to show: in the kernel while tracing, while reading in `report`.
+#[derive(Debug, Args)]
+pub struct Selection {
+    /// Only this process (repeatable; a call passes if its pid is any of them).
     #[arg(short = 'p', long = "pid", value_name = "PID")]
     pub pids: Vec<u32>,
 
-    /// Trace only processes with this name (repeatable). The kernel keeps 15 bytes of a
+    /// Only processes with this name (repeatable). The kernel keeps 15 bytes of a
     /// name, so a longer NAME matches on its first 15 bytes.
     #[arg(short = 'c', long = "comm", value_name = "NAME")]
     pub comms: Vec<String>,
 
-    /// Show only calls that failed.
+    /// Only calls that failed.
     #[arg(long)]
     pub failed: bool,
+}
 
+/// How to print.
+#[derive(Debug, Args)]
+pub struct Output {
     /// Print JSON Lines (one object per event, see docs/json.md) instead of text.
     #[arg(long)]
     pub json: bool,
 
+    /// Show only the N processes with the most new watches in the summary (0: all).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub top: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct TraceArgs {
+    #[command(flatten)]
+    pub selection: Selection,
+
+    #[command(flatten)]
+    pub output: Output,
+
     /// Stop after this long (e.g. 30s, 5m); SIGINT and SIGTERM also stop cleanly.
     #[arg(short = 'd', long, value_name = "D", value_parser = humantime::parse_duration)]
     pub duration: Option<Duration>,
+
+    /// No per-event lines: only the summary at the end (and, on a terminal, a live
+    /// status line on stderr).
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+
+    /// Also write every event to FILE (mode 0600), for `inotify-trace report FILE`.
+    #[arg(short = 'w', long = "record", value_name = "FILE")]
+    pub record: Option<PathBuf>,
+
+    /// Overwrite the --record FILE if it exists.
+    #[arg(long, requires = "record")]
+    pub force: bool,
 
     /// Size of the kernel's ring buffer, a power of two (e.g. 4M, 64M). It must hold a
     /// burst's worth of events between two reads (~100-200 bytes each).
@@ -43,15 +96,6 @@ pub struct Cli {
     #[arg(long, value_name = "MODE", default_value = "auto")]
     pub attach: AttachMode,
 
-    /// No per-event lines: only the summary at the end (and, on a terminal, a live
-    /// status line on stderr).
-    #[arg(short = 'q', long)]
-    pub quiet: bool,
-
-    /// Show only the N processes with the most new watches in the summary (0: all).
-    #[arg(long, value_name = "N", default_value_t = 0)]
-    pub top: usize,
-
     /// Say more about what the tracer does (attach mode, kernel-side notes).
     #[arg(short = 'v', long)]
     pub verbose: bool,
@@ -59,7 +103,27 @@ pub struct Cli {
     /// Start COMMAND and trace it and every process it forks; the session ends when
     /// COMMAND exits, with its exit status.
     #[arg(last = true, value_name = "COMMAND")]
-    pub command: Vec<std::ffi::OsString>,
+    pub command: Vec<OsString>,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// A recording made with `inotify-trace --record FILE`.
+    pub file: PathBuf,
+
+    /// Print the events themselves (then the summary), not only the summary.
+    #[arg(long)]
+    pub events: bool,
+
+    #[command(flatten)]
+    pub selection: Selection,
+
+    /// Only calls made by this uid (repeatable).
+    #[arg(long = "uid", value_name = "UID")]
+    pub uids: Vec<u32>,
+
+    #[command(flatten)]
+    pub output: Output,
 }
 
 /// Parses `4096`, `64K`, `8M`, `1G` (binary multiples; `KiB`/`MiB`/`GiB` too).
@@ -101,6 +165,32 @@ mod tests {
     #[test]
     fn the_command_line_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn tracing_is_the_default_and_report_a_subcommand() {
+        let cli = Cli::parse_from([
+            "inotify-trace",
+            "-q",
+            "--comm",
+            "kubelet",
+            "--",
+            "sleep",
+            "1",
+        ]);
+        assert!(cli.action.is_none());
+        assert_eq!(cli.trace.command, ["sleep", "1"]);
+        let cli = Cli::parse_from(["inotify-trace", "report", "x.rec", "--events", "--uid", "0"]);
+        let Some(Action::Report(report)) = cli.action else {
+            panic!("{cli:?}")
+        };
+        assert_eq!(report.file, PathBuf::from("x.rec"));
+        assert!(report.events);
+        assert_eq!(report.uids, [0]);
+        assert!(
+            Cli::try_parse_from(["inotify-trace", "--force"]).is_err(),
+            "--force needs --record"
+        );
     }
 
     #[test]

@@ -12,6 +12,10 @@ use nix::time::{clock_gettime, ClockId};
 pub struct WallClock {
     /// Wall-clock nanoseconds since the epoch at boot time zero.
     pub boot_epoch_ns: i128,
+    /// The local zone's offset from UTC when the session started: people
+    /// read local times, and a recording's report must show the same ones
+    /// on any machine.
+    pub utc_offset_s: i32,
 }
 
 impl WallClock {
@@ -21,13 +25,14 @@ impl WallClock {
         let boot = clock_gettime(ClockId::CLOCK_BOOTTIME)?;
         let ns =
             |t: nix::sys::time::TimeSpec| t.tv_sec() as i128 * 1_000_000_000 + t.tv_nsec() as i128;
+        let utc_offset_s = chrono::Local::now().offset().local_minus_utc();
         Ok(WallClock {
             boot_epoch_ns: ns(real) - ns(boot),
+            utc_offset_s,
         })
     }
 
     /// The current `CLOCK_BOOTTIME`, in the eBPF side's unit.
-    #[cfg(test)]
     pub fn boot_now_ns() -> nix::Result<u64> {
         let boot = clock_gettime(ClockId::CLOCK_BOOTTIME)?;
         Ok(boot.tv_sec() as u64 * 1_000_000_000 + boot.tv_nsec() as u64)
@@ -48,6 +53,7 @@ mod tests {
     fn adds_the_offset_to_boot_time() {
         let clock = WallClock {
             boot_epoch_ns: 1_780_000_000_000_000_000,
+            utc_offset_s: 0,
         };
         let t = clock.wall(1_500);
         assert_eq!(

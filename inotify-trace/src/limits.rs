@@ -1,10 +1,10 @@
 //! The inotify limits of the initial user namespace (the `fs.inotify`
 //! sysctls), read at the start and at the end of a session.
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 const SYSCTL_DIR: &str = "/proc/sys/fs/inotify";
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Limits {
     /// `fs.inotify.max_user_watches`: watches per uid.
     pub max_user_watches: Option<u64>,

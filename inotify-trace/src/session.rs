@@ -1,7 +1,8 @@
-//! One tracing session: attach, stream records through the aggregator and
-//! the printer until told to stop, then drain what is left and print the
+//! One tracing session: attach, stream records through the pipeline (and
+//! the recording) until told to stop, then drain what is left and print the
 //! summary.
 use std::{
+    path::Path,
     process::ExitCode,
     time::{Duration, Instant},
 };
@@ -14,32 +15,29 @@ use crate::{
     clock::WallClock,
     command::{self, TracedCommand},
     event::Event,
+    filter::EventFilter,
     limits::Limits,
     output,
-    render::{human::HumanPrinter, json::JsonPrinter, Printer},
-    report::{
-        aggregate::{Aggregator, Totals},
-        LimitsAtStartAndEnd,
+    pipeline::Pipeline,
+    recording::{
+        metadata::{self, End, Metadata},
+        writer::{Recorder, WriteError},
     },
+    render::{human::HumanPrinter, json::JsonPrinter, Printer},
     ring::RingReader,
     settings::{Format, TraceSettings},
     status::StatusLine,
+    summary::LimitsAtStartAndEnd,
     tracer::{AttachMode, Tracer},
 };
-
-/// Counts kept while streaming.
-#[derive(Debug, Default)]
-struct Tally {
-    events: u64,
-    failed: u64,
-    lost: u64,
-    undecodable: u64,
-}
 
 /// Why the stream ended.
 enum Ended {
     Stopped,
     CommandExited(std::process::ExitStatus),
+    /// The recording could not be written: the session stops, the summary
+    /// still prints, and the exit status says it failed.
+    RecordingFailed(WriteError),
 }
 
 /// What woke the loop.
@@ -66,7 +64,17 @@ async fn trace(settings: TraceSettings) -> Result<ExitCode> {
     // "attached" shows still stops the session cleanly.
     let mut signals = Signals::new()?;
     let clock = WallClock::now().context("reading the clocks")?;
+    let start_boot_ns = WallClock::boot_now_ns().context("reading the boot clock")?;
     let limits_at_start = Limits::read();
+    // The file first: a name already taken is refused before anything is
+    // loaded into the kernel.
+    let mut recorder = match &settings.record {
+        Some(record) => {
+            let metadata = metadata(&settings, &clock, start_boot_ns, limits_at_start);
+            Some(Recorder::create(&record.path, record.force, &metadata)?)
+        }
+        None => None,
+    };
     let mut tracer = Tracer::start(&settings.tracer)?;
     let mut reader = RingReader::new(tracer.take_ring()?, tracer.take_lost_counter()?)?;
     let mut printer: Box<dyn Printer> = match settings.format {
@@ -89,15 +97,15 @@ async fn trace(settings: TraceSettings) -> Result<ExitCode> {
     };
     let started = Instant::now();
     let deadline = settings.duration.map(|d| tokio::time::Instant::now() + d);
+    let events_printer = (!settings.quiet).then(|| printer.as_mut() as &mut dyn Printer);
     let mut stream = Stream {
-        printer: printer.as_mut(),
-        aggregator: Aggregator::default(),
-        tally: Tally::default(),
+        pipeline: Pipeline::new(events_printer, EventFilter::default()),
+        recorder: recorder.as_mut(),
         status: StatusLine::new(settings.quiet),
-        quiet: settings.quiet,
         started,
+        undecodable: 0,
     };
-    let ended = match stream
+    let outcome = stream
         .run(
             &mut tracer,
             &mut reader,
@@ -105,8 +113,8 @@ async fn trace(settings: TraceSettings) -> Result<ExitCode> {
             deadline,
             command.as_mut(),
         )
-        .await
-    {
+        .await;
+    let ended = match outcome {
         Err(err) if output::is_broken_pipe(&err) => return Ok(ExitCode::SUCCESS),
         Err(err) => return Err(err),
         Ok(ended) => ended,
@@ -114,34 +122,83 @@ async fn trace(settings: TraceSettings) -> Result<ExitCode> {
     drop(tracer);
     stream.status.clear();
 
-    let totals = Totals {
-        duration_s: started.elapsed().as_secs_f64(),
-        events: stream.tally.events,
-        lost: stream.tally.lost,
-    };
+    let duration_s = started.elapsed().as_secs_f64();
     let limits = LimitsAtStartAndEnd {
         start: limits_at_start,
         end: Limits::read(),
     };
+    let (events, lost, undecodable) = (
+        stream.pipeline.tally.events,
+        stream.pipeline.tally.lost,
+        stream.undecodable,
+    );
     let summary = stream
-        .aggregator
-        .summary(&totals, limits, &clock, settings.top);
-    let printed = stream
-        .printer
-        .summary(&summary)
-        .and_then(|()| stream.printer.flush());
+        .pipeline
+        .summary(duration_s, limits, &clock, settings.top);
+    drop(stream);
+    let (exit_code, mut write_failure) = match ended {
+        Ended::CommandExited(status) => (ExitCode::from(command::exit_code(status)), None),
+        Ended::Stopped => (ExitCode::SUCCESS, None),
+        Ended::RecordingFailed(err) => (ExitCode::FAILURE, Some(err)),
+    };
+    if let (Some(recorder), None) = (recorder.as_mut(), &write_failure) {
+        let end = End {
+            end_time: humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string(),
+            duration_s,
+            limits: limits.end,
+            events,
+            lost,
+        };
+        write_failure = recorder.end(&end).err();
+    }
+    let printed = printer.summary(&summary).and_then(|()| printer.flush());
     match printed {
         Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => return Ok(ExitCode::SUCCESS),
         other => other.context("writing the summary")?,
     }
     eprintln!(
         "inotify-trace: {}",
-        closing_line(&stream.tally, started.elapsed())
+        closing_line(events, lost, undecodable, started.elapsed())
     );
-    Ok(match ended {
-        Ended::CommandExited(status) => ExitCode::from(command::exit_code(status)),
-        Ended::Stopped => ExitCode::SUCCESS,
-    })
+    if let Some(err) = write_failure {
+        eprintln!("inotify-trace: error: {err}");
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(exit_code)
+}
+
+/// What a recording says about this session.
+fn metadata(
+    settings: &TraceSettings,
+    clock: &WallClock,
+    start_boot_ns: u64,
+    limits: Limits,
+) -> Metadata {
+    let tracer = &settings.tracer;
+    Metadata {
+        tool: format!("inotify-trace {}", env!("CARGO_PKG_VERSION")),
+        hostname: metadata::host::hostname(),
+        kernel_release: metadata::host::kernel_release(),
+        boot_id: metadata::host::boot_id(),
+        start_time: humantime::format_rfc3339_nanos(clock.wall(start_boot_ns)).to_string(),
+        start_boot_ns,
+        boot_epoch_ns: clock.boot_epoch_ns as i64,
+        utc_offset_s: clock.utc_offset_s,
+        limits,
+        filters: metadata::Filters {
+            pids: tracer.pids.clone(),
+            comms: settings.comm_names.clone(),
+            failed_only: tracer.failed_only,
+            command: settings.command.as_ref().map(|argv| {
+                argv.iter()
+                    .map(|a| a.to_string_lossy().into_owned())
+                    .collect()
+            }),
+        },
+        command_line: std::env::args_os()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect(),
+    }
 }
 
 fn report_setup(settings: &TraceSettings, tracer: &Tracer) {
@@ -149,6 +206,12 @@ fn report_setup(settings: &TraceSettings, tracer: &Tracer) {
         eprintln!(
             "inotify-trace: mounted tracefs at {}",
             crate::preflight::TRACEFS
+        );
+    }
+    if let Some(record) = &settings.record {
+        eprintln!(
+            "inotify-trace: recording to {}",
+            Path::display(&record.path)
         );
     }
     if settings.verbose {
@@ -167,16 +230,15 @@ fn report_setup(settings: &TraceSettings, tracer: &Tracer) {
 }
 
 /// The per-session state the loop feeds.
-struct Stream<'a> {
-    printer: &'a mut dyn Printer,
-    aggregator: Aggregator,
-    tally: Tally,
+struct Stream<'a, 'p> {
+    pipeline: Pipeline<'p>,
+    recorder: Option<&'a mut Recorder>,
     status: StatusLine,
-    quiet: bool,
     started: Instant,
+    undecodable: u64,
 }
 
-impl Stream<'_> {
+impl Stream<'_, '_> {
     async fn run(
         &mut self,
         tracer: &mut Tracer,
@@ -185,10 +247,8 @@ impl Stream<'_> {
         deadline: Option<tokio::time::Instant>,
         mut command: Option<&mut TracedCommand>,
     ) -> Result<Ended> {
-        if !self.quiet {
-            self.printer.start()?;
-            self.printer.flush()?;
-        }
+        self.pipeline.start()?;
+        self.pipeline.flush()?;
         loop {
             let wake = tokio::select! {
                 biased;
@@ -200,7 +260,9 @@ impl Stream<'_> {
             // Every wake drains: after a stop, this picks up everything
             // already submitted (the programs stay attached until the
             // tracer is dropped).
-            self.drain(reader)?;
+            if let Err(err) = self.drain(reader)? {
+                return Ok(Ended::RecordingFailed(err));
+            }
             tracer.flush_kernel_logs();
             match wake {
                 Wake::Records => {}
@@ -216,19 +278,19 @@ impl Stream<'_> {
         }
     }
 
-    fn drain(&mut self, reader: &mut RingReader) -> Result<()> {
+    /// Reads every waiting record into the recording and the pipeline. A
+    /// failed write to the recording comes back as the inner error: the
+    /// records of this drain are still printed and counted.
+    fn drain(&mut self, reader: &mut RingReader) -> Result<Result<(), WriteError>> {
+        let mut write_failure = None;
         reader.drain(|record| {
+            if let (Some(recorder), None) = (self.recorder.as_deref_mut(), &write_failure) {
+                write_failure = recorder.event(record).err();
+            }
             match Event::decode(record) {
-                Ok(event) => {
-                    self.tally.events += 1;
-                    self.tally.failed += u64::from(event.header.ret < 0);
-                    self.aggregator.observe(&event);
-                    if !self.quiet {
-                        self.printer.event(&event)?;
-                    }
-                }
+                Ok(event) => self.pipeline.event(&event)?,
                 Err(err) => {
-                    self.tally.undecodable += 1;
+                    self.undecodable += 1;
                     self.status.clear();
                     eprintln!("inotify-trace: warning: skipped a record the kernel sent: {err}");
                 }
@@ -237,21 +299,22 @@ impl Stream<'_> {
         })?;
         let lost = reader.newly_lost()?;
         if lost > 0 {
-            self.tally.lost += lost;
+            if let (Some(recorder), None) = (self.recorder.as_deref_mut(), &write_failure) {
+                write_failure = recorder.lost(lost).err();
+            }
             self.status.clear();
-            if self.quiet {
+            if !self.pipeline.lost(lost)? {
                 eprintln!("inotify-trace: warning: {lost} events lost (ring buffer full); a larger --ring-size absorbs longer bursts");
-            } else {
-                self.printer.lost(lost)?;
             }
         }
-        if !self.quiet {
-            self.printer.flush()?;
+        self.pipeline.flush()?;
+        if let (Some(recorder), None) = (self.recorder.as_deref_mut(), &write_failure) {
+            write_failure = recorder.flush().err();
         }
-        let t = &self.tally;
+        let t = &self.pipeline.tally;
         self.status
             .update(self.started.elapsed(), t.events, t.failed, t.lost);
-        Ok(())
+        Ok(write_failure.map_or(Ok(()), Err))
     }
 }
 
@@ -269,18 +332,13 @@ async fn wait_for(command: Option<&mut TracedCommand>) -> Result<std::process::E
     }
 }
 
-fn closing_line(tally: &Tally, elapsed: Duration) -> String {
+fn closing_line(events: u64, lost: u64, undecodable: u64, elapsed: Duration) -> String {
     let mut line = format!(
-        "{} events, {} lost in {:.1}s",
-        tally.events,
-        tally.lost,
+        "{events} events, {lost} lost in {:.1}s",
         elapsed.as_secs_f64()
     );
-    if tally.undecodable > 0 {
-        line.push_str(&format!(
-            ", {} undecodable records skipped",
-            tally.undecodable
-        ));
+    if undecodable > 0 {
+        line.push_str(&format!(", {undecodable} undecodable records skipped"));
     }
     line
 }

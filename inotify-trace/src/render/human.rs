@@ -2,8 +2,6 @@
 //! process on the machine and are escaped (see `escape`).
 use std::io::{self, Write};
 
-use chrono::{DateTime, Local};
-
 use super::{init1_flags_text, Printer};
 use crate::{
     clock::WallClock,
@@ -47,13 +45,14 @@ impl<W: Write> Printer for HumanPrinter<W> {
 
     fn event(&mut self, event: &Event<'_>) -> io::Result<()> {
         let h = &event.header;
-        let time: DateTime<Local> = self.clock.wall(h.time_ns).into();
+        let time =
+            crate::summary::human::local(self.clock.wall(h.time_ns), self.clock.utc_offset_s);
         // Escaping may lengthen the comm, so pad the rendered text.
         let comm = Escaped(event.comm()).to_string();
         write!(
             self.out,
             "{:<15} {:>7} {:>7} {:>6} {:<15} {:<12} ",
-            time.format("%H:%M:%S%.6f"),
+            time,
             h.pid,
             h.tid,
             h.uid,
@@ -91,8 +90,8 @@ impl<W: Write> Printer for HumanPrinter<W> {
         Ok(())
     }
 
-    fn summary(&mut self, summary: &crate::report::Summary) -> io::Result<()> {
-        crate::report::human::write_summary(&mut self.out, summary)
+    fn summary(&mut self, summary: &crate::summary::Summary) -> io::Result<()> {
+        crate::summary::human::write_summary(&mut self.out, summary)
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -108,8 +107,10 @@ mod tests {
     use crate::event::fixtures::{add_watch, record};
 
     fn render(records: &[Vec<u8>]) -> String {
-        // Local time depends on the machine's zone; the time column is cut off.
-        let clock = WallClock { boot_epoch_ns: 0 };
+        let clock = WallClock {
+            boot_epoch_ns: 0,
+            utc_offset_s: 0,
+        };
         let mut printer = HumanPrinter::new(Vec::new(), clock);
         printer.start().unwrap();
         for bytes in records {

@@ -48,7 +48,7 @@ impl<W: Write> Printer for JsonPrinter<W> {
         })
     }
 
-    fn summary(&mut self, summary: &crate::report::Summary) -> io::Result<()> {
+    fn summary(&mut self, summary: &crate::summary::Summary) -> io::Result<()> {
         self.line(summary)
     }
 
@@ -169,6 +169,7 @@ mod tests {
 
     const CLOCK: WallClock = WallClock {
         boot_epoch_ns: 1_780_000_000_000_000_000,
+        utc_offset_s: 0,
     };
 
     fn render(records: &[Vec<u8>]) -> String {

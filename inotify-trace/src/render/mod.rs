@@ -4,7 +4,7 @@ pub mod json;
 
 use std::io;
 
-use crate::{event::Event, report::Summary};
+use crate::{event::Event, summary::Summary};
 
 /// Where the live stream of events goes.
 pub trait Printer {

@@ -5,7 +5,7 @@ use std::{
     time::SystemTime,
 };
 
-use chrono::{DateTime, Local};
+use chrono::{DateTime, FixedOffset};
 
 use super::{FailureGroup, Summary};
 use crate::escape::Escaped;
@@ -87,12 +87,12 @@ fn failures(out: &mut impl Write, s: &Summary) -> io::Result<()> {
     }
     writeln!(out, "Failures:")?;
     for group in &s.failures {
-        failure_group(out, group)?;
+        failure_group(out, group, s.utc_offset_s)?;
     }
     Ok(())
 }
 
-fn failure_group(out: &mut impl Write, g: &FailureGroup) -> io::Result<()> {
+fn failure_group(out: &mut impl Write, g: &FailureGroup, utc_offset_s: i32) -> io::Result<()> {
     let plural = if g.count == 1 { "" } else { "s" };
     writeln!(
         out,
@@ -110,8 +110,8 @@ fn failure_group(out: &mut impl Write, g: &FailureGroup) -> io::Result<()> {
             Escaped(p.comm.as_bytes()).to_string(),
             p.uid,
             p.count,
-            local(p.first),
-            local(p.last)
+            local(p.first, utc_offset_s),
+            local(p.last, utc_offset_s)
         )?;
         for path in &p.examples {
             writeln!(out, "            {}", Escaped(path.as_bytes()))?;
@@ -181,8 +181,12 @@ fn users(out: &mut impl Write, s: &Summary) -> io::Result<()> {
     writeln!(out)
 }
 
-fn local(time: SystemTime) -> String {
-    DateTime::<Local>::from(time)
+/// A time in the recording host's zone (the session's, when live).
+pub fn local(time: SystemTime, utc_offset_s: i32) -> String {
+    let utc = FixedOffset::east_opt(0).expect("zero is a valid offset");
+    let offset = FixedOffset::east_opt(utc_offset_s).unwrap_or(utc);
+    DateTime::<chrono::Utc>::from(time)
+        .with_timezone(&offset)
         .format("%H:%M:%S%.6f")
         .to_string()
 }

@@ -26,6 +26,10 @@ pub struct Summary {
     pub failures: Vec<FailureGroup>,
     pub users: Vec<UserSummary>,
     pub limits: LimitsAtStartAndEnd,
+    /// The recording host's offset from UTC, for local times in the human
+    /// rendering (JSON times are UTC).
+    #[serde(skip)]
+    pub utc_offset_s: i32,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -87,7 +91,7 @@ pub struct UserSummary {
     pub add_watch_failures: u64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Clone, Copy, Debug, Serialize)]
 pub struct LimitsAtStartAndEnd {
     pub start: Limits,
     pub end: Limits,

@@ -212,6 +212,7 @@ impl Aggregator {
             failures,
             users,
             limits,
+            utc_offset_s: clock.utc_offset_s,
         }
     }
 }
@@ -329,6 +330,7 @@ mod tests {
                 limits,
                 &WallClock {
                     boot_epoch_ns: 1_780_000_000_000_000_000,
+                    utc_offset_s: 0,
                 },
                 top,
             )
