@@ -39,7 +39,7 @@ pub fn run(settings: ReportSettings) -> Result<ExitCode> {
     let mut last_event_ns = metadata.start_boot_ns;
     let streamed: Result<()> = (|| {
         pipeline.start()?;
-        while let Some(item) = reader.next().with_context(|| name.clone())? {
+        while let Some(item) = reader.next_item().with_context(|| name.clone())? {
             match item {
                 Item::Event(_, event) => {
                     last_event_ns = last_event_ns.max(event.header.time_ns);

@@ -100,7 +100,21 @@ pub struct Finished {
 impl Tracer {
     /// Starts the tracer with `args` and returns once it says it is attached.
     pub fn start(args: &[&str]) -> Tracer {
-        let mut child = Command::new(tracer_binary())
+        Tracer::start_wrapped(&[], args)
+    }
+
+    /// The same, run as `WRAPPER... TRACER ARGS...` (the wrapper must exec
+    /// the tracer, so that signals reach it).
+    pub fn start_wrapped(wrapper: &[&str], args: &[&str]) -> Tracer {
+        let mut command = match wrapper.split_first() {
+            Some((program, wrapper_args)) => {
+                let mut c = Command::new(program);
+                c.args(wrapper_args).arg(tracer_binary());
+                c
+            }
+            None => Command::new(tracer_binary()),
+        };
+        let mut child = command
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

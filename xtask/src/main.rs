@@ -36,6 +36,12 @@ enum Task {
     /// Clippy with -D warnings on userspace and, separately, on the eBPF crate;
     /// rustfmt in check mode.
     Lint,
+    /// Fuzz the recording reader with libFuzzer (installs cargo-fuzz if missing).
+    Fuzz {
+        /// How long to fuzz.
+        #[arg(long, default_value_t = 300)]
+        seconds: u64,
+    },
 }
 
 fn main() -> ExitCode {
@@ -64,7 +70,33 @@ fn run(task: Task) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Task::Lint => lint::all().map(|()| ExitCode::SUCCESS),
+        Task::Fuzz { seconds } => {
+            setup::all()?;
+            fuzz(seconds).map(|()| ExitCode::SUCCESS)
+        }
     }
+}
+
+/// libFuzzer on the recording reader. cargo-fuzz passes `-Z` flags to
+/// rustc, which the stable toolchain takes with RUSTC_BOOTSTRAP=1, as the
+/// eBPF build does.
+fn fuzz(seconds: u64) -> Result<()> {
+    let installed = std::process::Command::new(cmd::cargo_program())
+        .args(["fuzz", "--version"])
+        .output()
+        .is_ok_and(|out| out.status.success());
+    if !installed {
+        cmd::step("installing cargo-fuzz (cargo install cargo-fuzz --locked)");
+        cmd::cargo(&["install", "cargo-fuzz", "--locked"])?;
+    }
+    cmd::step(&format!("fuzzing the recording reader for {seconds} s"));
+    cmd::run(
+        std::process::Command::new(cmd::cargo_program())
+            .current_dir(cmd::workspace_root().join("fuzz"))
+            .env("RUSTC_BOOTSTRAP", "1")
+            .args(["fuzz", "run", "recording", "--"])
+            .arg(format!("-max_total_time={seconds}")),
+    )
 }
 
 /// Unit tests and end-to-end tests. The end-to-end tests load eBPF programs

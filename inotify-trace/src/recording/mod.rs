@@ -5,3 +5,6 @@ pub mod format;
 pub mod metadata;
 pub mod reader;
 pub mod writer;
+
+#[cfg(test)]
+mod tests;

@@ -64,6 +64,12 @@ impl<R: Read> Reader<R> {
         if major > MAJOR {
             return Err(ReadError::NewerMajor { major, minor });
         }
+        if major < MAJOR {
+            return Err(ReadError::Corrupt {
+                offset: 8,
+                why: format!("format version {major}.{minor} does not exist"),
+            });
+        }
         let mut reader = Reader {
             input,
             offset: FILE_HEADER_SIZE as u64,
@@ -93,7 +99,7 @@ impl<R: Read> Reader<R> {
     }
 
     /// The next item, `None` at the end (see `cut_short` for how it ended).
-    pub fn next(&mut self) -> Result<Option<Item<'_>>, ReadError> {
+    pub fn next_item(&mut self) -> Result<Option<Item<'_>>, ReadError> {
         let offset = self.offset;
         let Some(kind) = self.next_frame()? else {
             return Ok(None);

@@ -1,0 +1,290 @@
+//! Recording a live session and reporting on it, against the real kernel
+//! and the real binary: the report must say exactly what the live session
+//! said, survive a killed tracer, and refuse bad files clearly.
+use std::{ffi::OsStr, os::unix::ffi::OsStrExt, process::Command};
+
+use tests::{assert_events_match, require_bpf, run_workload, tracer_binary, unique_comm, Tracer};
+
+fn report(args: &[&str]) -> std::process::Output {
+    Command::new(tracer_binary())
+        .arg("report")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// A directory with a non-UTF-8 name and a ~3000-byte path in it.
+fn tree() -> (tempfile::TempDir, String, String) {
+    let root = tempfile::tempdir().unwrap();
+    let odd = root.path().join(OsStr::from_bytes(b"odd-\xff\xfe"));
+    std::fs::create_dir(&odd).unwrap();
+    let long = (0..15)
+        .map(|i| format!("{i:02}{}", "z".repeat(197)))
+        .collect::<Vec<_>>()
+        .join("/");
+    let long = root.path().join(long);
+    std::fs::create_dir_all(&long).unwrap();
+    let odd_hex: String = odd
+        .as_os_str()
+        .as_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    (root, odd_hex, long.to_str().unwrap().to_owned())
+}
+
+#[test]
+fn a_report_says_byte_for_byte_what_the_live_session_said() {
+    require_bpf!();
+    let (root, odd_hex, long) = tree();
+    for json in [true, false] {
+        let comm = unique_comm("rt");
+        let file = root.path().join(format!("session-{json}.rec"));
+        let file = file.to_str().unwrap();
+        let mut args = vec!["--comm", &comm, "--record", file];
+        if json {
+            args.push("--json");
+        }
+        let tracer = Tracer::start(&args);
+        let steps = [
+            "init",
+            "add",
+            "/",
+            "add-hex",
+            &odd_hex,
+            "add",
+            &long,
+            "add",
+            "/nonexistent",
+            "add",
+            "/",
+        ];
+        let calls = run_workload(&[], &comm, &steps);
+        let live = tracer.stop();
+        live.assert_clean_exit();
+        if json {
+            assert_events_match(&live.add_watch_events_of(&[calls[0].pid]), &calls, &comm);
+        }
+
+        let mut report_args = vec![file, "--events"];
+        if json {
+            report_args.push("--json");
+        }
+        let reported = report(&report_args);
+        assert!(reported.status.success(), "{reported:?}");
+        assert!(
+            reported.stderr.is_empty(),
+            "{}",
+            String::from_utf8_lossy(&reported.stderr)
+        );
+        assert_eq!(
+            String::from_utf8(reported.stdout).unwrap(),
+            live.stdout,
+            "json: {json}"
+        );
+    }
+}
+
+#[test]
+fn a_killed_tracer_leaves_a_recording_that_reports() {
+    require_bpf!();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("killed.rec");
+    let comm = unique_comm("kill");
+    let mut tracer = Tracer::start(&[
+        "--quiet",
+        "--comm",
+        &comm,
+        "--record",
+        file.to_str().unwrap(),
+    ]);
+    let mut steps = vec!["init"];
+    steps.extend(std::iter::repeat_n(["add", "/"], 200).flatten());
+    let calls = run_workload(&[], &comm, &steps);
+    // Records reach the file within a poll interval (10 ms).
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    tracer.signal(libc::SIGKILL);
+    let killed = tracer.wait();
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&killed.status),
+        Some(libc::SIGKILL)
+    );
+
+    let reported = report(&[file.to_str().unwrap(), "--events", "--json"]);
+    let stderr = String::from_utf8_lossy(&reported.stderr);
+    assert!(reported.status.success(), "{stderr}");
+    let lines: Vec<serde_json::Value> = reported
+        .stdout
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_slice(l).unwrap())
+        .collect();
+    let events: Vec<_> = lines
+        .iter()
+        .filter(|l| l["type"] == "add_watch")
+        .cloned()
+        .collect();
+    assert_events_match(&events, &calls, &comm);
+    let summary = lines.last().unwrap();
+    assert_eq!(summary["type"], "summary");
+    assert_eq!(summary["events"], 201, "init + 200 add_watch");
+    // No end frame: the end limits are unknown, the duration the events' span.
+    assert!(summary["limits"]["end"]["max_user_watches"].is_null());
+}
+
+#[test]
+fn a_full_disk_stops_the_session_with_a_clear_error_and_the_summary() {
+    require_bpf!();
+    let dir = tempfile::tempdir().unwrap();
+    let mount = dir.path().to_str().unwrap();
+    let comm = unique_comm("full");
+    // A 64 KiB tmpfs in a private mount namespace: nothing outside sees it.
+    let script = format!("mount -t tmpfs -o size=64k tmpfs '{mount}' && exec \"$0\" \"$@\"");
+    let tracer = Tracer::start_wrapped(
+        &["unshare", "-m", "sh", "-c", &script],
+        &[
+            "--json",
+            "--quiet",
+            "--comm",
+            &comm,
+            "--record",
+            &format!("{mount}/x.rec"),
+        ],
+    );
+    // ~3000-byte paths: 64 KiB holds about twenty records.
+    let long = format!("/{}", "q".repeat(3000));
+    let mut steps = vec!["init"];
+    for _ in 0..100 {
+        steps.extend(["add", long.as_str()]);
+    }
+    run_workload(&[], &comm, &steps);
+    let finished = tracer.wait();
+    assert_eq!(finished.status.code(), Some(1), "{finished:#?}");
+    let error = finished.stderr.lines().last().unwrap();
+    assert!(
+        error.starts_with(&format!(
+            "inotify-trace: error: writing the recording {mount}/x.rec failed at byte "
+        )) && error.contains("No space left on device")
+            && error.contains("it holds every whole record before that"),
+        "{error}"
+    );
+    let summary: serde_json::Value =
+        serde_json::from_str(finished.stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(summary["type"], "summary");
+    // The session stops after the drain in which the write failed: every
+    // event read until then is counted, at least the ~20 that fitted on the
+    // disk, and never more than were made.
+    let events = summary["events"].as_u64().unwrap();
+    assert!((15..=101).contains(&events), "{events} events counted");
+}
+
+#[test]
+fn bad_recordings_get_one_line_errors_and_cut_ones_a_warning() {
+    require_bpf!();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("good.rec");
+    let comm = unique_comm("bad");
+    let tracer = Tracer::start(&[
+        "--quiet",
+        "--comm",
+        &comm,
+        "--record",
+        file.to_str().unwrap(),
+    ]);
+    run_workload(&[], &comm, &["init", "add", "/", "add", "/tmp"]);
+    tracer.stop().assert_clean_exit();
+    let good = std::fs::read(&file).unwrap();
+
+    let write = |name: &str, bytes: &[u8]| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        path.to_str().unwrap().to_owned()
+    };
+    // A flipped byte inside the last event.
+    let mut flipped = good.clone();
+    let at = good.len() - 200;
+    flipped[at] ^= 0x40;
+    let out = report(&[&write("flipped.rec", &flipped)]);
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with("inotify-trace: error: ")
+            && stderr.contains("flipped.rec: corrupt at byte "),
+        "{stderr}"
+    );
+    assert!(stderr.contains("checksum mismatch"), "{stderr}");
+
+    let foreign = write("foreign.rec", b"#!/bin/sh\necho this is not a recording\n");
+    let out = report(&[&foreign]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8(out.stderr).unwrap(),
+        format!("inotify-trace: error: {foreign}: not an inotify-trace recording (no INOTRACE header at byte 0)\n")
+    );
+
+    let cut = write("cut.rec", &good[..good.len() - 5]);
+    let out = report(&[&cut, "--json"]);
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.starts_with(&format!(
+            "inotify-trace: warning: {cut} is cut short at byte "
+        )),
+        "{stderr}"
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        summary["events"], 3,
+        "the end frame was cut; every event is whole"
+    );
+
+    let out = report(&[dir.path().join("missing.rec").to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8(out.stderr)
+        .unwrap()
+        .contains("missing.rec: No such file or directory"));
+}
+
+#[test]
+fn an_existing_file_is_kept_unless_forced() {
+    require_bpf!();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("taken.rec");
+    std::fs::write(&file, b"keep me").unwrap();
+    let out = Command::new(tracer_binary())
+        .args(["--record", file.to_str().unwrap(), "-d", "1s"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains("exists already: choose another file, or add --force to overwrite it"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("attached"),
+        "refused before attaching: {stderr}"
+    );
+    assert_eq!(std::fs::read(&file).unwrap(), b"keep me");
+
+    let out = Command::new(tracer_binary())
+        .args([
+            "--record",
+            file.to_str().unwrap(),
+            "--force",
+            "-d",
+            "1s",
+            "--comm",
+            "nobody-at-all",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert!(report(&[file.to_str().unwrap()]).status.success());
+}
