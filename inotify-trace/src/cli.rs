@@ -30,6 +30,9 @@ pub enum Action {
     /// Report on a recording made with --record: the summary, or with --events the
     /// events themselves, as a live session would have printed them.
     Report(ReportArgs),
+    /// Who holds inotify instances and watches now, per process and per uid, against
+    /// the limits (read from /proc; no eBPF needed).
+    Usage(UsageArgs),
 }
 
 /// Which calls to show: in the kernel while tracing, while reading in `report`.
@@ -121,6 +124,28 @@ pub struct ReportArgs {
     /// Only calls made by this uid (repeatable).
     #[arg(long = "uid", value_name = "UID")]
     pub uids: Vec<u32>,
+
+    #[command(flatten)]
+    pub output: Output,
+}
+
+#[derive(Debug, Args)]
+pub struct UsageArgs {
+    /// Only this process (repeatable).
+    #[arg(short = 'p', long = "pid", value_name = "PID")]
+    pub pids: Vec<u32>,
+
+    /// Only processes with this name (repeatable; first 15 bytes, as the kernel keeps).
+    #[arg(short = 'c', long = "comm", value_name = "NAME")]
+    pub comms: Vec<String>,
+
+    /// Only instances charged to this uid (repeatable).
+    #[arg(long = "uid", value_name = "UID")]
+    pub uids: Vec<u32>,
+
+    /// Show what each watch points at (resolved from its file handle).
+    #[arg(long)]
+    pub paths: bool,
 
     #[command(flatten)]
     pub output: Output,

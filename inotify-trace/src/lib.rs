@@ -24,6 +24,7 @@ pub mod settings;
 pub mod status;
 pub mod summary;
 pub mod tracer;
+pub mod usage;
 
 use std::process::ExitCode;
 
@@ -31,6 +32,7 @@ use std::process::ExitCode;
 pub fn run(cli: cli::Cli) -> ExitCode {
     let result = match cli.action {
         Some(cli::Action::Report(args)) => report::run(settings::ReportSettings::from_cli(args)),
+        Some(cli::Action::Usage(args)) => usage::command::run(args),
         None => {
             if cli.trace.verbose {
                 env_logger::Builder::new()

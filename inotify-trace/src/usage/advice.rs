@@ -1,0 +1,191 @@
+//! What to do about a uid that is close to (or at) its inotify limits: the
+//! value to set, what it may cost, the commands, and when raising the limit
+//! is the wrong fix.
+use serde::Serialize;
+
+/// Kernel memory one watch can pin on a 64-bit kernel: the kernel's own
+/// `INOTIFY_WATCH_COST` (a mark plus two inodes, about 1 KiB), which it uses
+/// to size the default limit (fs/notify/inotify/inotify_user.c).
+pub const WATCH_COST_BYTES: u64 = 1080;
+/// Usage at or above this share of a limit gets a recommendation.
+const NEAR_LIMIT: f64 = 0.8;
+/// A single process holding more than this share of a uid's watches makes
+/// raising the limit the wrong fix.
+const ONE_HOLDER: f64 = 0.5;
+
+/// What was seen of one uid in one scope (the host, or a user namespace).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Observed {
+    pub uid: u32,
+    /// None: the host (the `fs.inotify` sysctls); Some: that namespace's caps.
+    pub user_ns: Option<u64>,
+    pub watches: u64,
+    pub instances: u64,
+    pub max_watches: Option<u64>,
+    pub max_instances: Option<u64>,
+    /// The process holding the most watches: pid, comm, watches.
+    pub top_holder: Option<(u32, String, u64)>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Recommendation {
+    pub uid: u32,
+    pub user_ns: Option<u64>,
+    /// `fs.inotify.max_user_watches`, or `user.max_inotify_watches` for a
+    /// user namespace's own cap (and likewise for instances).
+    pub limit: String,
+    pub current: u64,
+    pub observed: u64,
+    pub recommended: u64,
+    /// At most this much kernel memory if every watch were used (watches only).
+    pub max_kernel_memory_bytes: Option<u64>,
+    pub commands: Vec<String>,
+    /// Why raising the limit would not fix the cause, when one process holds
+    /// most of the budget.
+    pub wrong_fix: Option<String>,
+}
+
+pub fn advise(observed: &[Observed]) -> Vec<Recommendation> {
+    let mut out = Vec::new();
+    for o in observed {
+        if let Some(r) = recommend(o, o.watches, o.max_watches, Resource::Watches) {
+            out.push(r);
+        }
+        if let Some(r) = recommend(o, o.instances, o.max_instances, Resource::Instances) {
+            out.push(r);
+        }
+    }
+    out
+}
+
+#[derive(Clone, Copy)]
+enum Resource {
+    Watches,
+    Instances,
+}
+
+fn recommend(
+    o: &Observed,
+    used: u64,
+    limit: Option<u64>,
+    resource: Resource,
+) -> Option<Recommendation> {
+    let limit = limit?;
+    if limit == 0 || (used as f64) < NEAR_LIMIT * limit as f64 {
+        return None;
+    }
+    let (step, host_name, ns_file) = match resource {
+        Resource::Watches => (8192, "fs.inotify.max_user_watches", "max_inotify_watches"),
+        Resource::Instances => (
+            128,
+            "fs.inotify.max_user_instances",
+            "max_inotify_instances",
+        ),
+    };
+    // Half as much again as what is used now, rounded up: room for growth
+    // without a limit so large it stops catching leaks;
+    // and always above the current limit, as a round number.
+    let above_limit = (limit + 1).div_ceil(step) * step;
+    let recommended = ((used * 3 / 2).div_ceil(step) * step).max(above_limit);
+    let (name, commands) = match o.user_ns {
+        None => (
+            host_name.to_owned(),
+            vec![
+                format!("sysctl -w {host_name}={recommended}"),
+                format!("echo '{host_name} = {recommended}' > /etc/sysctl.d/90-inotify.conf"),
+            ],
+        ),
+        Some(ns) => (
+            format!("user.{ns_file} (user namespace {ns})"),
+            vec![format!(
+                "echo {recommended} > /proc/sys/user/{ns_file}   # inside user namespace {ns}, by its owner"
+            )],
+        ),
+    };
+    let wrong_fix = match (resource, &o.top_holder) {
+        (Resource::Watches, Some((pid, comm, held))) if used > 0 && (*held as f64) > ONE_HOLDER * used as f64 => {
+            Some(format!(
+                "pid {pid} ({comm}) holds {:.0}% of uid {}'s watches: raising the limit only postpones the next failure; find out why it watches so much (a leak, or a recursive watch of a large tree?)",
+                100.0 * *held as f64 / used as f64,
+                o.uid
+            ))
+        }
+        _ => None,
+    };
+    Some(Recommendation {
+        uid: o.uid,
+        user_ns: o.user_ns,
+        limit: name,
+        current: limit,
+        observed: used,
+        recommended,
+        max_kernel_memory_bytes: matches!(resource, Resource::Watches)
+            .then_some(recommended * WATCH_COST_BYTES),
+        commands,
+        wrong_fix,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn observed(watches: u64, max_watches: u64, top: u64) -> Observed {
+        Observed {
+            uid: 0,
+            user_ns: None,
+            watches,
+            instances: 3,
+            max_watches: Some(max_watches),
+            max_instances: Some(128),
+            top_holder: Some((42, "kubelet".into(), top)),
+        }
+    }
+
+    #[test]
+    fn no_advice_below_eighty_percent() {
+        assert!(advise(&[observed(6000, 8192, 100)]).is_empty());
+    }
+
+    #[test]
+    fn near_the_limit_half_again_rounded_with_commands_and_cost() {
+        let r = &advise(&[observed(8000, 8192, 3000)])[0];
+        assert_eq!((r.current, r.observed, r.recommended), (8192, 8000, 16384));
+        assert_eq!(r.max_kernel_memory_bytes, Some(16384 * 1080));
+        assert_eq!(
+            r.commands,
+            [
+                "sysctl -w fs.inotify.max_user_watches=16384",
+                "echo 'fs.inotify.max_user_watches = 16384' > /etc/sysctl.d/90-inotify.conf"
+            ]
+        );
+        assert_eq!(r.wrong_fix, None);
+    }
+
+    #[test]
+    fn one_process_holding_most_of_the_budget_is_the_real_problem() {
+        let r = &advise(&[observed(8192, 8192, 7000)])[0];
+        let why = r.wrong_fix.as_deref().unwrap();
+        assert!(
+            why.starts_with("pid 42 (kubelet) holds 85% of uid 0's watches"),
+            "{why}"
+        );
+    }
+
+    #[test]
+    fn instances_and_namespaces() {
+        let mut o = observed(1, 8192, 1);
+        (o.instances, o.max_instances, o.user_ns) = (3, Some(3), Some(4026532000));
+        let r = advise(&[o]);
+        assert_eq!(r.len(), 1);
+        assert_eq!(
+            r[0].limit,
+            "user.max_inotify_instances (user namespace 4026532000)"
+        );
+        assert_eq!(
+            (r[0].recommended, r[0].max_kernel_memory_bytes),
+            (128, None)
+        );
+        assert!(r[0].commands[0].starts_with("echo 128 > /proc/sys/user/max_inotify_instances"));
+    }
+}

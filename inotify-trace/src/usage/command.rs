@@ -1,0 +1,40 @@
+//! `inotify-trace usage [--paths] [--json] [filters]`.
+use std::{io::Write, process::ExitCode};
+
+use anyhow::{Context as _, Result};
+
+use super::{paths::Resolver, render, snapshot, Selection, Source};
+use crate::{cli::UsageArgs, output};
+
+pub fn run(args: UsageArgs) -> Result<ExitCode> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!(
+            "inotify-trace: note: not root: only your own processes' fds are readable, so the counts are partial (run it with sudo)"
+        );
+    }
+    // Leaked on purpose: one per run, and the snapshot borrows it.
+    let resolver: Option<&'static Resolver> =
+        args.paths.then(|| &*Box::leak(Box::new(Resolver::new())));
+    let selection = Selection {
+        pids: args.pids,
+        comms: args.comms,
+        uids: args.uids,
+        top: args.output.top,
+    };
+    let usage = snapshot(&Source::live(resolver), &selection);
+    let mut out = output::stdout();
+    let written = if args.output.json {
+        serde_json::to_writer(&mut out, &usage)
+            .map_err(std::io::Error::from)
+            .and_then(|()| out.write_all(b"\n"))
+    } else {
+        render::write(&mut out, &usage)
+    };
+    match written.and_then(|()| out.flush()) {
+        Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => Ok(ExitCode::SUCCESS),
+        other => other
+            .map(|()| ExitCode::SUCCESS)
+            .context("writing the usage report"),
+    }
+}

@@ -1,0 +1,150 @@
+//! The usage snapshot for people.
+use std::io::{self, Write};
+
+use super::{advice::Recommendation, Usage, UserUsage};
+use crate::escape::Escaped;
+
+pub fn write(out: &mut impl Write, usage: &Usage) -> io::Result<()> {
+    let show = |n: Option<u64>| n.map_or_else(|| "?".to_owned(), |n| n.to_string());
+    let watches: u64 = usage.instances.iter().map(|i| i.watches).sum();
+    writeln!(
+        out,
+        "inotify usage now: {} instances, {watches} watches, in {} processes (as listed)",
+        usage.instances.len(),
+        usage.processes.len()
+    )?;
+    writeln!(
+        out,
+        "Host limits per uid: fs.inotify.max_user_watches = {}, fs.inotify.max_user_instances = {}",
+        show(usage.limits.max_user_watches),
+        show(usage.limits.max_user_instances)
+    )?;
+    users(out, &usage.users)?;
+    writeln!(out)?;
+    writeln!(out, "Processes, by watches:")?;
+    writeln!(
+        out,
+        "  {:>7} {:<15} {:>6} {:>9} {:>8}  USERNS",
+        "PID", "COMM", "UID", "INSTANCES", "WATCHES"
+    )?;
+    for p in &usage.processes {
+        let ns = p.user_ns.map(|ns| ns.to_string()).unwrap_or_default();
+        let row = format!(
+            "  {:>7} {:<15} {:>6} {:>9} {:>8}  {ns}",
+            p.pid,
+            Escaped(p.comm.as_bytes()).to_string(),
+            p.uid,
+            p.instances,
+            p.watches
+        );
+        writeln!(out, "{}", row.trim_end())?;
+    }
+    if usage.instances.iter().any(|i| i.paths.is_some()) {
+        writeln!(out)?;
+        writeln!(out, "Instances and their watches:")?;
+        for i in &usage.instances {
+            let holders: Vec<String> = i
+                .holders
+                .iter()
+                .map(|h| format!("pid {} fd {}", h.pid, h.fd))
+                .collect();
+            writeln!(
+                out,
+                "  {} watches: {} ({}, uid {})",
+                i.watches,
+                holders.join(", "),
+                Escaped(i.comm.as_bytes()),
+                i.uid
+            )?;
+            for t in i.paths.iter().flatten() {
+                match (&t.path, &t.dev, t.ino) {
+                    (Some(path), _, _) => {
+                        writeln!(out, "    wd {:<5} {}", t.wd, Escaped(path.as_bytes()))?
+                    }
+                    (None, Some(dev), Some(ino)) => writeln!(
+                        out,
+                        "    wd {:<5} dev {dev} ino {ino} (path not resolvable)",
+                        t.wd
+                    )?,
+                    _ => writeln!(out, "    wd {}", t.wd)?,
+                }
+            }
+        }
+    }
+    recommendations(out, &usage.recommendations)
+}
+
+pub fn users(out: &mut impl Write, users: &[UserUsage]) -> io::Result<()> {
+    let show = |n: Option<u64>| n.map_or_else(|| "?".to_owned(), |n| n.to_string());
+    let pct = |p: Option<f64>| p.map_or_else(|| "?".to_owned(), |p| format!("{p:.1}%"));
+    writeln!(out)?;
+    writeln!(
+        out,
+        "Users (what the kernel charges: the uid that created each instance):"
+    )?;
+    writeln!(
+        out,
+        "  {:>6} {:<17} {:>8} {:>8} {:>7} {:>9} {:>6} {:>7}  TOP HOLDER",
+        "UID", "LIMITS OF", "WATCHES", "MAX", "USED", "INSTANCES", "MAX", "USED"
+    )?;
+    for u in users {
+        let scope = u
+            .user_ns
+            .map_or_else(|| "host".to_owned(), |ns| format!("userns {ns}"));
+        let top = u
+            .top_holder
+            .as_ref()
+            .map(|p| {
+                format!(
+                    "{} {} ({} watches)",
+                    p.pid,
+                    Escaped(p.comm.as_bytes()),
+                    p.watches
+                )
+            })
+            .unwrap_or_default();
+        writeln!(
+            out,
+            "  {:>6} {:<17} {:>8} {:>8} {:>7} {:>9} {:>6} {:>7}  {top}",
+            u.uid,
+            scope,
+            u.watches,
+            show(u.max_watches),
+            pct(u.watches_pct),
+            u.instances,
+            show(u.max_instances),
+            pct(u.instances_pct)
+        )?;
+    }
+    Ok(())
+}
+
+pub fn recommendations(out: &mut impl Write, recommendations: &[Recommendation]) -> io::Result<()> {
+    if recommendations.is_empty() {
+        return Ok(());
+    }
+    writeln!(out)?;
+    writeln!(out, "Recommendations:")?;
+    for r in recommendations {
+        write!(
+            out,
+            "  uid {}: {} is {}, {} in use; set {}",
+            r.uid, r.limit, r.current, r.observed, r.recommended
+        )?;
+        match r.max_kernel_memory_bytes {
+            Some(bytes) => writeln!(
+                out,
+                " (at most {:.1} MiB of kernel memory, were every watch used)",
+                bytes as f64 / (1 << 20) as f64
+            )?,
+            None => writeln!(out)?,
+        }
+        for command in &r.commands {
+            writeln!(out, "      {command}")?;
+        }
+        if let Some(why) = &r.wrong_fix {
+            writeln!(out, "    but: {why}")?;
+        }
+    }
+    Ok(())
+}
