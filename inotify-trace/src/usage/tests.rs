@@ -50,7 +50,7 @@ fn fixture(root: &Path, processes: &[FakeProcess]) -> Table {
         symlink("socket:[1234]", dir.join("fd/1")).unwrap();
         for (fd, file, inodes) in &p.fds {
             symlink("anon_inode:inotify", dir.join(format!("fd/{fd}"))).unwrap();
-            let mut info = format!("pos:\t0\nflags:\t02004000\nmnt_id:\t15\nino:\t1057\n");
+            let mut info = "pos:\t0\nflags:\t02004000\nmnt_id:\t15\nino:\t1057\n".to_string();
             for (i, ino) in inodes.iter().enumerate() {
                 info.push_str(&format!(
                     "inotify wd:{} ino:{ino:x} sdev:800011 mask:fff ignored_mask:0 fhandle-bytes:8 fhandle-type:1 f_handle:01000800bc1b8c7c\n",
@@ -69,6 +69,11 @@ fn fixture(root: &Path, processes: &[FakeProcess]) -> Table {
     }
     Table(files)
 }
+
+/// An instance as the tests compare it: (holders as (pid, fd), watches, uid).
+type InstanceRow = (Vec<(u32, i32)>, u64, u32);
+/// A user entry: (uid, user_ns, instances, watches, max_watches, watches_pct).
+type UserRow = (u32, Option<u64>, u64, u64, Option<u64>, Option<f64>);
 
 const HOST_NS: u64 = 4026531837;
 const POD_NS: u64 = 4026532999;
@@ -143,7 +148,7 @@ fn take(selection: &Selection) -> super::Usage {
 #[test]
 fn instances_are_counted_once_with_all_their_holders() {
     let usage = take(&Selection::default());
-    let summary: Vec<(Vec<(u32, i32)>, u64, u32)> = usage
+    let summary: Vec<InstanceRow> = usage
         .instances
         .iter()
         .map(|i| {
@@ -195,7 +200,7 @@ fn processes_are_sorted_by_watches() {
 #[test]
 fn per_uid_totals_against_the_host_limits_and_the_namespace_caps() {
     let usage = take(&Selection::default());
-    let rows: Vec<(u32, Option<u64>, u64, u64, Option<u64>, Option<f64>)> = usage
+    let rows: Vec<UserRow> = usage
         .users
         .iter()
         .map(|u| {
