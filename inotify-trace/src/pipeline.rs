@@ -7,6 +7,7 @@ use crate::{
     filter::EventFilter,
     render::Printer,
     summary::{aggregate::Aggregator, aggregate::Totals, LimitsAtStartAndEnd, Summary},
+    usage::diagnosis::Diagnosis,
 };
 
 /// Counts kept while streaming.
@@ -22,6 +23,7 @@ pub struct Pipeline<'a> {
     printer: Option<&'a mut dyn Printer>,
     filter: EventFilter,
     aggregator: Aggregator,
+    diagnoses: Vec<Diagnosis>,
     pub tally: Tally,
 }
 
@@ -31,6 +33,7 @@ impl<'a> Pipeline<'a> {
             printer,
             filter,
             aggregator: Aggregator::default(),
+            diagnoses: Vec::new(),
             tally: Tally::default(),
         }
     }
@@ -66,6 +69,16 @@ impl<'a> Pipeline<'a> {
         }
     }
 
+    /// Keeps a diagnosis for the summary; returns whether it was printed.
+    pub fn diagnosis(&mut self, diagnosis: Diagnosis) -> io::Result<bool> {
+        let printed = match &mut self.printer {
+            Some(printer) => printer.diagnosis(&diagnosis).map(|()| true),
+            None => Ok(false),
+        };
+        self.diagnoses.push(diagnosis);
+        printed
+    }
+
     pub fn flush(&mut self) -> io::Result<()> {
         match &mut self.printer {
             Some(printer) => printer.flush(),
@@ -85,6 +98,8 @@ impl<'a> Pipeline<'a> {
             events: self.tally.events,
             lost: self.tally.lost,
         };
-        self.aggregator.summary(&totals, limits, clock, top)
+        let mut summary = self.aggregator.summary(&totals, limits, clock, top);
+        summary.diagnoses = self.diagnoses.clone();
+        summary
     }
 }

@@ -49,6 +49,9 @@ pub fn run(settings: ReportSettings) -> Result<ExitCode> {
                     pipeline.lost(count)?;
                 }
                 Item::End(info) => end = Some(info),
+                Item::Diagnosis(diagnosis) => {
+                    pipeline.diagnosis(*diagnosis)?;
+                }
             }
         }
         Ok(())

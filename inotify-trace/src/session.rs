@@ -29,6 +29,7 @@ use crate::{
     status::StatusLine,
     summary::LimitsAtStartAndEnd,
     tracer::{AttachMode, Tracer},
+    usage::diagnosis::Diagnoser,
 };
 
 /// Why the stream ended.
@@ -99,6 +100,8 @@ async fn trace(settings: TraceSettings) -> Result<ExitCode> {
     let deadline = settings.duration.map(|d| tokio::time::Instant::now() + d);
     let events_printer = (!settings.quiet).then(|| printer.as_mut() as &mut dyn Printer);
     let mut stream = Stream {
+        diagnoser: Diagnoser::default(),
+        clock,
         pipeline: Pipeline::new(events_printer, EventFilter::default()),
         recorder: recorder.as_mut(),
         status: StatusLine::new(settings.quiet),
@@ -231,6 +234,8 @@ fn report_setup(settings: &TraceSettings, tracer: &Tracer) {
 
 /// The per-session state the loop feeds.
 struct Stream<'a, 'p> {
+    diagnoser: Diagnoser,
+    clock: WallClock,
     pipeline: Pipeline<'p>,
     recorder: Option<&'a mut Recorder>,
     status: StatusLine,
@@ -288,7 +293,27 @@ impl Stream<'_, '_> {
                 write_failure = recorder.event(record).err();
             }
             match Event::decode(record) {
-                Ok(event) => self.pipeline.event(&event)?,
+                Ok(event) => {
+                    self.pipeline.event(&event)?;
+                    let time =
+                        humantime::format_rfc3339_nanos(self.clock.wall(event.header.time_ns));
+                    if let Some(diagnosis) = self.diagnoser.consider(&event, &time.to_string()) {
+                        if let (Some(recorder), None) =
+                            (self.recorder.as_deref_mut(), &write_failure)
+                        {
+                            write_failure = recorder.diagnosis(&diagnosis).err();
+                        }
+                        self.status.clear();
+                        if !self.pipeline.diagnosis(diagnosis.clone())? {
+                            let mut stderr = std::io::stderr().lock();
+                            crate::usage::render::diagnosis(
+                                &mut stderr,
+                                &diagnosis,
+                                "inotify-trace: ",
+                            )?;
+                        }
+                    }
+                }
                 Err(err) => {
                     self.undecodable += 1;
                     self.status.clear();

@@ -253,8 +253,9 @@ impl Call {
 /// A workload started with `--wait`: it knows its pid and makes its calls
 /// only when released.
 pub struct Workload {
-    child: Child,
+    child: Option<Child>,
     stdin: Option<ChildStdin>,
+    stdout: Option<BufReader<std::process::ChildStdout>>,
     pub pid: u64,
 }
 
@@ -279,15 +280,21 @@ impl Workload {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("starting the workload");
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
         let mut ready = String::new();
-        BufReader::new(child.stdout.as_mut().unwrap())
+        stdout
             .read_line(&mut ready)
             .expect("reading the workload's ready line");
         let ready: Value = serde_json::from_str(&ready)
             .unwrap_or_else(|e| panic!("workload did not start ({e}): {ready:?}"));
         let pid = ready["ready"].as_u64().unwrap();
         let stdin = child.stdin.take();
-        Workload { child, stdin, pid }
+        Workload {
+            child: Some(child),
+            stdin,
+            stdout: Some(stdout),
+            pid,
+        }
     }
 
     /// Lets the workload make its add_watch calls and returns them once it
@@ -298,18 +305,54 @@ impl Workload {
 
     /// Lets the workload make its calls and returns all of them (init and
     /// rm_watch too) once it has exited.
-    pub fn release_all(self) -> Vec<Call> {
-        let Workload { child, stdin, .. } = self;
-        let mut stdin = stdin.expect("released once");
-        stdin.write_all(b"go\n").unwrap();
-        drop(stdin);
-        let output = child.wait_with_output().expect("waiting for the workload");
-        assert!(output.status.success(), "the workload failed: {output:?}");
-        String::from_utf8(output.stdout)
+    pub fn release_all(mut self) -> Vec<Call> {
+        self.go();
+        let calls: Vec<Call> = self
+            .stdout
+            .take()
             .unwrap()
             .lines()
-            .map(|line| Call::from_json(&serde_json::from_str(line).unwrap()))
+            .map(|line| Call::from_json(&serde_json::from_str(&line.unwrap()).unwrap()))
+            .collect();
+        let status = self
+            .child
+            .take()
+            .unwrap()
+            .wait()
+            .expect("waiting for the workload");
+        assert!(status.success(), "the workload failed: {status}");
+        calls
+    }
+
+    /// Lets the workload go and returns its first `n` calls while it keeps
+    /// running (a `sleep` step holds its instances); it is killed when
+    /// dropped.
+    pub fn release_and_read(&mut self, n: usize) -> Vec<Call> {
+        self.go();
+        let stdout = self.stdout.as_mut().unwrap();
+        (0..n)
+            .map(|_| {
+                let mut line = String::new();
+                stdout.read_line(&mut line).expect("reading a call");
+                Call::from_json(
+                    &serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}")),
+                )
+            })
             .collect()
+    }
+
+    fn go(&mut self) {
+        let mut stdin = self.stdin.take().expect("released once");
+        stdin.write_all(b"go\n").unwrap();
+    }
+}
+
+impl Drop for Workload {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 

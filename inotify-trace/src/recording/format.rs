@@ -1,4 +1,4 @@
-//! The recording file format, version 1.0 (docs/recording.md):
+//! The recording file format, version 1.1 (docs/recording.md):
 //!
 //! ```text
 //! file   = header frame*
@@ -15,7 +15,7 @@ pub const MAGIC: [u8; 8] = *b"INOTRACE";
 /// Changes that older readers cannot skip over bump the major version.
 pub const MAJOR: u16 = 1;
 /// New frame kinds bump the minor version; older readers skip them.
-pub const MINOR: u16 = 0;
+pub const MINOR: u16 = 1;
 pub const FILE_HEADER_SIZE: usize = 16;
 pub const FRAME_HEADER_SIZE: usize = 12;
 /// No frame is larger: a length field above it is corruption, refused
@@ -34,6 +34,8 @@ pub enum FrameKind {
     Lost = 3,
     /// JSON: how the session ended (absent when the tracer was killed).
     End = 4,
+    /// JSON: a usage snapshot taken when a call failed for a limit (1.1).
+    Diagnosis = 5,
 }
 
 impl FrameKind {
@@ -43,6 +45,7 @@ impl FrameKind {
             2 => Some(FrameKind::Event),
             3 => Some(FrameKind::Lost),
             4 => Some(FrameKind::End),
+            5 => Some(FrameKind::Diagnosis),
             _ => None,
         }
     }
@@ -110,8 +113,8 @@ mod tests {
     fn the_file_header_is_sixteen_bytes_spelled_out() {
         let mut bytes = Vec::new();
         put_file_header(&mut bytes);
-        assert_eq!(bytes, b"INOTRACE\x01\x00\x00\x00\x00\x00\x00\x00");
-        assert_eq!(parse_file_header(&bytes), Some((1, 0)));
+        assert_eq!(bytes, b"INOTRACE\x01\x00\x01\x00\x00\x00\x00\x00");
+        assert_eq!(parse_file_header(&bytes), Some((1, 1)));
         assert_eq!(
             parse_file_header(b"INOTRACX\x01\x00\x00\x00\x00\x00\x00\x00"),
             None

@@ -10,7 +10,7 @@ use super::{
     },
     metadata::{End, Metadata},
 };
-use crate::event::Event;
+use crate::{event::Event, usage::diagnosis::Diagnosis};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
@@ -38,6 +38,7 @@ pub enum Item<'a> {
     Event(&'a [u8], Event<'a>),
     Lost(u64),
     End(End),
+    Diagnosis(Box<Diagnosis>),
 }
 
 pub struct Reader<R: Read> {
@@ -124,6 +125,10 @@ impl<R: Read> Reader<R> {
                 serde_json::from_slice(&self.payload)
                     .map_err(|e| corrupt(format!("unreadable end frame: {e}")))?,
             ),
+            FrameKind::Diagnosis => Item::Diagnosis(Box::new(
+                serde_json::from_slice(&self.payload)
+                    .map_err(|e| corrupt(format!("unreadable diagnosis frame: {e}")))?,
+            )),
             FrameKind::Metadata => return Err(corrupt("a second metadata frame".to_owned())),
         }))
     }

@@ -91,6 +91,7 @@ fn read_all(bytes: &[u8]) -> Result<(Vec<Read>, Option<u64>), ReadError> {
             Item::Event(raw, _) => Read::Event(raw.to_vec()),
             Item::Lost(n) => Read::Lost(n),
             Item::End(end) => Read::End(end),
+            Item::Diagnosis(_) => unreachable!("no diagnosis is written here"),
         });
     }
     Ok((items, reader.cut_short.map(|c| c.offset)))
@@ -178,14 +179,14 @@ fn a_newer_major_version_is_refused_and_unknown_frames_of_a_minor_one_skipped() 
     bytes[8] = 2;
     let err = read_all(&bytes).unwrap_err();
     assert!(
-        err.to_string().contains("newer inotify-trace (format 2.0"),
+        err.to_string().contains("newer inotify-trace (format 2.1"),
         "{err}"
     );
     bytes[8] = 0;
     let err = read_all(&bytes).unwrap_err();
     assert!(
         err.to_string()
-            .contains("format version 0.0 does not exist"),
+            .contains("format version 0.1 does not exist"),
         "{err}"
     );
 

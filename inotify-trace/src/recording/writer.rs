@@ -11,6 +11,8 @@ use std::{
 
 use anyhow::{Context as _, Result};
 
+use crate::usage::diagnosis::Diagnosis;
+
 use super::{
     format::{frame_header, put_file_header, FrameKind},
     metadata::{End, Metadata},
@@ -75,6 +77,11 @@ impl Recorder {
 
     pub fn lost(&mut self, count: u64) -> Result<(), WriteError> {
         self.frame(FrameKind::Lost, &count.to_le_bytes())
+    }
+
+    pub fn diagnosis(&mut self, diagnosis: &Diagnosis) -> Result<(), WriteError> {
+        let payload = serde_json::to_vec(diagnosis).expect("Diagnosis serializes");
+        self.frame(FrameKind::Diagnosis, &payload)
     }
 
     pub fn end(&mut self, end: &End) -> Result<(), WriteError> {

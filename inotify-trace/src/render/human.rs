@@ -90,6 +90,10 @@ impl<W: Write> Printer for HumanPrinter<W> {
         Ok(())
     }
 
+    fn diagnosis(&mut self, diagnosis: &crate::usage::diagnosis::Diagnosis) -> io::Result<()> {
+        crate::usage::render::diagnosis(&mut self.out, diagnosis, "  ")
+    }
+
     fn summary(&mut self, summary: &crate::summary::Summary) -> io::Result<()> {
         crate::summary::human::write_summary(&mut self.out, summary)
     }

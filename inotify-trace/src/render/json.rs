@@ -48,6 +48,10 @@ impl<W: Write> Printer for JsonPrinter<W> {
         })
     }
 
+    fn diagnosis(&mut self, diagnosis: &crate::usage::diagnosis::Diagnosis) -> io::Result<()> {
+        self.line(diagnosis)
+    }
+
     fn summary(&mut self, summary: &crate::summary::Summary) -> io::Result<()> {
         self.line(summary)
     }

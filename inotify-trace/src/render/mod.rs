@@ -13,6 +13,8 @@ pub trait Printer {
     fn event(&mut self, event: &Event<'_>) -> io::Result<()>;
     /// `count` more events were lost in the kernel (ring buffer full).
     fn lost(&mut self, count: u64) -> io::Result<()>;
+    /// A usage snapshot taken because a call failed for a limit.
+    fn diagnosis(&mut self, diagnosis: &crate::usage::diagnosis::Diagnosis) -> io::Result<()>;
     /// The session summary, printed once at the end.
     fn summary(&mut self, summary: &Summary) -> io::Result<()>;
     fn flush(&mut self) -> io::Result<()>;

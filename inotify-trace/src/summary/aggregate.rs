@@ -212,6 +212,7 @@ impl Aggregator {
             failures,
             users,
             limits,
+            diagnoses: Vec::new(),
             utc_offset_s: clock.utc_offset_s,
         }
     }
@@ -436,6 +437,7 @@ mod tests {
         let json = serde_json::to_value(feed.summary(0)).unwrap();
         insta::assert_json_snapshot!(json, @r#"
         {
+          "diagnoses": [],
           "duration_s": 2.5,
           "events": 99,
           "failures": [

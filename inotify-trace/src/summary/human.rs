@@ -25,7 +25,15 @@ pub fn write_summary(out: &mut impl Write, s: &Summary) -> io::Result<()> {
     }
     processes(out, s)?;
     failures(out, s)?;
-    users(out, s)
+    users(out, s)?;
+    if !s.diagnoses.is_empty() {
+        writeln!(out)?;
+        writeln!(out, "Diagnoses (who held the budget when it ran out):")?;
+        for d in &s.diagnoses {
+            crate::usage::render::diagnosis(out, d, "  ")?;
+        }
+    }
+    Ok(())
 }
 
 fn processes(out: &mut impl Write, s: &Summary) -> io::Result<()> {

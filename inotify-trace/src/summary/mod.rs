@@ -26,6 +26,8 @@ pub struct Summary {
     pub failures: Vec<FailureGroup>,
     pub users: Vec<UserSummary>,
     pub limits: LimitsAtStartAndEnd,
+    /// Usage snapshots taken when calls failed for a limit, in order.
+    pub diagnoses: Vec<crate::usage::diagnosis::Diagnosis>,
     /// The recording host's offset from UTC, for local times in the human
     /// rendering (JSON times are UTC).
     #[serde(skip)]

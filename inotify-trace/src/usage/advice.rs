@@ -1,7 +1,7 @@
 //! What to do about a uid that is close to (or at) its inotify limits: the
 //! value to set, what it may cost, the commands, and when raising the limit
 //! is the wrong fix.
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Kernel memory one watch can pin on a 64-bit kernel: the kernel's own
 /// `INOTIFY_WATCH_COST` (a mark plus two inodes, about 1 KiB), which it uses
@@ -27,7 +27,7 @@ pub struct Observed {
     pub top_holder: Option<(u32, String, u64)>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Recommendation {
     pub uid: u32,
     pub user_ns: Option<u64>,

@@ -57,8 +57,9 @@ fn parse_watch(fields: &str) -> Watch {
         };
         let hex = || u64::from_str_radix(value, 16).ok();
         match key {
-            // wd is printed in decimal (`%d`), the rest in hex.
-            "wd" => watch.wd = value.parse().unwrap_or(-1),
+            // Every number is hex, wd included (`wd:%x`, see
+            // inotify_fdinfo() in fs/notify/fdinfo.c): wd 10 is `wd:a`.
+            "wd" => watch.wd = hex().map_or(-1, |wd| wd as i32),
             "ino" => watch.ino = hex().unwrap_or(0),
             "sdev" => watch.sdev = hex().unwrap_or(0),
             "mask" => watch.mask = hex().unwrap_or(0) as u32,
@@ -91,7 +92,7 @@ mod tests {
     fn parses_the_kernels_watch_lines() {
         let fdinfo = "pos:\t0\nflags:\t02004000\nmnt_id:\t15\nino:\t1057\n\
             inotify wd:1 ino:80001 sdev:800011 mask:100 ignored_mask:0 fhandle-bytes:8 fhandle-type:1 f_handle:01000800bc1b8c7c\n\
-            inotify wd:12 ino:2a sdev:2f mask:fff ignored_mask:0 fhandle-bytes:c fhandle-type:fe f_handle:2a000000000000006e9f3c01\n";
+            inotify wd:1c ino:2a sdev:2f mask:fff ignored_mask:0 fhandle-bytes:c fhandle-type:fe f_handle:2a000000000000006e9f3c01\n";
         let watches = parse(fdinfo);
         assert_eq!(watches.len(), 2);
         assert_eq!(
@@ -110,7 +111,7 @@ mod tests {
         assert_eq!(watches[0].device(), (8, 17));
         assert_eq!(
             (watches[1].wd, watches[1].ino, watches[1].mask),
-            (12, 0x2a, 0xfff)
+            (28, 0x2a, 0xfff)
         );
         assert_eq!(watches[1].handle.as_ref().unwrap().handle_type, 0xfe);
         assert_eq!(watches[1].device(), (0, 0x2f));

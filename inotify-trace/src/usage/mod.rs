@@ -3,6 +3,7 @@
 //! one uid, as the diagnosis of a failure during a live session.
 pub mod advice;
 pub mod command;
+pub mod diagnosis;
 pub mod fdinfo;
 pub mod identity;
 pub mod paths;
@@ -12,7 +13,7 @@ pub mod userns;
 
 use std::{collections::BTreeMap, path::PathBuf};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use self::{
     advice::{Observed, Recommendation},
@@ -107,7 +108,7 @@ pub struct WatchTarget {
     pub ino: Option<u64>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ProcessUsage {
     pub pid: u32,
     pub comm: String,
@@ -117,7 +118,7 @@ pub struct ProcessUsage {
     pub watches: u64,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct UserUsage {
     pub uid: u32,
     /// None: counted against the host's `fs.inotify` limits (everything is,

@@ -1,7 +1,7 @@
 //! The usage snapshot for people.
 use std::io::{self, Write};
 
-use super::{advice::Recommendation, Usage, UserUsage};
+use super::{advice::Recommendation, diagnosis::Diagnosis, Usage, UserUsage};
 use crate::escape::Escaped;
 
 pub fn write(out: &mut impl Write, usage: &Usage) -> io::Result<()> {
@@ -144,6 +144,74 @@ pub fn recommendations(out: &mut impl Write, recommendations: &[Recommendation])
         }
         if let Some(why) = &r.wrong_fix {
             writeln!(out, "    but: {why}")?;
+        }
+    }
+    Ok(())
+}
+
+/// A diagnosis as a block of lines, each starting with `indent`.
+pub fn diagnosis(out: &mut impl Write, d: &Diagnosis, indent: &str) -> io::Result<()> {
+    let call = if d.call == "init" {
+        "inotify_init/init1"
+    } else {
+        "inotify_add_watch"
+    };
+    let scope = d
+        .user_ns
+        .map_or_else(String::new, |ns| format!(" in user namespace {ns}"));
+    writeln!(
+        out,
+        "{indent}diagnosis: {} (pid {}, uid {}) got {} from {call} at {}",
+        Escaped(d.comm.as_bytes()),
+        d.pid,
+        d.uid,
+        d.errno,
+        d.time
+    )?;
+    if let Some(u) = &d.usage {
+        let show = |n: Option<u64>| n.map_or_else(|| "?".to_owned(), |n| n.to_string());
+        writeln!(
+            out,
+            "{indent}  uid {}{scope} holds {} of {} watches and {} of {} instances now; by {}:",
+            u.uid,
+            u.watches,
+            show(u.max_watches),
+            u.instances,
+            show(u.max_instances),
+            d.limit
+        )?;
+    } else {
+        writeln!(
+            out,
+            "{indent}  no inotify instance of uid {}{scope} is visible now; by {}:",
+            d.uid, d.limit
+        )?;
+    }
+    writeln!(
+        out,
+        "{indent}  {:>7} {:<15} {:>9} {:>8}",
+        "PID", "COMM", "INSTANCES", "WATCHES"
+    )?;
+    for p in &d.holders {
+        writeln!(
+            out,
+            "{indent}  {:>7} {:<15} {:>9} {:>8}",
+            p.pid,
+            Escaped(p.comm.as_bytes()).to_string(),
+            p.instances,
+            p.watches
+        )?;
+    }
+    for r in &d.recommendations {
+        writeln!(
+            out,
+            "{indent}  to raise {} from {}: {}",
+            r.limit,
+            r.current,
+            r.commands.join("; ")
+        )?;
+        if let Some(why) = &r.wrong_fix {
+            writeln!(out, "{indent}    but: {why}")?;
         }
     }
     Ok(())

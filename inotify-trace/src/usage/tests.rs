@@ -53,7 +53,7 @@ fn fixture(root: &Path, processes: &[FakeProcess]) -> Table {
             let mut info = "pos:\t0\nflags:\t02004000\nmnt_id:\t15\nino:\t1057\n".to_string();
             for (i, ino) in inodes.iter().enumerate() {
                 info.push_str(&format!(
-                    "inotify wd:{} ino:{ino:x} sdev:800011 mask:fff ignored_mask:0 fhandle-bytes:8 fhandle-type:1 f_handle:01000800bc1b8c7c\n",
+                    "inotify wd:{:x} ino:{ino:x} sdev:800011 mask:fff ignored_mask:0 fhandle-bytes:8 fhandle-type:1 f_handle:01000800bc1b8c7c\n",
                     i + 1
                 ));
             }

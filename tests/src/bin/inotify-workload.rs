@@ -15,6 +15,8 @@
 //!   limit-watches N      set this user namespace's max_inotify_watches
 //!   limit-instances N    set this user namespace's max_inotify_instances
 //!   sleep SECONDS        wait (holding every instance made so far)
+//!   fork-hold SECONDS    fork a child that holds the inherited fds for
+//!                        SECONDS, then exits (reported as op "fork", ret = its pid)
 //! With --wait, prints {"ready":PID} and waits for a line on stdin first.
 use std::{
     ffi::{CString, OsStr},
@@ -89,6 +91,20 @@ fn main() {
             "chdir" => std::env::set_current_dir(value()).unwrap_or_else(|e| fail(&e.to_string())),
             "limit-watches" => limit("max_inotify_watches", &value()),
             "limit-instances" => limit("max_inotify_instances", &value()),
+            "fork-hold" => {
+                let seconds: f64 = value()
+                    .to_str()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or_else(|| fail("fork-hold needs seconds"));
+                // SAFETY: this program is single-threaded here (thread-add
+                // joins its thread); the child only sleeps and exits.
+                let child = unsafe { libc::fork() };
+                if child == 0 {
+                    std::thread::sleep(std::time::Duration::from_secs_f64(seconds));
+                    unsafe { libc::_exit(0) };
+                }
+                report(&mut out, call("fork", fd, 0, b"", child));
+            }
             "sleep" => {
                 let seconds: f64 = value()
                     .to_str()

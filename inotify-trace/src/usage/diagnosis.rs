@@ -1,0 +1,110 @@
+//! When a traced call fails because a limit is used up (ENOSPC from
+//! inotify_add_watch, EMFILE from inotify_init), a usage snapshot of the
+//! failing process's uid, in the scope whose limit it hit: who holds the
+//! budget, right when it ran out. At most one per scope every few seconds.
+use std::{
+    collections::HashMap,
+    path::Path,
+    time::{Duration, Instant},
+};
+
+use serde::{Deserialize, Serialize};
+
+use super::{advice::Recommendation, scan, snapshot, ProcessUsage, Selection, Source, UserUsage};
+use crate::event::{Event, Kind};
+
+/// Snapshots of one scope are at least this far apart.
+const EVERY: Duration = Duration::from_secs(5);
+/// Holders listed.
+const HOLDERS: usize = 10;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Diagnosis {
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// RFC 3339, UTC: when the failing call returned.
+    pub time: String,
+    pub pid: u32,
+    pub comm: String,
+    pub uid: u32,
+    /// `add_watch` or `init`.
+    pub call: String,
+    pub errno: String,
+    /// `watches` or `instances`: the budget that ran out.
+    pub limit: String,
+    /// The failing process's user namespace, when it is not the tracer's:
+    /// its own caps are the ones that apply first.
+    pub user_ns: Option<u64>,
+    /// The uid's usage in that scope, against its limits.
+    pub usage: Option<UserUsage>,
+    /// The processes of that uid in that scope, by watches (or instances).
+    pub holders: Vec<ProcessUsage>,
+    pub recommendations: Vec<Recommendation>,
+}
+
+#[derive(Default)]
+pub struct Diagnoser {
+    last: HashMap<(u32, Option<u64>), Instant>,
+}
+
+impl Diagnoser {
+    /// A diagnosis for this event, if it is one of the two failures and its
+    /// scope was not diagnosed in the last few seconds.
+    pub fn consider(&mut self, event: &Event<'_>, time: &str) -> Option<Diagnosis> {
+        let h = &event.header;
+        let (call, errno, limit) = match (event.kind, h.ret) {
+            (Kind::AddWatch, -28) => ("add_watch", "ENOSPC", "watches"),
+            (Kind::Init, -24) => ("init", "EMFILE", "instances"),
+            _ => return None,
+        };
+        let source = Source::live(None);
+        let user_ns = scan::namespace_inode(Path::new(&format!("/proc/{}/ns/user", h.pid)))
+            .filter(|ns| Some(*ns) != source.own_user_ns);
+        let scope = (h.uid, user_ns);
+        if self.last.get(&scope).is_some_and(|at| at.elapsed() < EVERY) {
+            return None;
+        }
+        self.last.insert(scope, Instant::now());
+
+        let usage = snapshot(
+            &source,
+            &Selection {
+                uids: vec![h.uid],
+                ..Selection::default()
+            },
+        );
+        let in_scope = |ns: Option<u64>| user_ns.is_none() || ns == user_ns;
+        let mut holders: Vec<ProcessUsage> = usage
+            .processes
+            .into_iter()
+            .filter(|p| p.uid == h.uid && in_scope(p.user_ns))
+            .collect();
+        if limit == "instances" {
+            holders.sort_by(|a, b| {
+                (b.instances, b.watches, a.pid).cmp(&(a.instances, a.watches, b.pid))
+            });
+        }
+        holders.truncate(HOLDERS);
+        Some(Diagnosis {
+            kind: "diagnosis".to_owned(),
+            time: time.to_owned(),
+            pid: h.pid,
+            comm: String::from_utf8_lossy(event.comm()).into_owned(),
+            uid: h.uid,
+            call: call.to_owned(),
+            errno: errno.to_owned(),
+            limit: limit.to_owned(),
+            user_ns,
+            usage: usage
+                .users
+                .into_iter()
+                .find(|u| u.uid == h.uid && u.user_ns == user_ns),
+            holders,
+            recommendations: usage
+                .recommendations
+                .into_iter()
+                .filter(|r| r.uid == h.uid && r.user_ns == user_ns)
+                .collect(),
+        })
+    }
+}

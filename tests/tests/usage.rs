@@ -1,0 +1,268 @@
+//! `inotify-trace usage` and the live diagnosis against the real kernel:
+//! processes with known sets of instances and watches must be reported
+//! exactly, shared instances once, and a failure must name the holder.
+use std::{os::unix::fs::PermissionsExt, process::Command};
+
+use serde_json::{json, Value};
+use tests::{require_bpf, tracer_binary, unique_comm, workload_binary, Tracer, Workload};
+
+/// A uid no one else on the machine uses, so its totals are exactly ours.
+const UID: &str = "4242";
+const AS_UID: [&str; 4] = ["setpriv", "--reuid=4242", "--regid=4242", "--clear-groups"];
+
+fn usage(args: &[&str]) -> Value {
+    let out = Command::new(tracer_binary())
+        .arg("usage")
+        .arg("--json")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Directories anyone can watch.
+fn dirs(names: impl IntoIterator<Item = String>) -> (tempfile::TempDir, Vec<String>) {
+    let root = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(root.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let paths = names
+        .into_iter()
+        .map(|name| {
+            let path = root.path().join(name);
+            std::fs::create_dir(&path).unwrap();
+            path.to_str().unwrap().to_owned()
+        })
+        .collect();
+    (root, paths)
+}
+
+#[test]
+fn usage_reports_known_instances_exactly_and_shared_ones_once() {
+    require_bpf!();
+    let (_root, paths) = dirs((0..52).map(|i| format!("d{i}")));
+    let (shared_comm, many_comm, empty_comm) = (
+        unique_comm("shared"),
+        unique_comm("many"),
+        unique_comm("empty"),
+    );
+
+    // A parent and its forked child holding one instance with 2 watches.
+    let mut shared = Workload::start(
+        &AS_UID,
+        &shared_comm,
+        &[
+            "init",
+            "add",
+            &paths[0],
+            "add",
+            &paths[1],
+            "fork-hold",
+            "30",
+            "sleep",
+            "30",
+        ],
+    );
+    let shared_calls = shared.release_and_read(4);
+    let child = shared_calls[3].ret as u64;
+    // One process with 50 watches.
+    let mut steps = vec!["init"];
+    for path in &paths[2..] {
+        steps.extend(["add", path.as_str()]);
+    }
+    steps.extend(["sleep", "30"]);
+    let mut many = Workload::start(&AS_UID, &many_comm, &steps);
+    let many_calls = many.release_and_read(51);
+    assert!(many_calls.iter().all(|c| c.ret > 0), "{many_calls:?}");
+    // One process with four empty instances.
+    let mut empty = Workload::start(
+        &AS_UID,
+        &empty_comm,
+        &["init", "init", "init", "init", "sleep", "30"],
+    );
+    empty.release_and_read(4);
+
+    let report = usage(&["--uid", UID]);
+    assert_eq!(report["type"], "usage");
+    let uid: u64 = UID.parse().unwrap();
+    assert_eq!(
+        report["users"],
+        json!([{
+            "uid": uid, "user_ns": null, "instances": 6, "watches": 52,
+            "max_instances": report["limits"]["max_user_instances"],
+            "max_watches": report["limits"]["max_user_watches"],
+            "watches_pct": report["users"][0]["watches_pct"],
+            "instances_pct": report["users"][0]["instances_pct"],
+            "top_holder": {"pid": many.pid, "comm": many_comm, "uid": uid, "user_ns": null, "instances": 1, "watches": 50},
+        }])
+    );
+    let instances: Vec<(Value, u64)> = report["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| (i["holders"].clone(), i["watches"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(
+        instances,
+        [
+            (json!([{"pid": many.pid, "fd": 3}]), 50),
+            (
+                json!([{"pid": shared.pid, "fd": 3}, {"pid": child, "fd": 3}]),
+                2
+            ),
+            (json!([{"pid": empty.pid, "fd": 3}]), 0),
+            (json!([{"pid": empty.pid, "fd": 4}]), 0),
+            (json!([{"pid": empty.pid, "fd": 5}]), 0),
+            (json!([{"pid": empty.pid, "fd": 6}]), 0),
+        ]
+    );
+    let processes: Vec<(u64, String, u64, u64)> = report["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["pid"].as_u64().unwrap(),
+                p["comm"].as_str().unwrap().to_owned(),
+                p["instances"].as_u64().unwrap(),
+                p["watches"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let mut expected = vec![
+        (many.pid, many_comm.clone(), 1, 50),
+        (shared.pid, shared_comm.clone(), 1, 2),
+        (child, shared_comm.clone(), 1, 2),
+        (empty.pid, empty_comm.clone(), 4, 0),
+    ];
+    expected[1..3].sort();
+    let mut got = processes.clone();
+    got[1..3].sort();
+    assert_eq!(got, expected);
+
+    // --paths resolves each watch from its file handle.
+    let report = usage(&["--pid", &many.pid.to_string(), "--paths"]);
+    let instance = &report["instances"][0];
+    let resolved: Vec<&str> = instance["paths"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        resolved,
+        paths[2..].iter().map(String::as_str).collect::<Vec<_>>()
+    );
+    let wds: Vec<u64> = instance["paths"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["wd"].as_u64().unwrap())
+        .collect();
+    assert_eq!(wds, (1..=50).collect::<Vec<_>>());
+}
+
+/// Runs `script` in a new user namespace; returns what it printed.
+fn in_user_namespace(script: &str) -> String {
+    let out = Command::new("unshare")
+        .args(["-U", "-r", "sh", "-c", script])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn a_traced_enospc_gets_a_diagnosis_naming_the_holder() {
+    require_bpf!();
+    let (_root, paths) = dirs((0..5).map(|i| format!("w{i}")));
+    let (holder, failer) = (unique_comm("holder"), unique_comm("failer"));
+    let w = workload_binary();
+    let w = w.to_str().unwrap();
+    let p = &paths;
+    // In one user namespace with a cap of 3 watches: the holder takes all
+    // three, then the failer's first add_watch fails.
+    let script = format!(
+        "echo 3 > /proc/sys/user/max_inotify_watches; \
+         {w} --comm {holder} init add {} add {} add {} sleep 3 >/dev/null & echo $!; sleep 0.5; \
+         {w} --comm {failer} init add {} add {} sleep 1 >/dev/null; kill $!",
+        p[0], p[1], p[2], p[3], p[4]
+    );
+    let tracer = Tracer::start(&["--json", "--comm", &failer]);
+    let holder_pid: u64 = in_user_namespace(&script).trim().parse().unwrap();
+    let finished = tracer.stop();
+    finished.assert_clean_exit();
+
+    let lines = finished.json_lines();
+    let failures: Vec<&Value> = lines.iter().filter(|l| l["type"] == "add_watch").collect();
+    assert_eq!(failures.len(), 2);
+    assert!(failures.iter().all(|f| f["errno"] == "ENOSPC"));
+    let diagnoses: Vec<&Value> = lines.iter().filter(|l| l["type"] == "diagnosis").collect();
+    assert_eq!(
+        diagnoses.len(),
+        1,
+        "one per scope within a few seconds: {lines:#?}"
+    );
+    let d = diagnoses[0];
+    assert_eq!(
+        (&d["pid"], &d["comm"], &d["errno"], &d["limit"]),
+        (
+            &failures[0]["pid"],
+            &json!(failer),
+            &json!("ENOSPC"),
+            &json!("watches")
+        )
+    );
+    assert_eq!(d["time"], failures[0]["time"]);
+    assert!(d["user_ns"].is_u64(), "the failer's own namespace: {d:#}");
+    assert_eq!(
+        (&d["usage"]["watches"], &d["usage"]["max_watches"]),
+        (&json!(3), &json!(3))
+    );
+    assert_eq!(d["holders"][0]["pid"].as_u64(), Some(holder_pid));
+    assert_eq!(d["holders"][0]["comm"], holder);
+    assert_eq!(d["holders"][0]["watches"], 3);
+    let advice = &d["recommendations"][0];
+    assert_eq!(advice["current"], 3);
+    assert!(advice["wrong_fix"]
+        .as_str()
+        .unwrap()
+        .starts_with(&format!("pid {holder_pid} ({holder}) holds 100%")));
+    // The summary repeats it.
+    let summary = lines.last().unwrap();
+    assert_eq!(summary["diagnoses"][0], *d);
+}
+
+#[test]
+fn a_traced_emfile_gets_a_diagnosis_of_instances() {
+    require_bpf!();
+    let (holder, failer) = (unique_comm("iholder"), unique_comm("ifailer"));
+    let w = workload_binary();
+    let w = w.to_str().unwrap();
+    let script = format!(
+        "echo 2 > /proc/sys/user/max_inotify_instances; \
+         {w} --comm {holder} init init sleep 3 >/dev/null & echo $!; sleep 0.5; \
+         {w} --comm {failer} init sleep 1 >/dev/null; kill $!"
+    );
+    let tracer = Tracer::start(&["--json", "--comm", &failer]);
+    let holder_pid: u64 = in_user_namespace(&script).trim().parse().unwrap();
+    let finished = tracer.stop();
+    finished.assert_clean_exit();
+
+    let lines = finished.json_lines();
+    let init = lines.iter().find(|l| l["type"] == "init").unwrap();
+    assert_eq!(init["errno"], "EMFILE");
+    let d = lines
+        .iter()
+        .find(|l| l["type"] == "diagnosis")
+        .expect("a diagnosis");
+    assert_eq!(
+        (&d["call"], &d["errno"], &d["limit"]),
+        (&json!("init"), &json!("EMFILE"), &json!("instances"))
+    );
+    assert_eq!(
+        (&d["usage"]["instances"], &d["usage"]["max_instances"]),
+        (&json!(2), &json!(2))
+    );
+    assert_eq!(d["holders"][0]["pid"].as_u64(), Some(holder_pid));
+    assert_eq!(d["holders"][0]["instances"], 2);
+}
