@@ -12,9 +12,9 @@ use inotify_trace_common::{
     FLAG_ARGS_MISSING, FLAG_INIT1, KIND_ADD_WATCH, KIND_INIT, KIND_RM_WATCH,
 };
 
-use crate::filter::{result_traced, Caller};
+use crate::filter::{caller_traced, pid_traced, result_traced};
 use crate::maps::{StashedArgs, STASH};
-use crate::record::{emit, Call};
+use crate::record::{Call, Record};
 use crate::syscall_args::{current_syscall_args, REGS_AT_EXIT};
 
 #[derive(Clone, Copy)]
@@ -90,7 +90,10 @@ pub fn on_exit_from_regs(ctx: &TracePointContext, syscall: Syscall) {
         return;
     }
     let pid_tgid = bpf_get_current_pid_tgid();
-    let Some(caller) = Caller::current_if_traced(pid_tgid) else {
+    if !pid_traced(pid_tgid) {
+        return;
+    }
+    let Some(record) = Record::start() else {
         return;
     };
     let args = match syscall {
@@ -98,14 +101,14 @@ pub fn on_exit_from_regs(ctx: &TracePointContext, syscall: Syscall) {
         _ if REGS_AT_EXIT => current_syscall_args(),
         _ => return,
     };
-    emit(&caller, pid_tgid, &syscall.call(args, ret));
+    record.send(pid_tgid, &syscall.call(args, ret));
 }
 
 /// Enter+exit mode, at entry: stash the first `ARGS` arguments per thread.
 #[inline(always)]
 pub fn on_enter_stash<const ARGS: usize>(ctx: &TracePointContext) {
     let pid_tgid = bpf_get_current_pid_tgid();
-    if Caller::current_if_traced(pid_tgid).is_none() {
+    if !caller_traced(pid_tgid) {
         return;
     }
     let mut stashed = StashedArgs { args: [0; 3] };
@@ -129,7 +132,10 @@ pub fn on_exit_from_stash(ctx: &TracePointContext, syscall: Syscall) {
     if !result_traced(ret) {
         return;
     }
-    let Some(caller) = Caller::current_if_traced(pid_tgid) else {
+    if !pid_traced(pid_tgid) {
+        return;
+    }
+    let Some(record) = Record::start() else {
         return;
     };
     let call = match stashed {
@@ -144,5 +150,5 @@ pub fn on_exit_from_stash(ctx: &TracePointContext, syscall: Syscall) {
             syscall.call_without_args(ret)
         }
     };
-    emit(&caller, pid_tgid, &call);
+    record.send(pid_tgid, &call);
 }

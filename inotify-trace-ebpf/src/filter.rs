@@ -1,37 +1,41 @@
 //! The kernel-side filters: a call that fails them costs no ring space.
+//! The cheap ones (pid, result) run before anything is read; the comm
+//! filter runs on the comm already written into the record (`record`).
 use aya_ebpf::helpers::bpf_get_current_comm;
-use inotify_trace_common::Comm;
 
 use crate::maps::{config, COMMS, FOLLOW, PIDS};
 
-/// Who made the current call, as far as the filters need to know.
-pub struct Caller {
-    pub pid: u32,
-    pub comm: Comm,
+/// Whether the calling process is traced, as far as its pid tells: never
+/// the tracer itself, and only followed or listed processes when asked.
+#[inline(always)]
+pub fn pid_traced(pid_tgid: u64) -> bool {
+    let cfg = config();
+    let pid = (pid_tgid >> 32) as u32;
+    if pid == cfg.tracer_pid {
+        return false;
+    }
+    if cfg.follow != 0 && FOLLOW.get_ptr(pid).is_none() {
+        return false;
+    }
+    !(cfg.filter_pids != 0 && PIDS.get_ptr(pid).is_none())
 }
 
-impl Caller {
-    /// Returns the caller if it passes the pid and comm filters (and is not
-    /// the tracer itself).
-    #[inline(always)]
-    pub fn current_if_traced(pid_tgid: u64) -> Option<Caller> {
-        let cfg = config();
-        let pid = (pid_tgid >> 32) as u32;
-        if pid == cfg.tracer_pid {
-            return None;
-        }
-        if cfg.follow != 0 && FOLLOW.get_ptr(pid).is_none() {
-            return None;
-        }
-        if cfg.filter_pids != 0 && PIDS.get_ptr(pid).is_none() {
-            return None;
-        }
-        let comm = bpf_get_current_comm().ok()?;
-        if cfg.filter_comms != 0 && COMMS.get_ptr(comm).is_none() {
-            return None;
-        }
-        Some(Caller { pid, comm })
+/// The comm filter, on a comm already read (16 bytes, NUL-padded).
+#[inline(always)]
+pub fn comm_traced(comm: &[u8; 16]) -> bool {
+    config().filter_comms == 0 || COMMS.get_ptr(comm).is_some()
+}
+
+/// Both, for the enter program of enter+exit mode, which builds no record.
+#[inline(always)]
+pub fn caller_traced(pid_tgid: u64) -> bool {
+    if !pid_traced(pid_tgid) {
+        return false;
     }
+    if config().filter_comms == 0 {
+        return true;
+    }
+    bpf_get_current_comm().is_ok_and(|comm| comm_traced(&comm))
 }
 
 /// The `--failed` filter, applied once the return value is known.

@@ -1,14 +1,20 @@
 //! Building one record (header + path) and sending it to userspace.
+//!
+//! Every field is written in place, in a per-CPU scratch buffer, and only
+//! the bytes used are copied into the ring: no header is built on the stack
+//! and copied, and the comm goes from the kernel straight to its place (a
+//! `[u8; 16]` moved around costs byte-by-byte copies in BPF).
 use aya_ebpf::bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP};
 use aya_ebpf::helpers::{
     bpf_get_current_uid_gid, bpf_ktime_get_boot_ns, bpf_probe_read_user_str_bytes,
+    generated::bpf_get_current_comm,
 };
 use inotify_trace_common::{
     EventHeader, FLAG_PATH_TRUNCATED, FLAG_PATH_UNREADABLE, HEADER_SIZE, PATH_CAPTURE_MAX,
 };
 
-use crate::filter::Caller;
-use crate::maps::{config, EVENTS, LOST, SCRATCH};
+use crate::filter::comm_traced;
+use crate::maps::{config, Scratch, EVENTS, LOST, SCRATCH};
 
 /// What a program knows about a call once it has returned.
 pub struct Call {
@@ -21,57 +27,74 @@ pub struct Call {
     pub path: Option<*const u8>,
 }
 
-/// Sends one record; counts it in `LOST` when the ring buffer is full.
-#[inline(always)]
-pub fn emit(caller: &Caller, pid_tgid: u64, call: &Call) {
-    if send(caller, pid_tgid, call).is_err() {
-        count_lost();
-    }
+/// A record being built for the current task.
+pub struct Record {
+    scratch: *mut Scratch,
 }
 
-#[inline(always)]
-fn send(caller: &Caller, pid_tgid: u64, call: &Call) -> Result<(), i32> {
-    let scratch = SCRATCH.get_ptr_mut(0).ok_or(-1)?;
-    // SAFETY: a per-CPU slot; a tracepoint program is not preempted on its CPU.
-    let bytes = unsafe { &mut (*scratch).bytes };
+impl Record {
+    /// Starts a record: reads the comm into place and applies the comm
+    /// filter; `None` when filtered out (or no scratch buffer).
+    #[inline(always)]
+    pub fn start() -> Option<Record> {
+        let scratch = SCRATCH.get_ptr_mut(0)?;
+        // SAFETY: a per-CPU slot, 8-aligned and longer than a header; a
+        // tracepoint program is not preempted on its CPU.
+        let header = unsafe { &mut *(scratch as *mut EventHeader) };
+        let comm = &mut header.comm;
+        // SAFETY: the helper writes at most 16 bytes, NUL-terminated.
+        if unsafe { bpf_get_current_comm(comm.as_mut_ptr().cast(), 16) } != 0 {
+            return None;
+        }
+        comm_traced(comm).then_some(Record { scratch })
+    }
 
-    let mut flags = call.flags;
-    let mut path_len = 0usize;
-    if let Some(path) = call.path {
-        let (header, rest) = bytes.split_at_mut(HEADER_SIZE);
-        let _ = header;
-        // SAFETY: reading user memory is what the helper is for; it faults
-        // safely on a bad pointer.
-        match unsafe { bpf_probe_read_user_str_bytes(path, rest) } {
-            Ok(read) => {
-                path_len = read.len();
-                if path_len > PATH_CAPTURE_MAX {
-                    path_len = PATH_CAPTURE_MAX;
-                    flags |= FLAG_PATH_TRUNCATED;
-                }
-            }
-            Err(_) => flags |= FLAG_PATH_UNREADABLE,
+    /// Fills in the call and sends the record; counts it in `LOST` when the
+    /// ring buffer is full.
+    #[inline(always)]
+    pub fn send(self, pid_tgid: u64, call: &Call) {
+        if self.try_send(pid_tgid, call).is_err() {
+            count_lost();
         }
     }
 
-    let header = EventHeader {
-        kind: call.kind,
-        flags,
-        time_ns: unsafe { bpf_ktime_get_boot_ns() },
-        pid: caller.pid,
-        tid: pid_tgid as u32,
-        uid: bpf_get_current_uid_gid() as u32,
-        fd: call.fd,
-        ret: call.ret,
-        arg: call.arg,
-        path_len: path_len as u32,
-        comm: caller.comm,
-    };
-    // SAFETY: the scratch buffer is 8-aligned and longer than a header.
-    unsafe { core::ptr::write(bytes.as_mut_ptr() as *mut EventHeader, header) };
+    #[inline(always)]
+    fn try_send(self, pid_tgid: u64, call: &Call) -> Result<(), i32> {
+        // SAFETY: as in `start`.
+        let bytes = unsafe { &mut (*self.scratch).bytes };
+        let mut flags = call.flags;
+        let mut path_len = 0usize;
+        if let Some(path) = call.path {
+            let buffer = &mut bytes[HEADER_SIZE..];
+            // SAFETY: reading user memory is what the helper is for; it
+            // faults safely on a bad pointer.
+            match unsafe { bpf_probe_read_user_str_bytes(path, buffer) } {
+                Ok(read) => {
+                    path_len = read.len();
+                    if path_len > PATH_CAPTURE_MAX {
+                        path_len = PATH_CAPTURE_MAX;
+                        flags |= FLAG_PATH_TRUNCATED;
+                    }
+                }
+                Err(_) => flags |= FLAG_PATH_UNREADABLE,
+            }
+        }
+        // SAFETY: as in `start`.
+        let header = unsafe { &mut *(bytes.as_mut_ptr() as *mut EventHeader) };
+        header.kind = call.kind;
+        header.flags = flags;
+        header.time_ns = unsafe { bpf_ktime_get_boot_ns() };
+        header.pid = (pid_tgid >> 32) as u32;
+        header.tid = pid_tgid as u32;
+        header.uid = bpf_get_current_uid_gid() as u32;
+        header.fd = call.fd;
+        header.ret = call.ret;
+        header.arg = call.arg;
+        header.path_len = path_len as u32;
 
-    let record = bytes.get(..HEADER_SIZE + path_len).ok_or(-1)?;
-    EVENTS.output::<[u8]>(record, wakeup_flag())
+        let record = bytes.get(..HEADER_SIZE + path_len).ok_or(-1)?;
+        EVENTS.output::<[u8]>(record, wakeup_flag())
+    }
 }
 
 /// Adaptive wakeups: waking the reader costs about a microsecond per event,

@@ -295,9 +295,7 @@ impl Stream<'_, '_> {
             match Event::decode(record) {
                 Ok(event) => {
                     self.pipeline.event(&event)?;
-                    let time =
-                        humantime::format_rfc3339_nanos(self.clock.wall(event.header.time_ns));
-                    if let Some(diagnosis) = self.diagnoser.consider(&event, &time.to_string()) {
+                    if let Some(diagnosis) = self.diagnoser.consider(&event, &self.clock) {
                         if let (Some(recorder), None) =
                             (self.recorder.as_deref_mut(), &write_failure)
                         {

@@ -13,25 +13,32 @@ use crate::{
 pub struct HumanPrinter<W: Write> {
     out: W,
     clock: WallClock,
+    /// Reused for each line's padded columns: no allocation per event.
+    comm: String,
+    result: String,
 }
 
 impl<W: Write> HumanPrinter<W> {
     pub fn new(out: W, clock: WallClock) -> Self {
-        HumanPrinter { out, clock }
+        HumanPrinter {
+            out,
+            clock,
+            comm: String::new(),
+            result: String::new(),
+        }
     }
 }
 
 /// The RESULT column: what the call gave back.
-fn result_text(event: &Event<'_>) -> String {
+fn write_result(out: &mut String, event: &Event<'_>) {
+    use std::fmt::Write as _;
     let ret = event.header.ret;
-    if let Some(name) = errno::from_ret(ret) {
-        return name.to_owned();
-    }
-    match event.kind {
-        Kind::AddWatch => format!("wd={ret}"),
-        Kind::Init => format!("fd={ret}"),
-        Kind::RmWatch => "ok".to_owned(),
-    }
+    let _ = match (errno::from_ret(ret), event.kind) {
+        (Some(name), _) => out.write_str(name),
+        (None, Kind::AddWatch) => write!(out, "wd={ret}"),
+        (None, Kind::Init) => write!(out, "fd={ret}"),
+        (None, Kind::RmWatch) => out.write_str("ok"),
+    };
 }
 
 impl<W: Write> Printer for HumanPrinter<W> {
@@ -48,16 +55,15 @@ impl<W: Write> Printer for HumanPrinter<W> {
         let time =
             crate::summary::human::local(self.clock.wall(h.time_ns), self.clock.utc_offset_s);
         // Escaping may lengthen the comm, so pad the rendered text.
-        let comm = Escaped(event.comm()).to_string();
+        self.comm.clear();
+        self.result.clear();
+        let _ =
+            std::fmt::Write::write_fmt(&mut self.comm, format_args!("{}", Escaped(event.comm())));
+        write_result(&mut self.result, event);
         write!(
             self.out,
             "{:<15} {:>7} {:>7} {:>6} {:<15} {:<12} ",
-            time,
-            h.pid,
-            h.tid,
-            h.uid,
-            comm,
-            result_text(event)
+            time, h.pid, h.tid, h.uid, self.comm, self.result
         )?;
         match event.kind {
             Kind::AddWatch if event.args_missing() => write!(

@@ -189,12 +189,12 @@ fn users(out: &mut impl Write, s: &Summary) -> io::Result<()> {
     writeln!(out)
 }
 
-/// A time in the recording host's zone (the session's, when live).
-pub fn local(time: SystemTime, utc_offset_s: i32) -> String {
+/// A time in the recording host's zone (the session's, when live), as
+/// `HH:MM:SS.micros`; formatted where it is written, without allocating.
+pub fn local(time: SystemTime, utc_offset_s: i32) -> impl std::fmt::Display {
     let utc = FixedOffset::east_opt(0).expect("zero is a valid offset");
     let offset = FixedOffset::east_opt(utc_offset_s).unwrap_or(utc);
     DateTime::<chrono::Utc>::from(time)
         .with_timezone(&offset)
         .format("%H:%M:%S%.6f")
-        .to_string()
 }

@@ -11,7 +11,10 @@ use std::{
 use serde::{Deserialize, Serialize};
 
 use super::{advice::Recommendation, scan, snapshot, ProcessUsage, Selection, Source, UserUsage};
-use crate::event::{Event, Kind};
+use crate::{
+    clock::WallClock,
+    event::{Event, Kind},
+};
 
 /// Snapshots of one scope are at least this far apart.
 const EVERY: Duration = Duration::from_secs(5);
@@ -50,7 +53,9 @@ pub struct Diagnoser {
 impl Diagnoser {
     /// A diagnosis for this event, if it is one of the two failures and its
     /// scope was not diagnosed in the last few seconds.
-    pub fn consider(&mut self, event: &Event<'_>, time: &str) -> Option<Diagnosis> {
+    /// Called for every event: anything but the two failures returns at
+    /// once, without allocating.
+    pub fn consider(&mut self, event: &Event<'_>, clock: &WallClock) -> Option<Diagnosis> {
         let h = &event.header;
         let (call, errno, limit) = match (event.kind, h.ret) {
             (Kind::AddWatch, -28) => ("add_watch", "ENOSPC", "watches"),
@@ -87,7 +92,7 @@ impl Diagnoser {
         holders.truncate(HOLDERS);
         Some(Diagnosis {
             kind: "diagnosis".to_owned(),
-            time: time.to_owned(),
+            time: humantime::format_rfc3339_nanos(clock.wall(h.time_ns)).to_string(),
             pid: h.pid,
             comm: String::from_utf8_lossy(event.comm()).into_owned(),
             uid: h.uid,

@@ -1,0 +1,101 @@
+//! The benchmark's load generator (`cargo xtask bench`):
+//!
+//!   inotify-load add-loop CALLS DIR [CPU]   inotify_add_watch(fd, DIR) CALLS times
+//!   inotify-load getppid CALLS [CPU]        getppid() CALLS times
+//!   inotify-load hold PROCESSES DIR         fork PROCESSES children, each holding an
+//!                                           instance with a watch on DIR, until stdin closes
+//!
+//! The loops print `{"calls":N,"ns_per_call":X}`: the wall time of the whole
+//! loop divided by the calls, after pinning to CPU when given (the tracer
+//! runs on the other core).
+use std::{ffi::CString, io::Read, time::Instant};
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let number = |i: usize| -> u64 {
+        args.get(i)
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| usage())
+    };
+    match args.first().map(String::as_str) {
+        Some("add-loop") => {
+            let calls = number(1);
+            let dir = CString::new(args.get(2).cloned().unwrap_or_else(|| usage())).unwrap();
+            pin(args.get(3));
+            // SAFETY: plain syscalls on our own fd and string.
+            let fd = unsafe { libc::inotify_init1(libc::IN_CLOEXEC) };
+            assert!(fd >= 0, "inotify_init1 failed");
+            let started = Instant::now();
+            for _ in 0..calls {
+                // Re-adding one directory: the same watch each time, as
+                // kubelet and inotifywait do a lot; nothing accumulates.
+                let wd = unsafe { libc::inotify_add_watch(fd, dir.as_ptr(), libc::IN_ALL_EVENTS) };
+                assert!(wd > 0, "inotify_add_watch failed");
+            }
+            report(calls, started);
+        }
+        Some("getppid") => {
+            let calls = number(1);
+            pin(args.get(2));
+            let started = Instant::now();
+            for _ in 0..calls {
+                // SAFETY: no arguments, no memory.
+                std::hint::black_box(unsafe { libc::getppid() });
+            }
+            report(calls, started);
+        }
+        Some("hold") => hold(number(1), args.get(2).cloned().unwrap_or_else(|| usage())),
+        _ => usage(),
+    }
+}
+
+fn report(calls: u64, started: Instant) {
+    let ns = started.elapsed().as_nanos() as f64 / calls as f64;
+    println!("{{\"calls\":{calls},\"ns_per_call\":{ns:.1}}}");
+}
+
+fn pin(cpu: Option<&String>) {
+    let Some(cpu) = cpu.and_then(|c| c.parse::<usize>().ok()) else {
+        return;
+    };
+    // SAFETY: a zeroed cpu_set_t is valid; we set one bit and apply it to ourselves.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
+}
+
+/// N children, each with one instance and one watch, until stdin closes.
+fn hold(processes: u64, dir: String) {
+    let dir = CString::new(dir).unwrap();
+    let mut children = Vec::new();
+    for _ in 0..processes {
+        // SAFETY: single-threaded; the child makes plain syscalls and pauses.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            unsafe {
+                let fd = libc::inotify_init1(0);
+                libc::inotify_add_watch(fd, dir.as_ptr(), libc::IN_ALL_EVENTS);
+                // Dies with the parent.
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                libc::pause();
+                libc::_exit(0);
+            }
+        }
+        children.push(pid);
+    }
+    println!("ready");
+    let _ = std::io::stdin().read_to_end(&mut Vec::new());
+    for pid in children {
+        // SAFETY: our own children.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+}
+
+fn usage() -> ! {
+    eprintln!(
+        "usage: inotify-load add-loop CALLS DIR [CPU] | getppid CALLS [CPU] | hold PROCESSES DIR"
+    );
+    std::process::exit(2)
+}
