@@ -3,6 +3,7 @@
 //!
 //! `cargo xtask run [-- ARGS]` and `cargo xtask test` are the README's two
 //! commands; both run `setup` first, which is idempotent and says what it does.
+mod bench;
 mod cmd;
 mod lint;
 mod setup;
@@ -36,6 +37,13 @@ enum Task {
     /// Clippy with -D warnings on userspace and, separately, on the eBPF crate;
     /// rustfmt in check mode.
     Lint,
+    /// Measure overhead, loss, CPU, memory, report and usage speed (release build);
+    /// prints a table and writes target/bench/results.json.
+    Bench {
+        /// A seconds-long run, to check the command works (CI runs it).
+        #[arg(long)]
+        smoke: bool,
+    },
     /// Fuzz the recording reader with libFuzzer (installs cargo-fuzz if missing).
     Fuzz {
         /// How long to fuzz.
@@ -67,9 +75,17 @@ fn run(task: Task) -> Result<ExitCode> {
             setup::all()?;
             lint::all()?;
             test_all()?;
+            // The benchmark's figures are read from a full run; this short
+            // one only keeps the command from rotting.
+            cmd::step("benchmark smoke run (cargo xtask bench --smoke)");
+            bench::run(true)?;
             Ok(ExitCode::SUCCESS)
         }
         Task::Lint => lint::all().map(|()| ExitCode::SUCCESS),
+        Task::Bench { smoke } => {
+            setup::all()?;
+            bench::run(smoke).map(|()| ExitCode::SUCCESS)
+        }
         Task::Fuzz { seconds } => {
             setup::all()?;
             fuzz(seconds).map(|()| ExitCode::SUCCESS)

@@ -3,7 +3,9 @@
 //!   inotify-load add-loop CALLS DIR [CPU]   inotify_add_watch(fd, DIR) CALLS times
 //!   inotify-load getppid CALLS [CPU]        getppid() CALLS times
 //!   inotify-load hold PROCESSES DIR         fork PROCESSES children, each holding an
-//!                                           instance with a watch on DIR, until stdin closes
+//!                                           instance with a watch on DIR, until stdin closes;
+//!                                           as root, a hundred per uid from 60000 on, since
+//!                                           one uid may hold only max_user_instances (128)
 //!
 //! The loops print `{"calls":N,"ns_per_call":X}`: the wall time of the whole
 //! loop divided by the calls, after pinning to CPU when given (the tracer
@@ -74,7 +76,11 @@ fn hold(processes: u64, dir: String) {
         // SAFETY: single-threaded; the child makes plain syscalls and pauses.
         let pid = unsafe { libc::fork() };
         if pid == 0 {
+            let uid = 60_000 + children.len() as u32 / 100;
             unsafe {
+                // Fails harmlessly when not root: then all share our uid.
+                libc::setresgid(uid, uid, uid);
+                libc::setresuid(uid, uid, uid);
                 let fd = libc::inotify_init1(0);
                 libc::inotify_add_watch(fd, dir.as_ptr(), libc::IN_ALL_EVENTS);
                 // Dies with the parent.
