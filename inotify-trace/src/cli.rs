@@ -35,9 +35,9 @@ pub enum Action {
     Usage(UsageArgs),
 }
 
-/// Which calls to show: in the kernel while tracing, while reading in `report`.
+/// Which processes to show (for `usage`: whose instances).
 #[derive(Debug, Args)]
-pub struct Selection {
+pub struct ProcessSelection {
     /// Only this process (repeatable; a call passes if its pid is any of them).
     #[arg(short = 'p', long = "pid", value_name = "PID")]
     pub pids: Vec<u32>,
@@ -46,6 +46,13 @@ pub struct Selection {
     /// name, so a longer NAME matches on its first 15 bytes.
     #[arg(short = 'c', long = "comm", value_name = "NAME")]
     pub comms: Vec<String>,
+}
+
+/// Which calls to show: in the kernel while tracing, while reading in `report`.
+#[derive(Debug, Args)]
+pub struct Selection {
+    #[command(flatten)]
+    pub processes: ProcessSelection,
 
     /// Only calls that failed.
     #[arg(long)]
@@ -55,11 +62,13 @@ pub struct Selection {
 /// How to print.
 #[derive(Debug, Args)]
 pub struct Output {
-    /// Print JSON Lines (one object per event, see docs/json.md) instead of text.
+    /// Print JSON instead of text (docs/json.md): a line per event and one for the
+    /// summary; one object for `usage`.
     #[arg(long)]
     pub json: bool,
 
-    /// Show only the N processes with the most new watches in the summary (0: all).
+    /// List only the first N processes: by new watches in a summary, by watches in
+    /// `usage` (0: all).
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub top: usize,
 }
@@ -131,13 +140,8 @@ pub struct ReportArgs {
 
 #[derive(Debug, Args)]
 pub struct UsageArgs {
-    /// Only this process (repeatable).
-    #[arg(short = 'p', long = "pid", value_name = "PID")]
-    pub pids: Vec<u32>,
-
-    /// Only processes with this name (repeatable; first 15 bytes, as the kernel keeps).
-    #[arg(short = 'c', long = "comm", value_name = "NAME")]
-    pub comms: Vec<String>,
+    #[command(flatten)]
+    pub processes: ProcessSelection,
 
     /// Only instances charged to this uid (repeatable).
     #[arg(long = "uid", value_name = "UID")]

@@ -5,7 +5,7 @@ use std::{ffi::OsString, path::PathBuf, time::Duration};
 use inotify_trace_common::comm_key;
 
 use crate::{
-    cli::{ReportArgs, Selection, TraceArgs},
+    cli::{ProcessSelection, ReportArgs, Selection, TraceArgs},
     filter::EventFilter,
     tracer::TracerOptions,
 };
@@ -52,8 +52,7 @@ impl TraceSettings {
     pub fn from_cli(args: TraceArgs) -> Self {
         let notes = selection_notes(&args.selection, true);
         let Selection {
-            pids,
-            comms,
+            processes: ProcessSelection { pids, comms },
             failed,
         } = args.selection;
         TraceSettings {
@@ -96,7 +95,7 @@ impl ReportSettings {
         let notes = selection_notes(&args.selection, false);
         let s = &args.selection;
         ReportSettings {
-            filter: EventFilter::new(&s.pids, &s.comms, &args.uids, s.failed),
+            filter: EventFilter::new(&s.processes.pids, &s.processes.comms, &args.uids, s.failed),
             file: args.file,
             events: args.events,
             format: Format::from_flag(args.output.json),
@@ -110,7 +109,7 @@ impl ReportSettings {
 /// against the running processes.
 fn selection_notes(selection: &Selection, live: bool) -> Vec<String> {
     let mut notes = Vec::new();
-    for comm in &selection.comms {
+    for comm in &selection.processes.comms {
         if comm.len() > 15 {
             let key = comm_key(comm.as_bytes());
             notes.push(format!(
@@ -120,7 +119,7 @@ fn selection_notes(selection: &Selection, live: bool) -> Vec<String> {
         }
     }
     if live {
-        for pid in &selection.pids {
+        for pid in &selection.processes.pids {
             if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
                 notes.push(format!("--pid {pid}: no such process is running now"));
             }

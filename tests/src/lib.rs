@@ -82,6 +82,19 @@ fn existing(path: PathBuf) -> PathBuf {
     path
 }
 
+/// `WRAPPER... PROGRAM` (e.g. `unshare -U -r PROGRAM`), or PROGRAM alone;
+/// arguments for PROGRAM are added by the caller.
+fn wrapped(wrapper: &[&str], program: &std::path::Path) -> Command {
+    match wrapper.split_first() {
+        Some((first, rest)) => {
+            let mut command = Command::new(first);
+            command.args(rest).arg(program);
+            command
+        }
+        None => Command::new(program),
+    }
+}
+
 /// A running tracer.
 pub struct Tracer {
     child: Child,
@@ -106,14 +119,7 @@ impl Tracer {
     /// The same, run as `WRAPPER... TRACER ARGS...` (the wrapper must exec
     /// the tracer, so that signals reach it).
     pub fn start_wrapped(wrapper: &[&str], args: &[&str]) -> Tracer {
-        let mut command = match wrapper.split_first() {
-            Some((program, wrapper_args)) => {
-                let mut c = Command::new(program);
-                c.args(wrapper_args).arg(tracer_binary());
-                c
-            }
-            None => Command::new(tracer_binary()),
-        };
+        let mut command = wrapped(wrapper, &tracer_binary());
         let mut child = command
             .args(args)
             .stdin(Stdio::null())
@@ -263,15 +269,7 @@ impl Workload {
     /// Starts the workload (optionally behind a wrapper such as
     /// `unshare -U -r`) with `--comm comm --wait` and the given steps.
     pub fn start(wrapper: &[&str], comm: &str, steps: &[&str]) -> Workload {
-        let workload = workload_binary();
-        let mut command = match wrapper.split_first() {
-            Some((program, args)) => {
-                let mut c = Command::new(program);
-                c.args(args).arg(&workload);
-                c
-            }
-            None => Command::new(&workload),
-        };
+        let mut command = wrapped(wrapper, &workload_binary());
         let mut child = command
             .args(["--comm", comm, "--wait"])
             .args(steps)

@@ -180,6 +180,12 @@ impl Bench {
         Ok(Value::Object(out))
     }
 
+    /// Our tracer, quiet, recording to `file` (replaced if it exists).
+    fn recording(&self, file: &Path) -> Result<Traced> {
+        let file = file.to_str().context("non-UTF-8 path")?;
+        Traced::start(&self.tracer_args(&["-q", "--record", file, "--force"]))
+    }
+
     fn tracer_args(&self, args: &[&str]) -> Vec<String> {
         let mut all = vec![self.tracer.to_str().unwrap().to_owned()];
         all.extend(args.iter().map(|a| (*a).to_owned()));
@@ -201,12 +207,7 @@ impl Bench {
     /// the one-producer recording for the report benchmark.
     fn loss(&self, sizes: &Sizes) -> Result<(Value, PathBuf)> {
         let one = self.dir.join("one-producer.rec");
-        let traced = Traced::start(&self.tracer_args(&[
-            "-q",
-            "--record",
-            one.to_str().unwrap(),
-            "--force",
-        ]))?;
+        let traced = self.recording(&one)?;
         self.add_loop(sizes.one_producer)?;
         let one_cost = traced.stop()?;
         let one_summary = self.summary_of(&one)?;
@@ -214,12 +215,7 @@ impl Bench {
         let one_made = sizes.one_producer + 1;
 
         let two = self.dir.join("two-producers.rec");
-        let traced = Traced::start(&self.tracer_args(&[
-            "-q",
-            "--record",
-            two.to_str().unwrap(),
-            "--force",
-        ]))?;
+        let traced = self.recording(&two)?;
         let producers: Vec<Child> = ["0", "1"]
             .iter()
             .map(|cpu| {
@@ -289,12 +285,7 @@ impl Bench {
     /// CPU per event and peak RSS, early in a long run and at its end.
     fn tracer_cost(&self, sizes: &Sizes) -> Result<Value> {
         let record = self.dir.join("long.rec");
-        let traced = Traced::start(&self.tracer_args(&[
-            "-q",
-            "--record",
-            record.to_str().unwrap(),
-            "--force",
-        ]))?;
+        let traced = self.recording(&record)?;
         let chunk = sizes.rss_events / 10;
         self.add_loop(chunk)?;
         std::thread::sleep(Duration::from_millis(100));

@@ -17,8 +17,8 @@ pub fn run(args: UsageArgs) -> Result<ExitCode> {
     let resolver: Option<&'static Resolver> =
         args.paths.then(|| &*Box::leak(Box::new(Resolver::new())));
     let selection = Selection {
-        pids: args.pids,
-        comms: args.comms,
+        pids: args.processes.pids,
+        comms: args.processes.comms,
         uids: args.uids,
         top: args.output.top,
     };
