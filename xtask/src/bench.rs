@@ -166,18 +166,19 @@ impl Bench {
         }
         let _ = std::fs::remove_file(record);
         let baseline = median(&samples[0]);
-        let mut out = serde_json::Map::new();
-        for ((name, _), samples) in configs.iter().zip(&samples) {
-            let m = median(samples);
-            out.insert(
-                (*name).to_owned(),
-                json!({ "median": m, "ratio": m / baseline, "samples": samples }),
-            );
-        }
+        // An array, not an object: the rows keep this order in the table.
+        let mut rows: Vec<Value> = configs
+            .iter()
+            .zip(&samples)
+            .map(|((name, _), samples)| {
+                let m = median(samples);
+                json!({ "name": name, "median": m, "ratio": m / baseline, "samples": samples })
+            })
+            .collect();
         if self.bpftrace.is_none() {
-            out.insert("bpftrace".into(), json!("not installed"));
+            rows.push(json!({ "name": "bpftrace", "note": "not installed" }));
         }
-        Ok(Value::Object(out))
+        Ok(Value::Array(rows))
     }
 
     /// Our tracer, quiet, recording to `file` (replaced if it exists).
@@ -488,23 +489,22 @@ fn print_table(r: &Value) {
         r["command"].as_str().unwrap_or("")
     );
     println!("inotify_add_watch, ns per call (median), ratio to no tracer      target");
-    if let Some(rows) = r["add_watch_ns"].as_object() {
-        for (name, row) in rows {
-            match row.get("median") {
-                Some(m) => {
-                    let target = if name.starts_with("inotify-trace") {
-                        "<= 1.5x (stretch 1.35x)"
-                    } else {
-                        ""
-                    };
-                    println!(
-                        "  {name:<30} {:>8} {:>6.2}x   {target}",
-                        f(m),
-                        row["ratio"].as_f64().unwrap_or(f64::NAN)
-                    );
-                }
-                None => println!("  {name:<30} {}", row.as_str().unwrap_or("")),
+    for row in r["add_watch_ns"].as_array().into_iter().flatten() {
+        let name = row["name"].as_str().unwrap_or("");
+        match row.get("median") {
+            Some(m) => {
+                let target = if name.starts_with("inotify-trace") {
+                    "<= 1.5x (stretch 1.35x)"
+                } else {
+                    ""
+                };
+                println!(
+                    "  {name:<30} {:>8} {:>6.2}x   {target}",
+                    f(m),
+                    row["ratio"].as_f64().unwrap_or(f64::NAN)
+                );
             }
+            None => println!("  {name:<30} {}", row["note"].as_str().unwrap_or("")),
         }
     }
     let e = &r["events"];
