@@ -74,11 +74,13 @@ fn run(task: Task) -> Result<ExitCode> {
         Task::Test => {
             setup::all()?;
             lint::all()?;
-            test_all()?;
+            let totals = test_all()?;
             // The benchmark's figures are read from a full run; this short
             // one only keeps the command from rotting.
             cmd::step("benchmark smoke run (cargo xtask bench --smoke)");
             bench::run(true)?;
+            // The test totals close the run, for whoever reads its last line.
+            println!("tests: {} passed, {} failed", totals.passed, totals.failed);
             Ok(ExitCode::SUCCESS)
         }
         Task::Lint => lint::all().map(|()| ExitCode::SUCCESS),
@@ -117,7 +119,7 @@ fn fuzz(seconds: u64) -> Result<()> {
 
 /// Unit tests and end-to-end tests. The end-to-end tests load eBPF programs
 /// and share the kernel's state, so every test runs one at a time.
-fn test_all() -> Result<()> {
+fn test_all() -> Result<tally::Totals> {
     cmd::step("building the tracer and the test workload");
     cmd::cargo(&["build", "--package", "inotify-trace"])?;
     let binary = cmd::target_dir()?.join("debug/inotify-trace");
@@ -134,5 +136,5 @@ fn test_all() -> Result<()> {
     if totals.failed > 0 || totals.passed == 0 {
         anyhow::bail!("the test run did not pass");
     }
-    Ok(())
+    Ok(totals)
 }
