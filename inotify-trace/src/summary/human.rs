@@ -198,3 +198,165 @@ pub fn local(time: SystemTime, utc_offset_s: i32) -> impl std::fmt::Display {
         .with_timezone(&offset)
         .format("%H:%M:%S%.6f")
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use super::*;
+    use crate::{
+        limits::Limits,
+        summary::{LimitsAtStartAndEnd, ProcessFailures, ProcessSummary, UserSummary},
+        usage::{advice::Recommendation, diagnosis::Diagnosis, ProcessUsage, UserUsage},
+    };
+
+    fn at(seconds: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_780_000_000 + seconds)
+    }
+
+    fn process(pid: u32, comm: &str, counts: [u64; 8]) -> ProcessSummary {
+        let [calls, new_watches, re_adds, removed, failed, distinct_paths, instances, instance_failures] =
+            counts;
+        let mut errors = std::collections::BTreeMap::new();
+        if failed > 0 {
+            errors.insert("ENOSPC", failed);
+        }
+        ProcessSummary {
+            pid,
+            comm: comm.to_owned(),
+            uid: 0,
+            calls,
+            new_watches,
+            re_adds,
+            removed,
+            failed,
+            errors,
+            distinct_paths,
+            instances,
+            instance_failures,
+        }
+    }
+
+    #[test]
+    fn the_summary_reads_as_one_screen() {
+        let holder = ProcessUsage {
+            pid: 10,
+            comm: "greedy".into(),
+            uid: 0,
+            user_ns: None,
+            instances: 1,
+            watches: 8190,
+        };
+        let summary = Summary {
+            kind: "summary",
+            duration_s: 12.34,
+            events: 8203,
+            lost: 0,
+            processes: vec![
+                process(10, "greedy", [8200, 8190, 10, 0, 0, 8190, 1, 0]),
+                process(20, "kubelet", [3, 1, 0, 0, 2, 3, 1, 0]),
+            ],
+            processes_omitted: 1,
+            failures: vec![FailureGroup {
+                call: "add_watch",
+                errno: "ENOSPC",
+                count: 2,
+                processes: vec![ProcessFailures {
+                    pid: 20,
+                    comm: "kubelet".into(),
+                    uid: 0,
+                    count: 2,
+                    first: at(1),
+                    last: at(2),
+                    examples: vec![
+                        "/sys/fs/cgroup/kubepods/pod1".into(),
+                        "/sys/fs/cgroup/kubepods/\u{1b}[2J".into(),
+                    ],
+                }],
+            }],
+            users: vec![UserSummary {
+                uid: 0,
+                watches_added: 8191,
+                watches_removed: 0,
+                instances_created: 2,
+                instance_failures: 0,
+                add_watch_failures: 2,
+            }],
+            limits: LimitsAtStartAndEnd {
+                start: Limits {
+                    max_user_watches: Some(8192),
+                    max_user_instances: Some(128),
+                },
+                end: Limits {
+                    max_user_watches: Some(16384),
+                    max_user_instances: Some(128),
+                },
+            },
+            diagnoses: vec![Diagnosis {
+                kind: "diagnosis".into(),
+                time: "2026-05-28T20:26:41.000000000Z".into(),
+                pid: 20,
+                comm: "kubelet".into(),
+                uid: 0,
+                call: "add_watch".into(),
+                errno: "ENOSPC".into(),
+                limit: "watches".into(),
+                user_ns: None,
+                usage: Some(UserUsage {
+                    uid: 0,
+                    user_ns: None,
+                    instances: 2,
+                    watches: 8192,
+                    max_instances: Some(128),
+                    max_watches: Some(8192),
+                    watches_pct: Some(100.0),
+                    instances_pct: Some(1.6),
+                    top_holder: Some(holder.clone()),
+                }),
+                holders: vec![holder],
+                recommendations: vec![Recommendation {
+                    uid: 0,
+                    user_ns: None,
+                    limit: "fs.inotify.max_user_watches".into(),
+                    current: 8192,
+                    observed: 8192,
+                    recommended: 16384,
+                    max_kernel_memory_bytes: Some(16384 * 1080),
+                    commands: vec!["sysctl -w fs.inotify.max_user_watches=16384".into()],
+                    wrong_fix: Some("pid 10 (greedy) holds 100% of uid 0's watches".into()),
+                }],
+            }],
+            utc_offset_s: 3600,
+        };
+        let mut out = Vec::new();
+        write_summary(&mut out, &summary).unwrap();
+        insta::assert_snapshot!(String::from_utf8(out).unwrap(), @r#"
+
+        == inotify-trace summary: 12.3s, 8203 events, 0 lost ==
+
+        Processes, by new watches (top 2; 1 more not shown):
+              PID COMM               UID   CALLS     NEW  RE-ADD REMOVED  FAILED   PATHS  INST INST-FAIL  ERRORS
+               10 greedy               0    8200    8190      10       0       0    8190     1         0
+               20 kubelet              0       3       1       0       0       2       3     1         0  ENOSPC:2
+
+        Failures:
+          ENOSPC from inotify_add_watch: 2 calls (the uid's fs.inotify.max_user_watches is used up)
+                 20 kubelet         uid 0           2x  21:26:41.000000 .. 21:26:42.000000
+                    /sys/fs/cgroup/kubepods/pod1
+                    /sys/fs/cgroup/kubepods/\u{1b}[2J
+
+        Users (this session):
+             UID WATCHES-ADDED  REMOVED  INSTANCES  INST-FAIL   ADD-FAIL
+               0          8191        0          2          0          2
+        Limits per uid: fs.inotify.max_user_watches = 8192, fs.inotify.max_user_instances = 128 at start; 16384 and 128 at end
+
+        Diagnoses (who held the budget when it ran out):
+          diagnosis: kubelet (pid 20, uid 0) got ENOSPC from inotify_add_watch at 2026-05-28T20:26:41.000000000Z
+            uid 0 holds 8192 of 8192 watches and 2 of 128 instances now; by watches:
+                PID COMM            INSTANCES  WATCHES
+                 10 greedy                  1     8190
+            to raise fs.inotify.max_user_watches from 8192: sysctl -w fs.inotify.max_user_watches=16384
+              but: pid 10 (greedy) holds 100% of uid 0's watches
+        "#);
+    }
+}
