@@ -440,3 +440,30 @@ fn an_unknown_flag_is_a_short_error_with_a_hint() {
     assert!(stderr.contains("--help"), "{stderr}");
     assert!(output.stdout.is_empty());
 }
+
+#[test]
+fn verbose_says_which_attach_mode_was_chosen_and_why() {
+    require_bpf!();
+    for (args, expected) in [
+        (
+            &["-v", "-d", "1s", "--comm", "nobody-at-all"][..],
+            "attach mode exit tracepoint alone (the kernel has bpf_task_pt_regs)",
+        ),
+        (
+            &[
+                "-v",
+                "-d",
+                "1s",
+                "--comm",
+                "nobody-at-all",
+                "--attach",
+                "enter-exit",
+            ][..],
+            "attach mode enter+exit tracepoints (as asked)",
+        ),
+    ] {
+        let finished = Tracer::start(args).wait();
+        finished.assert_clean_exit();
+        assert!(finished.stderr.contains(expected), "{}", finished.stderr);
+    }
+}
