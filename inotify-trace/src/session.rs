@@ -82,7 +82,7 @@ async fn trace(settings: TraceSettings) -> Result<ExitCode> {
         Format::Human => Box::new(HumanPrinter::new(output::stdout(), clock)),
         Format::Json => Box::new(JsonPrinter::new(output::stdout(), clock)),
     };
-    report_setup(&settings, &tracer);
+    announce_setup(&settings, &tracer);
     eprintln!("inotify-trace: attached; tracing inotify calls (Ctrl-C to stop)");
 
     let mut command = match &settings.command {
@@ -204,7 +204,7 @@ fn metadata(
     }
 }
 
-fn report_setup(settings: &TraceSettings, tracer: &Tracer) {
+fn announce_setup(settings: &TraceSettings, tracer: &Tracer) {
     if tracer.tracefs_mounted {
         eprintln!(
             "inotify-trace: mounted tracefs at {}",
