@@ -5,7 +5,7 @@
 //! file, is checked before it is trusted.
 use bytes::Buf;
 use inotify_trace_common::{
-    EventHeader, FLAG_ARGS_MISSING, FLAG_INIT1, FLAG_PATH_TRUNCATED, FLAG_PATH_UNREADABLE,
+    Comm, EventHeader, FLAG_ARGS_MISSING, FLAG_INIT1, FLAG_PATH_TRUNCATED, FLAG_PATH_UNREADABLE,
     HEADER_SIZE, KIND_ADD_WATCH, KIND_INIT, KIND_RM_WATCH, PATH_CAPTURE_MAX,
 };
 
@@ -81,9 +81,7 @@ impl<'a> Event<'a> {
 
     /// The record's comm up to its NUL.
     pub fn comm(&self) -> &[u8] {
-        let comm = &self.header.comm;
-        let len = comm.iter().position(|&b| b == 0).unwrap_or(comm.len());
-        &comm[..len]
+        comm_bytes(&self.header.comm)
     }
 
     pub fn has_flag(&self, flag: u32) -> bool {
@@ -106,6 +104,12 @@ impl<'a> Event<'a> {
     pub fn init1_flags(&self) -> Option<u32> {
         (self.kind == Kind::Init && self.has_flag(FLAG_INIT1)).then_some(self.header.arg)
     }
+}
+
+/// A kernel comm up to its NUL (all 16 bytes when there is none).
+pub fn comm_bytes(comm: &Comm) -> &[u8] {
+    let len = comm.iter().position(|&b| b == 0).unwrap_or(comm.len());
+    &comm[..len]
 }
 
 #[cfg(test)]

@@ -10,8 +10,8 @@ use crate::{
     output,
     pipeline::Pipeline,
     recording::reader::{Item, Reader},
-    render::{human::HumanPrinter, json::JsonPrinter, Printer},
-    settings::{Format, ReportSettings},
+    render::{self, Printer},
+    settings::ReportSettings,
     summary::LimitsAtStartAndEnd,
 };
 
@@ -27,10 +27,7 @@ pub fn run(settings: ReportSettings) -> Result<ExitCode> {
         boot_epoch_ns: i128::from(metadata.boot_epoch_ns),
         utc_offset_s: metadata.utc_offset_s,
     };
-    let mut printer: Box<dyn Printer> = match settings.format {
-        Format::Human => Box::new(HumanPrinter::new(output::stdout(), clock)),
-        Format::Json => Box::new(JsonPrinter::new(output::stdout(), clock)),
-    };
+    let mut printer = render::to_stdout(settings.format, clock);
     let events_printer = settings
         .events
         .then(|| printer.as_mut() as &mut dyn Printer);
@@ -82,10 +79,9 @@ pub fn run(settings: ReportSettings) -> Result<ExitCode> {
     };
     let summary = pipeline.summary(duration_s, limits, &clock, settings.top);
     drop(pipeline);
-    match printer.summary(&summary).and_then(|()| printer.flush()) {
-        Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => Ok(ExitCode::SUCCESS),
-        other => other
-            .map(|()| ExitCode::SUCCESS)
-            .context("writing the report"),
-    }
+    output::closed(
+        printer.summary(&summary).and_then(|()| printer.flush()),
+        "writing the report",
+    )?;
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,7 +1,7 @@
 //! Reading records out of the ring buffer, woken either by the kernel (a
 //! backlog above the wakeup threshold) or by a short poll timer (the eBPF side
 //! submits most records without a wakeup, which saves ~1 µs per call).
-use std::{os::fd::AsRawFd, time::Duration};
+use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use aya::maps::{MapData, PerCpuArray, RingBuf};
@@ -20,7 +20,6 @@ pub struct RingReader {
 
 impl RingReader {
     pub fn new(ring: RingBuf<MapData>, lost: PerCpuArray<MapData, u64>) -> Result<Self> {
-        debug_assert!(ring.as_raw_fd() >= 0);
         // SAFETY: the fd belongs to `ring`, which the AsyncFd owns from here
         // on, so it stays open and the same for the AsyncFd's lifetime.
         let ring = unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }

@@ -23,9 +23,9 @@ use crate::{
         metadata::{self, End, Metadata},
         writer::{Recorder, WriteError},
     },
-    render::{human::HumanPrinter, json::JsonPrinter, Printer},
+    render::{self, Printer},
     ring::RingReader,
-    settings::{Format, TraceSettings},
+    settings::TraceSettings,
     status::StatusLine,
     summary::LimitsAtStartAndEnd,
     tracer::{AttachMode, Tracer},
@@ -78,10 +78,7 @@ async fn trace(settings: TraceSettings) -> Result<ExitCode> {
     };
     let mut tracer = Tracer::start(&settings.tracer)?;
     let mut reader = RingReader::new(tracer.take_ring()?, tracer.take_lost_counter()?)?;
-    let mut printer: Box<dyn Printer> = match settings.format {
-        Format::Human => Box::new(HumanPrinter::new(output::stdout(), clock)),
-        Format::Json => Box::new(JsonPrinter::new(output::stdout(), clock)),
-    };
+    let mut printer = render::to_stdout(settings.format, clock);
     announce_setup(&settings, &tracer);
     eprintln!("inotify-trace: attached; tracing inotify calls (Ctrl-C to stop)");
 
@@ -155,9 +152,8 @@ async fn trace(settings: TraceSettings) -> Result<ExitCode> {
         write_failure = recorder.end(&end).err();
     }
     let printed = printer.summary(&summary).and_then(|()| printer.flush());
-    match printed {
-        Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => return Ok(ExitCode::SUCCESS),
-        other => other.context("writing the summary")?,
+    if output::closed(printed, "writing the summary")? {
+        return Ok(ExitCode::SUCCESS);
     }
     eprintln!(
         "inotify-trace: {}",

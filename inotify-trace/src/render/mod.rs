@@ -4,7 +4,7 @@ pub mod json;
 
 use std::io;
 
-use crate::{event::Event, summary::Summary};
+use crate::{clock::WallClock, event::Event, output, settings::Format, summary::Summary};
 
 /// Where the live stream of events goes.
 pub trait Printer {
@@ -18,6 +18,14 @@ pub trait Printer {
     /// The session summary, printed once at the end.
     fn summary(&mut self, summary: &Summary) -> io::Result<()>;
     fn flush(&mut self) -> io::Result<()>;
+}
+
+/// The printer for a format, writing to a buffered stdout.
+pub fn to_stdout(format: Format, clock: WallClock) -> Box<dyn Printer> {
+    match format {
+        Format::Human => Box::new(human::HumanPrinter::new(output::stdout(), clock)),
+        Format::Json => Box::new(json::JsonPrinter::new(output::stdout(), clock)),
+    }
 }
 
 /// The text of `inotify_init1`'s flags, as the caller would have written them.

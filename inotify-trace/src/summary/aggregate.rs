@@ -13,7 +13,7 @@ use super::{
 use crate::{
     clock::WallClock,
     errno,
-    event::{Event, Kind},
+    event::{comm_bytes, Event, Kind},
 };
 
 /// How many example paths a failure keeps per process.
@@ -243,8 +243,7 @@ fn kind_name(kind: Kind) -> &'static str {
 }
 
 fn comm_text(comm: &Comm) -> String {
-    let len = comm.iter().position(|&b| b == 0).unwrap_or(comm.len());
-    String::from_utf8_lossy(&comm[..len]).into_owned()
+    String::from_utf8_lossy(comm_bytes(comm)).into_owned()
 }
 
 /// Per uid, from every process (before `--top` cuts the table).

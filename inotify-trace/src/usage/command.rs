@@ -1,7 +1,7 @@
 //! `inotify-trace usage [--paths] [--json] [filters]`.
 use std::{io::Write, process::ExitCode};
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 
 use super::{paths::Resolver, render, snapshot, Selection, Source};
 use crate::{cli::UsageArgs, output};
@@ -31,10 +31,9 @@ pub fn run(args: UsageArgs) -> Result<ExitCode> {
     } else {
         render::write(&mut out, &usage)
     };
-    match written.and_then(|()| out.flush()) {
-        Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => Ok(ExitCode::SUCCESS),
-        other => other
-            .map(|()| ExitCode::SUCCESS)
-            .context("writing the usage report"),
-    }
+    output::closed(
+        written.and_then(|()| out.flush()),
+        "writing the usage report",
+    )?;
+    Ok(ExitCode::SUCCESS)
 }

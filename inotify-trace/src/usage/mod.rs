@@ -13,6 +13,7 @@ pub mod userns;
 
 use std::{collections::BTreeMap, path::PathBuf};
 
+use inotify_trace_common::comm_key;
 use serde::{Deserialize, Serialize};
 
 use self::{
@@ -348,7 +349,7 @@ fn select(
             || selection
                 .comms
                 .iter()
-                .any(|c| c.as_bytes()[..c.len().min(15)] == comm.as_bytes()[..comm.len().min(15)])
+                .any(|c| comm_key(c.as_bytes()) == comm_key(comm.as_bytes()))
     };
     let process_matches = |pid: u32, comm: &str, uid: u32| {
         (selection.pids.is_empty() || selection.pids.contains(&pid))
