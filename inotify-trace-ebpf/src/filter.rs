@@ -9,21 +9,20 @@ use crate::maps::{config, COMMS, FOLLOW, PIDS};
 /// the tracer itself, and only followed or listed processes when asked.
 #[inline(always)]
 pub fn pid_traced(pid_tgid: u64) -> bool {
-    let cfg = config();
     let pid = (pid_tgid >> 32) as u32;
-    if pid == cfg.tracer_pid {
+    if pid == config!(tracer_pid) {
         return false;
     }
-    if cfg.follow != 0 && FOLLOW.get_ptr(pid).is_none() {
+    if config!(follow) != 0 && FOLLOW.get_ptr(pid).is_none() {
         return false;
     }
-    !(cfg.filter_pids != 0 && PIDS.get_ptr(pid).is_none())
+    !(config!(filter_pids) != 0 && PIDS.get_ptr(pid).is_none())
 }
 
 /// The comm filter, on a comm already read (16 bytes, NUL-padded).
 #[inline(always)]
 pub fn comm_traced(comm: &[u8; 16]) -> bool {
-    config().filter_comms == 0 || COMMS.get_ptr(comm).is_some()
+    config!(filter_comms) == 0 || COMMS.get_ptr(comm).is_some()
 }
 
 /// Both, for the enter program of enter+exit mode, which builds no record.
@@ -32,7 +31,7 @@ pub fn caller_traced(pid_tgid: u64) -> bool {
     if !pid_traced(pid_tgid) {
         return false;
     }
-    if config().filter_comms == 0 {
+    if config!(filter_comms) == 0 {
         return true;
     }
     bpf_get_current_comm().is_ok_and(|comm| comm_traced(&comm))
@@ -41,5 +40,5 @@ pub fn caller_traced(pid_tgid: u64) -> bool {
 /// The `--failed` filter, applied once the return value is known.
 #[inline(always)]
 pub fn result_traced(ret: i64) -> bool {
-    config().failed_only == 0 || ret < 0
+    config!(failed_only) == 0 || ret < 0
 }

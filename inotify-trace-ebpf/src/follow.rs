@@ -15,7 +15,7 @@ pub fn on_fork(ctx: &TracePointContext) {
     if FOLLOW.get_ptr(parent_tgid).is_none() {
         return;
     }
-    let offset = config().fork_child_pid_offset as usize;
+    let offset = config!(fork_child_pid_offset) as usize;
     // SAFETY: the loader took the offset from this tracepoint's format file.
     if let Ok(child) = unsafe { ctx.read_at::<u32>(offset) } {
         // Threads are added too (a clone is a fork here); they leave at exit.

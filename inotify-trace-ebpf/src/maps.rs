@@ -9,7 +9,7 @@ use inotify_trace_common::{
 /// Written by the loader before load (`CONFIG_GLOBAL`); read-only afterwards,
 /// so the verifier treats it as a constant and prunes disabled filters.
 #[unsafe(no_mangle)]
-static CONFIG: Config = Config {
+pub static CONFIG: Config = Config {
     tracer_pid: 0,
     filter_pids: 0,
     filter_comms: 0,
@@ -19,12 +19,17 @@ static CONFIG: Config = Config {
     fork_child_pid_offset: 0,
 };
 
-/// The loader's settings. The volatile read stops the compiler from folding
-/// the zero initializer into the code; the verifier folds the real value.
-#[inline(always)]
-pub fn config() -> Config {
-    unsafe { core::ptr::read_volatile(&CONFIG) }
+/// One of the loader's settings. The volatile read stops the compiler from
+/// folding the zero initializer into the code (the verifier folds the real
+/// value); reading one field, not the whole struct, keeps the hot path to
+/// the loads it needs.
+macro_rules! config {
+    ($field:ident) => {
+        // SAFETY: CONFIG is a plain static; reading a field is always valid.
+        unsafe { core::ptr::read_volatile(core::ptr::addr_of!($crate::maps::CONFIG.$field)) }
+    };
 }
+pub(crate) use config;
 
 /// The size here is a placeholder: the loader sets it (`--ring-size`).
 #[map]

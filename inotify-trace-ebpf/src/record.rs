@@ -102,7 +102,7 @@ impl Record {
 /// bytes wait that a burst could fill the ring before the next poll.
 #[inline(always)]
 fn wakeup_flag() -> u64 {
-    if EVENTS.query(BPF_RB_AVAIL_DATA as u64) >= config().wakeup_threshold {
+    if EVENTS.query(BPF_RB_AVAIL_DATA as u64) >= config!(wakeup_threshold) {
         BPF_RB_FORCE_WAKEUP as u64
     } else {
         BPF_RB_NO_WAKEUP as u64
