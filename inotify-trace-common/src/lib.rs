@@ -86,8 +86,9 @@ pub struct Config {
     pub filter_comms: u32,
     /// Non-zero: only calls that returned an error pass.
     pub failed_only: u32,
-    /// Wake the reader only when more than this many bytes are waiting;
-    /// below it the reader picks records up on its poll timer.
+    /// Each CPU wakes the reader once it has put this many bytes in the
+    /// ring since it last did; until then the reader picks records up on
+    /// its poll timer.
     pub wakeup_threshold: u64,
     /// Non-zero: only processes in the `FOLLOW` map pass (a command started
     /// by the tracer and everything it forks).
@@ -95,7 +96,33 @@ pub struct Config {
     /// Offset of `child_pid` in the `sched/sched_process_fork` record, read
     /// from its format file: the layout changed across kernel versions.
     pub fork_child_pid_offset: u32,
+    /// Where the caller's identity is in the kernel's `task_struct`.
+    pub task: TaskLayout,
 }
+
+/// Byte offsets in the running kernel's structures, found by the loader in
+/// the kernel's BTF: the exit-only programs read the caller's pid, tid, comm
+/// and uid from its `task_struct` with a few loads instead of three helper
+/// calls. `known == 0`: the programs use the helpers.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TaskLayout {
+    /// Non-zero when the offsets below are valid.
+    pub known: u32,
+    /// `task_struct.pid` (the thread id).
+    pub pid: u32,
+    /// `task_struct.tgid` (what userspace calls the pid).
+    pub tgid: u32,
+    /// `task_struct.comm` (`char[16]`).
+    pub comm: u32,
+    /// `task_struct.cred` (the credentials the task acts with).
+    pub cred: u32,
+    /// `cred.uid`, as the kernel stores it: the initial namespace's view.
+    pub cred_uid: u32,
+}
+
+// No padding anywhere in Config: every byte the loader writes is a field.
+const _: () = assert!(core::mem::size_of::<Config>() == 56);
 
 /// Name of the global holding the [`Config`].
 pub const CONFIG_GLOBAL: &str = "CONFIG";

@@ -12,10 +12,11 @@ use inotify_trace_common::{
     FLAG_ARGS_MISSING, FLAG_INIT1, KIND_ADD_WATCH, KIND_INIT, KIND_RM_WATCH,
 };
 
+use crate::caller::{current_task, Caller};
 use crate::filter::{caller_traced, pid_traced, result_traced};
 use crate::maps::{StashedArgs, STASH};
 use crate::record::{Call, Record};
-use crate::syscall_args::{current_syscall_args, REGS_AT_EXIT};
+use crate::syscall_args::{syscall_args_at_exit, REGS_AT_EXIT};
 
 #[derive(Clone, Copy)]
 pub enum Syscall {
@@ -81,27 +82,32 @@ fn exit_ret(ctx: &TracePointContext) -> i64 {
     unsafe { (*(ctx.as_ptr() as *const SysExitArgs)).ret }
 }
 
-/// Exit-only mode: arguments from the task's saved registers. Also the one
-/// program for `inotify_init`, which has no arguments to read.
+/// Exit-only mode: arguments from the task's saved registers, and the
+/// caller's identity from its task_struct where the layout is known. Also
+/// the one program for `inotify_init`, which has no arguments to read and
+/// so needs neither (it serves enter+exit mode too, on kernels that may
+/// lack the task's BTF).
 #[inline(always)]
 pub fn on_exit_from_regs(ctx: &TracePointContext, syscall: Syscall) {
     let ret = exit_ret(ctx);
     if !result_traced(ret) {
         return;
     }
-    let pid_tgid = bpf_get_current_pid_tgid();
+    let task = match syscall {
+        Syscall::Init => None,
+        _ if REGS_AT_EXIT => Some(current_task()),
+        _ => return,
+    };
+    let caller = task.map_or(Caller::Helpers, Caller::from_task);
+    let pid_tgid = caller.pid_tgid();
     if !pid_traced(pid_tgid) {
         return;
     }
-    let Some(record) = Record::start() else {
+    let Some(record) = Record::start(caller) else {
         return;
     };
-    let args = match syscall {
-        Syscall::Init => [0; 3],
-        _ if REGS_AT_EXIT => current_syscall_args(),
-        _ => return,
-    };
-    record.send(pid_tgid, &syscall.call(args, ret));
+    let args = task.map_or([0; 3], syscall_args_at_exit);
+    record.send(caller, pid_tgid, &syscall.call(args, ret));
 }
 
 /// Enter+exit mode, at entry: stash the first `ARGS` arguments per thread.
@@ -135,7 +141,7 @@ pub fn on_exit_from_stash(ctx: &TracePointContext, syscall: Syscall) {
     if !pid_traced(pid_tgid) {
         return;
     }
-    let Some(record) = Record::start() else {
+    let Some(record) = Record::start(Caller::Helpers) else {
         return;
     };
     let call = match stashed {
@@ -150,5 +156,5 @@ pub fn on_exit_from_stash(ctx: &TracePointContext, syscall: Syscall) {
             syscall.call_without_args(ret)
         }
     };
-    record.send(pid_tgid, &call);
+    record.send(Caller::Helpers, pid_tgid, &call);
 }

@@ -9,6 +9,7 @@
 #![no_std]
 #![no_main]
 
+mod caller;
 mod calls;
 mod filter;
 mod follow;

@@ -3,7 +3,7 @@
 use aya_ebpf::macros::map;
 use aya_ebpf::maps::{HashMap, PerCpuArray, RingBuf};
 use inotify_trace_common::{
-    Comm, Config, FILTER_CAPACITY, FOLLOW_CAPACITY, HEADER_SIZE, PATH_READ_BUF,
+    Comm, Config, TaskLayout, FILTER_CAPACITY, FOLLOW_CAPACITY, HEADER_SIZE, PATH_READ_BUF,
 };
 
 /// Written by the loader before load (`CONFIG_GLOBAL`); read-only afterwards,
@@ -17,6 +17,14 @@ pub static CONFIG: Config = Config {
     wakeup_threshold: 0,
     follow: 0,
     fork_child_pid_offset: 0,
+    task: TaskLayout {
+        known: 0,
+        pid: 0,
+        tgid: 0,
+        comm: 0,
+        cred: 0,
+        cred_uid: 0,
+    },
 };
 
 /// One of the loader's settings. The volatile read stops the compiler from
@@ -24,9 +32,9 @@ pub static CONFIG: Config = Config {
 /// value); reading one field, not the whole struct, keeps the hot path to
 /// the loads it needs.
 macro_rules! config {
-    ($field:ident) => {
+    ($($field:ident).+) => {
         // SAFETY: CONFIG is a plain static; reading a field is always valid.
-        unsafe { core::ptr::read_volatile(core::ptr::addr_of!($crate::maps::CONFIG.$field)) }
+        unsafe { core::ptr::read_volatile(core::ptr::addr_of!($crate::maps::CONFIG.$($field).+)) }
     };
 }
 pub(crate) use config;
@@ -51,10 +59,12 @@ pub static COMMS: HashMap<Comm, u8> = HashMap::with_max_entries(FILTER_CAPACITY,
 
 /// Where a record is built before it is copied into the ring buffer: too
 /// large for the 512-byte BPF stack, and building it here lets the ring
-/// receive only the bytes actually used.
+/// receive only the bytes actually used. Also this CPU's count of bytes
+/// sent since it last woke the reader (`record::wakeup_flag`).
 #[repr(C, align(8))]
 pub struct Scratch {
     pub bytes: [u8; HEADER_SIZE + PATH_READ_BUF],
+    pub unsignalled: u64,
 }
 
 #[map]

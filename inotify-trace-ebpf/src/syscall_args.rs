@@ -7,16 +7,17 @@
 //! return value (the kernel keeps the argument in `orig_x0`, outside the uapi
 //! `user_pt_regs` layout), so other architectures use enter+exit.
 
-/// The first three arguments of the current task's syscall.
+/// The first three arguments of the syscall `task` (the current task, from
+/// `caller::current_task`) is returning from.
 #[cfg(bpf_target_arch = "x86_64")]
 #[inline(always)]
-pub fn current_syscall_args() -> [u64; 3] {
+pub fn syscall_args_at_exit(task: *const u8) -> [u64; 3] {
     use aya_ebpf::bindings::pt_regs;
-    use aya_ebpf::helpers::generated::{bpf_get_current_task_btf, bpf_task_pt_regs};
-    // SAFETY: both helpers return kernel pointers the verifier tracks by BTF
-    // type (pt_regs); loads through them are checked against that type.
+    use aya_ebpf::helpers::generated::bpf_task_pt_regs;
+    // SAFETY: the helper returns a kernel pointer the verifier tracks by BTF
+    // type (pt_regs); loads through it are checked against that type.
     unsafe {
-        let regs = bpf_task_pt_regs(bpf_get_current_task_btf()) as *const pt_regs;
+        let regs = bpf_task_pt_regs(task as *mut _) as *const pt_regs;
         [(*regs).rdi, (*regs).rsi, (*regs).rdx]
     }
 }
@@ -24,9 +25,9 @@ pub fn current_syscall_args() -> [u64; 3] {
 /// Not available: userspace must attach in enter+exit mode.
 #[cfg(not(bpf_target_arch = "x86_64"))]
 #[inline(always)]
-pub fn current_syscall_args() -> [u64; 3] {
+pub fn syscall_args_at_exit(_task: *const u8) -> [u64; 3] {
     [0; 3]
 }
 
-/// Whether [`current_syscall_args`] works on this architecture.
+/// Whether [`syscall_args_at_exit`] works on this architecture.
 pub const REGS_AT_EXIT: bool = cfg!(bpf_target_arch = "x86_64");

@@ -11,6 +11,7 @@ pub mod errno;
 pub mod escape;
 pub mod event;
 pub mod filter;
+pub mod kernel_btf;
 pub mod limits;
 pub mod output;
 pub mod pipeline;

@@ -220,8 +220,9 @@ fn announce_setup(settings: &TraceSettings, tracer: &Tracer) {
             _ => "as asked",
         };
         eprintln!(
-            "inotify-trace: attach mode {} ({why}), ring buffer {} KiB, poll every {:?}",
+            "inotify-trace: attach mode {} ({why}), caller read {}, ring buffer {} KiB, poll every {:?}",
             tracer.mode,
+            tracer.caller_source,
             settings.tracer.ring_size / 1024,
             crate::ring::POLL_INTERVAL,
         );

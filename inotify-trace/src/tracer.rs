@@ -10,10 +10,10 @@ use aya::{
 };
 use aya_log::EbpfLogger;
 use inotify_trace_common::{
-    Comm, Config, CONFIG_GLOBAL, MAP_COMMS, MAP_EVENTS, MAP_FOLLOW, MAP_LOST, MAP_PIDS,
+    Comm, Config, TaskLayout, CONFIG_GLOBAL, MAP_COMMS, MAP_EVENTS, MAP_FOLLOW, MAP_LOST, MAP_PIDS,
 };
 
-use crate::preflight;
+use crate::{kernel_btf, preflight};
 
 /// The eBPF object built by build.rs.
 static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/inotify-trace"));
@@ -66,7 +66,30 @@ pub struct Tracer {
     kernel_logs: Option<EbpfLogger<&'static dyn log::Log>>,
     /// The mode actually in use (never `Auto`).
     pub mode: AttachMode,
+    /// How the programs learn who the caller is.
+    pub caller_source: CallerSource,
     pub tracefs_mounted: bool,
+}
+
+/// Where the programs read the caller's pid, tid, comm and uid.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CallerSource {
+    /// Plain loads from the task_struct, at offsets from the kernel's BTF
+    /// (exit-only mode): the cheapest.
+    TaskStruct,
+    /// The kernel's helper calls, and why.
+    Helpers(String),
+}
+
+impl fmt::Display for CallerSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CallerSource::TaskStruct => {
+                f.write_str("from task_struct (offsets from the kernel's BTF)")
+            }
+            CallerSource::Helpers(why) => write!(f, "with helper calls ({why})"),
+        }
+    }
 }
 
 /// One syscall's programs in each attach mode.
@@ -142,30 +165,36 @@ impl Tracer {
         };
         raise_memlock_limit();
 
-        let config = Config {
+        let (task, mut caller_source) = match kernel_btf::running_kernel_task_layout() {
+            Ok(layout) => (layout, CallerSource::TaskStruct),
+            Err(e) => (
+                TaskLayout::default(),
+                CallerSource::Helpers(format!("no task_struct layout in the kernel's BTF: {e:#}")),
+            ),
+        };
+        let mut config = Config {
             tracer_pid: std::process::id(),
             filter_pids: u32::from(!options.pids.is_empty()),
             filter_comms: u32::from(!options.comms.is_empty()),
             failed_only: u32::from(options.failed_only),
-            // Wake the reader once a sixteenth of the ring waits: early
-            // enough that a burst cannot fill the rest before it drains.
-            wakeup_threshold: u64::from(options.ring_size / 16),
+            wakeup_threshold: wakeup_threshold(options.ring_size),
             follow: u32::from(options.follow),
             fork_child_pid_offset,
+            task,
         };
-        // With kernel logs off, level 0 turns every aya-log statement into
-        // code the verifier prunes.
-        let log_level: u8 = if options.kernel_logs {
-            aya_log_common_level::DEBUG
-        } else {
-            0
-        };
-        let mut ebpf = EbpfLoader::new()
-            .override_global(CONFIG_GLOBAL, &config, true)
-            .override_global("AYA_LOG_LEVEL", &log_level, false)
-            .map_max_entries(MAP_EVENTS, options.ring_size)
-            .load(EBPF_OBJECT)
-            .context("loading the eBPF object failed")?;
+        let mut ebpf = load_object(&config, options)?;
+        if options.attach != AttachMode::EnterExit
+            && config.task.known != 0
+            && !exit_programs_load(&mut ebpf)
+        {
+            // A kernel whose verifier refuses the task_struct loads may still
+            // take the exit-only programs with helpers: try that before
+            // falling back to enter+exit.
+            config.task = TaskLayout::default();
+            caller_source =
+                CallerSource::Helpers("the kernel refused the task_struct reads".to_owned());
+            ebpf = load_object(&config, options)?;
+        }
         fill_filters(&mut ebpf, options)?;
 
         let kernel_logs = match options.kernel_logs {
@@ -176,10 +205,15 @@ impl Tracer {
         if options.follow {
             follow_own_children(&mut ebpf)?;
         }
+        if mode == AttachMode::EnterExit {
+            // The enter+exit programs always use the helpers.
+            caller_source = CallerSource::Helpers("enter+exit mode".to_owned());
+        }
         Ok(Tracer {
             ebpf,
             kernel_logs,
             mode,
+            caller_source,
             tracefs_mounted,
         })
     }
@@ -202,6 +236,39 @@ impl Tracer {
         let map = self.ebpf.take_map(MAP_LOST).context("no LOST map")?;
         Ok(PerCpuArray::try_from(map)?)
     }
+}
+
+/// Each CPU wakes the reader once it has sent this many bytes since it last
+/// did: a sixteenth of the ring, shared between the CPUs, so that all of
+/// them together cannot fill the rest before the reader drains it.
+fn wakeup_threshold(ring_size: u32) -> u64 {
+    let cpus = aya::util::online_cpus().map_or(1, |cpus| cpus.len().max(1)) as u64;
+    (u64::from(ring_size) / 16 / cpus).max(1)
+}
+
+/// Loads the eBPF object with this configuration (programs not yet).
+fn load_object(config: &Config, options: &TracerOptions) -> Result<Ebpf> {
+    // With kernel logs off, level 0 turns every aya-log statement into code
+    // the verifier prunes.
+    let log_level: u8 = if options.kernel_logs {
+        aya_log_common_level::DEBUG
+    } else {
+        0
+    };
+    EbpfLoader::new()
+        .override_global(CONFIG_GLOBAL, config, true)
+        .override_global("AYA_LOG_LEVEL", &log_level, false)
+        .map_max_entries(MAP_EVENTS, options.ring_size)
+        .load(EBPF_OBJECT)
+        .context("loading the eBPF object failed")
+}
+
+/// Whether every present syscall's exit-only program loads.
+fn exit_programs_load(ebpf: &mut Ebpf) -> bool {
+    HOOKS
+        .iter()
+        .filter(|h| h.present())
+        .all(|h| load(ebpf, h.exit_only).is_ok())
 }
 
 fn fill_filters(ebpf: &mut Ebpf, options: &TracerOptions) -> Result<()> {
@@ -227,7 +294,7 @@ fn attach(ebpf: &mut Ebpf, wanted: AttachMode) -> Result<AttachMode> {
         AttachMode::Exit => true,
         // Kernels before 5.15 (no bpf_task_pt_regs) or non-x86_64 builds
         // refuse the exit-only programs at load time.
-        AttachMode::Auto => hooks.iter().all(|h| load(ebpf, h.exit_only).is_ok()),
+        AttachMode::Auto => exit_programs_load(ebpf),
     };
     for hook in hooks {
         if exit_alone {

@@ -400,6 +400,58 @@ fn sigterm_stops_cleanly_with_every_event_flushed() {
     );
 }
 
+/// A caller that is not root, in the given attach mode: its own uid,
+/// pid, tid (a second thread too), comm, paths and results, including a
+/// permission failure.
+fn a_non_root_caller_is_reported_with_its_own_uid(attach: &str) {
+    const UID: u64 = 4243;
+    let tree = Tree::new();
+    // Readable by everyone, but the root-only directory inside is not.
+    let root = tree.path("");
+    std::fs::set_permissions(&root, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let private = tree.path("private");
+    std::fs::create_dir(&private).unwrap();
+    std::fs::set_permissions(
+        &private,
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .unwrap();
+    let inside = tree.path("private/dir");
+    std::fs::create_dir(&inside).unwrap();
+
+    let comm = unique_comm("uid");
+    let tracer = Tracer::start(&["--json", "--comm", &comm, "--attach", attach]);
+    let uid = format!("--reuid={UID}");
+    // A different gid, so that reading the gid for the uid would show.
+    let gid = format!("--regid={}", UID + 1);
+    let calls = run_workload(
+        &["setpriv", &uid, &gid, "--clear-groups"],
+        &comm,
+        &["init", "add", &root, "add", &inside, "thread-add", &root],
+    );
+    let finished = tracer.stop();
+    finished.assert_clean_exit();
+
+    let rets: Vec<i64> = calls.iter().map(|c| c.ret).collect();
+    assert_eq!(rets, [1, -13, 1], "{calls:#?}");
+    assert!(calls.iter().all(|c| c.uid == UID), "{calls:#?}");
+    assert_ne!(calls[2].tid, calls[2].pid);
+    let events = finished.add_watch_events_of(&[calls[0].pid]);
+    assert_events_match(&events, &calls, &comm);
+}
+
+#[test]
+fn a_non_root_caller_is_reported_with_its_own_uid_exit_only() {
+    require_bpf!();
+    a_non_root_caller_is_reported_with_its_own_uid("exit");
+}
+
+#[test]
+fn a_non_root_caller_is_reported_with_its_own_uid_enter_exit() {
+    require_bpf!();
+    a_non_root_caller_is_reported_with_its_own_uid("enter-exit");
+}
+
 #[test]
 fn without_privileges_one_line_names_what_is_missing() {
     // Needs root only to drop to an unprivileged user.
@@ -447,7 +499,8 @@ fn verbose_says_which_attach_mode_was_chosen_and_why() {
     for (args, expected) in [
         (
             &["-v", "-d", "1s", "--comm", "nobody-at-all"][..],
-            "attach mode exit tracepoint alone (the kernel has bpf_task_pt_regs)",
+            "attach mode exit tracepoint alone (the kernel has bpf_task_pt_regs), \
+             caller read from task_struct (offsets from the kernel's BTF)",
         ),
         (
             &[
@@ -459,7 +512,8 @@ fn verbose_says_which_attach_mode_was_chosen_and_why() {
                 "--attach",
                 "enter-exit",
             ][..],
-            "attach mode enter+exit tracepoints (as asked)",
+            "attach mode enter+exit tracepoints (as asked), caller read with helper calls \
+             (enter+exit mode)",
         ),
     ] {
         let finished = Tracer::start(args).wait();

@@ -34,6 +34,9 @@ struct Call {
     op: &'static str,
     pid: u32,
     tid: u32,
+    /// The real uid as this process sees it (inside a user namespace, the
+    /// namespace's view).
+    uid: u32,
     fd: i32,
     mask: u32,
     path_base64: String,
@@ -132,6 +135,8 @@ fn call(op: &'static str, fd: i32, arg: u32, path: &[u8], ret: i32) -> Call {
         pid: std::process::id(),
         // SAFETY: gettid has no preconditions.
         tid: unsafe { libc::gettid() } as u32,
+        // SAFETY: getuid has no preconditions.
+        uid: unsafe { libc::getuid() },
         fd,
         mask: arg,
         path_base64: STANDARD.encode(path),

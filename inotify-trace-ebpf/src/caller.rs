@@ -1,0 +1,118 @@
+//! Who made the call: the current task's pid, tid, comm and uid.
+//!
+//! The helpers that return these (`bpf_get_current_pid_tgid`, `_comm` and
+//! `_uid_gid`) cost a call and a return each, and on kernels with return
+//! thunks (the SRSO "safe RET" mitigation on AMD, for one) a return is dear:
+//! the three cost ~80 ns per event here, measured with perf. Where the
+//! loader found the `task_struct` layout in the kernel's BTF
+//! (`Config::task`), the exit-only programs read the same fields with plain
+//! loads through the task pointer they hold anyway for the saved registers.
+//! The verifier checks each load against the kernel's BTF (offset, size),
+//! so a wrong offset is refused at load time, never read.
+use aya_ebpf::helpers::{
+    bpf_get_current_pid_tgid, bpf_get_current_uid_gid,
+    generated::{bpf_get_current_comm, bpf_get_current_task_btf},
+};
+use inotify_trace_common::EventHeader;
+
+use crate::maps::config;
+
+/// Where the calling task's identity is read from.
+#[derive(Clone, Copy)]
+pub enum Caller {
+    /// The current `task_struct` (from `bpf_get_current_task_btf`).
+    Task(*const u8),
+    Helpers,
+}
+
+/// The current task, as a BTF-typed pointer the verifier lets us load from.
+#[inline(always)]
+pub fn current_task() -> *const u8 {
+    // SAFETY: no arguments; the result is the running task.
+    unsafe { bpf_get_current_task_btf() as *const u8 }
+}
+
+impl Caller {
+    /// The current task read through `task` when the layout is known.
+    #[inline(always)]
+    pub fn from_task(task: *const u8) -> Caller {
+        if config!(task.known) != 0 {
+            Caller::Task(task)
+        } else {
+            Caller::Helpers
+        }
+    }
+
+    /// `tgid << 32 | tid`, as `bpf_get_current_pid_tgid` returns it.
+    #[inline(always)]
+    pub fn pid_tgid(self) -> u64 {
+        match self {
+            Caller::Task(task) => {
+                let (pid, tgid) = (config!(task.pid), config!(task.tgid));
+                // SAFETY: `task` is the current task_struct (see `field`).
+                let (tid, tgid): (u32, u32) = unsafe { (field(task, pid), field(task, tgid)) };
+                (u64::from(tgid) << 32) | u64::from(tid)
+            }
+            Caller::Helpers => bpf_get_current_pid_tgid(),
+        }
+    }
+
+    /// Writes the comm (16 bytes, NUL-padded) into `header`; false when it
+    /// could not be read.
+    ///
+    /// # Safety
+    /// `header` must be valid for writes and 8-aligned (as an `EventHeader`
+    /// is: its comm starts at byte 48).
+    #[inline(always)]
+    pub unsafe fn write_comm(self, header: *mut EventHeader) -> bool {
+        // SAFETY: the caller's guarantee; the comm is 16 bytes.
+        let comm = unsafe { core::ptr::addr_of_mut!((*header).comm) };
+        match self {
+            // Two 8-byte loads and stores: a byte array copied as such is
+            // sixteen of each in BPF. The kernel pads the comm with NULs.
+            Caller::Task(task) => {
+                let offset = config!(task.comm);
+                let words = comm as *mut u64;
+                // SAFETY: `task` is the current task_struct (see `field`);
+                // `comm` is 8-aligned.
+                unsafe {
+                    *words = field(task, offset);
+                    *words.add(1) = field(task, offset + 8);
+                }
+                true
+            }
+            // SAFETY: the helper writes at most 16 bytes, NUL-padded.
+            Caller::Helpers => unsafe { bpf_get_current_comm(comm.cast(), 16) == 0 },
+        }
+    }
+
+    /// The real uid, as the initial user namespace sees it.
+    #[inline(always)]
+    pub fn uid(self) -> u32 {
+        match self {
+            Caller::Task(task) => {
+                let (cred, uid) = (config!(task.cred), config!(task.cred_uid));
+                // SAFETY: `task` is the current task_struct, whose `cred`
+                // points to a live struct cred while it runs (see `field`).
+                unsafe {
+                    let cred: *const u8 = field(task, cred);
+                    field(cred, uid)
+                }
+            }
+            Caller::Helpers => bpf_get_current_uid_gid() as u32,
+        }
+    }
+}
+
+/// A `T` at `offset` bytes into a kernel structure.
+///
+/// # Safety
+/// `base` must be a BTF-typed kernel pointer: the verifier then checks the
+/// load against the structure's BTF and the JIT makes it fault-safe. The
+/// volatile read keeps the load exactly `size_of::<T>()` bytes wide, which
+/// the verifier compares with the field's size.
+#[inline(always)]
+unsafe fn field<T>(base: *const u8, offset: u32) -> T {
+    // SAFETY: as above.
+    unsafe { core::ptr::read_volatile(base.add(offset as usize) as *const T) }
+}
