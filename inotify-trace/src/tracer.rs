@@ -164,6 +164,7 @@ impl Tracer {
             false => 0,
         };
         raise_memlock_limit();
+        keep_large_buffers_returnable();
 
         let (task, mut caller_source) = match kernel_btf::running_kernel_task_layout() {
             Ok(layout) => (layout, CallerSource::TaskStruct),
@@ -389,6 +390,21 @@ fn attach_one(ebpf: &mut Ebpf, name: &str, category: &str, tracepoint: &str) -> 
         .attach(category, tracepoint)
         .with_context(|| format!("attaching {name} to {category}/{tracepoint}"))?;
     Ok(())
+}
+
+/// Loading reads the kernel's BTF twice, 5+ MB each time (ours for the
+/// task_struct offsets, aya's for relocations). Once the first such buffer
+/// is freed, glibc raises its mmap threshold to that size, so the second
+/// lands in the heap and, with the trim threshold raised too, stays in the
+/// tracer's RSS for the whole session (~11 MB here). A fixed threshold
+/// keeps big buffers in their own mappings, returned when freed.
+fn keep_large_buffers_returnable() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: mallopt only sets an allocator parameter; 128 KiB is glibc's
+    // own default, now fixed.
+    unsafe {
+        nix::libc::mallopt(nix::libc::M_MMAP_THRESHOLD, 128 * 1024);
+    }
 }
 
 /// Kernels before 5.11 charge BPF maps to RLIMIT_MEMLOCK. Newer ones charge
