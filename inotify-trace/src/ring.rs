@@ -1,5 +1,5 @@
-//! Reading records out of the ring buffer, woken either by the kernel (a
-//! backlog above the wakeup threshold) or by a short poll timer (the eBPF side
+//! Reading records out of the ring buffer, woken either by the kernel (a CPU
+//! has sent its share of the wakeup threshold) or by a short poll timer (the eBPF side
 //! submits most records without a wakeup, which saves ~1 µs per call).
 use std::time::Duration;
 
