@@ -107,7 +107,7 @@ pub fn on_exit_from_regs(ctx: &TracePointContext, syscall: Syscall) {
         return;
     };
     let args = task.map_or([0; 3], syscall_args_at_exit);
-    record.send(caller, pid_tgid, &syscall.call(args, ret));
+    record.send(pid_tgid, &syscall.call(args, ret));
 }
 
 /// Enter+exit mode, at entry: stash the first `ARGS` arguments per thread.
@@ -156,5 +156,5 @@ pub fn on_exit_from_stash(ctx: &TracePointContext, syscall: Syscall) {
             syscall.call_without_args(ret)
         }
     };
-    record.send(Caller::Helpers, pid_tgid, &call);
+    record.send(pid_tgid, &call);
 }

@@ -31,6 +31,7 @@ pub struct Call {
 /// A record being built for the current task.
 pub struct Record {
     scratch: *mut Scratch,
+    caller: Caller,
 }
 
 impl Record {
@@ -47,20 +48,20 @@ impl Record {
             return None;
         }
         // SAFETY: written just above.
-        comm_traced(unsafe { &(*header).comm }).then_some(Record { scratch })
+        comm_traced(unsafe { &(*header).comm }).then_some(Record { scratch, caller })
     }
 
     /// Fills in the call and sends the record; counts it in `LOST` when the
     /// ring buffer is full.
     #[inline(always)]
-    pub fn send(self, caller: Caller, pid_tgid: u64, call: &Call) {
-        if self.try_send(caller, pid_tgid, call).is_err() {
+    pub fn send(self, pid_tgid: u64, call: &Call) {
+        if self.try_send(pid_tgid, call).is_err() {
             count_lost();
         }
     }
 
     #[inline(always)]
-    fn try_send(self, caller: Caller, pid_tgid: u64, call: &Call) -> Result<(), i32> {
+    fn try_send(self, pid_tgid: u64, call: &Call) -> Result<(), i32> {
         // SAFETY: as in `start`.
         let bytes = unsafe { &mut (*self.scratch).bytes };
         let mut flags = call.flags;
@@ -87,7 +88,7 @@ impl Record {
         header.time_ns = unsafe { bpf_ktime_get_boot_ns() };
         header.pid = (pid_tgid >> 32) as u32;
         header.tid = pid_tgid as u32;
-        header.uid = caller.uid();
+        header.uid = self.caller.uid();
         header.fd = call.fd;
         header.ret = call.ret;
         header.arg = call.arg;
