@@ -78,6 +78,9 @@ impl Caller {
                 unsafe {
                     *words = field(task, offset);
                     *words.add(1) = field(task, offset + 8);
+                    // As the helper does: 15 bytes and a NUL, whatever a
+                    // kernel keeps past them.
+                    *(comm as *mut u8).add(15) = 0;
                 }
                 true
             }
