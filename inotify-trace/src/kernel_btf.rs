@@ -9,6 +9,8 @@
 //! only the type section's framing and struct members.
 use std::collections::HashMap;
 
+use bytes::Buf;
+
 use inotify_trace_common::TaskLayout;
 use thiserror::Error;
 
@@ -60,31 +62,28 @@ impl Structs {
     fn parse(data: &[u8], wanted: &[&'static str]) -> Result<Structs, BtfError> {
         let header = Header::parse(data)?;
         let mut members = HashMap::new();
-        let mut types = Reader {
-            data: header.types,
-            at: 0,
-        };
-        while types.at < types.data.len() && members.len() < wanted.len() {
-            let name_off = types.u32()?;
-            let info = types.u32()?;
-            let _size_or_type = types.u32()?;
+        let mut types = header.types;
+        while types.has_remaining() && members.len() < wanted.len() {
+            let name_off = u32(&mut types)?;
+            let info = u32(&mut types)?;
+            let _size_or_type = u32(&mut types)?;
             let kind = (info >> 24) & 0x1f;
             let vlen = (info & 0xffff) as usize;
             let kind_flag = info >> 31 == 1;
             if kind != KIND_STRUCT {
-                types.skip(extra_bytes(kind, vlen)?)?;
+                skip(&mut types, extra_bytes(kind, vlen)?)?;
                 continue;
             }
             let name = header.string(name_off)?;
             let Some(&wanted) = wanted.iter().find(|w| **w == name) else {
-                types.skip(vlen * 12)?;
+                skip(&mut types, vlen * 12)?;
                 continue;
             };
             let mut fields = HashMap::new();
             for _ in 0..vlen {
-                let member_name = header.string(types.u32()?)?;
-                let _type = types.u32()?;
-                let offset = types.u32()?;
+                let member_name = header.string(u32(&mut types)?)?;
+                let _type = u32(&mut types)?;
+                let offset = u32(&mut types)?;
                 // With kind_flag the top 8 bits are a bitfield size.
                 let bits = if kind_flag {
                     offset & 0xff_ffff
@@ -138,15 +137,15 @@ struct Header<'a> {
 
 impl<'a> Header<'a> {
     fn parse(data: &'a [u8]) -> Result<Header<'a>, BtfError> {
-        let mut r = Reader { data, at: 0 };
+        let mut r = data;
         // The kernel writes its BTF in its own (here: the host's) byte order.
-        if r.u16().map_err(|_| BtfError::BadHeader)? != BTF_MAGIC {
+        if r.try_get_u16_ne().map_err(|_| BtfError::BadHeader)? != BTF_MAGIC {
             return Err(BtfError::BadHeader);
         }
-        r.skip(2)?; // version, flags
-        let header_len = r.u32()? as usize;
-        let (type_off, type_len) = (r.u32()? as usize, r.u32()? as usize);
-        let (str_off, str_len) = (r.u32()? as usize, r.u32()? as usize);
+        skip(&mut r, 2)?; // version, flags
+        let header_len = u32(&mut r)? as usize;
+        let (type_off, type_len) = (u32(&mut r)? as usize, u32(&mut r)? as usize);
+        let (str_off, str_len) = (u32(&mut r)? as usize, u32(&mut r)? as usize);
         let body = data.get(header_len..).ok_or(BtfError::Truncated)?;
         let section = |off: usize, len: usize| {
             body.get(off..off.checked_add(len).ok_or(BtfError::Truncated)?)
@@ -172,37 +171,18 @@ impl<'a> Header<'a> {
     }
 }
 
-/// A cursor over native-endian integers.
-struct Reader<'a> {
-    data: &'a [u8],
-    at: usize,
+/// The next native-endian u32 of `buf`.
+fn u32(buf: &mut &[u8]) -> Result<u32, BtfError> {
+    buf.try_get_u32_ne().map_err(|_| BtfError::Truncated)
 }
 
-impl Reader<'_> {
-    fn take<const N: usize>(&mut self) -> Result<[u8; N], BtfError> {
-        let bytes = self
-            .data
-            .get(self.at..self.at + N)
-            .ok_or(BtfError::Truncated)?;
-        self.at += N;
-        Ok(bytes.try_into().expect("N bytes"))
+/// Skips `n` bytes of `buf`.
+fn skip(buf: &mut &[u8], n: usize) -> Result<(), BtfError> {
+    if buf.remaining() < n {
+        return Err(BtfError::Truncated);
     }
-
-    fn u16(&mut self) -> Result<u16, BtfError> {
-        self.take().map(u16::from_ne_bytes)
-    }
-
-    fn u32(&mut self) -> Result<u32, BtfError> {
-        self.take().map(u32::from_ne_bytes)
-    }
-
-    fn skip(&mut self, n: usize) -> Result<(), BtfError> {
-        if self.data.len() - self.at < n {
-            return Err(BtfError::Truncated);
-        }
-        self.at += n;
-        Ok(())
-    }
+    buf.advance(n);
+    Ok(())
 }
 
 #[cfg(test)]
