@@ -31,7 +31,7 @@ pub struct Aggregator {
     /// (cyclic IDR), so a descriptor at or below it is one the instance
     /// already had: a re-add, which costs no watch.
     instances: HashMap<(u32, i32), i64, FastState>,
-    failures: HashMap<(Kind, &'static str), HashMap<u32, FailureCounts>>,
+    failures: HashMap<(Kind, &'static str), HashMap<u32, FailureCounts, FastState>, FastState>,
     /// A path is kept as its 64-bit hash; the quality variant, because the
     /// paths are anyone's choice and a collision would merge two of them.
     path_hasher: foldhash::quality::RandomState,
