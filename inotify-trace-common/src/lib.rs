@@ -10,14 +10,60 @@
 //! little-endian on every architecture this tool is built for.
 #![no_std]
 
-/// One `inotify_add_watch(fd, path, mask)` call. `ret` is the watch
-/// descriptor or `-errno`.
-pub const KIND_ADD_WATCH: u32 = 1;
-/// One `inotify_init()` or `inotify_init1(flags)` call. `ret` is the new fd
-/// or `-errno`; `arg` holds the flags (only with [`FLAG_INIT1`]).
-pub const KIND_INIT: u32 = 2;
-/// One `inotify_rm_watch(fd, wd)` call; `arg` holds `wd`.
-pub const KIND_RM_WATCH: u32 = 3;
+/// What call a record describes: its number on the wire and its name in
+/// every output (JSON `type`, the summary's `call`, a diagnosis's `call`)
+/// are defined here and nowhere else.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(
+    feature = "user",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(rename_all = "snake_case")
+)]
+pub enum Kind {
+    /// One `inotify_add_watch(fd, path, mask)` call. `ret` is the watch
+    /// descriptor or `-errno`.
+    AddWatch = 1,
+    /// One `inotify_init()` or `inotify_init1(flags)` call. `ret` is the new
+    /// fd or `-errno`; `arg` holds the flags (only with [`FLAG_INIT1`]).
+    Init = 2,
+    /// One `inotify_rm_watch(fd, wd)` call; `arg` holds `wd`.
+    RmWatch = 3,
+}
+
+impl Kind {
+    /// Every kind, in wire order.
+    pub const ALL: [Kind; 3] = [Kind::AddWatch, Kind::Init, Kind::RmWatch];
+
+    /// The kind a record's `kind` field names, if any.
+    pub const fn from_wire(kind: u32) -> Option<Kind> {
+        match kind {
+            1 => Some(Kind::AddWatch),
+            2 => Some(Kind::Init),
+            3 => Some(Kind::RmWatch),
+            _ => None,
+        }
+    }
+
+    /// The name outputs use (`add_watch`, `init`, `rm_watch`); serde's
+    /// `snake_case` gives the same, which a unit test holds to.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Kind::AddWatch => "add_watch",
+            Kind::Init => "init",
+            Kind::RmWatch => "rm_watch",
+        }
+    }
+
+    /// The syscall (or syscalls) behind the kind, as people know them.
+    pub const fn syscall(self) -> &'static str {
+        match self {
+            Kind::AddWatch => "inotify_add_watch",
+            Kind::Init => "inotify_init/init1",
+            Kind::RmWatch => "inotify_rm_watch",
+        }
+    }
+}
 
 /// The path was longer than [`PATH_CAPTURE_MAX`] bytes and was cut there.
 pub const FLAG_PATH_TRUNCATED: u32 = 1 << 0;
@@ -28,7 +74,7 @@ pub const FLAG_PATH_UNREADABLE: u32 = 1 << 1;
 /// mode, for a call that entered before the tracer attached): `fd`, `arg` and
 /// the path are missing.
 pub const FLAG_ARGS_MISSING: u32 = 1 << 2;
-/// A [`KIND_INIT`] record came from `inotify_init1` (so `arg` is its flags).
+/// A [`Kind::Init`] record came from `inotify_init1` (so `arg` is its flags).
 pub const FLAG_INIT1: u32 = 1 << 3;
 
 /// Path bytes captured at most. The kernel refuses paths of PATH_MAX (4096,
@@ -42,7 +88,7 @@ pub const PATH_READ_BUF: usize = PATH_CAPTURE_MAX + 2;
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct EventHeader {
-    /// One of the `KIND_*` values.
+    /// A [`Kind`], as its number.
     pub kind: u32,
     /// A set of `FLAG_*` values.
     pub flags: u32,
@@ -54,7 +100,7 @@ pub struct EventHeader {
     pub tid: u32,
     /// The caller's uid as seen from the initial user namespace.
     pub uid: u32,
-    /// The inotify fd the call used (`-1` for `KIND_INIT`).
+    /// The inotify fd the call used (`-1` for [`Kind::Init`]).
     pub fd: i32,
     /// The syscall's return value.
     pub ret: i64,

@@ -8,9 +8,7 @@
 //! | `inotify_init()`                     | -1   | 0     |      |
 use aya_ebpf::{helpers::bpf_get_current_pid_tgid, programs::TracePointContext, EbpfContext};
 use aya_log_ebpf::debug;
-use inotify_trace_common::{
-    FLAG_ARGS_MISSING, FLAG_INIT1, KIND_ADD_WATCH, KIND_INIT, KIND_RM_WATCH,
-};
+use inotify_trace_common::{Kind, FLAG_ARGS_MISSING, FLAG_INIT1};
 
 use crate::caller::{current_task, Caller};
 use crate::filter::{caller_traced, pid_traced, result_traced};
@@ -32,15 +30,15 @@ impl Syscall {
     fn call(self, args: [u64; 3], ret: i64) -> Call {
         let (kind, flags, fd, arg, path) = match self {
             Syscall::AddWatch => (
-                KIND_ADD_WATCH,
+                Kind::AddWatch,
                 0,
                 args[0] as i32,
                 args[2] as u32,
                 Some(args[1] as *const u8),
             ),
-            Syscall::RmWatch => (KIND_RM_WATCH, 0, args[0] as i32, args[1] as u32, None),
-            Syscall::Init1 => (KIND_INIT, FLAG_INIT1, -1, args[0] as u32, None),
-            Syscall::Init => (KIND_INIT, 0, -1, 0, None),
+            Syscall::RmWatch => (Kind::RmWatch, 0, args[0] as i32, args[1] as u32, None),
+            Syscall::Init1 => (Kind::Init, FLAG_INIT1, -1, args[0] as u32, None),
+            Syscall::Init => (Kind::Init, 0, -1, 0, None),
         };
         Call {
             kind,

@@ -10,7 +10,7 @@ use core::ptr::addr_of_mut;
 use aya_ebpf::bindings::{BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP};
 use aya_ebpf::helpers::{bpf_ktime_get_boot_ns, bpf_probe_read_user_str_bytes};
 use inotify_trace_common::{
-    EventHeader, FLAG_PATH_TRUNCATED, FLAG_PATH_UNREADABLE, HEADER_SIZE, PATH_CAPTURE_MAX,
+    EventHeader, Kind, FLAG_PATH_TRUNCATED, FLAG_PATH_UNREADABLE, HEADER_SIZE, PATH_CAPTURE_MAX,
 };
 
 use crate::caller::Caller;
@@ -19,7 +19,7 @@ use crate::maps::{config, Scratch, EVENTS, LOST, SCRATCH};
 
 /// What a program knows about a call once it has returned.
 pub struct Call {
-    pub kind: u32,
+    pub kind: Kind,
     pub flags: u32,
     pub fd: i32,
     pub ret: i64,
@@ -83,7 +83,7 @@ impl Record {
         }
         // SAFETY: as in `start`.
         let header = unsafe { &mut *(bytes.as_mut_ptr() as *mut EventHeader) };
-        header.kind = call.kind;
+        header.kind = call.kind as u32;
         header.flags = flags;
         header.time_ns = unsafe { bpf_ktime_get_boot_ns() };
         header.pid = (pid_tgid >> 32) as u32;

@@ -35,40 +35,40 @@ pub enum Action {
     Usage(UsageArgs),
 }
 
-/// Which processes to show (for `usage`: whose instances).
+/// Whose calls to show.
 #[derive(Debug, Args)]
-pub struct ProcessSelection {
-    /// Only this process (repeatable; a call passes if its pid is any of them).
+pub struct CallerSelection {
+    /// Only calls made by this process (repeatable; a call passes if its pid is any
+    /// of them).
     #[arg(short = 'p', long = "pid", value_name = "PID")]
     pub pids: Vec<u32>,
 
-    /// Only processes with this name (repeatable). The kernel keeps 15 bytes of a
-    /// name, so a longer NAME matches on its first 15 bytes.
+    /// Only calls made by processes with this name (repeatable). The kernel keeps 15
+    /// bytes of a name, so a longer NAME matches on its first 15 bytes.
     #[arg(short = 'c', long = "comm", value_name = "NAME")]
     pub comms: Vec<String>,
 }
 
 /// Which calls to show: in the kernel while tracing, while reading in `report`.
 #[derive(Debug, Args)]
-pub struct Selection {
+pub struct CallSelection {
     #[command(flatten)]
-    pub processes: ProcessSelection,
+    pub callers: CallerSelection,
 
     /// Only calls that failed.
     #[arg(long)]
     pub failed: bool,
 }
 
-/// How to print.
+/// How to print a stream of calls and its summary.
 #[derive(Debug, Args)]
-pub struct Output {
-    /// Print JSON instead of text (docs/json.md): a line per event and one for the
-    /// summary; one object for `usage`.
+pub struct Printing {
+    /// Print JSON Lines instead of text (docs/json.md): a line per event, and one for
+    /// the summary.
     #[arg(long)]
     pub json: bool,
 
-    /// List only the first N processes: by new watches in a summary, by watches in
-    /// `usage` (0: all).
+    /// List only the first N processes of the summary, by new watches (0: all).
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub top: usize,
 }
@@ -76,10 +76,10 @@ pub struct Output {
 #[derive(Debug, Args)]
 pub struct TraceArgs {
     #[command(flatten)]
-    pub selection: Selection,
+    pub selection: CallSelection,
 
     #[command(flatten)]
-    pub output: Output,
+    pub printing: Printing,
 
     /// Stop after this long (e.g. 30s, 5m); SIGINT and SIGTERM also stop cleanly.
     #[arg(short = 'd', long, value_name = "D", value_parser = humantime::parse_duration)]
@@ -128,20 +128,27 @@ pub struct ReportArgs {
     pub events: bool,
 
     #[command(flatten)]
-    pub selection: Selection,
+    pub selection: CallSelection,
 
     /// Only calls made by this uid (repeatable).
     #[arg(long = "uid", value_name = "UID")]
     pub uids: Vec<u32>,
 
     #[command(flatten)]
-    pub output: Output,
+    pub printing: Printing,
 }
 
 #[derive(Debug, Args)]
 pub struct UsageArgs {
-    #[command(flatten)]
-    pub processes: ProcessSelection,
+    /// Only instances held by this process (repeatable). The per-uid totals still
+    /// count every instance.
+    #[arg(short = 'p', long = "pid", value_name = "PID")]
+    pub pids: Vec<u32>,
+
+    /// Only instances held by processes with this name (repeatable; a longer NAME
+    /// matches on its first 15 bytes, as the kernel keeps them).
+    #[arg(short = 'c', long = "comm", value_name = "NAME")]
+    pub comms: Vec<String>,
 
     /// Only instances charged to this uid (repeatable).
     #[arg(long = "uid", value_name = "UID")]
@@ -151,8 +158,13 @@ pub struct UsageArgs {
     #[arg(long)]
     pub paths: bool,
 
-    #[command(flatten)]
-    pub output: Output,
+    /// Print one JSON object instead of text (docs/json.md).
+    #[arg(long)]
+    pub json: bool,
+
+    /// List only the first N processes and instances, by watches (0: all).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub top: usize,
 }
 
 /// Parses `4096`, `64K`, `8M`, `1G` (binary multiples; `KiB`/`MiB`/`GiB` too).

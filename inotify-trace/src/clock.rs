@@ -4,9 +4,14 @@
 //! and spaced truthfully; the offset to the wall clock is taken once, when a
 //! session starts, and travels with a recording (a later NTP step does not
 //! move events already timed).
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::{
+    fmt,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
 
+use chrono::{DateTime, FixedOffset};
 use nix::time::{clock_gettime, ClockId};
+use serde::Serializer;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct WallClock {
@@ -45,6 +50,28 @@ impl WallClock {
     }
 }
 
+/// A time as RFC 3339 in UTC with nanoseconds, as every JSON time and
+/// recording is written.
+pub fn rfc3339(time: SystemTime) -> impl fmt::Display {
+    humantime::format_rfc3339_nanos(time)
+}
+
+/// serde's `serialize_with` for [`rfc3339`].
+pub fn serialize_rfc3339<S: Serializer>(time: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(&rfc3339(*time))
+}
+
+/// A time in the recording host's zone (the session's, when live), as
+/// `HH:MM:SS.micros`, the way people read it; formatted where it is
+/// written, without allocating.
+pub fn local_time(time: SystemTime, utc_offset_s: i32) -> impl fmt::Display {
+    let utc = FixedOffset::east_opt(0).expect("zero is a valid offset");
+    let offset = FixedOffset::east_opt(utc_offset_s).unwrap_or(utc);
+    DateTime::<chrono::Utc>::from(time)
+        .with_timezone(&offset)
+        .format("%H:%M:%S%.6f")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -56,9 +83,12 @@ mod tests {
             utc_offset_s: 0,
         };
         let t = clock.wall(1_500);
+        assert_eq!(rfc3339(t).to_string(), "2026-05-28T20:26:40.000001500Z");
+        assert_eq!(local_time(t, 3600).to_string(), "21:26:40.000001");
         assert_eq!(
-            humantime::format_rfc3339_nanos(t).to_string(),
-            "2026-05-28T20:26:40.000001500Z"
+            local_time(t, i32::MAX).to_string(),
+            "20:26:40.000001",
+            "an impossible offset shows UTC"
         );
     }
 

@@ -4,31 +4,13 @@
 //! the bytes, so a record from any source, the ring buffer or a recording
 //! file, is checked before it is trusted.
 use bytes::Buf;
+pub use inotify_trace_common::Kind;
 use inotify_trace_common::{
     Comm, EventHeader, FLAG_ARGS_MISSING, FLAG_INIT1, FLAG_PATH_TRUNCATED, FLAG_PATH_UNREADABLE,
-    HEADER_SIZE, KIND_ADD_WATCH, KIND_INIT, KIND_RM_WATCH, PATH_CAPTURE_MAX,
+    HEADER_SIZE, PATH_CAPTURE_MAX,
 };
 
-/// What kind of call a record describes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Kind {
-    AddWatch,
-    Init,
-    RmWatch,
-}
-
-impl TryFrom<u32> for Kind {
-    type Error = DecodeError;
-
-    fn try_from(kind: u32) -> Result<Self, DecodeError> {
-        match kind {
-            KIND_ADD_WATCH => Ok(Kind::AddWatch),
-            KIND_INIT => Ok(Kind::Init),
-            KIND_RM_WATCH => Ok(Kind::RmWatch),
-            other => Err(DecodeError::UnknownKind(other)),
-        }
-    }
-}
+use crate::errno::Errno;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum DecodeError {
@@ -46,6 +28,9 @@ pub struct Event<'a> {
     pub kind: Kind,
     pub header: EventHeader,
     pub path: &'a [u8],
+    /// The whole record, exactly as the kernel wrote it (what a recording
+    /// stores).
+    pub record: &'a [u8],
 }
 
 impl<'a> Event<'a> {
@@ -69,14 +54,24 @@ impl<'a> Event<'a> {
             comm: [0; 16],
         };
         fixed.copy_to_slice(&mut header.comm);
-        let kind = Kind::try_from(header.kind)?;
+        let kind = Kind::from_wire(header.kind).ok_or(DecodeError::UnknownKind(header.kind))?;
         if header.path_len as usize != path.len() || path.len() > PATH_CAPTURE_MAX {
             return Err(DecodeError::PathLength {
                 declared: header.path_len,
                 carried: path.len(),
             });
         }
-        Ok(Event { kind, header, path })
+        Ok(Event {
+            kind,
+            header,
+            path,
+            record,
+        })
+    }
+
+    /// The errno of a failed call, `None` for a success.
+    pub fn errno(&self) -> Option<Errno> {
+        Errno::from_ret(self.header.ret)
     }
 
     /// The record's comm up to its NUL.
@@ -115,7 +110,7 @@ pub fn comm_bytes(comm: &Comm) -> &[u8] {
 #[cfg(test)]
 pub mod fixtures {
     use bytes::BufMut;
-    use inotify_trace_common::{comm_key, EventHeader, KIND_ADD_WATCH};
+    use inotify_trace_common::{comm_key, EventHeader, Kind};
 
     /// Encodes a record exactly as the eBPF side lays it out.
     pub fn encode(header: &EventHeader, path: &[u8], out: &mut impl BufMut) {
@@ -136,7 +131,7 @@ pub mod fixtures {
     /// A header for an add_watch call by `comm`, returning `ret`.
     pub fn add_watch(comm: &str, ret: i64) -> EventHeader {
         EventHeader {
-            kind: KIND_ADD_WATCH,
+            kind: Kind::AddWatch as u32,
             flags: 0,
             time_ns: 1_000_000_000,
             pid: 4242,
@@ -229,10 +224,21 @@ mod tests {
         assert_eq!(Event::decode(&unknown), Err(DecodeError::UnknownKind(99)));
     }
 
+    /// The wire's kind names are the ones serde writes: one definition.
+    #[test]
+    fn kinds_serialize_as_their_names() {
+        for kind in Kind::ALL {
+            assert_eq!(Kind::from_wire(kind as u32), Some(kind));
+            let json = serde_json::to_string(&kind).unwrap();
+            assert_eq!(json, format!("\"{}\"", kind.name()));
+            assert_eq!(serde_json::from_str::<Kind>(&json).unwrap(), kind);
+        }
+    }
+
     #[test]
     fn init1_flags_only_for_init1() {
         let mut header = add_watch("x", 3);
-        header.kind = KIND_INIT;
+        header.kind = Kind::Init as u32;
         header.arg = 0x80800;
         let plain = record(&header, b"");
         assert_eq!(Event::decode(&plain).unwrap().init1_flags(), None);

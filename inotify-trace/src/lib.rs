@@ -1,39 +1,60 @@
-//! inotify-trace: who adds inotify watches, and which calls fail.
+//! inotify-trace: who adds inotify watches, who holds them, and which calls
+//! fail.
 //!
-//! A pipeline, one module per stage: `cli`/`settings` (flags), `tracer`
-//! (load and attach, the only root part), `ring` (read records), `event`
-//! (decode), `summary` (aggregate into the summary), `render` (print),
-//! `session` (wires them together). `main.rs` only calls [`run`].
+//! The flow, one module per stage (imports run one way, down this list):
+//!
+//! ```text
+//! cli -> settings --------------------------------+
+//!                                                 v
+//! tracer (load, attach: the only root part)   pipeline: selection -> summary (aggregate)
+//!   ring  --Item-->  ----------------------->     |   usage::diagnosis (live)
+//!   recording::reader --Item-->  ------------>    v
+//!                                             stream::Output: render (human, json),
+//!                                             recording::writer, notices (stderr)
+//! ```
+//!
+//! - Entry points: `session` (live tracing), `report` (a recording),
+//!   `usage::command` (a /proc snapshot); `main.rs` only calls [`run`].
+//! - The stream's vocabulary: `event` (records decoded; `Kind` from the
+//!   common crate), `errno`, `limits` (`Limit`), `selection`, `stream`
+//!   (`Item`, `Output`, `End`, `Counts`), `clock`.
+//! - Around them: `preflight` and `kernel_btf` (what the tracer needs from the
+//!   kernel), `traced_command` (`-- COMMAND`), `escape`, `status`, `stdout`.
 pub mod cli;
-pub mod clock;
-pub mod command;
-pub mod errno;
-pub mod escape;
+mod clock;
+mod commands;
+mod errno;
+mod escape;
 pub mod event;
-pub mod filter;
-pub mod kernel_btf;
-pub mod limits;
-pub mod output;
-pub mod pipeline;
-pub mod preflight;
+mod kernel_btf;
+mod limits;
+mod notices;
+mod output;
+mod pipeline;
+mod preflight;
 pub mod recording;
-pub mod render;
-pub mod report;
-pub mod ring;
-pub mod session;
-pub mod settings;
-pub mod status;
-pub mod summary;
-pub mod tracer;
+mod render;
+mod ring;
+mod selection;
+mod settings;
+mod status;
+mod stdout;
+pub mod stream;
+mod summary;
+mod traced_command;
+mod tracer;
 pub mod usage;
 
 use std::process::ExitCode;
 
-/// Runs the command line; errors come back as one line on stderr.
+/// Runs the command line; errors come back as one line on stderr. A closed
+/// stdout (`inotify-trace | head`) is a normal end, whatever was running.
 pub fn run(cli: cli::Cli) -> ExitCode {
     let result = match cli.action {
-        Some(cli::Action::Report(args)) => report::run(settings::ReportSettings::from_cli(args)),
-        Some(cli::Action::Usage(args)) => usage::command::run(args),
+        Some(cli::Action::Report(args)) => {
+            commands::report(settings::ReportSettings::from_cli(args))
+        }
+        Some(cli::Action::Usage(args)) => commands::usage(settings::UsageSettings::from_cli(args)),
         None => {
             if cli.trace.verbose {
                 env_logger::Builder::new()
@@ -41,13 +62,14 @@ pub fn run(cli: cli::Cli) -> ExitCode {
                     .filter_module("inotify_trace", log::LevelFilter::Debug)
                     .init();
             }
-            session::run(settings::TraceSettings::from_cli(cli.trace))
+            commands::trace(settings::TraceSettings::from_cli(cli.trace))
         }
     };
     match result {
         Ok(code) => code,
+        Err(err) if stdout::is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("inotify-trace: error: {err:#}");
+            notices::say(format_args!("error: {err:#}"));
             ExitCode::FAILURE
         }
     }

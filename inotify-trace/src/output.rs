@@ -1,28 +1,56 @@
-//! Where the event stream goes, and what a write error means: a closed pipe
-//! (`inotify-trace | head`) is a normal end, anything else an error.
+//! What consumes the stream: the event printers (`render`), the recorder
+//! (`recording::writer`), the notices on stderr (`notices`), and whatever
+//! comes next (metrics): each is one type implementing [`Output`], plugged
+//! into the pipeline where it is built.
 use std::io;
 
-/// True when `err` (or its cause) is a closed stdout.
-pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
-    err.chain().any(|cause| {
-        cause
-            .downcast_ref::<io::Error>()
-            .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
-    })
-}
+use crate::{
+    event::{DecodeError, Event},
+    stream::{Counts, End},
+    summary::Summary,
+    usage::diagnosis::Diagnosis,
+};
 
-/// The result of a final write: `Ok(true)` when stdout turned out to be
-/// closed, which ends the command normally; other errors name `what` failed.
-pub fn closed(result: io::Result<()>, what: &str) -> anyhow::Result<bool> {
-    match result {
-        Err(err) if err.kind() == io::ErrorKind::BrokenPipe => Ok(true),
-        other => other
-            .map(|()| false)
-            .map_err(|err| anyhow::Error::new(err).context(what.to_owned())),
+/// Where the stream goes. Each method has a default that ignores what it
+/// is given, so an output implements only what it shows. An error ends the
+/// session (a closed stdout ends it quietly); an output that can no longer
+/// do its job but must not stop the others says so through
+/// [`Output::failure`].
+pub trait Output {
+    /// Before the first item (a column header, say).
+    fn start(&mut self) -> io::Result<()> {
+        Ok(())
     }
-}
-
-/// A buffered stdout: a line per event would be a write(2) per event.
-pub fn stdout() -> io::BufWriter<io::StdoutLock<'static>> {
-    io::BufWriter::with_capacity(64 * 1024, io::stdout().lock())
+    /// An event that passed the selection.
+    fn event(&mut self, _event: &Event<'_>) -> io::Result<()> {
+        Ok(())
+    }
+    fn undecodable(&mut self, _err: &DecodeError) -> io::Result<()> {
+        Ok(())
+    }
+    /// `count` more events were lost in the kernel (ring buffer full).
+    fn lost(&mut self, _count: u64) -> io::Result<()> {
+        Ok(())
+    }
+    /// A usage snapshot taken because a call failed for a limit.
+    fn diagnosis(&mut self, _diagnosis: &Diagnosis) -> io::Result<()> {
+        Ok(())
+    }
+    fn end(&mut self, _end: &End) -> io::Result<()> {
+        Ok(())
+    }
+    /// After each batch of items (one drain of the ring buffer): pass on
+    /// what is buffered.
+    fn flush(&mut self, _counts: &Counts) -> io::Result<()> {
+        Ok(())
+    }
+    /// Once, at the end.
+    fn summary(&mut self, _summary: &Summary) -> io::Result<()> {
+        Ok(())
+    }
+    /// Why this output stopped working, if it did: the session then stops
+    /// and exits 1, after the summary.
+    fn failure(&self) -> Option<&anyhow::Error> {
+        None
+    }
 }

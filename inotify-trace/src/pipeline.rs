@@ -1,105 +1,190 @@
-//! What happens to each event, the same for a live session and for a
-//! recording read back: filter, count, aggregate, print.
+//! What happens to each item of the stream, the same for a live session and
+//! for a recording read back: select, count, diagnose (live), aggregate,
+//! and hand on to every output. Built from settings in one place, so a
+//! session only picks a source, pushes its items and asks for the summary.
 use std::io;
 
+use anyhow::Result;
+
 use crate::{
-    event::Event,
-    filter::EventFilter,
-    render::Printer,
-    summary::{aggregate::Aggregator, aggregate::Totals, LimitsAtStartAndEnd, Summary},
-    usage::diagnosis::Diagnosis,
+    clock::WallClock,
+    limits::Limits,
+    notices::Notices,
+    output::Output,
+    recording::{
+        metadata::Metadata,
+        writer::{RecorderOutput, RecordingFile},
+    },
+    render::{self, Format},
+    selection::Selection,
+    stream::{Counts, End, Item},
+    summary::{aggregate::Aggregator, LimitsAtStartAndEnd, Summary},
+    usage::diagnosis::{Diagnoser, Diagnosis},
 };
 
-/// Counts kept while streaming.
-#[derive(Debug, Default)]
-pub struct Tally {
-    pub events: u64,
-    pub failed: u64,
-    pub lost: u64,
+/// What the pipeline is built from.
+pub struct PipelineSettings<'a> {
+    pub selection: &'a Selection,
+    pub format: Format,
+    /// Print each event (else only the summary).
+    pub events: bool,
+    /// Processes listed in the summary (0: all).
+    pub top: usize,
+    /// Write the stream to a recording.
+    pub record: Option<&'a RecordingFile>,
+    /// Live only: diagnose ENOSPC and EMFILE as they happen, and say on
+    /// stderr what the event printer does not (undecodable records; lost
+    /// events and diagnoses when events are not printed; a status line).
+    pub live: bool,
 }
 
-pub struct Pipeline<'a> {
-    /// Where event lines go; `None` when only the summary is wanted.
-    printer: Option<&'a mut dyn Printer>,
-    filter: EventFilter,
+pub struct Pipeline {
+    selection: Selection,
+    diagnoser: Option<Diagnoser>,
     aggregator: Aggregator,
     diagnoses: Vec<Diagnosis>,
-    pub tally: Tally,
+    counts: Counts,
+    /// Every output, in the order they are told: the recorder first (it
+    /// keeps what happened even if printing fails), the printer last.
+    outputs: Vec<Box<dyn Output>>,
+    clock: WallClock,
+    start_boot_ns: u64,
+    start_limits: Limits,
+    last_event_ns: u64,
+    end: Option<End>,
+    top: usize,
 }
 
-impl<'a> Pipeline<'a> {
-    pub fn new(printer: Option<&'a mut dyn Printer>, filter: EventFilter) -> Self {
-        Pipeline {
-            printer,
-            filter,
+impl Pipeline {
+    /// Builds the stages and outputs. A recording is created here, so a
+    /// file that cannot be written is refused before anything else starts.
+    pub fn new(settings: &PipelineSettings<'_>, metadata: &Metadata) -> Result<Pipeline> {
+        let clock = metadata.clock();
+        let mut outputs: Vec<Box<dyn Output>> = Vec::new();
+        if let Some(record) = settings.record {
+            outputs.push(Box::new(RecorderOutput::create(record, metadata)?));
+        }
+        if settings.live {
+            outputs.push(Box::new(Notices::new(!settings.events)));
+        }
+        outputs.push(render::printer(settings.format, clock, settings.events));
+        Ok(Pipeline {
+            selection: settings.selection.clone(),
+            diagnoser: settings.live.then(Diagnoser::default),
             aggregator: Aggregator::default(),
             diagnoses: Vec::new(),
-            tally: Tally::default(),
-        }
+            counts: Counts::default(),
+            outputs,
+            clock,
+            start_boot_ns: metadata.start_boot_ns,
+            start_limits: metadata.limits,
+            last_event_ns: metadata.start_boot_ns,
+            end: None,
+            top: settings.top,
+        })
     }
 
-    /// Prints the column header, when events are printed.
     pub fn start(&mut self) -> io::Result<()> {
-        match &mut self.printer {
-            Some(printer) => printer.start(),
-            None => Ok(()),
+        self.each(|o| o.start())
+    }
+
+    pub fn push(&mut self, item: Item<'_>) -> io::Result<()> {
+        match item {
+            Item::Event(event) => {
+                self.last_event_ns = self.last_event_ns.max(event.header.time_ns);
+                if !self.selection.matches(&event) {
+                    return Ok(());
+                }
+                self.counts.events += 1;
+                self.counts.failed += u64::from(event.header.ret < 0);
+                self.aggregator.observe(&event);
+                self.each(|o| o.event(&event))?;
+                let diagnosis = self
+                    .diagnoser
+                    .as_mut()
+                    .and_then(|d| d.consider(&event, &self.clock));
+                if let Some(diagnosis) = diagnosis {
+                    self.diagnosis(diagnosis)?;
+                }
+                Ok(())
+            }
+            Item::Undecodable(err) => {
+                self.counts.undecodable += 1;
+                self.each(|o| o.undecodable(&err))
+            }
+            Item::Lost(count) => {
+                self.counts.lost = self.counts.lost.saturating_add(count);
+                self.each(|o| o.lost(count))
+            }
+            Item::Diagnosis(diagnosis) => self.diagnosis(*diagnosis),
+            Item::End(end) => {
+                self.each(|o| o.end(&end))?;
+                self.end = Some(end);
+                Ok(())
+            }
         }
     }
 
-    pub fn event(&mut self, event: &Event<'_>) -> io::Result<()> {
-        if !self.filter.matches(event) {
-            return Ok(());
-        }
-        self.tally.events += 1;
-        self.tally.failed += u64::from(event.header.ret < 0);
-        self.aggregator.observe(event);
-        match &mut self.printer {
-            Some(printer) => printer.event(event),
-            None => Ok(()),
-        }
-    }
-
-    /// Counts lost events; returns whether they were printed (a caller that
-    /// prints no events warns by itself).
-    pub fn lost(&mut self, count: u64) -> io::Result<bool> {
-        self.tally.lost += count;
-        match &mut self.printer {
-            Some(printer) => printer.lost(count).map(|()| true),
-            None => Ok(false),
-        }
-    }
-
-    /// Keeps a diagnosis for the summary; returns whether it was printed.
-    pub fn diagnosis(&mut self, diagnosis: Diagnosis) -> io::Result<bool> {
-        let printed = match &mut self.printer {
-            Some(printer) => printer.diagnosis(&diagnosis).map(|()| true),
-            None => Ok(false),
-        };
-        self.diagnoses.push(diagnosis);
-        printed
-    }
-
+    /// The end of a batch of items: outputs pass on what they buffered.
     pub fn flush(&mut self) -> io::Result<()> {
-        match &mut self.printer {
-            Some(printer) => printer.flush(),
-            None => Ok(()),
+        let counts = self.counts;
+        self.each(|o| o.flush(&counts))
+    }
+
+    /// Why an output stopped working, if one did: the session stops.
+    pub fn failure(&self) -> Option<&anyhow::Error> {
+        self.outputs.iter().find_map(|o| o.failure())
+    }
+
+    pub fn counts(&self) -> Counts {
+        self.counts
+    }
+
+    /// How a live session ends now, to push as its last item.
+    pub fn end_now(&self, duration_s: f64) -> End {
+        End {
+            end_time: crate::clock::rfc3339(std::time::SystemTime::now()).to_string(),
+            duration_s,
+            limits: Limits::read(),
+            events: self.counts.events,
+            lost: self.counts.lost,
         }
     }
 
-    pub fn summary(
-        &self,
-        duration_s: f64,
-        limits: LimitsAtStartAndEnd,
-        clock: &crate::clock::WallClock,
-        top: usize,
-    ) -> Summary {
-        let totals = Totals {
-            duration_s,
-            events: self.tally.events,
-            lost: self.tally.lost,
+    /// Builds the summary and hands it to the outputs. A stream without an
+    /// end (a recording cut short) lasted at least until its last event.
+    pub fn finish(&mut self) -> io::Result<()> {
+        let (duration_s, end_limits) = match &self.end {
+            Some(end) => (end.duration_s, end.limits),
+            None => (
+                self.last_event_ns.saturating_sub(self.start_boot_ns) as f64 / 1e9,
+                Limits::default(),
+            ),
         };
-        let mut summary = self.aggregator.summary(&totals, limits, clock, top);
+        let limits = LimitsAtStartAndEnd {
+            start: self.start_limits,
+            end: end_limits,
+        };
+        let summary = self.summary(duration_s, limits);
+        self.each(|o| o.summary(&summary))
+    }
+
+    fn summary(&self, duration_s: f64, limits: LimitsAtStartAndEnd) -> Summary {
+        let mut summary =
+            self.aggregator
+                .summary(&self.counts, duration_s, limits, &self.clock, self.top);
         summary.diagnoses = self.diagnoses.clone();
         summary
+    }
+
+    fn diagnosis(&mut self, diagnosis: Diagnosis) -> io::Result<()> {
+        self.each(|o| o.diagnosis(&diagnosis))?;
+        self.diagnoses.push(diagnosis);
+        Ok(())
+    }
+
+    /// Tells every output, in order, stopping at the first error.
+    fn each(&mut self, mut tell: impl FnMut(&mut dyn Output) -> io::Result<()>) -> io::Result<()> {
+        self.outputs.iter_mut().try_for_each(|o| tell(o.as_mut()))
     }
 }

@@ -1,11 +1,13 @@
 //! Reading records out of the ring buffer, woken either by the kernel (a CPU
 //! has sent its share of the wakeup threshold) or by a short poll timer (the eBPF side
 //! submits most records without a wakeup, which saves ~1 µs per call).
-use std::time::Duration;
+use std::{io, time::Duration};
 
 use anyhow::{Context as _, Result};
 use aya::maps::{MapData, PerCpuArray, RingBuf};
 use tokio::io::{unix::AsyncFd, Interest};
+
+use crate::{event::Event, stream::Item};
 
 /// How often records submitted without a wakeup are picked up. The ring must
 /// hold a burst's worth of this interval.
@@ -46,23 +48,31 @@ impl RingReader {
         Ok(())
     }
 
-    /// Hands every waiting record to `handle`, stopping at its first error.
-    pub fn drain(&mut self, mut handle: impl FnMut(&[u8]) -> Result<()>) -> Result<()> {
+    /// Hands every waiting record to `push` as an item, then the count of
+    /// records lost since the last drain; stops at `push`'s first error.
+    pub fn drain(&mut self, mut push: impl FnMut(Item<'_>) -> io::Result<()>) -> Result<()> {
         let ring = self.ring.get_mut();
         while let Some(record) = ring.next() {
-            handle(&record)?;
+            push(match Event::decode(&record) {
+                Ok(event) => Item::Event(event),
+                Err(err) => Item::Undecodable(err),
+            })?;
+        }
+        let lost = self.newly_lost()?;
+        if lost > 0 {
+            push(Item::Lost(lost))?;
         }
         Ok(())
     }
 
     /// Records lost in the kernel since the last call.
-    pub fn newly_lost(&mut self) -> Result<u64> {
+    fn newly_lost(&mut self) -> Result<u64> {
         let per_cpu = self
             .lost
             .get(&0, 0)
             .context("reading the lost-records counter")?;
-        let total: u64 = per_cpu.iter().sum();
-        let new = total - self.lost_reported;
+        let total = per_cpu.iter().fold(0u64, |sum, n| sum.saturating_add(*n));
+        let new = total.saturating_sub(self.lost_reported);
         self.lost_reported = total;
         Ok(new)
     }

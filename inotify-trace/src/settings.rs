@@ -2,45 +2,25 @@
 //! notes a user should see about how their flags were understood.
 use std::{ffi::OsString, path::PathBuf, time::Duration};
 
-use inotify_trace_common::comm_key;
-
 use crate::{
-    cli::{ProcessSelection, ReportArgs, Selection, TraceArgs},
-    filter::EventFilter,
+    cli::{CallSelection, ReportArgs, TraceArgs, UsageArgs},
+    pipeline::PipelineSettings,
+    recording::writer::RecordingFile,
+    render::Format,
+    selection::{CommName, Selection},
     tracer::TracerOptions,
 };
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Format {
-    Human,
-    Json,
-}
-
-impl Format {
-    fn from_flag(json: bool) -> Format {
-        if json {
-            Format::Json
-        } else {
-            Format::Human
-        }
-    }
-}
-
-pub struct Record {
-    pub path: PathBuf,
-    pub force: bool,
-}
-
 pub struct TraceSettings {
+    /// Applied in the kernel (and again, at no cost, by the pipeline).
+    pub selection: Selection,
     pub tracer: TracerOptions,
-    /// The `--comm` names as given (the tracer holds their kernel form).
-    pub comm_names: Vec<String>,
     pub format: Format,
     pub duration: Option<Duration>,
     pub quiet: bool,
     /// Processes shown in the summary (0: all).
     pub top: usize,
-    pub record: Option<Record>,
+    pub record: Option<RecordingFile>,
     /// The command to start and trace, with its arguments.
     pub command: Option<Vec<OsString>>,
     pub verbose: bool,
@@ -50,27 +30,21 @@ pub struct TraceSettings {
 
 impl TraceSettings {
     pub fn from_cli(args: TraceArgs) -> Self {
-        let notes = selection_notes(&args.selection, true);
-        let Selection {
-            processes: ProcessSelection { pids, comms },
-            failed,
-        } = args.selection;
+        let selection = call_selection(args.selection, Vec::new());
+        let notes = selection_notes(&selection, true);
         TraceSettings {
+            selection,
             tracer: TracerOptions {
-                pids,
-                comms: comms.iter().map(|c| comm_key(c.as_bytes())).collect(),
-                failed_only: failed,
                 ring_size: args.ring_size,
                 attach: args.attach,
                 follow: !args.command.is_empty(),
                 kernel_logs: args.verbose,
             },
-            comm_names: comms,
-            format: Format::from_flag(args.output.json),
+            format: Format::from_flag(args.printing.json),
             duration: args.duration,
             quiet: args.quiet,
-            top: args.output.top,
-            record: args.record.map(|path| Record {
+            top: args.printing.top,
+            record: args.record.map(|path| RecordingFile {
                 path,
                 force: args.force,
             }),
@@ -79,12 +53,24 @@ impl TraceSettings {
             notes,
         }
     }
+
+    /// What the live pipeline is built from.
+    pub fn pipeline(&self) -> PipelineSettings<'_> {
+        PipelineSettings {
+            selection: &self.selection,
+            format: self.format,
+            events: !self.quiet,
+            top: self.top,
+            record: self.record.as_ref(),
+            live: true,
+        }
+    }
 }
 
 pub struct ReportSettings {
     pub file: PathBuf,
     pub events: bool,
-    pub filter: EventFilter,
+    pub selection: Selection,
     pub format: Format,
     pub top: usize,
     pub notes: Vec<String>,
@@ -92,16 +78,69 @@ pub struct ReportSettings {
 
 impl ReportSettings {
     pub fn from_cli(args: ReportArgs) -> Self {
-        let notes = selection_notes(&args.selection, false);
-        let s = &args.selection;
+        let selection = call_selection(args.selection, args.uids);
+        let notes = selection_notes(&selection, false);
         ReportSettings {
-            filter: EventFilter::new(&s.processes.pids, &s.processes.comms, &args.uids, s.failed),
+            selection,
             file: args.file,
             events: args.events,
-            format: Format::from_flag(args.output.json),
-            top: args.output.top,
+            format: Format::from_flag(args.printing.json),
+            top: args.printing.top,
             notes,
         }
+    }
+
+    /// What the report's pipeline is built from.
+    pub fn pipeline(&self) -> PipelineSettings<'_> {
+        PipelineSettings {
+            selection: &self.selection,
+            format: self.format,
+            events: self.events,
+            top: self.top,
+            record: None,
+            live: false,
+        }
+    }
+}
+
+pub struct UsageSettings {
+    pub selection: Selection,
+    pub paths: bool,
+    pub format: Format,
+    pub top: usize,
+    pub notes: Vec<String>,
+}
+
+impl UsageSettings {
+    pub fn from_cli(args: UsageArgs) -> Self {
+        let selection = Selection {
+            uids: args.uids,
+            ..process_selection(args.pids, args.comms)
+        };
+        let notes = selection_notes(&selection, true);
+        UsageSettings {
+            selection,
+            paths: args.paths,
+            format: Format::from_flag(args.json),
+            top: args.top,
+            notes,
+        }
+    }
+}
+
+fn process_selection(pids: Vec<u32>, comms: Vec<String>) -> Selection {
+    Selection {
+        pids,
+        comms: comms.into_iter().map(CommName::new).collect(),
+        ..Selection::default()
+    }
+}
+
+fn call_selection(calls: CallSelection, uids: Vec<u32>) -> Selection {
+    Selection {
+        uids,
+        failed_only: calls.failed,
+        ..process_selection(calls.callers.pids, calls.callers.comms)
     }
 }
 
@@ -109,17 +148,15 @@ impl ReportSettings {
 /// against the running processes.
 fn selection_notes(selection: &Selection, live: bool) -> Vec<String> {
     let mut notes = Vec::new();
-    for comm in &selection.processes.comms {
-        if comm.len() > 15 {
-            let key = comm_key(comm.as_bytes());
-            notes.push(format!(
-                "--comm {comm:?} matches on its first 15 bytes {:?}: the kernel keeps no more of a process name",
-                String::from_utf8_lossy(&key[..15])
-            ));
-        }
+    for comm in selection.comms.iter().filter(|c| c.is_cut()) {
+        notes.push(format!(
+            "--comm {:?} matches on its first 15 bytes {:?}: the kernel keeps no more of a process name",
+            comm.name,
+            String::from_utf8_lossy(&comm.key[..15])
+        ));
     }
     if live {
-        for pid in &selection.processes.pids {
+        for pid in &selection.pids {
             if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
                 notes.push(format!("--pid {pid}: no such process is running now"));
             }
@@ -145,9 +182,11 @@ mod tests {
             "kubelet",
         ]);
         let settings = TraceSettings::from_cli(cli.trace);
-        assert_eq!(&settings.tracer.comms[0], b"kube-controller\0");
-        assert_eq!(&settings.tracer.comms[1], b"kubelet\0\0\0\0\0\0\0\0\0");
-        assert_eq!(settings.comm_names, ["kube-controller-manager", "kubelet"]);
+        let comms = &settings.selection.comms;
+        assert_eq!(&comms[0].key, b"kube-controller\0");
+        assert_eq!(&comms[1].key, b"kubelet\0\0\0\0\0\0\0\0\0");
+        assert_eq!(comms[0].name, "kube-controller-manager");
+        assert_eq!(comms[1].name, "kubelet");
         assert_eq!(settings.notes.len(), 1);
         assert!(
             settings.notes[0].contains("\"kube-controller\""),

@@ -6,6 +6,8 @@ use std::{
     time::{Duration, Instant},
 };
 
+use crate::stream::Counts;
+
 const REFRESH: Duration = Duration::from_millis(250);
 
 pub struct StatusLine {
@@ -22,15 +24,18 @@ impl StatusLine {
         }
     }
 
-    pub fn update(&mut self, elapsed: Duration, events: u64, failed: u64, lost: u64) {
+    pub fn update(&mut self, elapsed: Duration, counts: &Counts) {
         if !self.enabled || self.last_drawn.is_some_and(|at| at.elapsed() < REFRESH) {
             return;
         }
         let mut stderr = std::io::stderr().lock();
         let _ = write!(
             stderr,
-            "\r\x1b[Kinotify-trace: {:.1}s  {events} events  {failed} failed  {lost} lost",
-            elapsed.as_secs_f64()
+            "\r\x1b[Kinotify-trace: {:.1}s  {} events  {} failed  {} lost",
+            elapsed.as_secs_f64(),
+            counts.events,
+            counts.failed,
+            counts.lost
         );
         let _ = stderr.flush();
         self.last_drawn = Some(Instant::now());

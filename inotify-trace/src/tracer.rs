@@ -13,16 +13,10 @@ use inotify_trace_common::{
     Comm, Config, TaskLayout, CONFIG_GLOBAL, MAP_COMMS, MAP_EVENTS, MAP_FOLLOW, MAP_LOST, MAP_PIDS,
 };
 
-use crate::{kernel_btf, preflight};
+use crate::{kernel_btf, preflight, selection::Selection};
 
 /// The eBPF object built by build.rs.
 static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/inotify-trace"));
-
-/// aya-log's level numbers (`aya_log_common::Level`), which its crate does
-/// not re-export.
-mod aya_log_common_level {
-    pub const DEBUG: u8 = 4;
-}
 
 /// How the programs hook into the syscalls.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -46,11 +40,8 @@ impl fmt::Display for AttachMode {
     }
 }
 
-/// What the kernel side is told to trace.
+/// How the kernel side traces (what it traces is a [`Selection`]).
 pub struct TracerOptions {
-    pub pids: Vec<u32>,
-    pub comms: Vec<Comm>,
-    pub failed_only: bool,
     pub ring_size: u32,
     pub attach: AttachMode,
     /// Trace only the tracer's descendants (a command it starts), followed
@@ -104,6 +95,13 @@ struct Hook {
     optional: bool,
 }
 
+/// The programs that follow a traced command's descendants, and their
+/// `sched` tracepoints.
+const FOLLOW_PROGRAMS: [(&str, &str); 2] = [
+    ("process_exit", "sched_process_exit"),
+    ("process_fork", "sched_process_fork"),
+];
+
 const HOOKS: &[Hook] = &[
     Hook {
         syscall: "inotify_add_watch",
@@ -150,7 +148,7 @@ impl Hook {
 }
 
 impl Tracer {
-    pub fn start(options: &TracerOptions) -> Result<Tracer> {
+    pub fn start(options: &TracerOptions, selection: &Selection) -> Result<Tracer> {
         preflight::check_privileges()?;
         let tracefs_mounted = preflight::ensure_tracefs()?;
         let tracepoints: Vec<String> = HOOKS
@@ -175,9 +173,9 @@ impl Tracer {
         };
         let mut config = Config {
             tracer_pid: std::process::id(),
-            filter_pids: u32::from(!options.pids.is_empty()),
-            filter_comms: u32::from(!options.comms.is_empty()),
-            failed_only: u32::from(options.failed_only),
+            filter_pids: u32::from(!selection.pids.is_empty()),
+            filter_comms: u32::from(!selection.comms.is_empty()),
+            failed_only: u32::from(selection.failed_only),
             wakeup_threshold: wakeup_threshold(options.ring_size),
             follow: u32::from(options.follow),
             fork_child_pid_offset,
@@ -196,7 +194,7 @@ impl Tracer {
                 CallerSource::Helpers("the kernel refused the task_struct reads".to_owned());
             ebpf = load_object(&config, options)?;
         }
-        fill_filters(&mut ebpf, options)?;
+        fill_filters(&mut ebpf, selection)?;
 
         let kernel_logs = match options.kernel_logs {
             true => Some(EbpfLogger::init(&mut ebpf).context("reading the eBPF programs' logs")?),
@@ -252,13 +250,13 @@ fn load_object(config: &Config, options: &TracerOptions) -> Result<Ebpf> {
     // With kernel logs off, level 0 turns every aya-log statement into code
     // the verifier prunes.
     let log_level: u8 = if options.kernel_logs {
-        aya_log_common_level::DEBUG
+        aya_log::Level::Debug as u8
     } else {
         0
     };
     EbpfLoader::new()
         .override_global(CONFIG_GLOBAL, config, true)
-        .override_global("AYA_LOG_LEVEL", &log_level, false)
+        .override_global(aya_log::LEVEL, &log_level, false)
         .map_max_entries(MAP_EVENTS, options.ring_size)
         .load(EBPF_OBJECT)
         .context("loading the eBPF object failed")
@@ -272,15 +270,15 @@ fn exit_programs_load(ebpf: &mut Ebpf) -> bool {
         .all(|h| load(ebpf, h.exit_only).is_ok())
 }
 
-fn fill_filters(ebpf: &mut Ebpf, options: &TracerOptions) -> Result<()> {
+fn fill_filters(ebpf: &mut Ebpf, selection: &Selection) -> Result<()> {
     let mut pids: HashMap<_, u32, u8> =
         HashMap::try_from(ebpf.map_mut(MAP_PIDS).context("no PIDS map")?)?;
-    for pid in &options.pids {
+    for pid in &selection.pids {
         pids.insert(pid, 1, 0).context("filling the pid filter")?;
     }
     let mut comms: HashMap<_, Comm, u8> =
         HashMap::try_from(ebpf.map_mut(MAP_COMMS).context("no COMMS map")?)?;
-    for comm in &options.comms {
+    for comm in selection.comm_keys() {
         comms
             .insert(comm, 1, 0)
             .context("filling the comm filter")?;
@@ -329,10 +327,7 @@ fn attach(ebpf: &mut Ebpf, wanted: AttachMode) -> Result<AttachMode> {
 /// every task a member forks, so the command it starts next is followed from
 /// its first instruction.
 fn follow_own_children(ebpf: &mut Ebpf) -> Result<()> {
-    for (program, tracepoint) in [
-        ("process_exit", "sched_process_exit"),
-        ("process_fork", "sched_process_fork"),
-    ] {
+    for (program, tracepoint) in FOLLOW_PROGRAMS {
         load(ebpf, program)?;
         attach_one(ebpf, program, "sched", tracepoint)?;
     }
@@ -424,7 +419,25 @@ fn raise_memlock_limit() {
 
 #[cfg(test)]
 mod tests {
-    use super::field_offset;
+    use super::{field_offset, EBPF_OBJECT, FOLLOW_PROGRAMS, HOOKS};
+
+    /// A program renamed on one side only fails here, not for a user.
+    #[test]
+    fn every_program_the_loader_attaches_is_in_the_embedded_object() {
+        let object = aya_obj::Object::parse(EBPF_OBJECT).expect("the embedded eBPF object parses");
+        let wanted = HOOKS
+            .iter()
+            .flat_map(|h| [Some(h.exit_only), h.enter, Some(h.exit_stashed)])
+            .flatten()
+            .chain(FOLLOW_PROGRAMS.map(|(program, _)| program));
+        for name in wanted {
+            assert!(
+                object.programs.contains_key(name),
+                "the loader attaches {name}, which the eBPF object lacks; it has {:?}",
+                object.programs.keys().collect::<Vec<_>>()
+            );
+        }
+    }
 
     #[test]
     fn finds_child_pid_in_old_and_new_fork_formats() {

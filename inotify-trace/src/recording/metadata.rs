@@ -3,7 +3,7 @@
 //! was made.
 use serde::{Deserialize, Serialize};
 
-use crate::limits::Limits;
+use crate::{clock::WallClock, limits::Limits, selection::Selection};
 
 /// The first frame of every recording.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -34,23 +34,40 @@ pub struct Metadata {
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Filters {
-    pub pids: Vec<u32>,
-    pub comms: Vec<String>,
-    pub failed_only: bool,
+    /// The selection the kernel applied.
+    #[serde(flatten)]
+    pub selection: Selection,
     /// The command traced with `-- COMMAND`, if any.
     pub command: Option<Vec<String>>,
 }
 
-/// The last frame of a recording whose session ended normally.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct End {
-    /// RFC 3339, UTC.
-    pub end_time: String,
-    /// As the live summary said it.
-    pub duration_s: f64,
-    pub limits: Limits,
-    pub events: u64,
-    pub lost: u64,
+impl Metadata {
+    /// A live session starting now on this host.
+    pub fn of_this_session(clock: &WallClock, start_boot_ns: u64, filters: Filters) -> Metadata {
+        Metadata {
+            tool: format!("inotify-trace {}", env!("CARGO_PKG_VERSION")),
+            hostname: host::hostname(),
+            kernel_release: host::kernel_release(),
+            boot_id: host::boot_id(),
+            start_time: crate::clock::rfc3339(clock.wall(start_boot_ns)).to_string(),
+            start_boot_ns,
+            boot_epoch_ns: i64::try_from(clock.boot_epoch_ns).unwrap_or(i64::MAX),
+            utc_offset_s: clock.utc_offset_s,
+            limits: Limits::read(),
+            filters,
+            command_line: std::env::args_os()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect(),
+        }
+    }
+
+    /// The clock the session's timestamps are read with.
+    pub fn clock(&self) -> WallClock {
+        WallClock {
+            boot_epoch_ns: i128::from(self.boot_epoch_ns),
+            utc_offset_s: self.utc_offset_s,
+        }
+    }
 }
 
 /// Reads the parts of the metadata that come from the host.

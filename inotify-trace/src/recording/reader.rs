@@ -8,9 +8,9 @@ use super::{
         checksum, parse_file_header, parse_frame_header, FrameKind, FILE_HEADER_SIZE,
         FRAME_HEADER_SIZE, MAJOR, MAX_PAYLOAD,
     },
-    metadata::{End, Metadata},
+    metadata::Metadata,
 };
-use crate::{event::Event, usage::diagnosis::Diagnosis};
+use crate::{event::Event, stream::Item};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
@@ -29,16 +29,6 @@ pub enum ReadError {
 #[derive(Debug, PartialEq, Eq)]
 pub struct CutShort {
     pub offset: u64,
-}
-
-/// One frame's content.
-#[derive(Debug)]
-pub enum Item<'a> {
-    /// The raw record and its decoded form.
-    Event(&'a [u8], Event<'a>),
-    Lost(u64),
-    End(End),
-    Diagnosis(Box<Diagnosis>),
 }
 
 pub struct Reader<R: Read> {
@@ -99,7 +89,8 @@ impl<R: Read> Reader<R> {
         }
     }
 
-    /// The next item, `None` at the end (see `cut_short` for how it ended).
+    /// The next frame's item, `None` at the end (see `cut_short` for how it
+    /// ended).
     pub fn next_item(&mut self) -> Result<Option<Item<'_>>, ReadError> {
         let offset = self.offset;
         let Some(kind) = self.next_frame()? else {
@@ -108,9 +99,8 @@ impl<R: Read> Reader<R> {
         let corrupt = |why: String| ReadError::Corrupt { offset, why };
         Ok(Some(match kind {
             FrameKind::Event => {
-                let record = &self.payload[..];
-                let event = Event::decode(record).map_err(|e| corrupt(e.to_string()))?;
-                Item::Event(record, event)
+                let event = Event::decode(&self.payload).map_err(|e| corrupt(e.to_string()))?;
+                Item::Event(event)
             }
             FrameKind::Lost => {
                 let count: [u8; 8] = self.payload[..].try_into().map_err(|_| {

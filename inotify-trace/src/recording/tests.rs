@@ -4,13 +4,15 @@ use proptest::prelude::*;
 
 use super::{
     format::{frame_header, put_file_header, FILE_HEADER_SIZE, FRAME_HEADER_SIZE},
-    metadata::{End, Filters, Metadata},
-    reader::{Item, ReadError, Reader},
+    metadata::{Filters, Metadata},
+    reader::{ReadError, Reader},
     writer::Recorder,
 };
 use crate::{
     event::fixtures::{add_watch, record},
     limits::Limits,
+    selection::{CommName, Selection},
+    stream::{End, Item},
 };
 
 fn metadata() -> Metadata {
@@ -28,9 +30,11 @@ fn metadata() -> Metadata {
             max_user_instances: Some(128),
         },
         filters: Filters {
-            pids: vec![1],
-            comms: vec!["kubelet".into()],
-            failed_only: false,
+            selection: Selection {
+                pids: vec![1],
+                comms: vec![CommName::new("kubelet".into())],
+                ..Selection::default()
+            },
             command: None,
         },
         command_line: vec!["inotify-trace".into(), "-w".into(), "x".into()],
@@ -88,10 +92,10 @@ fn read_all(bytes: &[u8]) -> Result<(Vec<Read>, Option<u64>), ReadError> {
     let mut items = Vec::new();
     while let Some(item) = reader.next_item()? {
         items.push(match item {
-            Item::Event(raw, _) => Read::Event(raw.to_vec()),
+            Item::Event(event) => Read::Event(event.record.to_vec()),
             Item::Lost(n) => Read::Lost(n),
             Item::End(end) => Read::End(end),
-            Item::Diagnosis(_) => unreachable!("no diagnosis is written here"),
+            other => unreachable!("not written here: {other:?}"),
         });
     }
     Ok((items, reader.cut_short.map(|c| c.offset)))

@@ -11,12 +11,23 @@ use std::{
 
 use anyhow::{Context as _, Result};
 
-use crate::usage::diagnosis::Diagnosis;
-
 use super::{
     format::{frame_header, put_file_header, FrameKind},
-    metadata::{End, Metadata},
+    metadata::Metadata,
 };
+use crate::{
+    event::Event,
+    output::Output,
+    stream::{Counts, End},
+    usage::diagnosis::Diagnosis,
+};
+
+/// Where `--record` writes.
+pub struct RecordingFile {
+    pub path: PathBuf,
+    /// Replace a file that exists.
+    pub force: bool,
+}
 
 pub struct Recorder {
     out: BufWriter<File>,
@@ -117,5 +128,60 @@ impl Recorder {
             offset,
             cause,
         }
+    }
+}
+
+/// The recorder as an output of the pipeline. A write that fails stops the
+/// recording (the file keeps every whole record before it) and is kept, so
+/// the session stops, prints its summary and exits 1 naming it.
+pub struct RecorderOutput {
+    recorder: Recorder,
+    failure: Option<anyhow::Error>,
+}
+
+impl RecorderOutput {
+    pub fn create(record: &RecordingFile, metadata: &Metadata) -> Result<RecorderOutput> {
+        Ok(RecorderOutput {
+            recorder: Recorder::create(&record.path, record.force, metadata)?,
+            failure: None,
+        })
+    }
+
+    /// Writes unless an earlier write failed.
+    fn write(&mut self, write: impl FnOnce(&mut Recorder) -> Result<(), WriteError>) {
+        if self.failure.is_none() {
+            self.failure = write(&mut self.recorder).err().map(anyhow::Error::new);
+        }
+    }
+}
+
+impl Output for RecorderOutput {
+    fn event(&mut self, event: &Event<'_>) -> io::Result<()> {
+        self.write(|r| r.event(event.record));
+        Ok(())
+    }
+
+    fn lost(&mut self, count: u64) -> io::Result<()> {
+        self.write(|r| r.lost(count));
+        Ok(())
+    }
+
+    fn diagnosis(&mut self, diagnosis: &Diagnosis) -> io::Result<()> {
+        self.write(|r| r.diagnosis(diagnosis));
+        Ok(())
+    }
+
+    fn end(&mut self, end: &End) -> io::Result<()> {
+        self.write(|r| r.end(end));
+        Ok(())
+    }
+
+    fn flush(&mut self, _counts: &Counts) -> io::Result<()> {
+        self.write(Recorder::flush);
+        Ok(())
+    }
+
+    fn failure(&self) -> Option<&anyhow::Error> {
+        self.failure.as_ref()
     }
 }

@@ -2,12 +2,16 @@
 //! process on the machine and are escaped (see `escape`).
 use std::io::{self, Write};
 
-use super::{init1_flags_text, Printer};
+use super::init1_flags_text;
 use crate::{
-    clock::WallClock,
-    errno,
+    clock::{local_time, WallClock},
     escape::Escaped,
     event::{Event, Kind},
+    notices,
+    output::Output,
+    stream::Counts,
+    summary::{human::write_summary, Summary},
+    usage::{diagnosis::Diagnosis, render::diagnosis},
 };
 
 pub struct HumanPrinter<W: Write> {
@@ -33,15 +37,15 @@ impl<W: Write> HumanPrinter<W> {
 fn write_result(out: &mut String, event: &Event<'_>) {
     use std::fmt::Write as _;
     let ret = event.header.ret;
-    let _ = match (errno::from_ret(ret), event.kind) {
-        (Some(name), _) => out.write_str(name),
+    let _ = match (event.errno(), event.kind) {
+        (Some(errno), _) => out.write_str(errno.name()),
         (None, Kind::AddWatch) => write!(out, "wd={ret}"),
         (None, Kind::Init) => write!(out, "fd={ret}"),
         (None, Kind::RmWatch) => out.write_str("ok"),
     };
 }
 
-impl<W: Write> Printer for HumanPrinter<W> {
+impl<W: Write> Output for HumanPrinter<W> {
     fn start(&mut self) -> io::Result<()> {
         writeln!(
             self.out,
@@ -52,8 +56,7 @@ impl<W: Write> Printer for HumanPrinter<W> {
 
     fn event(&mut self, event: &Event<'_>) -> io::Result<()> {
         let h = &event.header;
-        let time =
-            crate::summary::human::local(self.clock.wall(h.time_ns), self.clock.utc_offset_s);
+        let time = local_time(self.clock.wall(h.time_ns), self.clock.utc_offset_s);
         // Escaping may lengthen the comm, so pad the rendered text.
         self.comm.clear();
         self.result.clear();
@@ -90,28 +93,27 @@ impl<W: Write> Printer for HumanPrinter<W> {
         // A warning belongs on stderr; flush first so it lands after the
         // events that came before the loss.
         self.out.flush()?;
-        eprintln!(
-            "inotify-trace: warning: {count} events lost (ring buffer full); a larger --ring-size absorbs longer bursts"
-        );
+        notices::warn_lost(count);
         Ok(())
     }
 
-    fn diagnosis(&mut self, diagnosis: &crate::usage::diagnosis::Diagnosis) -> io::Result<()> {
-        crate::usage::render::diagnosis(&mut self.out, diagnosis, "  ")
+    fn diagnosis(&mut self, d: &Diagnosis) -> io::Result<()> {
+        diagnosis(&mut self.out, d, "  ")
     }
 
-    fn summary(&mut self, summary: &crate::summary::Summary) -> io::Result<()> {
-        crate::summary::human::write_summary(&mut self.out, summary)
+    fn flush(&mut self, _counts: &Counts) -> io::Result<()> {
+        self.out.flush()
     }
 
-    fn flush(&mut self) -> io::Result<()> {
+    fn summary(&mut self, summary: &Summary) -> io::Result<()> {
+        write_summary(&mut self.out, summary)?;
         self.out.flush()
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use inotify_trace_common::{FLAG_INIT1, FLAG_PATH_TRUNCATED, KIND_INIT};
+    use inotify_trace_common::{FLAG_INIT1, FLAG_PATH_TRUNCATED};
 
     use super::*;
     use crate::event::fixtures::{add_watch, record};
@@ -142,7 +144,7 @@ mod tests {
         long.flags = FLAG_PATH_TRUNCATED;
         let long = record(&long, b"/very/long");
         let mut init = add_watch("containerd", 5);
-        init.kind = KIND_INIT;
+        init.kind = Kind::Init as u32;
         init.flags = FLAG_INIT1;
         init.arg = 0o2004000;
         insta::assert_snapshot!(render(&[ok, hostile, long, record(&init, b"")]), @r"

@@ -8,11 +8,14 @@ use std::{
 use base64::{display::Base64Display, engine::general_purpose::STANDARD};
 use serde::{Serialize, Serializer};
 
-use super::Printer;
 use crate::{
-    clock::WallClock,
-    errno,
+    clock::{serialize_rfc3339, WallClock},
+    errno::Errno,
     event::{Event, Kind},
+    output::Output,
+    stream::Counts,
+    summary::Summary,
+    usage::diagnosis::Diagnosis,
 };
 
 pub struct JsonPrinter<W: Write> {
@@ -31,11 +34,7 @@ impl<W: Write> JsonPrinter<W> {
     }
 }
 
-impl<W: Write> Printer for JsonPrinter<W> {
-    fn start(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-
+impl<W: Write> Output for JsonPrinter<W> {
     fn event(&mut self, event: &Event<'_>) -> io::Result<()> {
         let line = JsonEvent::new(event, &self.clock);
         self.line(&line)
@@ -48,15 +47,16 @@ impl<W: Write> Printer for JsonPrinter<W> {
         })
     }
 
-    fn diagnosis(&mut self, diagnosis: &crate::usage::diagnosis::Diagnosis) -> io::Result<()> {
+    fn diagnosis(&mut self, diagnosis: &Diagnosis) -> io::Result<()> {
         self.line(diagnosis)
     }
 
-    fn summary(&mut self, summary: &crate::summary::Summary) -> io::Result<()> {
-        self.line(summary)
+    fn flush(&mut self, _counts: &Counts) -> io::Result<()> {
+        self.out.flush()
     }
 
-    fn flush(&mut self) -> io::Result<()> {
+    fn summary(&mut self, summary: &Summary) -> io::Result<()> {
+        self.line(summary)?;
         self.out.flush()
     }
 }
@@ -73,8 +73,8 @@ struct LostLine {
 #[derive(Serialize)]
 struct JsonEvent<'a> {
     #[serde(rename = "type")]
-    kind: &'static str,
-    #[serde(serialize_with = "rfc3339")]
+    kind: Kind,
+    #[serde(serialize_with = "serialize_rfc3339")]
     time: SystemTime,
     pid: u32,
     tid: u32,
@@ -99,14 +99,14 @@ struct JsonEvent<'a> {
     #[serde(skip_serializing_if = "is_false")]
     args_missing: bool,
     ret: i64,
-    errno: Option<&'static str>,
+    errno: Option<Errno>,
 }
 
 impl<'a> JsonEvent<'a> {
     fn new(event: &'a Event<'a>, clock: &WallClock) -> Self {
         let h = &event.header;
         let mut line = JsonEvent {
-            kind: "",
+            kind: event.kind,
             time: clock.wall(h.time_ns),
             pid: h.pid,
             tid: h.tid,
@@ -122,11 +122,10 @@ impl<'a> JsonEvent<'a> {
             path_unreadable: event.path_unreadable(),
             args_missing: event.args_missing(),
             ret: h.ret,
-            errno: errno::from_ret(h.ret),
+            errno: event.errno(),
         };
         match event.kind {
             Kind::AddWatch => {
-                line.kind = "add_watch";
                 line.fd = Some(h.fd);
                 line.mask = Some(h.arg);
                 let path = String::from_utf8_lossy(event.path);
@@ -136,21 +135,15 @@ impl<'a> JsonEvent<'a> {
                 line.path = Some(path);
             }
             Kind::Init => {
-                line.kind = "init";
                 line.flags = event.init1_flags();
             }
             Kind::RmWatch => {
-                line.kind = "rm_watch";
                 line.fd = Some(h.fd);
                 line.wd = Some(h.arg);
             }
         }
         line
     }
-}
-
-fn rfc3339<S: Serializer>(time: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
-    s.collect_str(&humantime::format_rfc3339_nanos(*time))
 }
 
 fn base64<S: Serializer>(bytes: &Option<&[u8]>, s: S) -> Result<S::Ok, S::Error> {
@@ -166,7 +159,7 @@ fn is_false(b: &bool) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use inotify_trace_common::{FLAG_INIT1, FLAG_PATH_TRUNCATED, KIND_INIT, KIND_RM_WATCH};
+    use inotify_trace_common::{FLAG_INIT1, FLAG_PATH_TRUNCATED};
 
     use super::*;
     use crate::event::fixtures::{add_watch, record};
@@ -210,12 +203,12 @@ mod tests {
     #[test]
     fn init_and_rm_watch_lines() {
         let mut init = add_watch("w", -24);
-        init.kind = KIND_INIT;
+        init.kind = Kind::Init as u32;
         init.fd = -1;
         init.flags = FLAG_INIT1;
         init.arg = 0o2004000;
         let mut rm = add_watch("w", 0);
-        rm.kind = KIND_RM_WATCH;
+        rm.kind = Kind::RmWatch as u32;
         rm.arg = 7;
         insta::assert_snapshot!(render(&[record(&init, b""), record(&rm, b"")]), @r#"
         {"type":"init","time":"2026-05-28T20:26:41.000000000Z","pid":4242,"tid":4243,"uid":1000,"comm":"w","flags":526336,"ret":-24,"errno":"EMFILE"}

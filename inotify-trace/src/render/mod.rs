@@ -1,30 +1,52 @@
-//! Printing events for people (`human`) and for programs (`json`).
+//! Printing the stream on stdout, for people (`human`) and for programs
+//! (`json`): each printer is an [`Output`].
 pub mod human;
 pub mod json;
 
 use std::io;
 
-use crate::{clock::WallClock, event::Event, output, settings::Format, summary::Summary};
+use crate::{clock::WallClock, output::Output, stdout, stream::Counts, summary::Summary};
 
-/// Where the live stream of events goes.
-pub trait Printer {
-    /// Printed once before the first event (a column header, or nothing).
-    fn start(&mut self) -> io::Result<()>;
-    fn event(&mut self, event: &Event<'_>) -> io::Result<()>;
-    /// `count` more events were lost in the kernel (ring buffer full).
-    fn lost(&mut self, count: u64) -> io::Result<()>;
-    /// A usage snapshot taken because a call failed for a limit.
-    fn diagnosis(&mut self, diagnosis: &crate::usage::diagnosis::Diagnosis) -> io::Result<()>;
-    /// The session summary, printed once at the end.
-    fn summary(&mut self, summary: &Summary) -> io::Result<()>;
-    fn flush(&mut self) -> io::Result<()>;
+/// How printed output is written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Human,
+    Json,
 }
 
-/// The printer for a format, writing to a buffered stdout.
-pub fn to_stdout(format: Format, clock: WallClock) -> Box<dyn Printer> {
-    match format {
-        Format::Human => Box::new(human::HumanPrinter::new(output::stdout(), clock)),
-        Format::Json => Box::new(json::JsonPrinter::new(output::stdout(), clock)),
+impl Format {
+    pub fn from_flag(json: bool) -> Format {
+        if json {
+            Format::Json
+        } else {
+            Format::Human
+        }
+    }
+}
+
+/// The printer for a format, on a buffered stdout; with `events` false it
+/// prints the summary alone.
+pub fn printer(format: Format, clock: WallClock, events: bool) -> Box<dyn Output> {
+    let printer: Box<dyn Output> = match format {
+        Format::Human => Box::new(human::HumanPrinter::new(stdout::buffered(), clock)),
+        Format::Json => Box::new(json::JsonPrinter::new(stdout::buffered(), clock)),
+    };
+    match events {
+        true => printer,
+        false => Box::new(SummaryOnly(printer)),
+    }
+}
+
+/// Passes on the summary alone: `--quiet`, and `report` without `--events`.
+struct SummaryOnly(Box<dyn Output>);
+
+impl Output for SummaryOnly {
+    fn flush(&mut self, counts: &Counts) -> io::Result<()> {
+        self.0.flush(counts)
+    }
+
+    fn summary(&mut self, summary: &Summary) -> io::Result<()> {
+        self.0.summary(summary)
     }
 }
 

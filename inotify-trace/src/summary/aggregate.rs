@@ -16,8 +16,9 @@ use super::{
 };
 use crate::{
     clock::WallClock,
-    errno,
+    errno::Errno,
     event::{comm_bytes, Event, Kind},
+    stream::Counts,
 };
 
 /// How many example paths a failure keeps per process.
@@ -31,7 +32,7 @@ pub struct Aggregator {
     /// (cyclic IDR), so a descriptor at or below it is one the instance
     /// already had: a re-add, which costs no watch.
     instances: HashMap<(u32, i32), i64, FastState>,
-    failures: HashMap<(Kind, &'static str), HashMap<u32, FailureCounts, FastState>, FastState>,
+    failures: HashMap<(Kind, Errno), HashMap<u32, FailureCounts, FastState>, FastState>,
     /// A path is kept as its 64-bit hash; the quality variant, because the
     /// paths are anyone's choice and a collision would merge two of them.
     path_hasher: foldhash::quality::RandomState,
@@ -82,7 +83,7 @@ impl Aggregator {
         process.comm = h.comm;
         process.uid = h.uid;
         let counts = &mut process.summary;
-        let failed = errno::from_ret(h.ret);
+        let failed = event.errno();
         match (event.kind, failed) {
             (Kind::AddWatch, None) => {
                 counts.calls += 1;
@@ -95,10 +96,10 @@ impl Aggregator {
                     counts.re_adds += 1;
                 }
             }
-            (Kind::AddWatch, Some(name)) => {
+            (Kind::AddWatch, Some(errno)) => {
                 counts.calls += 1;
                 counts.failed += 1;
-                *counts.errors.entry(name).or_insert(0) += 1;
+                *counts.errors.entry(errno).or_insert(0) += 1;
                 process.paths.insert(self.path_hasher.hash_one(event.path));
             }
             (Kind::Init, None) => {
@@ -110,10 +111,10 @@ impl Aggregator {
             (Kind::RmWatch, None) => counts.removed += 1,
             (Kind::RmWatch, Some(_)) => {}
         }
-        if let Some(name) = failed {
+        if let Some(errno) = failed {
             let failure = self
                 .failures
-                .entry((event.kind, name))
+                .entry((event.kind, errno))
                 .or_default()
                 .entry(h.pid)
                 .or_insert(FailureCounts {
@@ -137,7 +138,8 @@ impl Aggregator {
     /// The summary so far. `top` cuts the process table (0: no cut).
     pub fn summary(
         &self,
-        tally: &Totals,
+        counts: &Counts,
+        duration_s: f64,
         limits: LimitsAtStartAndEnd,
         clock: &WallClock,
         top: usize,
@@ -192,7 +194,7 @@ impl Aggregator {
                     .collect();
                 list.sort_by(|a, b| (b.count, a.pid).cmp(&(a.count, b.pid)));
                 FailureGroup {
-                    call: kind_name(kind),
+                    call: kind,
                     errno,
                     count: list.iter().map(|p| p.count).sum(),
                     processes: list,
@@ -200,8 +202,8 @@ impl Aggregator {
             })
             .collect();
         failures.sort_by(|a, b| {
-            (errno_rank(a.errno), b.count, a.call, a.errno).cmp(&(
-                errno_rank(b.errno),
+            (a.errno.rank(), b.count, a.call, a.errno).cmp(&(
+                b.errno.rank(),
                 a.count,
                 b.call,
                 b.errno,
@@ -210,9 +212,9 @@ impl Aggregator {
 
         Summary {
             kind: "summary",
-            duration_s: tally.duration_s,
-            events: tally.events,
-            lost: tally.lost,
+            duration_s,
+            events: counts.events,
+            lost: counts.lost,
             processes,
             processes_omitted,
             failures,
@@ -221,30 +223,6 @@ impl Aggregator {
             diagnoses: Vec::new(),
             utc_offset_s: clock.utc_offset_s,
         }
-    }
-}
-
-/// Session-wide counts the aggregator does not see itself.
-pub struct Totals {
-    pub duration_s: f64,
-    pub events: u64,
-    pub lost: u64,
-}
-
-/// The two errors this tool exists for come first.
-fn errno_rank(errno: &str) -> u8 {
-    match errno {
-        "ENOSPC" => 0,
-        "EMFILE" => 1,
-        _ => 2,
-    }
-}
-
-fn kind_name(kind: Kind) -> &'static str {
-    match kind {
-        Kind::AddWatch => "add_watch",
-        Kind::Init => "init",
-        Kind::RmWatch => "rm_watch",
     }
 }
 
@@ -275,7 +253,7 @@ fn users(processes: &[ProcessSummary]) -> Vec<UserSummary> {
 
 #[cfg(test)]
 mod tests {
-    use inotify_trace_common::{EventHeader, FLAG_INIT1, KIND_INIT, KIND_RM_WATCH};
+    use inotify_trace_common::{EventHeader, FLAG_INIT1};
 
     use super::*;
     use crate::{
@@ -311,13 +289,13 @@ mod tests {
 
         fn init(&mut self, pid: u32, comm: &str, ret: i64) {
             let mut h = add_watch(comm, ret);
-            (h.pid, h.tid, h.kind, h.flags, h.fd) = (pid, pid, KIND_INIT, FLAG_INIT1, -1);
+            (h.pid, h.tid, h.kind, h.flags, h.fd) = (pid, pid, Kind::Init as u32, FLAG_INIT1, -1);
             self.send(h, b"");
         }
 
         fn rm(&mut self, pid: u32, comm: &str, fd: i32, wd: u32, ret: i64) {
             let mut h = add_watch(comm, ret);
-            (h.pid, h.tid, h.kind, h.fd, h.arg) = (pid, pid, KIND_RM_WATCH, fd, wd);
+            (h.pid, h.tid, h.kind, h.fd, h.arg) = (pid, pid, Kind::RmWatch as u32, fd, wd);
             self.send(h, b"");
         }
 
@@ -326,13 +304,14 @@ mod tests {
                 start: Limits::default(),
                 end: Limits::default(),
             };
-            let totals = Totals {
-                duration_s: 2.5,
+            let counts = Counts {
                 events: 99,
                 lost: 1,
+                ..Counts::default()
             };
             self.aggregator.summary(
-                &totals,
+                &counts,
+                2.5,
                 limits,
                 &WallClock {
                     boot_epoch_ns: 1_780_000_000_000_000_000,
@@ -390,7 +369,7 @@ mod tests {
         let groups: Vec<(&str, &str, u64)> = summary
             .failures
             .iter()
-            .map(|g| (g.call, g.errno, g.count))
+            .map(|g| (g.call.name(), g.errno.name(), g.count))
             .collect();
         assert_eq!(
             groups,
@@ -407,7 +386,11 @@ mod tests {
         assert_eq!((enospc[1].pid, enospc[1].count), (31, 1));
         let kubelet = summary.processes.iter().find(|p| p.pid == 30).unwrap();
         assert_eq!(
-            (kubelet.calls, kubelet.failed, kubelet.errors["ENOSPC"]),
+            (
+                kubelet.calls,
+                kubelet.failed,
+                kubelet.errors[&Errno::ENOSPC]
+            ),
             (3, 3, 3)
         );
         let containerd = summary.processes.iter().find(|p| p.pid == 40).unwrap();

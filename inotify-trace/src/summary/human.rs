@@ -1,14 +1,9 @@
 //! The summary for people: one screen that answers who added how many
 //! watches, who failed and why, and against which limits.
-use std::{
-    io::{self, Write},
-    time::SystemTime,
-};
-
-use chrono::{DateTime, FixedOffset};
+use std::io::{self, Write};
 
 use super::{FailureGroup, Summary};
-use crate::escape::Escaped;
+use crate::{clock::local_time, escape::Escaped, limits::Limit};
 
 pub fn write_summary(out: &mut impl Write, s: &Summary) -> io::Result<()> {
     writeln!(out)?;
@@ -106,9 +101,10 @@ fn failure_group(out: &mut impl Write, g: &FailureGroup, utc_offset_s: i32) -> i
         out,
         "  {} from {}: {} call{plural}{}",
         g.errno,
-        syscall_name(g.call),
+        g.call.syscall(),
         g.count,
-        meaning(g)
+        Limit::hit_by(g.call, g.errno)
+            .map_or_else(String::new, |l| format!(" ({})", l.exhausted()))
     )?;
     for p in &g.processes {
         writeln!(
@@ -118,34 +114,14 @@ fn failure_group(out: &mut impl Write, g: &FailureGroup, utc_offset_s: i32) -> i
             Escaped(p.comm.as_bytes()).to_string(),
             p.uid,
             p.count,
-            local(p.first, utc_offset_s),
-            local(p.last, utc_offset_s)
+            local_time(p.first, utc_offset_s),
+            local_time(p.last, utc_offset_s)
         )?;
         for path in &p.examples {
             writeln!(out, "            {}", Escaped(path.as_bytes()))?;
         }
     }
     Ok(())
-}
-
-/// The syscall behind a summary's call name.
-fn syscall_name(call: &str) -> &'static str {
-    match call {
-        "add_watch" => "inotify_add_watch",
-        "rm_watch" => "inotify_rm_watch",
-        _ => "inotify_init/init1",
-    }
-}
-
-/// What the two errors this tool is about mean, said where they show up.
-fn meaning(g: &FailureGroup) -> &'static str {
-    match (g.call, g.errno) {
-        ("add_watch", "ENOSPC") => " (the uid's fs.inotify.max_user_watches is used up)",
-        ("init", "EMFILE") => {
-            " (the uid's fs.inotify.max_user_instances is used up, or the process's fd limit)"
-        }
-        _ => "",
-    }
 }
 
 fn users(out: &mut impl Write, s: &Summary) -> io::Result<()> {
@@ -189,22 +165,14 @@ fn users(out: &mut impl Write, s: &Summary) -> io::Result<()> {
     writeln!(out)
 }
 
-/// A time in the recording host's zone (the session's, when live), as
-/// `HH:MM:SS.micros`; formatted where it is written, without allocating.
-pub fn local(time: SystemTime, utc_offset_s: i32) -> impl std::fmt::Display {
-    let utc = FixedOffset::east_opt(0).expect("zero is a valid offset");
-    let offset = FixedOffset::east_opt(utc_offset_s).unwrap_or(utc);
-    DateTime::<chrono::Utc>::from(time)
-        .with_timezone(&offset)
-        .format("%H:%M:%S%.6f")
-}
-
 #[cfg(test)]
 mod tests {
     use std::time::{Duration, SystemTime};
 
     use super::*;
     use crate::{
+        errno::Errno,
+        event::Kind,
         limits::Limits,
         summary::{LimitsAtStartAndEnd, ProcessFailures, ProcessSummary, UserSummary},
         usage::{advice::Recommendation, diagnosis::Diagnosis, ProcessUsage, UserUsage},
@@ -219,7 +187,7 @@ mod tests {
             counts;
         let mut errors = std::collections::BTreeMap::new();
         if failed > 0 {
-            errors.insert("ENOSPC", failed);
+            errors.insert(Errno::ENOSPC, failed);
         }
         ProcessSummary {
             pid,
@@ -258,8 +226,8 @@ mod tests {
             ],
             processes_omitted: 1,
             failures: vec![FailureGroup {
-                call: "add_watch",
-                errno: "ENOSPC",
+                call: Kind::AddWatch,
+                errno: Errno::ENOSPC,
                 count: 2,
                 processes: vec![ProcessFailures {
                     pid: 20,
@@ -298,9 +266,9 @@ mod tests {
                 pid: 20,
                 comm: "kubelet".into(),
                 uid: 0,
-                call: "add_watch".into(),
-                errno: "ENOSPC".into(),
-                limit: "watches".into(),
+                call: Kind::AddWatch,
+                errno: Errno::ENOSPC,
+                limit: Limit::Watches,
                 user_ns: None,
                 usage: Some(UserUsage {
                     uid: 0,

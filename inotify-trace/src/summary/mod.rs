@@ -6,9 +6,9 @@ pub mod human;
 
 use std::time::SystemTime;
 
-use serde::{Serialize, Serializer};
+use serde::Serialize;
 
-use crate::limits::Limits;
+use crate::{clock::serialize_rfc3339, errno::Errno, event::Kind, limits::Limits};
 
 /// Everything the summary says, ready to render.
 #[derive(Debug, Serialize)]
@@ -49,8 +49,8 @@ pub struct ProcessSummary {
     pub removed: u64,
     /// Failed add_watch calls.
     pub failed: u64,
-    /// Failed add_watch calls by errno name.
-    pub errors: std::collections::BTreeMap<&'static str, u64>,
+    /// Failed add_watch calls by errno.
+    pub errors: std::collections::BTreeMap<Errno, u64>,
     /// Distinct paths passed to add_watch.
     pub distinct_paths: u64,
     /// Successful inotify_init/init1 calls.
@@ -62,9 +62,8 @@ pub struct ProcessSummary {
 /// Every failure of one call with one errno.
 #[derive(Debug, Serialize)]
 pub struct FailureGroup {
-    /// `add_watch`, `init` or `rm_watch`.
-    pub call: &'static str,
-    pub errno: &'static str,
+    pub call: Kind,
+    pub errno: Errno,
     pub count: u64,
     pub processes: Vec<ProcessFailures>,
 }
@@ -75,9 +74,9 @@ pub struct ProcessFailures {
     pub comm: String,
     pub uid: u32,
     pub count: u64,
-    #[serde(serialize_with = "rfc3339")]
+    #[serde(serialize_with = "serialize_rfc3339")]
     pub first: SystemTime,
-    #[serde(serialize_with = "rfc3339")]
+    #[serde(serialize_with = "serialize_rfc3339")]
     pub last: SystemTime,
     /// Up to three distinct paths (add_watch only), lossy UTF-8.
     pub examples: Vec<String>,
@@ -97,8 +96,4 @@ pub struct UserSummary {
 pub struct LimitsAtStartAndEnd {
     pub start: Limits,
     pub end: Limits,
-}
-
-fn rfc3339<S: Serializer>(time: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
-    s.collect_str(&humantime::format_rfc3339_nanos(*time))
 }

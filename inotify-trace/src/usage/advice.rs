@@ -3,6 +3,8 @@
 //! is the wrong fix.
 use serde::{Deserialize, Serialize};
 
+use crate::limits::Limit;
+
 /// Kernel memory one watch can pin on a 64-bit kernel: the kernel's own
 /// `INOTIFY_WATCH_COST` (a mark plus two inodes, about 1 KiB), which it uses
 /// to size the default limit (fs/notify/inotify/inotify_user.c).
@@ -48,40 +50,31 @@ pub struct Recommendation {
 pub fn advise(observed: &[Observed]) -> Vec<Recommendation> {
     let mut out = Vec::new();
     for o in observed {
-        if let Some(r) = recommend(o, o.watches, o.max_watches, Resource::Watches) {
+        if let Some(r) = recommend(o, o.watches, o.max_watches, Limit::Watches) {
             out.push(r);
         }
-        if let Some(r) = recommend(o, o.instances, o.max_instances, Resource::Instances) {
+        if let Some(r) = recommend(o, o.instances, o.max_instances, Limit::Instances) {
             out.push(r);
         }
     }
     out
 }
 
-#[derive(Clone, Copy)]
-enum Resource {
-    Watches,
-    Instances,
-}
-
 fn recommend(
     o: &Observed,
     used: u64,
     limit: Option<u64>,
-    resource: Resource,
+    resource: Limit,
 ) -> Option<Recommendation> {
     let limit = limit?;
     if limit == 0 || (used as f64) < NEAR_LIMIT * limit as f64 {
         return None;
     }
-    let (step, host_name, ns_file) = match resource {
-        Resource::Watches => (8192, "fs.inotify.max_user_watches", "max_inotify_watches"),
-        Resource::Instances => (
-            128,
-            "fs.inotify.max_user_instances",
-            "max_inotify_instances",
-        ),
-    };
+    let (step, host_name, ns_file) = (
+        resource.step(),
+        resource.sysctl(),
+        resource.namespace_file(),
+    );
     // Half as much again as what is used now, rounded up: room for growth
     // without a limit so large it stops catching leaks;
     // and always above the current limit, as a round number.
@@ -103,7 +96,7 @@ fn recommend(
         ),
     };
     let wrong_fix = match (resource, &o.top_holder) {
-        (Resource::Watches, Some((pid, comm, held))) if used > 0 && (*held as f64) > ONE_HOLDER * used as f64 => {
+        (Limit::Watches, Some((pid, comm, held))) if used > 0 && (*held as f64) > ONE_HOLDER * used as f64 => {
             Some(format!(
                 "pid {pid} ({comm}) holds {:.0}% of uid {}'s watches: raising the limit only postpones the next failure; find out why it watches so much (a leak, or a recursive watch of a large tree?)",
                 100.0 * *held as f64 / used as f64,
@@ -119,7 +112,7 @@ fn recommend(
         current: limit,
         observed: used,
         recommended,
-        max_kernel_memory_bytes: matches!(resource, Resource::Watches)
+        max_kernel_memory_bytes: (resource == Limit::Watches)
             .then_some(recommended * WATCH_COST_BYTES),
         commands,
         wrong_fix,

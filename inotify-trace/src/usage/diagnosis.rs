@@ -10,10 +10,13 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
-use super::{advice::Recommendation, scan, snapshot, ProcessUsage, Selection, Source, UserUsage};
+use super::{advice::Recommendation, scan, snapshot, ProcessUsage, Source, UserUsage};
 use crate::{
-    clock::WallClock,
+    clock::{rfc3339, WallClock},
+    errno::Errno,
     event::{Event, Kind},
+    limits::Limit,
+    selection::Selection,
 };
 
 /// Snapshots of one scope are at least this far apart.
@@ -30,11 +33,10 @@ pub struct Diagnosis {
     pub pid: u32,
     pub comm: String,
     pub uid: u32,
-    /// `add_watch` or `init`.
-    pub call: String,
-    pub errno: String,
-    /// `watches` or `instances`: the budget that ran out.
-    pub limit: String,
+    pub call: Kind,
+    pub errno: Errno,
+    /// The budget that ran out.
+    pub limit: Limit,
     /// The failing process's user namespace, when it is not the tracer's:
     /// its own caps are the ones that apply first.
     pub user_ns: Option<u64>,
@@ -57,11 +59,8 @@ impl Diagnoser {
     /// once, without allocating.
     pub fn consider(&mut self, event: &Event<'_>, clock: &WallClock) -> Option<Diagnosis> {
         let h = &event.header;
-        let (call, errno, limit) = match (event.kind, h.ret) {
-            (Kind::AddWatch, -28) => ("add_watch", "ENOSPC", "watches"),
-            (Kind::Init, -24) => ("init", "EMFILE", "instances"),
-            _ => return None,
-        };
+        let errno = event.errno()?;
+        let limit = Limit::hit_by(event.kind, errno)?;
         let source = Source::live(None);
         let user_ns = scan::namespace_inode(Path::new(&format!("/proc/{}/ns/user", h.pid)))
             .filter(|ns| Some(*ns) != source.own_user_ns);
@@ -77,6 +76,7 @@ impl Diagnoser {
                 uids: vec![h.uid],
                 ..Selection::default()
             },
+            0,
         );
         let in_scope = |ns: Option<u64>| user_ns.is_none() || ns == user_ns;
         let mut holders: Vec<ProcessUsage> = usage
@@ -84,7 +84,7 @@ impl Diagnoser {
             .into_iter()
             .filter(|p| p.uid == h.uid && in_scope(p.user_ns))
             .collect();
-        if limit == "instances" {
+        if limit == Limit::Instances {
             holders.sort_by(|a, b| {
                 (b.instances, b.watches, a.pid).cmp(&(a.instances, a.watches, b.pid))
             });
@@ -92,13 +92,13 @@ impl Diagnoser {
         holders.truncate(HOLDERS);
         Some(Diagnosis {
             kind: "diagnosis".to_owned(),
-            time: humantime::format_rfc3339_nanos(clock.wall(h.time_ns)).to_string(),
+            time: rfc3339(clock.wall(h.time_ns)).to_string(),
             pid: h.pid,
             comm: String::from_utf8_lossy(event.comm()).into_owned(),
             uid: h.uid,
-            call: call.to_owned(),
-            errno: errno.to_owned(),
-            limit: limit.to_owned(),
+            call: event.kind,
+            errno,
+            limit,
             user_ns,
             usage: usage
                 .users

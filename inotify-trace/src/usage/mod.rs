@@ -2,7 +2,6 @@
 //! process and per uid, against the limits; and the same snapshot, scoped to
 //! one uid, as the diagnosis of a failure during a live session.
 pub mod advice;
-pub mod command;
 pub mod diagnosis;
 pub mod fdinfo;
 pub mod identity;
@@ -13,7 +12,6 @@ pub mod userns;
 
 use std::{collections::BTreeMap, path::PathBuf};
 
-use inotify_trace_common::comm_key;
 use serde::{Deserialize, Serialize};
 
 use self::{
@@ -22,7 +20,7 @@ use self::{
     scan::HeldFd,
     userns::NamespaceCaps,
 };
-use crate::limits::Limits;
+use crate::{limits::Limits, selection::Selection};
 
 /// Where a snapshot looks, and how it tells instances and namespaces apart.
 pub struct Source<'a> {
@@ -50,15 +48,6 @@ impl Source<'static> {
             resolver,
         }
     }
-}
-
-#[derive(Clone, Debug, Default)]
-pub struct Selection {
-    pub pids: Vec<u32>,
-    pub comms: Vec<String>,
-    pub uids: Vec<u32>,
-    /// Processes and instances listed (0: all).
-    pub top: usize,
 }
 
 /// The snapshot, as `usage --json` prints it (docs/json.md).
@@ -136,17 +125,18 @@ pub struct UserUsage {
     pub top_holder: Option<ProcessUsage>,
 }
 
-/// Takes a snapshot.
-pub fn snapshot(source: &Source<'_>, selection: &Selection) -> Usage {
+/// Takes a snapshot of the processes `selection` chooses (its uids: the
+/// instances charged to them), listing `top` of each (0: all).
+pub fn snapshot(source: &Source<'_>, selection: &Selection, top: usize) -> Usage {
     let held = scan::inotify_fds(&source.root);
     let instances = instances(&held, source);
     let processes = processes(&instances, &held);
     let users = users(&instances, &processes, source, &selection.uids);
     let recommendations = advice::advise(&users.iter().map(observed).collect::<Vec<_>>());
     let (mut instances, mut processes) = select(instances, processes, &held, selection);
-    if selection.top > 0 {
-        instances.truncate(selection.top);
-        processes.truncate(selection.top);
+    if top > 0 {
+        instances.truncate(top);
+        processes.truncate(top);
     }
     Usage {
         kind: "usage",
@@ -344,18 +334,8 @@ fn select(
     held: &[HeldFd],
     selection: &Selection,
 ) -> (Vec<InstanceUsage>, Vec<ProcessUsage>) {
-    let comm_matches = |comm: &str| {
-        selection.comms.is_empty()
-            || selection
-                .comms
-                .iter()
-                .any(|c| comm_key(c.as_bytes()) == comm_key(comm.as_bytes()))
-    };
-    let process_matches = |pid: u32, comm: &str, uid: u32| {
-        (selection.pids.is_empty() || selection.pids.contains(&pid))
-            && comm_matches(comm)
-            && (selection.uids.is_empty() || selection.uids.contains(&uid))
-    };
+    let process_matches =
+        |pid: u32, comm: &str, uid: u32| selection.matches_process(pid, comm.as_bytes(), uid);
     let comm_of = |pid: u32| {
         held.iter()
             .find(|h| h.pid == pid)

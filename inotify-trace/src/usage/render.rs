@@ -151,11 +151,7 @@ pub fn recommendations(out: &mut impl Write, recommendations: &[Recommendation])
 
 /// A diagnosis as a block of lines, each starting with `indent`.
 pub fn diagnosis(out: &mut impl Write, d: &Diagnosis, indent: &str) -> io::Result<()> {
-    let call = if d.call == "init" {
-        "inotify_init/init1"
-    } else {
-        "inotify_add_watch"
-    };
+    let call = d.call.syscall();
     let scope = d
         .user_ns
         .map_or_else(String::new, |ns| format!(" in user namespace {ns}"));
@@ -178,13 +174,14 @@ pub fn diagnosis(out: &mut impl Write, d: &Diagnosis, indent: &str) -> io::Resul
             show(u.max_watches),
             u.instances,
             show(u.max_instances),
-            d.limit
+            d.limit.noun()
         )?;
     } else {
         writeln!(
             out,
             "{indent}  no inotify instance of uid {}{scope} is visible now; by {}:",
-            d.uid, d.limit
+            d.uid,
+            d.limit.noun()
         )?;
     }
     writeln!(

@@ -2,10 +2,11 @@
 //! interpretation, shared instances counted once, and the per-uid arithmetic.
 use std::{collections::HashMap, os::unix::fs::symlink, path::Path};
 
-use super::{
-    identity::fake::Table, identity::FdRef, snapshot, userns::NamespaceCaps, Selection, Source,
+use super::{identity::fake::Table, identity::FdRef, snapshot, userns::NamespaceCaps, Source};
+use crate::{
+    limits::Limits,
+    selection::{CommName, Selection},
 };
-use crate::limits::Limits;
 
 /// One fake process: its fds, each with its watches' inode numbers.
 struct FakeProcess {
@@ -123,6 +124,10 @@ fn machine() -> Vec<FakeProcess> {
 }
 
 fn take(selection: &Selection) -> super::Usage {
+    take_top(selection, 0)
+}
+
+fn take_top(selection: &Selection, top: usize) -> super::Usage {
     let root = tempfile::tempdir().unwrap();
     let table = fixture(root.path(), &machine());
     let caps = |pid: u32| {
@@ -142,7 +147,7 @@ fn take(selection: &Selection) -> super::Usage {
         },
         resolver: None,
     };
-    snapshot(&source, selection)
+    snapshot(&source, selection, top)
 }
 
 #[test]
@@ -242,7 +247,7 @@ fn per_uid_totals_against_the_host_limits_and_the_namespace_caps() {
 #[test]
 fn filters_narrow_the_lists_but_not_the_uid_totals() {
     let usage = take(&Selection {
-        comms: vec!["agent-child".into()],
+        comms: vec![CommName::new("agent-child".into())],
         ..Selection::default()
     });
     assert_eq!(
@@ -271,10 +276,7 @@ fn filters_narrow_the_lists_but_not_the_uid_totals() {
     assert_eq!(usage.users.len(), 1);
     assert_eq!((usage.users[0].uid, usage.users[0].instances), (1000, 3));
 
-    let usage = take(&Selection {
-        top: 2,
-        ..Selection::default()
-    });
+    let usage = take_top(&Selection::default(), 2);
     assert_eq!((usage.processes.len(), usage.instances.len()), (2, 2));
 
     let usage = take(&Selection {

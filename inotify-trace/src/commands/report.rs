@@ -1,0 +1,32 @@
+//! `inotify-trace report FILE`: a recording read back through the same
+//! pipeline as a live session, so its output has the same form (and, without
+//! filters, the same bytes as the live output).
+use std::{fs::File, process::ExitCode};
+
+use anyhow::{Context as _, Result};
+
+use crate::{
+    notices::say, pipeline::Pipeline, recording::reader::Reader, settings::ReportSettings,
+};
+
+pub fn report(settings: ReportSettings) -> Result<ExitCode> {
+    for note in &settings.notes {
+        say(format_args!("note: {note}"));
+    }
+    let name = settings.file.display().to_string();
+    let file = File::open(&settings.file).with_context(|| format!("opening {name}"))?;
+    let mut reader = Reader::open(file).with_context(|| name.clone())?;
+    let mut pipeline = Pipeline::new(&settings.pipeline(), &reader.metadata)?;
+    pipeline.start()?;
+    while let Some(item) = reader.next_item().with_context(|| name.clone())? {
+        pipeline.push(item)?;
+    }
+    if let Some(cut) = &reader.cut_short {
+        say(format_args!(
+            "warning: {name} is cut short at byte {} (the tracer was stopped abruptly, or the disk filled up); reporting every whole record before it",
+            cut.offset
+        ));
+    }
+    pipeline.finish()?;
+    Ok(ExitCode::SUCCESS)
+}

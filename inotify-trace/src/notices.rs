@@ -1,0 +1,82 @@
+//! What a live session says on stderr beside the printed stream: records
+//! that did not decode, and, when events are not printed (`--quiet`), lost
+//! events, diagnoses and a status line. Writes to stderr never fail the
+//! session: a closed or full stderr loses the notice, nothing else.
+use std::{
+    fmt,
+    io::{self, Write},
+    time::Instant,
+};
+
+use crate::{
+    event::DecodeError,
+    output::Output,
+    status::StatusLine,
+    stream::{Counts, End},
+    usage::{diagnosis::Diagnosis, render::diagnosis},
+};
+
+/// One line on stderr, `inotify-trace: ` first.
+pub fn say(line: fmt::Arguments<'_>) {
+    let _ = writeln!(io::stderr().lock(), "inotify-trace: {line}");
+}
+
+/// The warning for events lost in the kernel, wherever it is printed.
+pub fn warn_lost(count: u64) {
+    say(format_args!(
+        "warning: {count} events lost (ring buffer full); a larger --ring-size absorbs longer bursts"
+    ));
+}
+
+pub struct Notices {
+    /// Events are not printed: lost events and diagnoses are said here.
+    quiet: bool,
+    status: StatusLine,
+    started: Instant,
+}
+
+impl Notices {
+    pub fn new(quiet: bool) -> Notices {
+        Notices {
+            quiet,
+            status: StatusLine::new(quiet),
+            started: Instant::now(),
+        }
+    }
+}
+
+impl Output for Notices {
+    fn undecodable(&mut self, err: &DecodeError) -> io::Result<()> {
+        self.status.clear();
+        say(format_args!(
+            "warning: skipped a record the kernel sent: {err}"
+        ));
+        Ok(())
+    }
+
+    fn lost(&mut self, count: u64) -> io::Result<()> {
+        if self.quiet {
+            self.status.clear();
+            warn_lost(count);
+        }
+        Ok(())
+    }
+
+    fn diagnosis(&mut self, d: &Diagnosis) -> io::Result<()> {
+        if self.quiet {
+            self.status.clear();
+            let _ = diagnosis(&mut io::stderr().lock(), d, "inotify-trace: ");
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self, counts: &Counts) -> io::Result<()> {
+        self.status.update(self.started.elapsed(), counts);
+        Ok(())
+    }
+
+    fn end(&mut self, _end: &End) -> io::Result<()> {
+        self.status.clear();
+        Ok(())
+    }
+}

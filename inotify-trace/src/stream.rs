@@ -1,0 +1,53 @@
+//! The one stream every session is: what a source produces ([`Item`]: the
+//! ring buffer live, a recording read back), for the pipeline to hand on
+//! to its outputs (the `output` module).
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    event::{DecodeError, Event},
+    limits::Limits,
+    usage::diagnosis::Diagnosis,
+};
+
+/// One thing a source produces.
+#[derive(Debug)]
+pub enum Item<'a> {
+    /// A traced call.
+    Event(Event<'a>),
+    /// A record the kernel sent that does not decode (live only: a
+    /// recording that holds one is refused as corrupt).
+    Undecodable(DecodeError),
+    /// This many events were lost in the kernel at this point.
+    Lost(u64),
+    /// A usage snapshot taken when a call failed for a limit (read back
+    /// from a recording; live, the pipeline takes them).
+    Diagnosis(Box<Diagnosis>),
+    /// The session ended normally.
+    End(End),
+}
+
+/// How a session ended; the last frame of a recording whose session ended
+/// normally.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct End {
+    /// RFC 3339, UTC.
+    pub end_time: String,
+    /// As the live summary said it.
+    pub duration_s: f64,
+    pub limits: Limits,
+    pub events: u64,
+    pub lost: u64,
+}
+
+/// Counts kept while streaming.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Events that passed the selection.
+    pub events: u64,
+    /// Of those, the calls that failed.
+    pub failed: u64,
+    /// Events lost in the kernel (ring buffer full).
+    pub lost: u64,
+    /// Records that did not decode.
+    pub undecodable: u64,
+}
