@@ -1,5 +1,5 @@
 //! Builds the eBPF object (the `inotify-trace-ebpf` crate) for the BPF target
-//! with aya-build; `src/ebpf.rs` embeds it from OUT_DIR.
+//! with aya-build; `src/tracer.rs` embeds it from OUT_DIR.
 use std::{env, path::PathBuf};
 
 use anyhow::{bail, Context as _};

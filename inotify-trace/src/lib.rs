@@ -37,6 +37,7 @@ mod render;
 mod ring;
 mod selection;
 mod settings;
+mod signals;
 mod status;
 mod stdout;
 pub mod stream;

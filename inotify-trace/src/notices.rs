@@ -28,6 +28,21 @@ pub fn warn_lost(count: u64) {
     ));
 }
 
+/// The session's last line: how many events, how many lost, how long.
+pub fn closing_line(counts: Counts, elapsed_s: f64) -> String {
+    let mut line = format!(
+        "{} events, {} lost in {elapsed_s:.1}s",
+        counts.events, counts.lost
+    );
+    if counts.undecodable > 0 {
+        line.push_str(&format!(
+            ", {} undecodable records skipped",
+            counts.undecodable
+        ));
+    }
+    line
+}
+
 pub struct Notices {
     /// Events are not printed: lost events and diagnoses are said here.
     quiet: bool,

@@ -297,12 +297,6 @@ impl Workload {
         }
     }
 
-    /// Lets the workload make its add_watch calls and returns them once it
-    /// has exited.
-    pub fn release(self) -> Vec<Call> {
-        add_watches(self.release_all())
-    }
-
     /// Lets the workload make its calls and returns all of them (init and
     /// rm_watch too) once it has exited.
     pub fn release_all(mut self) -> Vec<Call> {
@@ -356,9 +350,110 @@ impl Drop for Workload {
     }
 }
 
-/// Runs a workload to the end and returns its add_watch calls.
-pub fn run_workload(wrapper: &[&str], comm: &str, steps: &[&str]) -> Vec<Call> {
-    Workload::start(wrapper, comm, steps).release()
+/// What a step's call must return: errors as `-errno`, written out
+/// independently of the tool.
+pub const ENOENT: i64 = -2;
+pub const EACCES: i64 = -13;
+pub const EMFILE: i64 = -24;
+pub const ENOSPC: i64 = -28;
+pub const ENAMETOOLONG: i64 = -36;
+
+/// Workload steps, each written beside what the call it makes must return,
+/// so a test reads as the calls it makes and their answers.
+#[derive(Debug, Default, Clone)]
+pub struct Script {
+    args: Vec<String>,
+    /// One per call-making step, in order: the step and its return value
+    /// (`None`: any, such as a forked child's pid).
+    expected: Vec<(String, Option<i64>)>,
+}
+
+impl Script {
+    pub fn new() -> Script {
+        Script::default()
+    }
+
+    /// `inotify_init1(0)`, returning `ret` (the new fd, or an error).
+    pub fn init(self, ret: i64) -> Script {
+        self.call(&["init"], Some(ret))
+    }
+
+    /// `inotify_add_watch` of PATH on the latest instance.
+    pub fn add(self, path: &str, ret: i64) -> Script {
+        self.call(&["add", path], Some(ret))
+    }
+
+    /// The same with a path given as hex bytes (non-UTF-8).
+    pub fn add_hex(self, hex: &str, ret: i64) -> Script {
+        self.call(&["add-hex", hex], Some(ret))
+    }
+
+    /// The same from a second thread.
+    pub fn thread_add(self, path: &str, ret: i64) -> Script {
+        self.call(&["thread-add", path], Some(ret))
+    }
+
+    /// `inotify_rm_watch` of WD on the latest instance.
+    pub fn rm(self, wd: u32, ret: i64) -> Script {
+        self.call(&["rm", &wd.to_string()], Some(ret))
+    }
+
+    /// Forks a child that holds the instances for SECONDS.
+    pub fn fork_hold(self, seconds: &str) -> Script {
+        self.call(&["fork-hold", seconds], None)
+    }
+
+    /// A step that makes no inotify call: `chdir DIR`, `limit-watches N`,
+    /// `limit-instances N`, `sleep SECONDS`.
+    pub fn then(mut self, step: &str, value: &str) -> Script {
+        self.args.extend([step.to_owned(), value.to_owned()]);
+        self
+    }
+
+    fn call(mut self, step: &[&str], ret: Option<i64>) -> Script {
+        self.args.extend(step.iter().map(|s| (*s).to_owned()));
+        self.expected.push((step.join(" "), ret));
+        self
+    }
+
+    /// The workload's arguments.
+    pub fn args(&self) -> Vec<&str> {
+        self.args.iter().map(String::as_str).collect()
+    }
+
+    /// Runs the script as `comm` (behind `wrapper`, e.g. `unshare -U -r`)
+    /// and returns every call, each checked against its step.
+    pub fn run_all(&self, wrapper: &[&str], comm: &str) -> Vec<Call> {
+        let calls = Workload::start(wrapper, comm, &self.args()).release_all();
+        self.check(&calls);
+        calls
+    }
+
+    /// The same, returning the add_watch calls only.
+    pub fn run(&self, wrapper: &[&str], comm: &str) -> Vec<Call> {
+        add_watches(self.run_all(wrapper, comm))
+    }
+
+    /// Asserts that the kernel gave each step's call what the test meant
+    /// (`calls`: every call the workload made, in order).
+    pub fn check(&self, calls: &[Call]) {
+        assert_eq!(
+            calls.len(),
+            self.expected.len(),
+            "the workload made {} calls for {} call steps: {calls:#?}",
+            calls.len(),
+            self.expected.len()
+        );
+        for ((step, ret), call) in self.expected.iter().zip(calls) {
+            if let Some(ret) = ret {
+                assert_eq!(
+                    call.ret, *ret,
+                    "step `{step}` returned {}: {call:?}",
+                    call.ret
+                );
+            }
+        }
+    }
 }
 
 /// The add_watch calls among `calls`.
@@ -379,15 +474,28 @@ pub fn unique_comm(tag: &str) -> String {
 pub fn errno_name(ret: i64) -> Option<&'static str> {
     match ret {
         r if r >= 0 => None,
-        -2 => Some("ENOENT"),
-        -13 => Some("EACCES"),
+        ENOENT => Some("ENOENT"),
+        EACCES => Some("EACCES"),
         -20 => Some("ENOTDIR"),
         -22 => Some("EINVAL"),
-        -24 => Some("EMFILE"),
-        -28 => Some("ENOSPC"),
-        -36 => Some("ENAMETOOLONG"),
+        EMFILE => Some("EMFILE"),
+        ENOSPC => Some("ENOSPC"),
+        ENAMETOOLONG => Some("ENAMETOOLONG"),
         other => panic!("the tests expect no errno {other}"),
     }
+}
+
+/// The event among `events` whose path is exactly `path`.
+pub fn event_for<'a>(events: &'a [Value], path: &[u8]) -> &'a Value {
+    events
+        .iter()
+        .find(|e| reported_path(e) == path)
+        .unwrap_or_else(|| {
+            panic!(
+                "no event for {:?} in {events:#?}",
+                String::from_utf8_lossy(path)
+            )
+        })
 }
 
 /// Asserts that `events` are exactly the `calls`, field by field, in order.

@@ -3,7 +3,10 @@
 //! said, survive a killed tracer, and refuse bad files clearly.
 use std::{ffi::OsStr, os::unix::ffi::OsStrExt, process::Command};
 
-use tests::{assert_events_match, require_bpf, run_workload, tracer_binary, unique_comm, Tracer};
+use tests::{
+    assert_events_match, require_bpf, tracer_binary, unique_comm, Script, Tracer, ENAMETOOLONG,
+    ENOENT,
+};
 
 fn report(args: &[&str]) -> std::process::Output {
     Command::new(tracer_binary())
@@ -46,20 +49,14 @@ fn a_report_says_byte_for_byte_what_the_live_session_said() {
             args.push("--json");
         }
         let tracer = Tracer::start(&args);
-        let steps = [
-            "init",
-            "add",
-            "/",
-            "add-hex",
-            &odd_hex,
-            "add",
-            &long,
-            "add",
-            "/nonexistent",
-            "add",
-            "/",
-        ];
-        let calls = run_workload(&[], &comm, &steps);
+        let calls = Script::new()
+            .init(3)
+            .add("/", 1)
+            .add_hex(&odd_hex, 2)
+            .add(&long, 3)
+            .add("/nonexistent", ENOENT)
+            .add("/", 1)
+            .run(&[], &comm);
         let live = tracer.stop();
         live.assert_clean_exit();
         if json {
@@ -98,9 +95,9 @@ fn a_killed_tracer_leaves_a_recording_that_reports() {
         "--record",
         file.to_str().unwrap(),
     ]);
-    let mut steps = vec!["init"];
-    steps.extend(std::iter::repeat_n(["add", "/"], 200).flatten());
-    let calls = run_workload(&[], &comm, &steps);
+    let calls = (0..200)
+        .fold(Script::new().init(3), |script, _| script.add("/", 1))
+        .run(&[], &comm);
     // Records reach the file within a poll interval (10 ms).
     std::thread::sleep(std::time::Duration::from_millis(300));
     tracer.signal(libc::SIGKILL);
@@ -153,11 +150,13 @@ fn a_full_disk_stops_the_session_with_a_clear_error_and_the_summary() {
     );
     // ~3000-byte paths: 64 KiB holds about twenty records.
     let long = format!("/{}", "q".repeat(3000));
-    let mut steps = vec!["init"];
-    for _ in 0..100 {
-        steps.extend(["add", long.as_str()]);
-    }
-    run_workload(&[], &comm, &steps);
+    // (A 3000-byte name is longer than NAME_MAX: the calls fail, and are
+    // recorded all the same.)
+    (0..100)
+        .fold(Script::new().init(3), |script, _| {
+            script.add(&long, ENAMETOOLONG)
+        })
+        .run(&[], &comm);
     let finished = tracer.wait();
     assert_eq!(finished.status.code(), Some(1), "{finished:#?}");
     let error = finished.stderr.lines().last().unwrap();
@@ -191,7 +190,11 @@ fn bad_recordings_get_one_line_errors_and_cut_ones_a_warning() {
         "--record",
         file.to_str().unwrap(),
     ]);
-    run_workload(&[], &comm, &["init", "add", "/", "add", "/tmp"]);
+    Script::new()
+        .init(3)
+        .add("/", 1)
+        .add("/tmp", 2)
+        .run(&[], &comm);
     tracer.stop().assert_clean_exit();
     let good = std::fs::read(&file).unwrap();
 

@@ -2,7 +2,7 @@
 //! must give exactly their numbers, and `-- COMMAND` must follow a command's
 //! descendants and return its exit status.
 use serde_json::Value;
-use tests::{require_bpf, unique_comm, workload_binary, Tracer, Workload};
+use tests::{require_bpf, unique_comm, workload_binary, Script, Tracer, Workload, EMFILE, ENOSPC};
 
 /// The summary: the last JSON line, and the only one with `--quiet`.
 fn summary_of(stdout: &str) -> Value {
@@ -59,36 +59,42 @@ fn summary_counts_a_known_workload_exactly() {
     );
 
     // adder: 4 new watches, 3 re-adds, one removal.
-    let mut adder_steps = vec!["init"];
-    for d in &dirs[..4] {
-        adder_steps.extend(["add", d.as_str()]);
-    }
-    for d in [&dirs[0], &dirs[1], &dirs[0]] {
-        adder_steps.extend(["add", d.as_str()]);
-    }
-    adder_steps.extend(["rm", "2"]);
+    let adder_script = Script::new()
+        .init(3)
+        .add(&dirs[0], 1)
+        .add(&dirs[1], 2)
+        .add(&dirs[2], 3)
+        .add(&dirs[3], 4)
+        .add(&dirs[0], 1) // re-adds: the same wds again
+        .add(&dirs[1], 2)
+        .add(&dirs[0], 1)
+        .rm(2, 0);
     // nospc: a budget of 2 watches, then ENOSPC 3 times.
-    let mut nospc_steps = vec!["limit-watches", "2", "init"];
-    for d in &dirs[..5] {
-        nospc_steps.extend(["add", d.as_str()]);
-    }
+    let nospc_script = Script::new()
+        .then("limit-watches", "2")
+        .init(3)
+        .add(&dirs[0], 1)
+        .add(&dirs[1], 2)
+        .add(&dirs[2], ENOSPC)
+        .add(&dirs[3], ENOSPC)
+        .add(&dirs[4], ENOSPC);
     // mfile: a budget of 2 instances, then EMFILE twice.
-    let mfile_steps = ["limit-instances", "2", "init", "init", "init", "init"];
+    let mfile_script = Script::new()
+        .then("limit-instances", "2")
+        .init(3)
+        .init(4)
+        .init(EMFILE)
+        .init(EMFILE);
 
     let tracer = Tracer::start(&[
         "--json", "--quiet", "--comm", &adder, "--comm", &nospc, "--comm", &mfile,
     ]);
-    let adder_calls = Workload::start(&[], &adder, &adder_steps).release_all();
-    let nospc_calls = Workload::start(&["unshare", "-U", "-r"], &nospc, &nospc_steps).release_all();
-    let mfile_calls = Workload::start(&["unshare", "-U", "-r"], &mfile, &mfile_steps).release_all();
+    let in_userns = ["unshare", "-U", "-r"];
+    let adder_calls = adder_script.run_all(&[], &adder);
+    let nospc_calls = nospc_script.run_all(&in_userns, &nospc);
+    let mfile_calls = mfile_script.run_all(&in_userns, &mfile);
     let finished = tracer.stop();
     finished.assert_clean_exit();
-
-    // The workloads did what was meant (these are the kernel's answers).
-    let rets = |calls: &[tests::Call]| calls.iter().map(|c| c.ret).collect::<Vec<_>>();
-    assert_eq!(rets(&adder_calls), [3, 1, 2, 3, 4, 1, 2, 1, 0]);
-    assert_eq!(rets(&nospc_calls), [3, 1, 2, -28, -28, -28]);
-    assert_eq!(rets(&mfile_calls), [3, 4, -24, -24]);
 
     let summary = summary_of(&finished.stdout);
     let total_calls = adder_calls.len() + nospc_calls.len() + mfile_calls.len();
@@ -120,16 +126,14 @@ fn summary_counts_a_known_workload_exactly() {
 
     // Failures: ENOSPC first, then EMFILE, each naming its process.
     let failures = summary["failures"].as_array().unwrap();
-    assert_eq!(failures.len(), 2, "{failures:#?}");
+    let [enospc, emfile] = &failures[..] else {
+        panic!("two failure groups expected: {failures:#?}")
+    };
     assert_eq!(
-        (
-            &failures[0]["call"],
-            &failures[0]["errno"],
-            &failures[0]["count"]
-        ),
+        (&enospc["call"], &enospc["errno"], &enospc["count"]),
         (&"add_watch".into(), &"ENOSPC".into(), &3.into())
     );
-    let culprit = &failures[0]["processes"][0];
+    let culprit = &enospc["processes"][0];
     assert_eq!(
         (culprit["pid"].as_u64(), culprit["count"].as_u64()),
         (Some(nospc_calls[0].pid), Some(3))
@@ -140,25 +144,23 @@ fn summary_counts_a_known_workload_exactly() {
     );
     assert!(culprit["first"].as_str().unwrap() < culprit["last"].as_str().unwrap());
     assert_eq!(
-        (
-            &failures[1]["call"],
-            &failures[1]["errno"],
-            &failures[1]["count"]
-        ),
+        (&emfile["call"], &emfile["errno"], &emfile["count"]),
         (&"init".into(), &"EMFILE".into(), &2.into())
     );
     assert_eq!(
-        failures[1]["processes"][0]["pid"].as_u64(),
+        emfile["processes"][0]["pid"].as_u64(),
         Some(mfile_calls[0].pid)
     );
 
     // Per uid: everything ran as this test's uid.
     let users = summary["users"].as_array().unwrap();
-    assert_eq!(users.len(), 1);
-    assert_eq!(users[0]["watches_added"], 6);
-    assert_eq!(users[0]["watches_removed"], 1);
-    assert_eq!(users[0]["instances_created"], 4);
-    assert_eq!(users[0]["instance_failures"], 2);
+    let [user] = &users[..] else {
+        panic!("one uid expected: {users:#?}")
+    };
+    assert_eq!(user["watches_added"], 6);
+    assert_eq!(user["watches_removed"], 1);
+    assert_eq!(user["instances_created"], 4);
+    assert_eq!(user["instance_failures"], 2);
     let limits = &summary["limits"];
     for when in ["start", "end"] {
         assert!(
@@ -188,13 +190,13 @@ fn a_command_is_followed_into_its_grandchildren_and_its_status_returned() {
     );
     // A process with the same comm outside the command must not show up: it
     // makes its calls while the command sleeps, inside the session.
-    let outsider = Workload::start(&[], &child, &["init", "add", d]);
+    let outsider_script = Script::new().init(3).add(d, 1);
+    let outsider = Workload::start(&[], &child, &outsider_script.args());
     let outsider_pid = outsider.pid;
     let script = format!("sleep 1; {script}");
     let tracer = Tracer::start(&["--json", "--quiet", "--", "sh", "-c", &script]);
-    let outsider_calls = outsider.release();
+    outsider_script.check(&outsider.release_all());
     let finished = tracer.wait();
-    assert_eq!(outsider_calls.len(), 1);
     assert_eq!(
         finished.status.code(),
         Some(7),

@@ -4,7 +4,7 @@
 use std::{os::unix::fs::PermissionsExt, process::Command};
 
 use serde_json::{json, Value};
-use tests::{require_bpf, tracer_binary, unique_comm, workload_binary, Tracer, Workload};
+use tests::{require_bpf, tracer_binary, unique_comm, workload_binary, Script, Tracer, Workload};
 
 /// A uid no one else on the machine uses, so its totals are exactly ours.
 const UID: &str = "4242";
@@ -47,39 +47,35 @@ fn usage_reports_known_instances_exactly_and_shared_ones_once() {
     );
 
     // A parent and its forked child holding one instance with 2 watches.
-    let mut shared = Workload::start(
-        &AS_UID,
-        &shared_comm,
-        &[
-            "init",
-            "add",
-            &paths[0],
-            "add",
-            &paths[1],
-            "fork-hold",
-            "30",
-            "sleep",
-            "30",
-        ],
-    );
+    let shared_script = Script::new()
+        .init(3)
+        .add(&paths[0], 1)
+        .add(&paths[1], 2)
+        .fork_hold("30")
+        .then("sleep", "30");
+    let mut shared = Workload::start(&AS_UID, &shared_comm, &shared_script.args());
     let shared_calls = shared.release_and_read(4);
-    let child = shared_calls[3].ret as u64;
+    shared_script.check(&shared_calls);
+    let child = shared_calls.last().unwrap().ret as u64;
     // One process with 50 watches.
-    let mut steps = vec!["init"];
-    for path in &paths[2..] {
-        steps.extend(["add", path.as_str()]);
-    }
-    steps.extend(["sleep", "30"]);
-    let mut many = Workload::start(&AS_UID, &many_comm, &steps);
-    let many_calls = many.release_and_read(51);
-    assert!(many_calls.iter().all(|c| c.ret > 0), "{many_calls:?}");
+    let many_script = paths[2..]
+        .iter()
+        .zip(1..)
+        .fold(Script::new().init(3), |script, (path, wd)| {
+            script.add(path, wd)
+        })
+        .then("sleep", "30");
+    let mut many = Workload::start(&AS_UID, &many_comm, &many_script.args());
+    many_script.check(&many.release_and_read(51));
     // One process with four empty instances.
-    let mut empty = Workload::start(
-        &AS_UID,
-        &empty_comm,
-        &["init", "init", "init", "init", "sleep", "30"],
-    );
-    empty.release_and_read(4);
+    let empty_script = Script::new()
+        .init(3)
+        .init(4)
+        .init(5)
+        .init(6)
+        .then("sleep", "30");
+    let mut empty = Workload::start(&AS_UID, &empty_comm, &empty_script.args());
+    empty_script.check(&empty.release_and_read(4));
 
     let report = usage(&["--uid", UID]);
     assert_eq!(report["type"], "usage");

@@ -5,16 +5,16 @@ use std::{path::Path, process::ExitCode, time::Instant};
 
 use anyhow::{Context as _, Result};
 use nix::sys::signal::Signal;
-use tokio::signal::unix::{signal, SignalKind};
 
 use crate::{
     clock::WallClock,
-    notices::say,
+    notices::{closing_line, say},
     pipeline::Pipeline,
     recording::metadata::{Filters, Metadata},
     ring::RingReader,
     settings::TraceSettings,
-    stream::{Counts, Item},
+    signals::Signals,
+    stream::Item,
     traced_command::{self, TracedCommand},
     tracer::{AttachMode, Tracer},
 };
@@ -163,41 +163,5 @@ async fn wait_for(command: Option<&mut TracedCommand>) -> Result<std::process::E
     match command {
         Some(command) => command.wait().await,
         None => std::future::pending().await,
-    }
-}
-
-fn closing_line(counts: Counts, elapsed_s: f64) -> String {
-    let mut line = format!(
-        "{} events, {} lost in {elapsed_s:.1}s",
-        counts.events, counts.lost
-    );
-    if counts.undecodable > 0 {
-        line.push_str(&format!(
-            ", {} undecodable records skipped",
-            counts.undecodable
-        ));
-    }
-    line
-}
-
-/// SIGINT and SIGTERM, the signals that end a session.
-struct Signals {
-    interrupt: tokio::signal::unix::Signal,
-    terminate: tokio::signal::unix::Signal,
-}
-
-impl Signals {
-    fn new() -> Result<Self> {
-        Ok(Signals {
-            interrupt: signal(SignalKind::interrupt()).context("handling SIGINT")?,
-            terminate: signal(SignalKind::terminate()).context("handling SIGTERM")?,
-        })
-    }
-
-    async fn next(&mut self) -> Signal {
-        tokio::select! {
-            _ = self.interrupt.recv() => Signal::SIGINT,
-            _ = self.terminate.recv() => Signal::SIGTERM,
-        }
     }
 }

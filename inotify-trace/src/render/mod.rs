@@ -1,7 +1,7 @@
 //! Printing the stream on stdout, for people (`human`) and for programs
 //! (`json`): each printer is an [`Output`].
-pub mod human;
-pub mod json;
+pub(crate) mod human;
+pub(crate) mod json;
 
 use std::io;
 

@@ -1,8 +1,8 @@
 //! The session summary: who added how many watches, who failed and why.
 //! `aggregate` counts (pure, fed one event at a time); `human` and the
 //! `Serialize` impls render the result.
-pub mod aggregate;
-pub mod human;
+pub(crate) mod aggregate;
+pub(crate) mod human;
 
 use std::time::SystemTime;
 

@@ -1,14 +1,14 @@
 //! `inotify-trace usage`: who holds inotify instances and watches now, per
 //! process and per uid, against the limits; and the same snapshot, scoped to
 //! one uid, as the diagnosis of a failure during a live session.
-pub mod advice;
+pub(crate) mod advice;
 pub mod diagnosis;
-pub mod fdinfo;
-pub mod identity;
-pub mod paths;
-pub mod render;
-pub mod scan;
-pub mod userns;
+pub(crate) mod fdinfo;
+pub(crate) mod identity;
+pub(crate) mod paths;
+pub(crate) mod render;
+pub(crate) mod scan;
+pub(crate) mod userns;
 
 use std::{collections::BTreeMap, path::PathBuf};
 

@@ -1,0 +1,28 @@
+//! The signals that end a live session: SIGINT (Ctrl-C) and SIGTERM.
+use anyhow::{Context as _, Result};
+use nix::sys::signal::Signal;
+use tokio::signal::unix::{signal, SignalKind};
+
+pub struct Signals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    /// Installs the handlers: from here on these signals no longer kill the
+    /// process, they wake [`Signals::next`].
+    pub fn new() -> Result<Self> {
+        Ok(Signals {
+            interrupt: signal(SignalKind::interrupt()).context("handling SIGINT")?,
+            terminate: signal(SignalKind::terminate()).context("handling SIGTERM")?,
+        })
+    }
+
+    /// The next signal that arrives (cancel-safe).
+    pub async fn next(&mut self) -> Signal {
+        tokio::select! {
+            _ = self.interrupt.recv() => Signal::SIGINT,
+            _ = self.terminate.recv() => Signal::SIGTERM,
+        }
+    }
+}
