@@ -94,7 +94,8 @@ pub struct TraceArgs {
     #[arg(short = 'w', long = "record", value_name = "FILE")]
     pub record: Option<PathBuf>,
 
-    /// Overwrite the --record FILE if it exists.
+    /// Replace the --record FILE if it exists and is a regular file (a new file is
+    /// renamed over it; a link, FIFO or device is always refused).
     #[arg(long, requires = "record")]
     pub force: bool,
 

@@ -135,18 +135,17 @@ fn a_full_disk_stops_the_session_with_a_clear_error_and_the_summary() {
     let dir = tempfile::tempdir().unwrap();
     let mount = dir.path().to_str().unwrap();
     let comm = unique_comm("full");
-    // A 64 KiB tmpfs in a private mount namespace: nothing outside sees it.
-    let script = format!("mount -t tmpfs -o size=64k tmpfs '{mount}' && exec \"$0\" \"$@\"");
+    // A 64 KiB tmpfs in a private mount namespace: nothing outside sees it,
+    // so the file's size and a report on it are taken in there too.
+    let file = format!("{mount}/x.rec");
+    let script = format!(
+        "mount -t tmpfs -o size=64k tmpfs '{mount}' && {{ \"$0\" \"$@\"; s=$?; \
+         echo \"size $(stat -c %s '{file}')\" >&2; \
+         \"$0\" report '{file}' >/dev/null; echo \"report exit $?\" >&2; exit $s; }}"
+    );
     let tracer = Tracer::start_wrapped(
         &["unshare", "-m", "sh", "-c", &script],
-        &[
-            "--json",
-            "--quiet",
-            "--comm",
-            &comm,
-            "--record",
-            &format!("{mount}/x.rec"),
-        ],
+        &["--json", "--quiet", "--comm", &comm, "--record", &file],
     );
     // ~3000-byte paths: 64 KiB holds about twenty records.
     let long = format!("/{}", "q".repeat(3000));
@@ -159,13 +158,31 @@ fn a_full_disk_stops_the_session_with_a_clear_error_and_the_summary() {
         .run(&[], &comm);
     let finished = tracer.wait();
     assert_eq!(finished.status.code(), Some(1), "{finished:#?}");
-    let error = finished.stderr.lines().last().unwrap();
+    let prefix = format!("inotify-trace: error: writing the recording {file} failed after byte ");
+    let error = finished
+        .stderr
+        .lines()
+        .find(|l| l.starts_with(&prefix))
+        .unwrap_or_else(|| panic!("no write error: {}", finished.stderr));
     assert!(
-        error.starts_with(&format!(
-            "inotify-trace: error: writing the recording {mount}/x.rec failed at byte "
-        )) && error.contains("No space left on device")
+        error.contains("No space left on device")
             && error.contains("it holds every whole record before that"),
         "{error}"
+    );
+    // The byte named is the file's end, and the file is whole up to it: it
+    // reports without a warning that it was cut short.
+    let offset = error[prefix.len()..].split(':').next().unwrap();
+    let lines: Vec<&str> = finished.stderr.lines().collect();
+    assert!(
+        lines.contains(&format!("size {offset}").as_str()),
+        "{}",
+        finished.stderr
+    );
+    assert!(lines.contains(&"report exit 0"), "{}", finished.stderr);
+    assert!(
+        !finished.stderr.contains("cut short"),
+        "{}",
+        finished.stderr
     );
     let summary: serde_json::Value =
         serde_json::from_str(finished.stdout.lines().last().unwrap()).unwrap();

@@ -1,15 +1,14 @@
-//! Writing a recording while tracing. Frames go through a large buffer that
-//! is flushed after every drain of the ring buffer, so a tracer killed with
+//! Writing a recording while tracing. Frames are gathered in a buffer that
+//! is written after every drain of the ring buffer, so a tracer killed with
 //! SIGKILL leaves at most one poll interval unwritten, and a whole file up to
 //! its last complete frame.
 use std::{
-    fs::{File, OpenOptions},
-    io::{self, BufWriter, Write},
-    os::unix::fs::{OpenOptionsExt, PermissionsExt},
+    fs::File,
+    io::{self, Write},
     path::{Path, PathBuf},
 };
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 
 use super::{
     format::{frame_header, put_file_header, FrameKind},
@@ -30,15 +29,20 @@ pub struct RecordingFile {
 }
 
 pub struct Recorder {
-    out: BufWriter<File>,
+    file: File,
     path: PathBuf,
-    /// Bytes handed to the buffer so far: where the next frame starts.
-    offset: u64,
+    /// Frames not yet written to the file.
+    pending: Vec<u8>,
+    /// Where each pending frame ends, as file offsets.
+    pending_ends: Vec<u64>,
+    /// Bytes in the file: always the end of a whole frame.
+    written: u64,
 }
 
-/// A write that failed: where, and why.
+/// A write that failed: the end of the last whole record in the file, and
+/// why.
 #[derive(Debug, thiserror::Error)]
-#[error("writing the recording {path} failed at byte {offset}: {cause}; it holds every whole record before that")]
+#[error("writing the recording {path} failed after byte {offset}: {cause}; it holds every whole record before that")]
 pub struct WriteError {
     pub path: PathBuf,
     pub offset: u64,
@@ -46,36 +50,25 @@ pub struct WriteError {
     pub cause: io::Error,
 }
 
+/// Pending frames are written once they reach this size, and after every
+/// drain of the ring buffer.
+const FLUSH_AT: usize = 1 << 20;
+
 impl Recorder {
-    /// Creates the file, mode 0600 (paths and process names are sensitive),
-    /// refusing to overwrite one unless `force`; writes the header and the
-    /// metadata.
+    /// Creates the file (see `file::create`: a new private file, or with
+    /// `force` a new one renamed over a regular file); writes the header
+    /// and the metadata.
     pub fn create(path: &Path, force: bool, metadata: &Metadata) -> Result<Recorder> {
-        let mut options = OpenOptions::new();
-        options.write(true).mode(0o600);
-        if force {
-            options.create(true).truncate(true);
-        } else {
-            options.create_new(true);
-        }
-        let file = options.open(path).map_err(|err| match err.kind() {
-            io::ErrorKind::AlreadyExists => anyhow::anyhow!(
-                "{} exists already: choose another file, or add --force to overwrite it",
-                path.display()
-            ),
-            _ => anyhow::Error::new(err).context(format!("creating {}", path.display())),
-        })?;
-        // An existing file keeps its mode through truncation; make it private.
-        file.set_permissions(std::fs::Permissions::from_mode(0o600))
-            .with_context(|| format!("making {} private (mode 0600)", path.display()))?;
+        let file = super::file::create(path, force)?;
         let mut recorder = Recorder {
-            out: BufWriter::with_capacity(1 << 20, file),
+            file,
             path: path.to_owned(),
-            offset: 0,
+            pending: Vec::with_capacity(FLUSH_AT),
+            pending_ends: Vec::new(),
+            written: 0,
         };
-        let mut header = Vec::new();
-        put_file_header(&mut header);
-        recorder.write(&header)?;
+        put_file_header(&mut recorder.pending);
+        recorder.pending_ends.push(recorder.pending.len() as u64);
         recorder.frame(FrameKind::Metadata, &serde_json::to_vec(metadata)?)?;
         recorder.flush()?;
         Ok(recorder)
@@ -101,31 +94,58 @@ impl Recorder {
         self.flush()
     }
 
-    /// Pushes buffered frames to the kernel (not to the disk: a crash of the
-    /// tracer loses nothing written, a crash of the machine may).
+    /// Writes the pending frames to the kernel (not to the disk: a crash of
+    /// the tracer loses nothing written, a crash of the machine may). On a
+    /// failure the file is cut back to its last whole frame, which the
+    /// error names.
     pub fn flush(&mut self) -> Result<(), WriteError> {
-        let offset = self.offset;
-        self.out.flush().map_err(|cause| self.error(offset, cause))
-    }
-
-    fn frame(&mut self, kind: FrameKind, payload: &[u8]) -> Result<(), WriteError> {
-        self.write(&frame_header(kind as u16, payload))?;
-        self.write(payload)
-    }
-
-    fn write(&mut self, bytes: &[u8]) -> Result<(), WriteError> {
-        let offset = self.offset;
-        self.out
-            .write_all(bytes)
-            .map_err(|cause| self.error(offset, cause))?;
-        self.offset += bytes.len() as u64;
+        let mut done = 0;
+        while done < self.pending.len() {
+            match self.file.write(&self.pending[done..]) {
+                Ok(0) => return Err(self.failed(done, io::ErrorKind::WriteZero.into())),
+                Ok(n) => done += n,
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) => return Err(self.failed(done, err)),
+            }
+        }
+        self.written += self.pending.len() as u64;
+        self.pending.clear();
+        self.pending_ends.clear();
         Ok(())
     }
 
-    fn error(&self, offset: u64, cause: io::Error) -> WriteError {
+    fn frame(&mut self, kind: FrameKind, payload: &[u8]) -> Result<(), WriteError> {
+        self.pending
+            .extend_from_slice(&frame_header(kind as u16, payload));
+        self.pending.extend_from_slice(payload);
+        self.pending_ends
+            .push(self.written + self.pending.len() as u64);
+        if self.pending.len() >= FLUSH_AT {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// `done` pending bytes reached the file before `cause`: cut it back to
+    /// the last frame that reached it whole.
+    fn failed(&mut self, done: usize, cause: io::Error) -> WriteError {
+        let reached = self.written + done as u64;
+        let whole = self
+            .pending_ends
+            .iter()
+            .copied()
+            .filter(|end| *end <= reached)
+            .max()
+            .unwrap_or(self.written);
+        // Best effort: freeing the partial frame also frees the disk space
+        // the failure was often about.
+        let _ = self.file.set_len(whole);
+        self.written = whole;
+        self.pending.clear();
+        self.pending_ends.clear();
         WriteError {
             path: self.path.clone(),
-            offset,
+            offset: whole,
             cause,
         }
     }

@@ -1,0 +1,187 @@
+//! The tracer runs as root on paths and terminals anyone may have set up:
+//! what it writes, where its output goes, and what it is told, each turned
+//! against it once.
+use std::{
+    os::unix::fs::{MetadataExt, PermissionsExt},
+    path::Path,
+    process::{Command, Output, Stdio},
+    time::{Duration, Instant},
+};
+
+use tests::{require_bpf, tracer_binary};
+
+/// The tracer, run to its end with `args` (a hung one fails the test).
+fn run(args: &[&str]) -> Output {
+    let mut child = Command::new(tracer_binary())
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            panic!("the tracer hung with {args:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// A world-writable, sticky directory like /tmp, owned by root.
+fn sticky_dir() -> tempfile::TempDir {
+    let dir = tempfile::Builder::new()
+        .prefix("inotify-trace-sticky")
+        .tempdir()
+        .unwrap();
+    std::fs::set_permissions(dir.path(), PermissionsExt::from_mode(0o1777)).unwrap();
+    dir
+}
+
+/// What a file is, to check it was left alone: mode, owner, content.
+fn state(path: &Path) -> (u32, u32, Vec<u8>) {
+    let meta = std::fs::metadata(path).unwrap();
+    (
+        meta.mode(),
+        meta.uid(),
+        std::fs::read(path).unwrap_or_default(),
+    )
+}
+
+/// Runs `--record NAME` with and without `--force`: each must be refused in
+/// one line naming what NAME is, before anything is attached.
+fn assert_refused(name: &Path, what: &str) {
+    let name = name.to_str().unwrap();
+    for force in [false, true] {
+        let mut args = vec!["--record", name, "-d", "1s"];
+        if force {
+            args.push("--force");
+        }
+        let out = run(&args);
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert_eq!(
+            stderr,
+            format!(
+                "inotify-trace: error: {name} is {what}: --record writes only a new file or, with --force, replaces a regular one; choose another path\n"
+            ),
+            "{args:?}"
+        );
+    }
+}
+
+#[test]
+fn a_symlink_planted_by_another_user_is_never_followed() {
+    require_bpf!();
+    let dir = sticky_dir();
+    // A root-owned file the planted links point at.
+    let victim = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(victim.path(), b"root's data").unwrap();
+    std::fs::set_permissions(victim.path(), PermissionsExt::from_mode(0o644)).unwrap();
+    let before = state(victim.path());
+    let link = dir.path().join("trace.rec");
+    let dangling = dir.path().join("dangling.rec");
+    let missing_target = dir.path().join("created-through-the-link");
+    // Planted by nobody (uid 65534), as an unprivileged user would.
+    for (target, name) in [
+        (victim.path(), &link),
+        (missing_target.as_path(), &dangling),
+    ] {
+        let status = Command::new("setpriv")
+            .args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "ln",
+                "-s",
+            ])
+            .arg(target)
+            .arg(name)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        assert_eq!(std::fs::symlink_metadata(name).unwrap().uid(), 65534);
+    }
+
+    assert_refused(&link, "a symbolic link");
+    assert_refused(&dangling, "a symbolic link");
+    assert_eq!(
+        state(victim.path()),
+        before,
+        "the link's target is untouched"
+    );
+    assert!(!missing_target.exists(), "nothing created through the link");
+}
+
+#[test]
+fn devices_fifos_and_directories_are_refused_without_blocking() {
+    require_bpf!();
+    let dir = sticky_dir();
+    // A device node like /dev/null (char 1:3), made here, not the real one.
+    let device = dir.path().join("null.rec");
+    let status = Command::new("mknod")
+        .arg(&device)
+        .args(["c", "1", "3"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    std::fs::set_permissions(&device, PermissionsExt::from_mode(0o666)).unwrap();
+    // A FIFO with no reader: opening it for writing would block forever.
+    let fifo = dir.path().join("fifo.rec");
+    nix_mkfifo(&fifo);
+
+    assert_refused(&device, "a device");
+    assert_eq!(
+        std::fs::metadata(&device).unwrap().mode() & 0o777,
+        0o666,
+        "the device's mode is untouched"
+    );
+    assert_refused(&fifo, "a FIFO");
+    assert_refused(dir.path(), "a directory");
+}
+
+#[test]
+fn force_replaces_a_regular_file_with_a_new_private_one() {
+    require_bpf!();
+    let dir = sticky_dir();
+    let path = dir.path().join("old.rec");
+    std::fs::write(&path, b"someone else's file").unwrap();
+    std::fs::set_permissions(&path, PermissionsExt::from_mode(0o666)).unwrap();
+    std::os::unix::fs::chown(&path, Some(65534), Some(65534)).unwrap();
+    // A hard link keeps the old inode reachable: it must not be written.
+    let other_name = dir.path().join("other-name");
+    std::fs::hard_link(&path, &other_name).unwrap();
+    let old_inode = std::fs::metadata(&path).unwrap().ino();
+
+    let out = run(&[
+        "--record",
+        path.to_str().unwrap(),
+        "--force",
+        "-q",
+        "-d",
+        "1s",
+        "--comm",
+        "nobody-at-all",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let meta = std::fs::metadata(&path).unwrap();
+    assert_ne!(meta.ino(), old_inode, "replaced by a new file");
+    assert_eq!((meta.mode() & 0o777, meta.uid()), (0o600, 0));
+    assert_eq!(
+        state(&other_name),
+        (0o100666, 65534, b"someone else's file".to_vec()),
+        "the old file is left as it was"
+    );
+    let report = Command::new(tracer_binary())
+        .args(["report", path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(report.status.success(), "{report:?}");
+}
+
+fn nix_mkfifo(path: &Path) {
+    let status = Command::new("mkfifo").arg(path).status().unwrap();
+    assert!(status.success());
+}
