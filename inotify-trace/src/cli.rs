@@ -45,7 +45,7 @@ pub struct CallerSelection {
 
     /// Only calls made by processes with this name (repeatable). The kernel keeps 15
     /// bytes of a name, so a longer NAME matches on its first 15 bytes.
-    #[arg(short = 'c', long = "comm", value_name = "NAME")]
+    #[arg(short = 'c', long = "comm", value_name = "NAME", value_parser = parse_comm)]
     pub comms: Vec<String>,
 }
 
@@ -82,7 +82,7 @@ pub struct TraceArgs {
     pub printing: Printing,
 
     /// Stop after this long (e.g. 30s, 5m); SIGINT and SIGTERM also stop cleanly.
-    #[arg(short = 'd', long, value_name = "D", value_parser = humantime::parse_duration)]
+    #[arg(short = 'd', long, value_name = "D", value_parser = parse_duration)]
     pub duration: Option<Duration>,
 
     /// No per-event lines: only the summary at the end (and, on a terminal, a live
@@ -148,7 +148,7 @@ pub struct UsageArgs {
 
     /// Only instances held by processes with this name (repeatable; a longer NAME
     /// matches on its first 15 bytes, as the kernel keeps them).
-    #[arg(short = 'c', long = "comm", value_name = "NAME")]
+    #[arg(short = 'c', long = "comm", value_name = "NAME", value_parser = parse_comm)]
     pub comms: Vec<String>,
 
     /// Only instances charged to this uid (repeatable).
@@ -167,6 +167,29 @@ pub struct UsageArgs {
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub top: usize,
 }
+
+/// A process name to select: never empty (no process has an empty name, so
+/// it would silently match nothing).
+fn parse_comm(text: &str) -> Result<String, String> {
+    match text {
+        "" => Err("a process name cannot be empty".to_owned()),
+        name => Ok(name.to_owned()),
+    }
+}
+
+/// Parses `30s`, `5m`, `1h 30m`; refuses a duration whose end cannot be
+/// represented as a point in time (it would overflow the clock).
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let duration = humantime::parse_duration(text).map_err(|e| format!("{text:?}: {e}"))?;
+    std::time::Instant::now()
+        .checked_add(duration)
+        .filter(|_| duration <= MAX_DURATION)
+        .map(|_| duration)
+        .ok_or_else(|| format!("{text:?} is too long: at most 100 years"))
+}
+
+/// Longer sessions are mistakes; the clocks could take far more.
+const MAX_DURATION: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
 /// Parses `4096`, `64K`, `8M`, `1G` (binary multiples; `KiB`/`MiB`/`GiB` too).
 fn parse_size(text: &str) -> Result<u32, String> {
@@ -233,6 +256,22 @@ mod tests {
             Cli::try_parse_from(["inotify-trace", "--force"]).is_err(),
             "--force needs --record"
         );
+    }
+
+    #[test]
+    fn durations_and_names_that_cannot_work_are_refused_when_parsed() {
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert!(parse_duration("18446744073709551615s")
+            .unwrap_err()
+            .contains("too long"));
+        assert!(parse_duration("101y").unwrap_err().contains("too long"));
+        assert!(parse_duration("soon").is_err());
+        let empty = Cli::try_parse_from(["inotify-trace", "--comm", ""]).unwrap_err();
+        assert!(
+            empty.to_string().contains("a process name cannot be empty"),
+            "{empty}"
+        );
+        assert!(Cli::try_parse_from(["inotify-trace", "usage", "-c", ""]).is_err());
     }
 
     #[test]

@@ -1,4 +1,6 @@
-//! The signals that end a live session: SIGINT (Ctrl-C) and SIGTERM.
+//! The signals that end a live session: SIGINT (Ctrl-C), SIGTERM, and
+//! SIGHUP (the terminal went away): each ends it cleanly, with every event
+//! flushed, the recording's end written and the summary printed.
 use anyhow::{Context as _, Result};
 use nix::sys::signal::Signal;
 use tokio::signal::unix::{signal, SignalKind};
@@ -6,6 +8,7 @@ use tokio::signal::unix::{signal, SignalKind};
 pub struct Signals {
     interrupt: tokio::signal::unix::Signal,
     terminate: tokio::signal::unix::Signal,
+    hangup: tokio::signal::unix::Signal,
 }
 
 impl Signals {
@@ -15,6 +18,7 @@ impl Signals {
         Ok(Signals {
             interrupt: signal(SignalKind::interrupt()).context("handling SIGINT")?,
             terminate: signal(SignalKind::terminate()).context("handling SIGTERM")?,
+            hangup: signal(SignalKind::hangup()).context("handling SIGHUP")?,
         })
     }
 
@@ -23,6 +27,7 @@ impl Signals {
         tokio::select! {
             _ = self.interrupt.recv() => Signal::SIGINT,
             _ = self.terminate.recv() => Signal::SIGTERM,
+            _ = self.hangup.recv() => Signal::SIGHUP,
         }
     }
 }

@@ -185,3 +185,100 @@ fn nix_mkfifo(path: &Path) {
     let status = Command::new("mkfifo").arg(path).status().unwrap();
     assert!(status.success());
 }
+
+#[test]
+fn a_full_or_closed_stderr_changes_nothing_and_the_commands_status_comes_back() {
+    require_bpf!();
+    // stderr on /dev/full: every write to it fails with ENOSPC.
+    let full = std::fs::File::options()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let out = Command::new(tracer_binary())
+        .args(["-q", "--json", "--", "sh", "-c", "exit 3"])
+        .stdin(Stdio::null())
+        .stderr(full)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["type"], "summary");
+
+    // stderr a pipe whose reader is gone: every write fails with EPIPE.
+    let mut child = Command::new(tracer_binary())
+        .args(["-q", "--json", "--", "sh", "-c", "sleep 1; exit 5"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stderr.take());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(5), "{out:?}");
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["type"], "summary");
+}
+
+#[test]
+fn durations_that_overflow_and_empty_names_are_refused_before_anything_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("the command ran");
+    let touch = ["--", "touch", marker.to_str().unwrap()];
+    for (args, message) in [
+        (
+            &["--duration", "18446744073709551615s"][..],
+            "error: invalid value '18446744073709551615s' for '--duration <D>': \"18446744073709551615s\" is too long: at most 100 years",
+        ),
+        (
+            &["--comm", ""][..],
+            "error: invalid value '' for '--comm <NAME>': a process name cannot be empty",
+        ),
+    ] {
+        let out = run(&[args, &touch[..]].concat());
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert_eq!(stderr.lines().next(), Some(message), "{stderr}");
+        assert!(!marker.exists(), "the command must not start: {args:?}");
+    }
+}
+
+#[test]
+fn sighup_ends_the_session_like_sigterm() {
+    require_bpf!();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("hup.rec");
+    let file = file.to_str().unwrap();
+    let comm = tests::unique_comm("hup");
+    let mut tracer = tests::Tracer::start(&["--json", "--comm", &comm, "--record", file]);
+    let calls = tests::Script::new()
+        .init(3)
+        .add("/", 1)
+        .add("/nonexistent", tests::ENOENT)
+        .run(&[], &comm);
+    tracer.signal(libc::SIGHUP);
+    let finished = tracer.wait();
+    finished.assert_clean_exit();
+    tests::assert_events_match(
+        &finished.add_watch_events_of(&[calls[0].pid]),
+        &calls,
+        &comm,
+    );
+    let closing = finished.stderr.lines().last().unwrap();
+    assert!(
+        closing.starts_with("inotify-trace: 3 events, 0 lost in "),
+        "{closing}"
+    );
+    // The recording has its end: the end limits are known, the summary
+    // the live one.
+    let report = Command::new(tracer_binary())
+        .args(["report", file, "--json"])
+        .output()
+        .unwrap();
+    assert!(report.status.success(), "{report:?}");
+    let summary: serde_json::Value = serde_json::from_slice(&report.stdout).unwrap();
+    assert!(
+        summary["limits"]["end"]["max_user_watches"].is_u64(),
+        "{summary}"
+    );
+    assert_eq!(summary, finished.json_lines().pop().unwrap());
+}
