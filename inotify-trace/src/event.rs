@@ -18,6 +18,10 @@ pub enum DecodeError {
     Short(usize),
     #[error("record declares {declared} path bytes but carries {carried}")]
     PathLength { declared: u32, carried: usize },
+    #[error(
+        "record carries a path of {0} bytes, more than the {PATH_CAPTURE_MAX} a path can have"
+    )]
+    PathTooLong(usize),
     #[error("unknown event kind {0}")]
     UnknownKind(u32),
 }
@@ -55,11 +59,14 @@ impl<'a> Event<'a> {
         };
         fixed.copy_to_slice(&mut header.comm);
         let kind = Kind::from_wire(header.kind).ok_or(DecodeError::UnknownKind(header.kind))?;
-        if header.path_len as usize != path.len() || path.len() > PATH_CAPTURE_MAX {
+        if header.path_len as usize != path.len() {
             return Err(DecodeError::PathLength {
                 declared: header.path_len,
                 carried: path.len(),
             });
+        }
+        if path.len() > PATH_CAPTURE_MAX {
+            return Err(DecodeError::PathTooLong(path.len()));
         }
         Ok(Event {
             kind,
@@ -222,6 +229,13 @@ mod tests {
         let mut unknown = bytes.clone();
         unknown[0] = 99;
         assert_eq!(Event::decode(&unknown), Err(DecodeError::UnknownKind(99)));
+        let too_long = record(&add_watch("x", -36), &[b'y'; 8000]);
+        let err = Event::decode(&too_long).unwrap_err();
+        assert_eq!(err, DecodeError::PathTooLong(8000));
+        assert_eq!(
+            err.to_string(),
+            "record carries a path of 8000 bytes, more than the 4096 a path can have"
+        );
     }
 
     /// The wire's kind names are the ones serde writes: one definition.

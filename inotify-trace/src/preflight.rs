@@ -6,44 +6,83 @@ use caps::{CapSet, Capability};
 
 pub const TRACEFS: &str = "/sys/kernel/tracing";
 
+/// What tracing takes without root (README, Privileges): loading BPF
+/// programs, attaching them to tracepoints, and reading tracefs, which is
+/// mode 0700.
+const TRACING: &str = "CAP_BPF, CAP_PERFMON and CAP_DAC_READ_SEARCH";
+
 #[derive(Debug, thiserror::Error)]
 pub enum PreflightError {
-    #[error("inotify-trace needs root: {missing} missing (run it with sudo, or grant CAP_BPF and CAP_PERFMON)")]
+    #[error("inotify-trace needs root: {missing} missing (run it with sudo, or grant {TRACING}: see the README's Privileges)")]
     Privilege { missing: String },
+    #[error("{TRACEFS} is not readable: CAP_DAC_READ_SEARCH missing (tracefs is mode 0700; run it with sudo, or grant {TRACING})")]
+    TracefsUnreadable,
     #[error("tracefs is not mounted at {TRACEFS} and mounting it failed ({cause}): run `mount -t tracefs tracefs {TRACEFS}` as root")]
     Tracefs { cause: nix::Error },
     #[error("this kernel has no tracepoint {0} (syscall tracepoints need CONFIG_FTRACE_SYSCALLS)")]
     MissingTracepoint(String),
 }
 
-/// Loading BPF programs takes CAP_BPF (or CAP_SYS_ADMIN); attaching to
-/// tracepoints takes CAP_PERFMON (or CAP_SYS_ADMIN).
+/// Loading BPF programs takes CAP_BPF, attaching to tracepoints
+/// CAP_PERFMON (CAP_SYS_ADMIN stands for both), and reading tracefs
+/// CAP_DAC_READ_SEARCH unless its mode lets this user in.
 pub fn check_privileges() -> Result<(), PreflightError> {
-    let has = |cap| caps::has_cap(None, CapSet::Effective, cap).unwrap_or(false);
-    if has(Capability::CAP_SYS_ADMIN) {
-        return Ok(());
+    let mut missing = Vec::new();
+    if !has(Capability::CAP_SYS_ADMIN) {
+        missing = missing_of(&[Capability::CAP_BPF, Capability::CAP_PERFMON]);
     }
-    let missing: Vec<&str> = [
-        (Capability::CAP_BPF, "CAP_BPF"),
-        (Capability::CAP_PERFMON, "CAP_PERFMON"),
-    ]
-    .into_iter()
-    .filter(|(cap, _)| !has(*cap))
-    .map(|(_, name)| name)
-    .collect();
-    if missing.is_empty() {
-        return Ok(());
+    if !tracefs_searchable() {
+        missing.push(Capability::CAP_DAC_READ_SEARCH.to_string());
     }
-    Err(PreflightError::Privilege {
-        missing: missing.join(" and "),
-    })
+    match &missing[..] {
+        [] => Ok(()),
+        [one] => Err(PreflightError::Privilege {
+            missing: one.clone(),
+        }),
+        [first @ .., last] => Err(PreflightError::Privilege {
+            missing: format!("{} and {last}", first.join(", ")),
+        }),
+    }
+}
+
+/// The capabilities of `wanted` this process does not have in effect.
+pub fn missing_of(wanted: &[Capability]) -> Vec<String> {
+    wanted
+        .iter()
+        .filter(|cap| !has(**cap))
+        .map(Capability::to_string)
+        .collect()
+}
+
+fn has(cap: Capability) -> bool {
+    caps::has_cap(None, CapSet::Effective, cap).unwrap_or(false)
+}
+
+/// Whether this process may look inside tracefs, with the capabilities it
+/// has in effect (AT_EACCESS). Not mounted yet counts as yes: mounting is
+/// tried next, and says why it failed.
+fn tracefs_searchable() -> bool {
+    use nix::unistd::{faccessat, AccessFlags};
+    match faccessat(
+        nix::fcntl::AT_FDCWD,
+        TRACEFS,
+        AccessFlags::R_OK | AccessFlags::X_OK,
+        nix::fcntl::AtFlags::AT_EACCESS,
+    ) {
+        Ok(()) => true,
+        Err(errno) => errno != nix::errno::Errno::EACCES,
+    }
 }
 
 /// Mounts tracefs where it is missing (a minimal host or a container
 /// without it); aya attaches syscall tracepoints through it.
 pub fn ensure_tracefs() -> Result<bool, PreflightError> {
-    if Path::new(TRACEFS).join("events").is_dir() {
-        return Ok(false);
+    match std::fs::metadata(Path::new(TRACEFS).join("events")) {
+        Ok(meta) if meta.is_dir() => return Ok(false),
+        Err(err) if err.kind() == std::io::ErrorKind::PermissionDenied => {
+            return Err(PreflightError::TracefsUnreadable)
+        }
+        _ => {}
     }
     nix::mount::mount(
         Some("tracefs"),

@@ -282,3 +282,115 @@ fn sighup_ends_the_session_like_sigterm() {
     );
     assert_eq!(summary, finished.json_lines().pop().unwrap());
 }
+
+/// `setpriv` as uid 4244 with `caps` (e.g. `+bpf,+perfmon`) inherited and
+/// ambient, so they survive the exec of the tracer.
+fn as_user_with(caps: &str) -> Vec<String> {
+    let mut wrapper = vec![
+        "setpriv".to_owned(),
+        "--reuid=4244".to_owned(),
+        "--regid=4244".to_owned(),
+        "--clear-groups".to_owned(),
+    ];
+    if !caps.is_empty() {
+        wrapper.push(format!("--inh-caps={caps}"));
+        wrapper.push(format!("--ambient-caps={caps}"));
+    }
+    wrapper
+}
+
+/// The capability set the README documents for tracing.
+const TRACING_CAPS: &str = "+bpf,+perfmon,+dac_read_search";
+
+#[test]
+fn a_user_with_the_documented_capabilities_traces_exactly() {
+    require_bpf!();
+    let comm = tests::unique_comm("caps");
+    let wrapper = as_user_with(TRACING_CAPS);
+    let wrapper: Vec<&str> = wrapper.iter().map(String::as_str).collect();
+    let tracer = tests::Tracer::start_wrapped(&wrapper, &["--json", "--comm", &comm]);
+    let calls = tests::Script::new()
+        .init(3)
+        .add("/", 1)
+        .add("/nonexistent", tests::ENOENT)
+        .run(&[], &comm);
+    let finished = tracer.stop();
+    finished.assert_clean_exit();
+    tests::assert_events_match(
+        &finished.add_watch_events_of(&[calls[0].pid]),
+        &calls,
+        &comm,
+    );
+}
+
+#[test]
+fn each_missing_capability_is_named() {
+    require_bpf!();
+    for (caps, missing) in [
+        ("+bpf,+perfmon", "CAP_DAC_READ_SEARCH"),
+        ("+bpf,+dac_read_search", "CAP_PERFMON"),
+        ("+dac_read_search", "CAP_BPF and CAP_PERFMON"),
+    ] {
+        let wrapper = as_user_with(caps);
+        let out = Command::new(&wrapper[0])
+            .args(&wrapper[1..])
+            .arg(tracer_binary())
+            .args(["-d", "1s"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(out.status.code(), Some(1), "{caps}: {stderr}");
+        assert_eq!(
+            stderr,
+            format!("inotify-trace: error: inotify-trace needs root: {missing} missing (run it with sudo, or grant CAP_BPF, CAP_PERFMON and CAP_DAC_READ_SEARCH: see the README's Privileges)\n"),
+            "{caps}"
+        );
+    }
+}
+
+#[test]
+fn usage_says_when_it_could_not_read_every_process() {
+    require_bpf!();
+    let comm = tests::unique_comm("held");
+    let dir = tempfile::tempdir().unwrap();
+    let script = tests::Script::new()
+        .init(3)
+        .add(dir.path().to_str().unwrap(), 1)
+        .then("sleep", "30");
+    // Held by root: another user's process for uid 4244.
+    let mut holder = tests::Workload::start(&[], &comm, &script.args());
+    script.check(&holder.release_and_read(2));
+    let usage = |caps: &str| -> serde_json::Value {
+        let wrapper = as_user_with(caps);
+        let out = Command::new(&wrapper[0])
+            .args(&wrapper[1..])
+            .arg(tracer_binary())
+            .args(["usage", "--json", "--comm", &comm])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{caps}: {out:?}");
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+
+    let blind = usage("");
+    assert_eq!(blind["partial"], true, "{blind:#}");
+    assert!(blind["unreadable_processes"].as_u64().unwrap() >= 1);
+    assert_eq!(blind["processes"], serde_json::json!([]), "{blind:#}");
+
+    let seeing = usage("+sys_ptrace,+dac_read_search");
+    let pids: Vec<u64> = seeing["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["pid"].as_u64().unwrap())
+        .collect();
+    assert_eq!(pids, [holder.pid], "{seeing:#}");
+    assert_eq!(seeing["processes"][0]["watches"], 1);
+    let unreadable: Vec<u64> = seeing["unreadable_pids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_u64().unwrap())
+        .collect();
+    assert!(!unreadable.contains(&holder.pid), "{seeing:#}");
+}

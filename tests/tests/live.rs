@@ -462,7 +462,7 @@ fn without_privileges_one_line_names_what_is_missing() {
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert_eq!(
         stderr,
-        "inotify-trace: error: inotify-trace needs root: CAP_BPF and CAP_PERFMON missing (run it with sudo, or grant CAP_BPF and CAP_PERFMON)\n"
+        "inotify-trace: error: inotify-trace needs root: CAP_BPF, CAP_PERFMON and CAP_DAC_READ_SEARCH missing (run it with sudo, or grant CAP_BPF, CAP_PERFMON and CAP_DAC_READ_SEARCH: see the README's Privileges)\n"
     );
 }
 

@@ -3,8 +3,11 @@ use std::{io::Write, process::ExitCode};
 
 use anyhow::{Context as _, Result};
 
+use caps::Capability;
+
 use crate::{
     notices::say,
+    preflight::missing_of,
     render::Format,
     settings::UsageSettings,
     stdout,
@@ -15,10 +18,11 @@ pub fn usage(settings: UsageSettings) -> Result<ExitCode> {
     for note in &settings.notes {
         say(format_args!("note: {note}"));
     }
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
+    let missing = missing_of(&[Capability::CAP_SYS_PTRACE, Capability::CAP_DAC_READ_SEARCH]);
+    if !missing.is_empty() {
         say(format_args!(
-            "note: not root: only your own processes' fds are readable, so the counts are partial (run it with sudo)"
+            "note: {} missing: only your own processes' fds are readable, so the counts are partial (run it with sudo, or grant CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH)",
+            missing.join(" and ")
         ));
     }
     // Leaked on purpose: one per run, and the snapshot borrows it.
@@ -26,6 +30,15 @@ pub fn usage(settings: UsageSettings) -> Result<ExitCode> {
         .paths
         .then(|| &*Box::leak(Box::new(Resolver::new())));
     let usage = snapshot(&Source::live(resolver), &settings.selection, settings.top);
+    let unknown_caps = usage
+        .users
+        .iter()
+        .any(|u| u.user_ns.is_some() && u.max_watches.is_none());
+    if unknown_caps {
+        say(format_args!(
+            "note: a user namespace's own caps could not be read (reading them takes CAP_SYS_ADMIN, to enter it): shown as unknown"
+        ));
+    }
     let mut out = stdout::buffered();
     match settings.format {
         Format::Json => serde_json::to_writer(&mut out, &usage)

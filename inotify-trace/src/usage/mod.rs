@@ -60,7 +60,16 @@ pub struct Usage {
     pub processes: Vec<ProcessUsage>,
     pub users: Vec<UserUsage>,
     pub recommendations: Vec<Recommendation>,
+    /// Some processes could not be read: the counts are lower bounds.
+    pub partial: bool,
+    /// How many (without root: every other user's).
+    pub unreadable_processes: u64,
+    /// The first few of them.
+    pub unreadable_pids: Vec<u32>,
 }
+
+/// Unreadable processes named at most.
+const UNREADABLE_NAMED: usize = 10;
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Holder {
@@ -128,7 +137,8 @@ pub struct UserUsage {
 /// Takes a snapshot of the processes `selection` chooses (its uids: the
 /// instances charged to them), listing `top` of each (0: all).
 pub fn snapshot(source: &Source<'_>, selection: &Selection, top: usize) -> Usage {
-    let held = scan::inotify_fds(&source.root);
+    let scan = scan::inotify_fds(&source.root);
+    let held = scan.held;
     let instances = instances(&held, source);
     let processes = processes(&instances, &held);
     let users = users(&instances, &processes, source, &selection.uids);
@@ -145,6 +155,9 @@ pub fn snapshot(source: &Source<'_>, selection: &Selection, top: usize) -> Usage
         processes,
         users,
         recommendations,
+        partial: !scan.unreadable.is_empty(),
+        unreadable_processes: scan.unreadable.len() as u64,
+        unreadable_pids: scan.unreadable.into_iter().take(UNREADABLE_NAMED).collect(),
     }
 }
 

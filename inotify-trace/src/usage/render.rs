@@ -13,6 +13,17 @@ pub fn write(out: &mut impl Write, usage: &Usage) -> io::Result<()> {
         usage.instances.len(),
         usage.processes.len()
     )?;
+    if usage.partial {
+        let pids: Vec<String> = usage.unreadable_pids.iter().map(u32::to_string).collect();
+        writeln!(
+            out,
+            "PARTIAL: the fds of {} process{} could not be read (pids {}{}); the counts are lower bounds",
+            usage.unreadable_processes,
+            if usage.unreadable_processes == 1 { "" } else { "es" },
+            pids.join(", "),
+            if usage.unreadable_processes > pids.len() as u64 { ", ..." } else { "" }
+        )?;
+    }
     writeln!(
         out,
         "Host limits per uid: fs.inotify.max_user_watches = {}, fs.inotify.max_user_instances = {}",

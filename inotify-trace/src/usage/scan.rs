@@ -4,7 +4,7 @@
 //! and user namespace.
 use std::path::Path;
 
-use procfs::process::{FDTarget, Process};
+use procfs::process::Process;
 
 use super::fdinfo::{self, Watch};
 
@@ -21,34 +21,46 @@ pub struct HeldFd {
     pub watches: Vec<Watch>,
 }
 
-/// Every inotify fd under `root`. Processes that exit while being read, or
-/// that cannot be read, are skipped: a snapshot is of what could be seen.
-pub fn inotify_fds(root: &Path) -> Vec<HeldFd> {
+/// What a scan saw.
+#[derive(Debug, Default)]
+pub struct Scan {
+    pub held: Vec<HeldFd>,
+    /// Processes whose fds this process may not read (without root, every
+    /// other user's): the snapshot is partial when there are any.
+    pub unreadable: Vec<u32>,
+}
+
+/// Every inotify fd under `root`. Processes that exit while being read are
+/// skipped; those that cannot be read are counted as such.
+pub fn inotify_fds(root: &Path) -> Scan {
     let Ok(processes) = procfs::process::all_processes_with_root(root) else {
-        return Vec::new();
+        return Scan::default();
     };
-    let mut held = Vec::new();
+    let mut scan = Scan::default();
     for process in processes.flatten() {
-        let Ok(fds) = process.fd() else { continue };
-        let inotify: Vec<i32> = fds
-            .flatten()
-            .filter(|fd| matches!(&fd.target, FDTarget::AnonInode(kind) if kind == "inotify"))
-            .map(|fd| fd.fd)
-            .collect();
+        let pid = process.pid() as u32;
+        let dir = root.join(pid.to_string());
+        let inotify = match inotify_fds_of(&dir) {
+            Ok(fds) => fds,
+            // A kernel thread holds no fds: not a gap in the snapshot.
+            Err(Denied) if is_kernel_thread(&process) => continue,
+            Err(Denied) => {
+                scan.unreadable.push(pid);
+                continue;
+            }
+        };
         if inotify.is_empty() {
             continue;
         }
         let Some((comm, euid)) = identity(&process) else {
             continue;
         };
-        let pid = process.pid() as u32;
-        let dir = root.join(pid.to_string());
         let user_ns = namespace_inode(&dir.join("ns/user"));
         for fd in inotify {
             let Ok(info) = std::fs::read_to_string(dir.join(format!("fdinfo/{fd}"))) else {
                 continue;
             };
-            held.push(HeldFd {
+            scan.held.push(HeldFd {
                 pid,
                 fd,
                 comm: comm.clone(),
@@ -58,7 +70,44 @@ pub fn inotify_fds(root: &Path) -> Vec<HeldFd> {
             });
         }
     }
-    held
+    scan
+}
+
+/// A process whose fds this process may not read.
+struct Denied;
+
+/// The process's inotify fds: the `fd/N` links that read
+/// `anon_inode:inotify`. Listing them takes read access to `fd/` (the
+/// owner's, or CAP_DAC_READ_SEARCH), reading each link ptrace access too
+/// (the owner's, or CAP_SYS_PTRACE): procfs skips links it cannot read, so
+/// this reads them itself to tell "none" from "not allowed".
+fn inotify_fds_of(dir: &Path) -> Result<Vec<i32>, Denied> {
+    let denied = |err: &std::io::Error| err.kind() == std::io::ErrorKind::PermissionDenied;
+    let entries = match std::fs::read_dir(dir.join("fd")) {
+        Ok(entries) => entries,
+        Err(err) if denied(&err) => return Err(Denied),
+        // Gone meanwhile, or a kernel thread: nothing held.
+        Err(_) => return Ok(Vec::new()),
+    };
+    let mut fds = Vec::new();
+    for entry in entries.flatten() {
+        let Some(fd) = entry.file_name().to_str().and_then(|n| n.parse().ok()) else {
+            continue;
+        };
+        match std::fs::read_link(entry.path()) {
+            Ok(target) if target.as_os_str() == "anon_inode:inotify" => fds.push(fd),
+            Err(err) if denied(&err) => return Err(Denied),
+            _ => {}
+        }
+    }
+    Ok(fds)
+}
+
+fn is_kernel_thread(process: &Process) -> bool {
+    const PF_KTHREAD: u32 = 0x0020_0000;
+    process
+        .stat()
+        .is_ok_and(|stat| stat.flags & PF_KTHREAD != 0)
 }
 
 fn identity(process: &Process) -> Option<(String, u32)> {
