@@ -1,6 +1,6 @@
 //! Installs what the eBPF build and the tracer need, each step only when it
-//! is missing: rust-src, a bpf-linker built against the LLVM of this very
-//! toolchain, and a tracefs mount.
+//! is missing: rust-src, rustfmt and clippy, a bpf-linker built against the
+//! LLVM of this very toolchain, and a tracefs mount.
 use std::{
     fs,
     path::{Path, PathBuf},
@@ -18,19 +18,32 @@ const BPF_LINKER_LLVM_MAJORS: &[u32] = &[21, 22, 23];
 const TRACEFS: &str = "/sys/kernel/tracing";
 
 pub fn all() -> Result<()> {
-    rust_src()?;
+    rustup_components()?;
     bpf_linker()?;
     tracefs()
 }
 
-/// `-Z build-std=core` compiles `core` for the BPF target from source.
-fn rust_src() -> Result<()> {
+/// The toolchain's components the project needs: rust-src (`-Z
+/// build-std=core` compiles `core` for the BPF target from source), and
+/// rustfmt and clippy for the lints, which rustup's minimal profile leaves
+/// out.
+const COMPONENTS: [&str; 3] = ["rust-src", "rustfmt", "clippy"];
+
+fn rustup_components() -> Result<()> {
     let installed = cmd::output(Command::new("rustup").args(["component", "list", "--installed"]))?;
-    if installed.lines().any(|line| line.starts_with("rust-src")) {
-        return Ok(());
+    // Installed components are listed as `rust-src`, `clippy-x86_64-...`.
+    let is_installed = |component: &str| {
+        installed
+            .lines()
+            .any(|line| line == component || line.starts_with(&format!("{component}-")))
+    };
+    for component in COMPONENTS.into_iter().filter(|c| !is_installed(c)) {
+        cmd::step(&format!(
+            "installing {component} (rustup component add {component})"
+        ));
+        cmd::run(Command::new("rustup").args(["component", "add", component]))?;
     }
-    cmd::step("installing rust-src (rustup component add rust-src)");
-    cmd::run(Command::new("rustup").args(["component", "add", "rust-src"]))
+    Ok(())
 }
 
 /// What `rustc -vV` says about the toolchain's LLVM.
