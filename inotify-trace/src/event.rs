@@ -3,7 +3,7 @@
 //! Decoding reads each field explicitly (little-endian) rather than casting
 //! the bytes, so a record from any source, the ring buffer or a recording
 //! file, is checked before it is trusted.
-use bytes::Buf;
+use bytes::{Buf, BufMut};
 pub use inotify_trace_common::Kind;
 use inotify_trace_common::{
     Comm, EventHeader, FLAG_ARGS_MISSING, FLAG_INIT1, FLAG_PATH_TRUNCATED, FLAG_PATH_UNREADABLE,
@@ -108,6 +108,23 @@ impl<'a> Event<'a> {
     }
 }
 
+/// Encodes a record exactly as the eBPF side lays it out (`path_len` is the
+/// path's): for tests, and for the benchmark's synthetic recordings.
+pub fn encode(header: &EventHeader, path: &[u8], out: &mut impl BufMut) {
+    out.put_u32_le(header.kind);
+    out.put_u32_le(header.flags);
+    out.put_u64_le(header.time_ns);
+    out.put_u32_le(header.pid);
+    out.put_u32_le(header.tid);
+    out.put_u32_le(header.uid);
+    out.put_i32_le(header.fd);
+    out.put_i64_le(header.ret);
+    out.put_u32_le(header.arg);
+    out.put_u32_le(path.len() as u32);
+    out.put_slice(&header.comm);
+    out.put_slice(path);
+}
+
 /// A kernel comm up to its NUL (all 16 bytes when there is none).
 pub fn comm_bytes(comm: &Comm) -> &[u8] {
     let len = comm.iter().position(|&b| b == 0).unwrap_or(comm.len());
@@ -116,24 +133,7 @@ pub fn comm_bytes(comm: &Comm) -> &[u8] {
 
 #[cfg(test)]
 pub mod fixtures {
-    use bytes::BufMut;
     use inotify_trace_common::{comm_key, EventHeader, Kind};
-
-    /// Encodes a record exactly as the eBPF side lays it out.
-    pub fn encode(header: &EventHeader, path: &[u8], out: &mut impl BufMut) {
-        out.put_u32_le(header.kind);
-        out.put_u32_le(header.flags);
-        out.put_u64_le(header.time_ns);
-        out.put_u32_le(header.pid);
-        out.put_u32_le(header.tid);
-        out.put_u32_le(header.uid);
-        out.put_i32_le(header.fd);
-        out.put_i64_le(header.ret);
-        out.put_u32_le(header.arg);
-        out.put_u32_le(path.len() as u32);
-        out.put_slice(&header.comm);
-        out.put_slice(path);
-    }
 
     /// A header for an add_watch call by `comm`, returning `ret`.
     pub fn add_watch(comm: &str, ret: i64) -> EventHeader {
@@ -154,7 +154,7 @@ pub mod fixtures {
 
     pub fn record(header: &EventHeader, path: &[u8]) -> Vec<u8> {
         let mut bytes = Vec::new();
-        encode(header, path, &mut bytes);
+        super::encode(header, path, &mut bytes);
         bytes
     }
 }

@@ -21,7 +21,7 @@
 //! - Around them: `preflight` and `kernel_btf` (what the tracer needs from the
 //!   kernel), `traced_command` (`-- COMMAND`), `escape`, `status`, `stdout`.
 pub mod cli;
-mod clock;
+pub mod clock;
 mod commands;
 mod errno;
 mod escape;

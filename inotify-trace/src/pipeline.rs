@@ -18,7 +18,7 @@ use crate::{
     render::{self, Format},
     selection::Selection,
     stream::{Counts, End, Item},
-    summary::{aggregate::Aggregator, LimitsAtStartAndEnd, Summary},
+    summary::{aggregate::Aggregator, LimitsAtStartAndEnd},
     usage::diagnosis::{Diagnoser, Diagnosis},
 };
 
@@ -165,16 +165,15 @@ impl Pipeline {
             start: self.start_limits,
             end: end_limits,
         };
-        let summary = self.summary(duration_s, limits);
+        let mut summary = std::mem::take(&mut self.aggregator).into_summary(
+            &self.counts,
+            duration_s,
+            limits,
+            &self.clock,
+            self.top,
+        );
+        summary.diagnoses = std::mem::take(&mut self.diagnoses);
         self.each(|o| o.summary(&summary))
-    }
-
-    fn summary(&self, duration_s: f64, limits: LimitsAtStartAndEnd) -> Summary {
-        let mut summary =
-            self.aggregator
-                .summary(&self.counts, duration_s, limits, &self.clock, self.top);
-        summary.diagnoses = self.diagnoses.clone();
-        summary
     }
 
     fn diagnosis(&mut self, diagnosis: Diagnosis) -> io::Result<()> {

@@ -26,6 +26,9 @@ struct Sizes {
     rss_events: u64,
     getppid_calls: u64,
     holders: u64,
+    /// Distinct pids, and distinct paths, in the memory runs.
+    memory_pids: u64,
+    memory_paths: u64,
 }
 
 const FULL: Sizes = Sizes {
@@ -36,6 +39,8 @@ const FULL: Sizes = Sizes {
     rss_events: 10_000_000,
     getppid_calls: 5_000_000,
     holders: 1000,
+    memory_pids: 200_000,
+    memory_paths: 1_000_000,
 };
 
 const SMOKE: Sizes = Sizes {
@@ -46,6 +51,8 @@ const SMOKE: Sizes = Sizes {
     rss_events: 100_000,
     getppid_calls: 100_000,
     holders: 50,
+    memory_pids: 2_000,
+    memory_paths: 20_000,
 };
 
 /// The bpftrace equivalents: per-event output with the path (stashed at
@@ -120,6 +127,11 @@ pub fn run(smoke: bool) -> Result<()> {
         sizes.holders
     ));
     results["usage"] = bench.usage_time(&sizes)?;
+    cmd::step(&format!(
+        "memory: {} distinct pids, then {} distinct paths (live and report)",
+        sizes.memory_pids, sizes.memory_paths
+    ));
+    results["memory"] = bench.memory(&sizes)?;
 
     let path = bench.dir.join("results.json");
     std::fs::write(&path, serde_json::to_string_pretty(&results)? + "\n")?;
@@ -370,6 +382,89 @@ impl Bench {
     }
 }
 
+impl Bench {
+    /// Peak RSS of the live tracer and of `report`: for many distinct pids
+    /// (live, as many as this machine's pid_max lets exist in one session;
+    /// in a report, a synthetic recording of `memory_pids`), and for one
+    /// process passing many distinct paths (live and report).
+    fn memory(&self, sizes: &Sizes) -> Result<Value> {
+        let pid_max: u64 = std::fs::read_to_string("/proc/sys/kernel/pid_max")?
+            .trim()
+            .parse()?;
+        // Pids wrap at pid_max: stay well under it to count distinct ones.
+        let live_pids = sizes.memory_pids.min(pid_max * 3 / 4);
+        let live_runs: [(&str, Vec<String>); 2] = [
+            (
+                "distinct_pids",
+                vec![
+                    "many-pids".into(),
+                    live_pids.to_string(),
+                    self.watched.clone(),
+                ],
+            ),
+            (
+                "distinct_paths",
+                vec!["distinct-paths".into(), sizes.memory_paths.to_string()],
+            ),
+        ];
+        let mut out = serde_json::Map::new();
+        out.insert("pid_max".to_owned(), json!(pid_max));
+        for (name, load) in live_runs {
+            let record = self.dir.join(format!("{name}.rec"));
+            let traced = self.recording(&record)?;
+            cmd::output(Command::new(&self.load).args(&load))?;
+            let live = traced.stop()?;
+            out.insert(name.to_owned(), self.memory_row(&record, live.max_rss_kib)?);
+        }
+        let record = self.dir.join("synthetic-pids.rec");
+        cmd::output(Command::new(&self.load).args([
+            "synth-recording",
+            record.to_str().context("non-UTF-8 path")?,
+            &sizes.memory_pids.to_string(),
+        ]))?;
+        out.insert("synthetic_pids".to_owned(), self.memory_row(&record, 0)?);
+        Ok(Value::Object(out))
+    }
+
+    /// What a recording holds, the live tracer's peak RSS (0: not live),
+    /// and the peak RSS of reporting on it, in full and with `--top 20`.
+    fn memory_row(&self, record: &Path, live_kib: u64) -> Result<Value> {
+        let report =
+            |args: &[&str]| peak_rss_kib(Command::new(&self.tracer).args(args).arg(record));
+        let all = report(&["report", "--json"])?;
+        let top = report(&["report", "--json", "--top", "20"])?;
+        let summary = self.summary_of(record)?;
+        let _ = std::fs::remove_file(record);
+        let mib = |kib: u64| (kib > 0).then(|| kib as f64 / 1024.0);
+        let processes = summary["processes"].as_array();
+        Ok(json!({
+            "events": summary["events"],
+            "lost": summary["lost"],
+            "processes": processes.map_or(0, Vec::len),
+            "distinct_paths": processes
+                .and_then(|p| p.iter().filter_map(|p| p["distinct_paths"].as_u64()).max()),
+            "live_peak_rss_mib": mib(live_kib),
+            "report_peak_rss_mib": mib(all),
+            "report_top20_peak_rss_mib": mib(top),
+        }))
+    }
+}
+
+/// Runs a command to its end, output discarded; its peak RSS.
+fn peak_rss_kib(command: &mut Command) -> Result<u64> {
+    let child = command.stdout(Stdio::null()).spawn()?;
+    let pid = child.id() as i32;
+    // SAFETY: waits for our own child and reads its rusage.
+    unsafe {
+        let mut status = 0;
+        let mut usage: libc::rusage = std::mem::zeroed();
+        if libc::wait4(pid, &mut status, 0, &mut usage) < 0 || status != 0 {
+            bail!("{command:?} failed");
+        }
+        Ok(usage.ru_maxrss as u64)
+    }
+}
+
 /// A tracer (ours or bpftrace) on CPU 0, started and waited for.
 struct Traced {
     child: Child,
@@ -556,5 +651,27 @@ fn print_table(r: &Value) {
         u["extra_processes"],
         u["seconds"].as_f64().unwrap_or(f64::NAN),
         u["instances_seen"]
+    );
+    let m = &r["memory"];
+    for (name, key) in [
+        ("live, distinct pids", "distinct_pids"),
+        ("report, synthetic pids", "synthetic_pids"),
+        ("one process, distinct paths", "distinct_paths"),
+    ] {
+        let row = &m[key];
+        println!(
+            "memory, {name}: {} processes, {} events, {} lost, at most {} distinct paths a process; peak RSS live {} MiB, report {} MiB, report --top 20 {} MiB (target < 64)",
+            row["processes"],
+            row["events"],
+            row["lost"],
+            row["distinct_paths"],
+            f(&row["live_peak_rss_mib"]),
+            f(&row["report_peak_rss_mib"]),
+            f(&row["report_top20_peak_rss_mib"])
+        );
+    }
+    println!(
+        "(pid_max here is {}: a live session cannot see more distinct pids at once)",
+        m["pid_max"]
     );
 }

@@ -3,9 +3,9 @@
 //! docs/recording.md; `format` is its one definition in code.
 mod file;
 pub(crate) mod format;
-pub(crate) mod metadata;
+pub mod metadata;
 pub mod reader;
-pub(crate) mod writer;
+pub mod writer;
 
 #[cfg(test)]
 mod tests;

@@ -1,9 +1,14 @@
 //! Counting events into a summary, one event at a time, in memory that grows
-//! with the number of processes and distinct paths, not with events.
+//! with the number of processes, not with events or distinct paths: about
+//! 150 bytes a process (a test holds it under 256), distinct paths counted
+//! exactly up to 128 a process and estimated (HyperLogLog, ~1.6%, 3 KiB) past
+//! that, example paths kept for the first processes of each failure only.
 use std::{
-    collections::{BTreeMap, HashMap, HashSet},
+    collections::{BTreeMap, HashMap},
     hash::BuildHasher,
 };
+
+use cardinality_estimator::CardinalityEstimator;
 
 /// The tables every event goes through use foldhash, seeded per process:
 /// std's SipHash was a quarter of the tracer's CPU per event (perf).
@@ -17,14 +22,20 @@ use super::{
 use crate::{
     clock::WallClock,
     errno::Errno,
-    event::{comm_bytes, Event, Kind},
+    event::{Event, Kind},
     stream::Counts,
 };
 
 /// How many example paths a failure keeps per process.
 const EXAMPLES: usize = 3;
+/// How many processes of one failure (call and errno) keep example paths:
+/// in a storm of failures from many pids, the rest keep their counts only.
+const EXAMPLE_PROCESSES: usize = 64;
+/// Distinct paths of a process counted exactly up to this many (the
+/// estimator's exact representation), estimated past it.
+const EXACT_PATHS: usize = 128;
 
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct Aggregator {
     processes: HashMap<u32, ProcessCounts, FastState>,
     /// The highest watch descriptor seen per instance, keyed by (pid, fd).
@@ -38,19 +49,38 @@ pub struct Aggregator {
     path_hasher: foldhash::quality::RandomState,
 }
 
+/// One process's counts, kept small: there is one per pid ever seen.
+#[derive(Clone)]
 struct ProcessCounts {
     comm: Comm,
     uid: u32,
-    summary: ProcessSummary,
-    /// Hashes of the paths passed to add_watch: 8 bytes a path.
-    paths: HashSet<u64, FastState>,
+    calls: u64,
+    new_watches: u64,
+    re_adds: u64,
+    instances: u64,
+    /// Removals and failures, which most processes never have: allocated
+    /// at a process's first.
+    rare: Option<Box<RareCounts>>,
+    /// The distinct paths passed to add_watch: 8 bytes for up to two, a
+    /// small array up to 128, then a fixed-size sketch.
+    paths: CardinalityEstimator<u64>,
 }
 
+#[derive(Clone, Default)]
+struct RareCounts {
+    removed: u64,
+    failed: u64,
+    instance_failures: u64,
+    /// Failed add_watch calls by errno.
+    errors: Vec<(Errno, u64)>,
+}
+
+#[derive(Clone)]
 struct FailureCounts {
     count: u64,
     first_ns: u64,
     last_ns: u64,
-    examples: Vec<Vec<u8>>,
+    examples: Vec<Box<[u8]>>,
 }
 
 impl Aggregator {
@@ -59,116 +89,116 @@ impl Aggregator {
         let process = self
             .processes
             .entry(h.pid)
-            .or_insert_with(|| ProcessCounts {
-                comm: h.comm,
-                uid: h.uid,
-                summary: ProcessSummary {
-                    pid: h.pid,
-                    comm: String::new(),
-                    uid: h.uid,
-                    calls: 0,
-                    new_watches: 0,
-                    re_adds: 0,
-                    removed: 0,
-                    failed: 0,
-                    errors: BTreeMap::new(),
-                    distinct_paths: 0,
-                    instances: 0,
-                    instance_failures: 0,
-                },
-                paths: HashSet::default(),
-            });
+            .or_insert_with(|| ProcessCounts::new(h.comm, h.uid));
         // A process renames itself after exec; the latest name is the one a
         // user will recognize.
         process.comm = h.comm;
         process.uid = h.uid;
-        let counts = &mut process.summary;
         let failed = event.errno();
         match (event.kind, failed) {
             (Kind::AddWatch, None) => {
-                counts.calls += 1;
-                process.paths.insert(self.path_hasher.hash_one(event.path));
+                process.calls += 1;
+                process
+                    .paths
+                    .insert_hash(self.path_hasher.hash_one(event.path));
                 let highest = self.instances.entry((h.pid, h.fd)).or_insert(0);
                 if h.ret > *highest {
                     *highest = h.ret;
-                    counts.new_watches += 1;
+                    process.new_watches += 1;
                 } else {
-                    counts.re_adds += 1;
+                    process.re_adds += 1;
                 }
             }
             (Kind::AddWatch, Some(errno)) => {
-                counts.calls += 1;
-                counts.failed += 1;
-                *counts.errors.entry(errno).or_insert(0) += 1;
-                process.paths.insert(self.path_hasher.hash_one(event.path));
+                process.calls += 1;
+                let rare = process.rare.get_or_insert_default();
+                rare.failed += 1;
+                match rare.errors.iter_mut().find(|(e, _)| *e == errno) {
+                    Some((_, n)) => *n += 1,
+                    None => rare.errors.push((errno, 1)),
+                }
+                process
+                    .paths
+                    .insert_hash(self.path_hasher.hash_one(event.path));
             }
             (Kind::Init, None) => {
-                counts.instances += 1;
+                process.instances += 1;
                 // A new instance: its fd number may have served an older one.
                 self.instances.insert((h.pid, h.ret as i32), 0);
             }
-            (Kind::Init, Some(_)) => counts.instance_failures += 1,
-            (Kind::RmWatch, None) => counts.removed += 1,
+            (Kind::Init, Some(_)) => process.rare.get_or_insert_default().instance_failures += 1,
+            (Kind::RmWatch, None) => process.rare.get_or_insert_default().removed += 1,
             (Kind::RmWatch, Some(_)) => {}
         }
         if let Some(errno) = failed {
-            let failure = self
-                .failures
-                .entry((event.kind, errno))
-                .or_default()
-                .entry(h.pid)
-                .or_insert(FailureCounts {
-                    count: 0,
-                    first_ns: h.time_ns,
-                    last_ns: h.time_ns,
-                    examples: Vec::new(),
-                });
+            let group = self.failures.entry((event.kind, errno)).or_default();
+            let keeps_examples = group.len() < EXAMPLE_PROCESSES;
+            let failure = group.entry(h.pid).or_insert(FailureCounts {
+                count: 0,
+                first_ns: h.time_ns,
+                last_ns: h.time_ns,
+                examples: Vec::new(),
+            });
             failure.count += 1;
             failure.first_ns = failure.first_ns.min(h.time_ns);
             failure.last_ns = failure.last_ns.max(h.time_ns);
             if event.kind == Kind::AddWatch
+                && (keeps_examples || !failure.examples.is_empty())
                 && failure.examples.len() < EXAMPLES
-                && !failure.examples.iter().any(|p| p == event.path)
+                && !failure.examples.iter().any(|p| **p == *event.path)
             {
-                failure.examples.push(event.path.to_vec());
+                failure.examples.push(event.path.into());
             }
         }
     }
 
-    /// The summary so far. `top` cuts the process table (0: no cut).
-    pub fn summary(
-        &self,
+    /// The summary. Rows are built only for the processes listed, from
+    /// references sorted in place, and the instance table is freed first:
+    /// with 200k processes, what keeps a report under 64 MiB. `top` cuts
+    /// the process table (0: no cut).
+    pub fn into_summary(
+        mut self,
         counts: &Counts,
         duration_s: f64,
         limits: LimitsAtStartAndEnd,
         clock: &WallClock,
         top: usize,
     ) -> Summary {
-        let mut processes: Vec<ProcessSummary> = self
-            .processes
-            .values()
-            .map(|p| ProcessSummary {
-                comm: comm_text(&p.comm),
-                uid: p.uid,
-                distinct_paths: p.paths.len() as u64,
-                ..p.summary.clone()
-            })
-            .collect();
-        processes.sort_by(|a, b| {
-            (b.new_watches, b.calls, b.instances, a.pid).cmp(&(
+        self.instances = HashMap::default();
+        let failures = self.failure_groups(clock);
+        let mut order: Vec<(&u32, &ProcessCounts)> = self.processes.iter().collect();
+        order.sort_by(|(a_pid, a), (b_pid, b)| {
+            (b.new_watches, b.calls, b.instances, a_pid).cmp(&(
                 a.new_watches,
                 a.calls,
                 a.instances,
-                b.pid,
+                b_pid,
             ))
         });
-        let users = users(&processes);
+        let users = users(order.iter().map(|(_, p)| *p));
         let processes_omitted = match top {
             0 => 0,
-            top => processes.len().saturating_sub(top),
+            top => order.len().saturating_sub(top),
         };
-        processes.truncate(processes.len() - processes_omitted);
+        order.truncate(order.len() - processes_omitted);
+        let processes = order.into_iter().map(|(&pid, p)| p.row(pid)).collect();
+        Summary {
+            kind: "summary",
+            duration_s,
+            events: counts.events,
+            lost: counts.lost,
+            processes,
+            processes_omitted,
+            failures,
+            users,
+            limits,
+            diagnoses: Vec::new(),
+            utc_offset_s: clock.utc_offset_s,
+        }
+    }
 
+    /// Every (call, errno) that failed, ENOSPC first, then EMFILE.
+    fn failure_groups(&self, clock: &WallClock) -> Vec<FailureGroup> {
         let mut failures: Vec<FailureGroup> = self
             .failures
             .iter()
@@ -179,7 +209,7 @@ impl Aggregator {
                         let process = &self.processes[&pid];
                         ProcessFailures {
                             pid,
-                            comm: comm_text(&process.comm),
+                            comm: process.comm,
                             uid: process.uid,
                             count: f.count,
                             first: clock.wall(f.first_ns),
@@ -209,29 +239,57 @@ impl Aggregator {
                 b.errno,
             ))
         });
+        failures
+    }
+}
 
-        Summary {
-            kind: "summary",
-            duration_s,
-            events: counts.events,
-            lost: counts.lost,
-            processes,
-            processes_omitted,
-            failures,
-            users,
-            limits,
-            diagnoses: Vec::new(),
-            utc_offset_s: clock.utc_offset_s,
+impl ProcessCounts {
+    fn new(comm: Comm, uid: u32) -> ProcessCounts {
+        ProcessCounts {
+            comm,
+            uid,
+            calls: 0,
+            new_watches: 0,
+            re_adds: 0,
+            instances: 0,
+            rare: None,
+            paths: CardinalityEstimator::new(),
+        }
+    }
+
+    fn rare(&self) -> &RareCounts {
+        static NONE: RareCounts = RareCounts {
+            removed: 0,
+            failed: 0,
+            instance_failures: 0,
+            errors: Vec::new(),
+        };
+        self.rare.as_deref().unwrap_or(&NONE)
+    }
+
+    /// The process's row in the summary.
+    fn row(&self, pid: u32) -> ProcessSummary {
+        let distinct_paths = self.paths.estimate() as u64;
+        ProcessSummary {
+            pid,
+            comm: self.comm,
+            uid: self.uid,
+            calls: self.calls,
+            new_watches: self.new_watches,
+            re_adds: self.re_adds,
+            removed: self.rare().removed,
+            failed: self.rare().failed,
+            errors: self.rare().errors.iter().copied().collect(),
+            distinct_paths,
+            distinct_paths_estimated: distinct_paths > EXACT_PATHS as u64,
+            instances: self.instances,
+            instance_failures: self.rare().instance_failures,
         }
     }
 }
 
-fn comm_text(comm: &Comm) -> String {
-    String::from_utf8_lossy(comm_bytes(comm)).into_owned()
-}
-
 /// Per uid, from every process (before `--top` cuts the table).
-fn users(processes: &[ProcessSummary]) -> Vec<UserSummary> {
+fn users<'a>(processes: impl Iterator<Item = &'a ProcessCounts>) -> Vec<UserSummary> {
     let mut by_uid: BTreeMap<u32, UserSummary> = BTreeMap::new();
     for p in processes {
         let user = by_uid.entry(p.uid).or_insert(UserSummary {
@@ -243,10 +301,10 @@ fn users(processes: &[ProcessSummary]) -> Vec<UserSummary> {
             add_watch_failures: 0,
         });
         user.watches_added += p.new_watches;
-        user.watches_removed += p.removed;
+        user.watches_removed += p.rare().removed;
         user.instances_created += p.instances;
-        user.instance_failures += p.instance_failures;
-        user.add_watch_failures += p.failed;
+        user.instance_failures += p.rare().instance_failures;
+        user.add_watch_failures += p.rare().failed;
     }
     by_uid.into_values().collect()
 }
@@ -309,7 +367,7 @@ mod tests {
                 lost: 1,
                 ..Counts::default()
             };
-            self.aggregator.summary(
+            self.aggregator.clone().into_summary(
                 &counts,
                 2.5,
                 limits,
@@ -414,6 +472,67 @@ mod tests {
         // Per-uid totals still count every process.
         assert_eq!(top.users[0].watches_added, 4);
         assert_eq!(top.users[0].add_watch_failures, 2);
+    }
+
+    /// The tables' bytes per process when every process made two calls
+    /// (an init and an add_watch): what the hash tables hold, at their
+    /// allocated capacity.
+    #[test]
+    fn a_process_costs_under_256_bytes_in_the_tables() {
+        let mut feed = Feed::new();
+        let n = 50_000;
+        for pid in 1..=n {
+            feed.init(pid, "short-lived", 3);
+            feed.add(pid, "short-lived", 3, 1, &format!("/srv/{pid}"));
+        }
+        let a = &feed.aggregator;
+        let slot = |entry: usize| entry + 1; // hashbrown: one control byte a slot
+        let bytes = a.processes.capacity() * slot(size_of::<(u32, ProcessCounts)>())
+            + a.instances.capacity() * slot(size_of::<((u32, i32), i64)>());
+        let per_process = bytes / n as usize;
+        assert!(per_process <= 256, "{per_process} bytes a process");
+    }
+
+    #[test]
+    fn distinct_paths_are_exact_up_to_128_then_estimated_in_fixed_memory() {
+        let mut feed = Feed::new();
+        for i in 0..EXACT_PATHS {
+            feed.add(1, "few", 3, 1, &format!("/few/{i}"));
+        }
+        for i in 0..20_000 {
+            feed.add(2, "many", 3, -2, &format!("/many/{i}"));
+        }
+        let summary = feed.summary(0);
+        let few = summary.processes.iter().find(|p| p.pid == 1).unwrap();
+        assert_eq!(
+            (few.distinct_paths, few.distinct_paths_estimated),
+            (128, false)
+        );
+        let many = summary.processes.iter().find(|p| p.pid == 2).unwrap();
+        assert!(many.distinct_paths_estimated);
+        let error = (many.distinct_paths as f64 - 20_000.0).abs() / 20_000.0;
+        assert!(error < 0.05, "estimated {} for 20000", many.distinct_paths);
+        assert!(
+            feed.aggregator.processes[&2].paths.size_of() <= 4096,
+            "a sketch of fixed size"
+        );
+    }
+
+    #[test]
+    fn a_storm_of_failing_pids_keeps_examples_for_the_first_few_only() {
+        let mut feed = Feed::new();
+        for pid in 1..=1000 {
+            feed.add(pid, "stormy", 3, -28, &format!("/storm/{pid}"));
+        }
+        let summary = feed.summary(0);
+        let group = &summary.failures[0];
+        assert_eq!((group.count, group.processes.len()), (1000, 1000));
+        let with_examples = group
+            .processes
+            .iter()
+            .filter(|p| !p.examples.is_empty())
+            .count();
+        assert_eq!(with_examples, EXAMPLE_PROCESSES);
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use std::io::{self, Write};
 
 use super::{FailureGroup, Summary};
-use crate::{clock::local_time, escape::Escaped, limits::Limit};
+use crate::{clock::local_time, escape::Escaped, event::comm_bytes, limits::Limit};
 
 pub fn write_summary(out: &mut impl Write, s: &Summary) -> io::Result<()> {
     writeln!(out)?;
@@ -66,14 +66,14 @@ fn processes(out: &mut impl Write, s: &Summary) -> io::Result<()> {
         let row = format!(
             "  {:>7} {:<15} {:>6} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>5} {:>9}  {}",
             p.pid,
-            Escaped(p.comm.as_bytes()).to_string(),
+            Escaped(comm_bytes(&p.comm)).to_string(),
             p.uid,
             p.calls,
             p.new_watches,
             p.re_adds,
             p.removed,
             p.failed,
-            p.distinct_paths,
+            paths_text(p),
             p.instances,
             p.instance_failures,
             errors.join(" ")
@@ -81,6 +81,14 @@ fn processes(out: &mut impl Write, s: &Summary) -> io::Result<()> {
         writeln!(out, "{}", row.trim_end())?;
     }
     Ok(())
+}
+
+/// The PATHS column: `~` before an estimate.
+fn paths_text(p: &super::ProcessSummary) -> String {
+    match p.distinct_paths_estimated {
+        true => format!("~{}", p.distinct_paths),
+        false => p.distinct_paths.to_string(),
+    }
 }
 
 fn failures(out: &mut impl Write, s: &Summary) -> io::Result<()> {
@@ -111,7 +119,7 @@ fn failure_group(out: &mut impl Write, g: &FailureGroup, utc_offset_s: i32) -> i
             out,
             "    {:>7} {:<15} uid {:<6} {:>6}x  {} .. {}",
             p.pid,
-            Escaped(p.comm.as_bytes()).to_string(),
+            Escaped(comm_bytes(&p.comm)).to_string(),
             p.uid,
             p.count,
             local_time(p.first, utc_offset_s),
@@ -169,6 +177,8 @@ fn users(out: &mut impl Write, s: &Summary) -> io::Result<()> {
 mod tests {
     use std::time::{Duration, SystemTime};
 
+    use inotify_trace_common::comm_key;
+
     use super::*;
     use crate::{
         errno::Errno,
@@ -191,7 +201,7 @@ mod tests {
         }
         ProcessSummary {
             pid,
-            comm: comm.to_owned(),
+            comm: comm_key(comm.as_bytes()),
             uid: 0,
             calls,
             new_watches,
@@ -200,6 +210,7 @@ mod tests {
             failed,
             errors,
             distinct_paths,
+            distinct_paths_estimated: false,
             instances,
             instance_failures,
         }
@@ -231,7 +242,7 @@ mod tests {
                 count: 2,
                 processes: vec![ProcessFailures {
                     pid: 20,
-                    comm: "kubelet".into(),
+                    comm: comm_key(b"kubelet"),
                     uid: 0,
                     count: 2,
                     first: at(1),

@@ -8,7 +8,15 @@ use std::time::SystemTime;
 
 use serde::Serialize;
 
-use crate::{clock::serialize_rfc3339, errno::Errno, event::Kind, limits::Limits};
+use inotify_trace_common::Comm;
+use serde::Serializer;
+
+use crate::{
+    clock::serialize_rfc3339,
+    errno::Errno,
+    event::{comm_bytes, Kind},
+    limits::Limits,
+};
 
 /// Everything the summary says, ready to render.
 #[derive(Debug, Serialize)]
@@ -37,7 +45,9 @@ pub struct Summary {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ProcessSummary {
     pub pid: u32,
-    pub comm: String,
+    /// The kernel's 16 bytes; JSON shows the text up to the NUL (lossy).
+    #[serde(serialize_with = "serialize_comm")]
+    pub comm: Comm,
     pub uid: u32,
     /// inotify_add_watch calls.
     pub calls: u64,
@@ -51,8 +61,12 @@ pub struct ProcessSummary {
     pub failed: u64,
     /// Failed add_watch calls by errno.
     pub errors: std::collections::BTreeMap<Errno, u64>,
-    /// Distinct paths passed to add_watch.
+    /// Distinct paths passed to add_watch: exact up to 128, estimated
+    /// (within ~2%) past that.
     pub distinct_paths: u64,
+    /// Whether `distinct_paths` is an estimate.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub distinct_paths_estimated: bool,
     /// Successful inotify_init/init1 calls.
     pub instances: u64,
     /// Failed inotify_init/init1 calls.
@@ -71,7 +85,9 @@ pub struct FailureGroup {
 #[derive(Debug, Serialize)]
 pub struct ProcessFailures {
     pub pid: u32,
-    pub comm: String,
+    /// The kernel's 16 bytes; JSON shows the text up to the NUL (lossy).
+    #[serde(serialize_with = "serialize_comm")]
+    pub comm: Comm,
     pub uid: u32,
     pub count: u64,
     #[serde(serialize_with = "serialize_rfc3339")]
@@ -96,4 +112,10 @@ pub struct UserSummary {
 pub struct LimitsAtStartAndEnd {
     pub start: Limits,
     pub end: Limits,
+}
+
+/// A comm as JSON text: up to its NUL, invalid UTF-8 replaced (the human
+/// rendering escapes the exact bytes instead).
+fn serialize_comm<S: Serializer>(comm: &Comm, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&String::from_utf8_lossy(comm_bytes(comm)))
 }

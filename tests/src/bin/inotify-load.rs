@@ -2,6 +2,15 @@
 //!
 //!   inotify-load add-loop CALLS DIR [CPU]   inotify_add_watch(fd, DIR) CALLS times
 //!   inotify-load getppid CALLS [CPU]        getppid() CALLS times
+//!   inotify-load many-pids PROCESSES DIR    fork PROCESSES children one after another,
+//!                                           each making an instance and one watch on DIR,
+//!                                           then exiting: that many distinct pids
+//!   inotify-load distinct-paths CALLS       inotify_add_watch on CALLS different paths
+//!                                           that do not exist (each fails with ENOENT)
+//!   inotify-load synth-recording FILE PIDS  write a recording (replacing FILE) of PIDS
+//!                                           processes, each an init and an add_watch on a
+//!                                           path of its own: more distinct pids than a
+//!                                           machine's pid_max lets a live session see
 //!   inotify-load hold PROCESSES DIR         fork PROCESSES children, each holding an
 //!                                           instance with a watch on DIR, until stdin closes;
 //!                                           as root, a hundred per uid from 60000 on, since
@@ -45,6 +54,44 @@ fn main() {
                 std::hint::black_box(unsafe { libc::getppid() });
             }
             report(calls, started);
+        }
+        Some("many-pids") => {
+            let dir = CString::new(args.get(2).cloned().unwrap_or_else(|| usage())).unwrap();
+            let started = Instant::now();
+            let processes = number(1);
+            for _ in 0..processes {
+                // SAFETY: single-threaded; the child makes two syscalls and
+                // leaves with _exit.
+                match unsafe { libc::fork() } {
+                    0 => unsafe {
+                        let fd = libc::inotify_init1(libc::IN_CLOEXEC);
+                        libc::inotify_add_watch(fd, dir.as_ptr(), libc::IN_ALL_EVENTS);
+                        libc::_exit(0);
+                    },
+                    child if child > 0 => unsafe {
+                        libc::waitpid(child, std::ptr::null_mut(), 0);
+                    },
+                    _ => panic!("fork failed"),
+                }
+            }
+            report(processes, started);
+        }
+        Some("distinct-paths") => {
+            let calls = number(1);
+            // SAFETY: plain syscalls on our own fd and strings.
+            let fd = unsafe { libc::inotify_init1(libc::IN_CLOEXEC) };
+            assert!(fd >= 0, "inotify_init1 failed");
+            let started = Instant::now();
+            for i in 0..calls {
+                let path = CString::new(format!("/nonexistent-inotify-bench/{i}")).unwrap();
+                let wd = unsafe { libc::inotify_add_watch(fd, path.as_ptr(), libc::IN_ALL_EVENTS) };
+                assert!(wd < 0, "{path:?} exists");
+            }
+            report(calls, started);
+        }
+        Some("synth-recording") => {
+            let file = args.get(1).cloned().unwrap_or_else(|| usage());
+            synth_recording(std::path::Path::new(&file), number(2));
         }
         Some("hold") => hold(number(1), args.get(2).cloned().unwrap_or_else(|| usage())),
         _ => usage(),
@@ -104,4 +151,64 @@ fn usage() -> ! {
         "usage: inotify-load add-loop CALLS DIR [CPU] | getppid CALLS [CPU] | hold PROCESSES DIR"
     );
     std::process::exit(2)
+}
+
+/// A recording of `pids` processes made with the tool's own writer: each
+/// an `inotify_init1` returning fd 3 and an add_watch of a path of its own
+/// returning wd 1, a microsecond apart.
+fn synth_recording(file: &std::path::Path, pids: u64) {
+    use inotify_trace::{
+        clock::WallClock,
+        event::encode,
+        recording::{metadata::Metadata, writer::Recorder},
+        stream::End,
+    };
+    use inotify_trace_common::{comm_key, EventHeader, Kind, FLAG_INIT1};
+
+    let clock = WallClock::now().expect("clocks");
+    let start = WallClock::boot_now_ns().expect("boot clock");
+    let metadata = Metadata::of_this_session(&clock, start, Default::default());
+    let mut recorder = Recorder::create(file, true, &metadata).expect("creating the recording");
+    let mut record = Vec::new();
+    let mut time_ns = start;
+    for pid in 1..=pids as u32 {
+        let init = EventHeader {
+            kind: Kind::Init as u32,
+            flags: FLAG_INIT1,
+            time_ns,
+            pid,
+            tid: pid,
+            uid: 0,
+            fd: -1,
+            ret: 3,
+            arg: 0,
+            path_len: 0,
+            comm: comm_key(b"synthetic"),
+        };
+        let path = format!("/srv/pods/{pid}/volume");
+        let add = EventHeader {
+            kind: Kind::AddWatch as u32,
+            flags: 0,
+            fd: 3,
+            ret: 1,
+            arg: 0xfff,
+            time_ns: time_ns + 500,
+            ..init
+        };
+        for (header, path) in [(init, &b""[..]), (add, path.as_bytes())] {
+            record.clear();
+            encode(&header, path, &mut record);
+            recorder.event(&record).expect("writing the recording");
+        }
+        time_ns += 1000;
+    }
+    recorder
+        .end(&End {
+            end_time: String::new(),
+            duration_s: (time_ns - start) as f64 / 1e9,
+            limits: Default::default(),
+            events: 2 * pids,
+            lost: 0,
+        })
+        .expect("writing the recording");
 }
