@@ -8,8 +8,6 @@ use std::{
     hash::BuildHasher,
 };
 
-use cardinality_estimator::CardinalityEstimator;
-
 /// The tables every event goes through use foldhash, seeded per process:
 /// std's SipHash was a quarter of the tracer's CPU per event (perf).
 type FastState = foldhash::fast::RandomState;
@@ -31,48 +29,19 @@ const EXAMPLES: usize = 3;
 /// How many processes of one failure (call and errno) keep example paths:
 /// in a storm of failures from many pids, the rest keep their counts only.
 const EXAMPLE_PROCESSES: usize = 64;
-/// Distinct paths of a process counted exactly up to this many (the
-/// estimator's exact representation), estimated past it.
-const EXACT_PATHS: usize = 128;
 
 #[derive(Clone, Default)]
 pub struct Aggregator {
-    processes: HashMap<u32, ProcessCounts, FastState>,
+    processes: ProcessTable,
     /// The highest watch descriptor seen per instance, keyed by (pid, fd).
     /// The kernel hands out an instance's descriptors in increasing order
     /// (cyclic IDR), so a descriptor at or below it is one the instance
     /// already had: a re-add, which costs no watch.
-    instances: HashMap<(u32, i32), i64, FastState>,
+    instances: HashMap<(u32, i32), i32, FastState>,
     failures: HashMap<(Kind, Errno), HashMap<u32, FailureCounts, FastState>, FastState>,
     /// A path is kept as its 64-bit hash; the quality variant, because the
     /// paths are anyone's choice and a collision would merge two of them.
     path_hasher: foldhash::quality::RandomState,
-}
-
-/// One process's counts, kept small: there is one per pid ever seen.
-#[derive(Clone)]
-struct ProcessCounts {
-    comm: Comm,
-    uid: u32,
-    calls: u64,
-    new_watches: u64,
-    re_adds: u64,
-    instances: u64,
-    /// Removals and failures, which most processes never have: allocated
-    /// at a process's first.
-    rare: Option<Box<RareCounts>>,
-    /// The distinct paths passed to add_watch: 8 bytes for up to two, a
-    /// small array up to 128, then a fixed-size sketch.
-    paths: CardinalityEstimator<u64>,
-}
-
-#[derive(Clone, Default)]
-struct RareCounts {
-    removed: u64,
-    failed: u64,
-    instance_failures: u64,
-    /// Failed add_watch calls by errno.
-    errors: Vec<(Errno, u64)>,
 }
 
 #[derive(Clone)]
@@ -86,10 +55,7 @@ struct FailureCounts {
 impl Aggregator {
     pub fn observe(&mut self, event: &Event<'_>) {
         let h = &event.header;
-        let process = self
-            .processes
-            .entry(h.pid)
-            .or_insert_with(|| ProcessCounts::new(h.comm, h.uid));
+        let process = self.processes.entry(h.pid, h.comm, h.uid);
         // A process renames itself after exec; the latest name is the one a
         // user will recognize.
         process.comm = h.comm;
@@ -98,12 +64,11 @@ impl Aggregator {
         match (event.kind, failed) {
             (Kind::AddWatch, None) => {
                 process.calls += 1;
-                process
-                    .paths
-                    .insert_hash(self.path_hasher.hash_one(event.path));
+                process.path(self.path_hasher.hash_one(event.path));
                 let highest = self.instances.entry((h.pid, h.fd)).or_insert(0);
-                if h.ret > *highest {
-                    *highest = h.ret;
+                if h.ret > i64::from(*highest) {
+                    // A watch descriptor is an int in the kernel.
+                    *highest = h.ret as i32;
                     process.new_watches += 1;
                 } else {
                     process.re_adds += 1;
@@ -111,23 +76,16 @@ impl Aggregator {
             }
             (Kind::AddWatch, Some(errno)) => {
                 process.calls += 1;
-                let rare = process.rare.get_or_insert_default();
-                rare.failed += 1;
-                match rare.errors.iter_mut().find(|(e, _)| *e == errno) {
-                    Some((_, n)) => *n += 1,
-                    None => rare.errors.push((errno, 1)),
-                }
-                process
-                    .paths
-                    .insert_hash(self.path_hasher.hash_one(event.path));
+                process.failure(errno);
+                process.path(self.path_hasher.hash_one(event.path));
             }
             (Kind::Init, None) => {
                 process.instances += 1;
                 // A new instance: its fd number may have served an older one.
                 self.instances.insert((h.pid, h.ret as i32), 0);
             }
-            (Kind::Init, Some(_)) => process.rare.get_or_insert_default().instance_failures += 1,
-            (Kind::RmWatch, None) => process.rare.get_or_insert_default().removed += 1,
+            (Kind::Init, Some(_)) => process.instance_failure(),
+            (Kind::RmWatch, None) => process.removal(),
             (Kind::RmWatch, Some(_)) => {}
         }
         if let Some(errno) = failed {
@@ -152,10 +110,10 @@ impl Aggregator {
         }
     }
 
-    /// The summary. Rows are built only for the processes listed, from
-    /// references sorted in place, and the instance table is freed first:
-    /// with 200k processes, what keeps a report under 64 MiB. `top` cuts
-    /// the process table (0: no cut).
+    /// The summary: the per-process counts are its rows, moved out of the
+    /// table, and the instance table is freed first: with 200k processes,
+    /// what keeps a report well under 64 MiB. `top` cuts the process table
+    /// (0: no cut).
     pub fn into_summary(
         mut self,
         counts: &Counts,
@@ -166,22 +124,22 @@ impl Aggregator {
     ) -> Summary {
         self.instances = HashMap::default();
         let failures = self.failure_groups(clock);
-        let mut order: Vec<(&u32, &ProcessCounts)> = self.processes.iter().collect();
-        order.sort_by(|(a_pid, a), (b_pid, b)| {
-            (b.new_watches, b.calls, b.instances, a_pid).cmp(&(
+        // The counts become the rows: moved, never copied.
+        let mut processes: Vec<ProcessSummary> = self.processes.table.into_iter().collect();
+        processes.sort_by(|a, b| {
+            (b.new_watches, b.calls, b.instances, a.pid).cmp(&(
                 a.new_watches,
                 a.calls,
                 a.instances,
-                b_pid,
+                b.pid,
             ))
         });
-        let users = users(order.iter().map(|(_, p)| *p));
+        let users = users(&processes);
         let processes_omitted = match top {
             0 => 0,
-            top => order.len().saturating_sub(top),
+            top => processes.len().saturating_sub(top),
         };
-        order.truncate(order.len() - processes_omitted);
-        let processes = order.into_iter().map(|(&pid, p)| p.row(pid)).collect();
+        processes.truncate(processes.len() - processes_omitted);
         Summary {
             kind: "summary",
             duration_s,
@@ -206,7 +164,7 @@ impl Aggregator {
                 let mut list: Vec<ProcessFailures> = by_pid
                     .iter()
                     .map(|(&pid, f)| {
-                        let process = &self.processes[&pid];
+                        let process = self.processes.get(pid).expect("a failing pid was counted");
                         ProcessFailures {
                             pid,
                             comm: process.comm,
@@ -243,53 +201,35 @@ impl Aggregator {
     }
 }
 
-impl ProcessCounts {
-    fn new(comm: Comm, uid: u32) -> ProcessCounts {
-        ProcessCounts {
-            comm,
-            uid,
-            calls: 0,
-            new_watches: 0,
-            re_adds: 0,
-            instances: 0,
-            rare: None,
-            paths: CardinalityEstimator::new(),
-        }
+/// Processes by pid, each pid held once, inside its entry (a map keyed by
+/// pid would hold it twice: 8 bytes a process with padding).
+#[derive(Clone, Default)]
+struct ProcessTable {
+    table: hashbrown::HashTable<ProcessSummary>,
+    state: FastState,
+}
+
+impl ProcessTable {
+    /// The process's entry, made on its first call.
+    fn entry(&mut self, pid: u32, comm: Comm, uid: u32) -> &mut ProcessSummary {
+        let state = &self.state;
+        self.table
+            .entry(
+                state.hash_one(pid),
+                |p| p.pid == pid,
+                |p| state.hash_one(p.pid),
+            )
+            .or_insert_with(|| ProcessSummary::new(pid, comm, uid))
+            .into_mut()
     }
 
-    fn rare(&self) -> &RareCounts {
-        static NONE: RareCounts = RareCounts {
-            removed: 0,
-            failed: 0,
-            instance_failures: 0,
-            errors: Vec::new(),
-        };
-        self.rare.as_deref().unwrap_or(&NONE)
-    }
-
-    /// The process's row in the summary.
-    fn row(&self, pid: u32) -> ProcessSummary {
-        let distinct_paths = self.paths.estimate() as u64;
-        ProcessSummary {
-            pid,
-            comm: self.comm,
-            uid: self.uid,
-            calls: self.calls,
-            new_watches: self.new_watches,
-            re_adds: self.re_adds,
-            removed: self.rare().removed,
-            failed: self.rare().failed,
-            errors: self.rare().errors.iter().copied().collect(),
-            distinct_paths,
-            distinct_paths_estimated: distinct_paths > EXACT_PATHS as u64,
-            instances: self.instances,
-            instance_failures: self.rare().instance_failures,
-        }
+    fn get(&self, pid: u32) -> Option<&ProcessSummary> {
+        self.table.find(self.state.hash_one(pid), |p| p.pid == pid)
     }
 }
 
 /// Per uid, from every process (before `--top` cuts the table).
-fn users<'a>(processes: impl Iterator<Item = &'a ProcessCounts>) -> Vec<UserSummary> {
+fn users(processes: &[ProcessSummary]) -> Vec<UserSummary> {
     let mut by_uid: BTreeMap<u32, UserSummary> = BTreeMap::new();
     for p in processes {
         let user = by_uid.entry(p.uid).or_insert(UserSummary {
@@ -301,10 +241,10 @@ fn users<'a>(processes: impl Iterator<Item = &'a ProcessCounts>) -> Vec<UserSumm
             add_watch_failures: 0,
         });
         user.watches_added += p.new_watches;
-        user.watches_removed += p.rare().removed;
+        user.watches_removed += p.removed();
         user.instances_created += p.instances;
-        user.instance_failures += p.rare().instance_failures;
-        user.add_watch_failures += p.rare().failed;
+        user.instance_failures += p.instance_failures();
+        user.add_watch_failures += p.failed();
     }
     by_uid.into_values().collect()
 }
@@ -395,8 +335,11 @@ mod tests {
         feed.init(10, "kubelet", 4);
         feed.add(10, "kubelet", 4, 1, "/a");
         let p = &feed.summary(0).processes[0];
-        assert_eq!((p.calls, p.new_watches, p.re_adds, p.removed), (7, 5, 2, 1));
-        assert_eq!((p.instances, p.distinct_paths), (2, 4));
+        assert_eq!(
+            (p.calls, p.new_watches, p.re_adds, p.removed()),
+            (7, 5, 2, 1)
+        );
+        assert_eq!((p.instances, p.distinct_paths()), (2, 4));
     }
 
     #[test]
@@ -444,15 +387,14 @@ mod tests {
         assert_eq!((enospc[1].pid, enospc[1].count), (31, 1));
         let kubelet = summary.processes.iter().find(|p| p.pid == 30).unwrap();
         assert_eq!(
-            (
-                kubelet.calls,
-                kubelet.failed,
-                kubelet.errors[&Errno::ENOSPC]
-            ),
+            (kubelet.calls, kubelet.failed(), kubelet.errors()[0].1),
             (3, 3, 3)
         );
         let containerd = summary.processes.iter().find(|p| p.pid == 40).unwrap();
-        assert_eq!((containerd.instances, containerd.instance_failures), (0, 1));
+        assert_eq!(
+            (containerd.instances, containerd.instance_failures()),
+            (0, 1)
+        );
     }
 
     #[test]
@@ -487,8 +429,8 @@ mod tests {
         }
         let a = &feed.aggregator;
         let slot = |entry: usize| entry + 1; // hashbrown: one control byte a slot
-        let bytes = a.processes.capacity() * slot(size_of::<(u32, ProcessCounts)>())
-            + a.instances.capacity() * slot(size_of::<((u32, i32), i64)>());
+        let bytes = a.processes.table.capacity() * slot(size_of::<ProcessSummary>())
+            + a.instances.capacity() * slot(size_of::<((u32, i32), i32)>());
         let per_process = bytes / n as usize;
         assert!(per_process <= 256, "{per_process} bytes a process");
     }
@@ -496,7 +438,7 @@ mod tests {
     #[test]
     fn distinct_paths_are_exact_up_to_128_then_estimated_in_fixed_memory() {
         let mut feed = Feed::new();
-        for i in 0..EXACT_PATHS {
+        for i in 0..super::super::process::EXACT_PATHS {
             feed.add(1, "few", 3, 1, &format!("/few/{i}"));
         }
         for i in 0..20_000 {
@@ -505,15 +447,19 @@ mod tests {
         let summary = feed.summary(0);
         let few = summary.processes.iter().find(|p| p.pid == 1).unwrap();
         assert_eq!(
-            (few.distinct_paths, few.distinct_paths_estimated),
+            (few.distinct_paths(), few.distinct_paths_estimated()),
             (128, false)
         );
         let many = summary.processes.iter().find(|p| p.pid == 2).unwrap();
-        assert!(many.distinct_paths_estimated);
-        let error = (many.distinct_paths as f64 - 20_000.0).abs() / 20_000.0;
-        assert!(error < 0.05, "estimated {} for 20000", many.distinct_paths);
+        assert!(many.distinct_paths_estimated());
+        let error = (many.distinct_paths() as f64 - 20_000.0).abs() / 20_000.0;
         assert!(
-            feed.aggregator.processes[&2].paths.size_of() <= 4096,
+            error < 0.05,
+            "estimated {} for 20000",
+            many.distinct_paths()
+        );
+        assert!(
+            feed.aggregator.processes.get(2).unwrap().paths.size_of() <= 4096,
             "a sketch of fixed size"
         );
     }

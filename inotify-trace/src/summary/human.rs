@@ -62,7 +62,7 @@ fn processes(out: &mut impl Write, s: &Summary) -> io::Result<()> {
         "INST-FAIL"
     )?;
     for p in &s.processes {
-        let errors: Vec<String> = p.errors.iter().map(|(e, n)| format!("{e}:{n}")).collect();
+        let errors: Vec<String> = p.errors().iter().map(|(e, n)| format!("{e}:{n}")).collect();
         let row = format!(
             "  {:>7} {:<15} {:>6} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>5} {:>9}  {}",
             p.pid,
@@ -71,11 +71,11 @@ fn processes(out: &mut impl Write, s: &Summary) -> io::Result<()> {
             p.calls,
             p.new_watches,
             p.re_adds,
-            p.removed,
-            p.failed,
+            p.removed(),
+            p.failed(),
             paths_text(p),
             p.instances,
-            p.instance_failures,
+            p.instance_failures(),
             errors.join(" ")
         );
         writeln!(out, "{}", row.trim_end())?;
@@ -85,9 +85,9 @@ fn processes(out: &mut impl Write, s: &Summary) -> io::Result<()> {
 
 /// The PATHS column: `~` before an estimate.
 fn paths_text(p: &super::ProcessSummary) -> String {
-    match p.distinct_paths_estimated {
-        true => format!("~{}", p.distinct_paths),
-        false => p.distinct_paths.to_string(),
+    match p.distinct_paths_estimated() {
+        true => format!("~{}", p.distinct_paths()),
+        false => p.distinct_paths().to_string(),
     }
 }
 
@@ -195,25 +195,21 @@ mod tests {
     fn process(pid: u32, comm: &str, counts: [u64; 8]) -> ProcessSummary {
         let [calls, new_watches, re_adds, removed, failed, distinct_paths, instances, instance_failures] =
             counts;
-        let mut errors = std::collections::BTreeMap::new();
-        if failed > 0 {
-            errors.insert(Errno::ENOSPC, failed);
-        }
-        ProcessSummary {
-            pid,
-            comm: comm_key(comm.as_bytes()),
-            uid: 0,
-            calls,
-            new_watches,
-            re_adds,
-            removed,
-            failed,
-            errors,
-            distinct_paths,
-            distinct_paths_estimated: false,
-            instances,
-            instance_failures,
-        }
+        let mut p = ProcessSummary::new(pid, comm_key(comm.as_bytes()), 0);
+        (p.calls, p.new_watches, p.re_adds, p.instances) = (calls, new_watches, re_adds, instances);
+        (0..removed).for_each(|_| p.removal());
+        (0..failed).for_each(|_| p.failure(Errno::ENOSPC));
+        (0..instance_failures).for_each(|_| p.instance_failure());
+        (0..distinct_paths).for_each(|n| p.path(n.wrapping_mul(0x9e37_79b9_7f4a_7c15)));
+        p
+    }
+
+    #[test]
+    fn an_estimated_path_count_is_marked() {
+        let p = process(1, "many", [0, 0, 0, 0, 0, 20_000, 0, 0]);
+        assert!(paths_text(&p).starts_with('~'), "{}", paths_text(&p));
+        let p = process(1, "few", [0, 0, 0, 0, 0, 128, 0, 0]);
+        assert_eq!(paths_text(&p), "128");
     }
 
     #[test]
@@ -232,7 +228,7 @@ mod tests {
             events: 8203,
             lost: 0,
             processes: vec![
-                process(10, "greedy", [8200, 8190, 10, 0, 0, 8190, 1, 0]),
+                process(10, "greedy", [8200, 8190, 10, 0, 0, 100, 1, 0]),
                 process(20, "kubelet", [3, 1, 0, 0, 2, 3, 1, 0]),
             ],
             processes_omitted: 1,
@@ -315,7 +311,7 @@ mod tests {
 
         Processes, by new watches (top 2; 1 more not shown):
               PID COMM               UID   CALLS     NEW  RE-ADD REMOVED  FAILED   PATHS  INST INST-FAIL  ERRORS
-               10 greedy               0    8200    8190      10       0       0    8190     1         0
+               10 greedy               0    8200    8190      10       0       0     100     1         0
                20 kubelet              0       3       1       0       0       2       3     1         0  ENOSPC:2
 
         Failures:

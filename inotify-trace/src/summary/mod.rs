@@ -3,6 +3,9 @@
 //! `Serialize` impls render the result.
 pub(crate) mod aggregate;
 pub(crate) mod human;
+mod process;
+
+pub use process::ProcessSummary;
 
 use std::time::SystemTime;
 
@@ -40,37 +43,6 @@ pub struct Summary {
     /// rendering (JSON times are UTC).
     #[serde(skip)]
     pub utc_offset_s: i32,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ProcessSummary {
-    pub pid: u32,
-    /// The kernel's 16 bytes; JSON shows the text up to the NUL (lossy).
-    #[serde(serialize_with = "serialize_comm")]
-    pub comm: Comm,
-    pub uid: u32,
-    /// inotify_add_watch calls.
-    pub calls: u64,
-    /// Successful add_watch calls that created a watch.
-    pub new_watches: u64,
-    /// Successful add_watch calls that returned a watch the instance had.
-    pub re_adds: u64,
-    /// Successful inotify_rm_watch calls.
-    pub removed: u64,
-    /// Failed add_watch calls.
-    pub failed: u64,
-    /// Failed add_watch calls by errno.
-    pub errors: std::collections::BTreeMap<Errno, u64>,
-    /// Distinct paths passed to add_watch: exact up to 128, estimated
-    /// (within ~2%) past that.
-    pub distinct_paths: u64,
-    /// Whether `distinct_paths` is an estimate.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub distinct_paths_estimated: bool,
-    /// Successful inotify_init/init1 calls.
-    pub instances: u64,
-    /// Failed inotify_init/init1 calls.
-    pub instance_failures: u64,
 }
 
 /// Every failure of one call with one errno.
