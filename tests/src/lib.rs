@@ -217,6 +217,14 @@ impl Finished {
             .collect()
     }
 
+    /// Asserts a clean exit and that the add_watch events of the calls'
+    /// process are exactly `calls` (see [`assert_events_match`]).
+    pub fn assert_reported(&self, calls: &[Call], comm: &str) {
+        self.assert_clean_exit();
+        let pid = calls.first().expect("calls were made").pid;
+        assert_events_match(&self.add_watch_events_of(&[pid]), calls, comm);
+    }
+
     pub fn assert_clean_exit(&self) {
         assert!(self.status.success(), "the tracer failed: {self:#?}");
         assert!(
