@@ -26,6 +26,7 @@ mod commands;
 mod errno;
 mod escape;
 pub mod event;
+pub mod exact_text;
 mod kernel_btf;
 mod limits;
 mod notices;

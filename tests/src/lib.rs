@@ -278,10 +278,12 @@ pub struct Workload {
 impl Workload {
     /// Starts the workload (optionally behind a wrapper such as
     /// `unshare -U -r`) with `--comm comm --wait` and the given steps.
-    pub fn start(wrapper: &[&str], comm: &str, steps: &[&str]) -> Workload {
+    pub fn start(wrapper: &[&str], comm: impl AsRef<std::ffi::OsStr>, steps: &[&str]) -> Workload {
         let mut command = wrapped(wrapper, &workload_binary());
         let mut child = command
-            .args(["--comm", comm, "--wait"])
+            .arg("--comm")
+            .arg(comm)
+            .arg("--wait")
             .args(steps)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

@@ -262,3 +262,93 @@ fn a_traced_emfile_gets_a_diagnosis_of_instances() {
     assert_eq!(d["holders"][0]["pid"].as_u64(), Some(holder_pid));
     assert_eq!(d["holders"][0]["instances"], 2);
 }
+
+/// A name that is not UTF-8, as a watch hog may give itself.
+const HOG: &[u8] = b"G\xffREEDY";
+
+fn base64(text: &Value) -> Vec<u8> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD
+        .decode(
+            text.as_str()
+                .unwrap_or_else(|| panic!("not base64: {text}")),
+        )
+        .unwrap()
+}
+
+#[test]
+fn a_holder_with_a_non_utf8_name_is_counted_with_its_exact_name_and_paths() {
+    require_bpf!();
+    use std::{ffi::OsStr, os::unix::ffi::OsStrExt};
+    let root = tempfile::tempdir().unwrap();
+    let odd: Vec<u8> = [root.path().as_os_str().as_bytes(), b"/odd-\xfe\n"].concat();
+    std::fs::create_dir(OsStr::from_bytes(&odd)).unwrap();
+    let plain = root.path().join("plain");
+    std::fs::create_dir(&plain).unwrap();
+    let hex: String = odd.iter().map(|b| format!("{b:02x}")).collect();
+    let script = Script::new()
+        .init(3)
+        .add(plain.to_str().unwrap(), 1)
+        .add_hex(&hex, 2)
+        .then("sleep", "30");
+    let mut hog = Workload::start(&[], OsStr::from_bytes(HOG), &script.args());
+    script.check(&hog.release_and_read(3));
+
+    let pid = hog.pid.to_string();
+    let report = usage(&["--pid", &pid, "--paths"]);
+    let process = &report["processes"][0];
+    assert_eq!(process["pid"].as_u64(), Some(hog.pid), "{report:#}");
+    assert_eq!(base64(&process["comm_base64"]), HOG);
+    assert_eq!(process["watches"], 2);
+    let instance = &report["instances"][0];
+    assert_eq!(base64(&instance["comm_base64"]), HOG);
+    let paths = instance["paths"].as_array().unwrap();
+    assert_eq!(paths[0]["path"], plain.to_str().unwrap());
+    assert!(paths[0].get("path_base64").is_none(), "{paths:?}");
+    assert_eq!(base64(&paths[1]["path_base64"]), odd, "byte for byte");
+
+    // In text, escaped: never raw bytes on a terminal.
+    let text = Command::new(tracer_binary())
+        .args(["usage", "--pid", &pid, "--paths"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(text.stdout).expect("text output is UTF-8");
+    assert!(text.contains("G\\xffREEDY"), "{text}");
+    assert!(text.contains("odd-\\xfe\\n"), "{text}");
+}
+
+#[test]
+fn a_diagnosis_names_a_holder_whose_name_is_not_utf8() {
+    require_bpf!();
+    let (_root, paths) = dirs((0..4).map(|i| format!("n{i}")));
+    let failer = unique_comm("nfailer");
+    let w = workload_binary();
+    let w = w.to_str().unwrap();
+    let p = &paths;
+    // A cap of 2 watches in a user namespace: the hog takes both.
+    let script = format!(
+        "echo 2 > /proc/sys/user/max_inotify_watches; \
+         {w} --comm \"$(printf 'G\\377REEDY')\" init add {} add {} sleep 3 >/dev/null & echo $!; sleep 0.5; \
+         {w} --comm {failer} init add {} sleep 1 >/dev/null; kill $!",
+        p[0], p[1], p[2]
+    );
+    let tracer = Tracer::start(&["--json", "--comm", &failer]);
+    let hog_pid: u64 = in_user_namespace(&script).trim().parse().unwrap();
+    let finished = tracer.stop();
+    finished.assert_clean_exit();
+
+    let lines = finished.json_lines();
+    let d = lines
+        .iter()
+        .find(|l| l["type"] == "diagnosis")
+        .unwrap_or_else(|| panic!("no diagnosis: {lines:#?}"));
+    assert_eq!(d["usage"]["watches"], 2, "{d:#}");
+    let holder = &d["holders"][0];
+    assert_eq!(holder["pid"].as_u64(), Some(hog_pid), "{d:#}");
+    assert_eq!(base64(&holder["comm_base64"]), HOG);
+    assert_eq!(holder["watches"], 2);
+    assert!(d["recommendations"][0]["wrong_fix"]
+        .as_str()
+        .unwrap()
+        .starts_with(&format!("pid {hog_pid} (G\\xffREEDY) holds 100%")));
+}

@@ -183,6 +183,7 @@ mod tests {
     use crate::{
         errno::Errno,
         event::Kind,
+        exact_text::ProcessName,
         limits::Limits,
         summary::{LimitsAtStartAndEnd, ProcessFailures, ProcessSummary, UserSummary},
         usage::{advice::Recommendation, diagnosis::Diagnosis, ProcessUsage, UserUsage},
@@ -216,7 +217,7 @@ mod tests {
     fn the_summary_reads_as_one_screen() {
         let holder = ProcessUsage {
             pid: 10,
-            comm: "greedy".into(),
+            comm: ProcessName::from_bytes(b"greedy"),
             uid: 0,
             user_ns: None,
             instances: 1,
@@ -271,7 +272,7 @@ mod tests {
                 kind: "diagnosis".into(),
                 time: "2026-05-28T20:26:41.000000000Z".into(),
                 pid: 20,
-                comm: "kubelet".into(),
+                comm: ProcessName::from_bytes(b"kubelet"),
                 uid: 0,
                 call: Kind::AddWatch,
                 errno: Errno::ENOSPC,

@@ -3,7 +3,7 @@
 //! is the wrong fix.
 use serde::{Deserialize, Serialize};
 
-use crate::limits::Limit;
+use crate::{exact_text::ProcessName, limits::Limit};
 
 /// Kernel memory one watch can pin on a 64-bit kernel: the kernel's own
 /// `INOTIFY_WATCH_COST` (a mark plus two inodes, about 1 KiB), which it uses
@@ -26,7 +26,7 @@ pub struct Observed {
     pub max_watches: Option<u64>,
     pub max_instances: Option<u64>,
     /// The process holding the most watches: pid, comm, watches.
-    pub top_holder: Option<(u32, String, u64)>,
+    pub top_holder: Option<(u32, ProcessName, u64)>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -131,7 +131,7 @@ mod tests {
             instances: 3,
             max_watches: Some(max_watches),
             max_instances: Some(128),
-            top_holder: Some((42, "kubelet".into(), top)),
+            top_holder: Some((42, ProcessName::from_bytes(b"kubelet"), top)),
         }
     }
 

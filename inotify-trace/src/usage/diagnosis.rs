@@ -15,6 +15,7 @@ use crate::{
     clock::{rfc3339, WallClock},
     errno::Errno,
     event::{Event, Kind},
+    exact_text::ProcessName,
     limits::Limit,
     selection::Selection,
 };
@@ -31,7 +32,8 @@ pub struct Diagnosis {
     /// RFC 3339, UTC: when the failing call returned.
     pub time: String,
     pub pid: u32,
-    pub comm: String,
+    #[serde(flatten)]
+    pub comm: ProcessName,
     pub uid: u32,
     pub call: Kind,
     pub errno: Errno,
@@ -94,7 +96,7 @@ impl Diagnoser {
             kind: "diagnosis".to_owned(),
             time: rfc3339(clock.wall(h.time_ns)).to_string(),
             pid: h.pid,
-            comm: String::from_utf8_lossy(event.comm()).into_owned(),
+            comm: ProcessName::from_bytes(event.comm()),
             uid: h.uid,
             call: event.kind,
             errno,

@@ -20,7 +20,11 @@ use self::{
     scan::HeldFd,
     userns::NamespaceCaps,
 };
-use crate::{limits::Limits, selection::Selection};
+use crate::{
+    exact_text::{PathName, ProcessName},
+    limits::Limits,
+    selection::Selection,
+};
 
 /// Where a snapshot looks, and how it tells instances and namespaces apart.
 pub struct Source<'a> {
@@ -82,7 +86,8 @@ pub struct InstanceUsage {
     /// Every process and fd through which the instance is held.
     pub holders: Vec<Holder>,
     /// The first holder's comm.
-    pub comm: String,
+    #[serde(flatten)]
+    pub comm: ProcessName,
     /// The effective uid of the first (lowest-pid) holder: the kernel
     /// charges the instance's creator, which /proc does not show; for an
     /// instance inherited across fork that is the parent.
@@ -98,8 +103,9 @@ pub struct InstanceUsage {
 #[derive(Clone, Debug, Serialize)]
 pub struct WatchTarget {
     pub wd: i32,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub path: Option<String>,
+    /// `path`, and `path_base64` when it is not UTF-8.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub path: Option<PathName>,
     /// `major:minor`, when the path could not be found.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dev: Option<String>,
@@ -110,7 +116,8 @@ pub struct WatchTarget {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ProcessUsage {
     pub pid: u32,
-    pub comm: String,
+    #[serde(flatten)]
+    pub comm: ProcessName,
     pub uid: u32,
     pub user_ns: Option<u64>,
     pub instances: u64,
@@ -188,7 +195,7 @@ fn instances(held: &[HeldFd], source: &Source<'_>) -> Vec<InstanceUsage> {
                         fd: r.fd,
                     })
                     .collect(),
-                comm: first.comm.clone(),
+                comm: first.comm,
                 uid: first.euid,
                 watches: watches as u64,
                 user_ns: first.user_ns.filter(|ns| Some(*ns) != source.own_user_ns),
@@ -214,7 +221,7 @@ fn targets(held: &HeldFd, resolver: &paths::Resolver) -> Vec<WatchTarget> {
         .map(|watch| match resolver.path(watch) {
             Some(path) => WatchTarget {
                 wd: watch.wd,
-                path: Some(path.to_string_lossy().into_owned()),
+                path: Some(PathName::from_path(&path)),
                 dev: None,
                 ino: None,
             },
@@ -236,7 +243,7 @@ fn processes(instances: &[InstanceUsage], held: &[HeldFd]) -> Vec<ProcessUsage> 
     for h in held {
         by_pid.entry(h.pid).or_insert_with(|| ProcessUsage {
             pid: h.pid,
-            comm: h.comm.clone(),
+            comm: h.comm,
             uid: h.euid,
             user_ns: None,
             instances: 0,
@@ -333,10 +340,7 @@ fn observed(user: &UserUsage) -> Observed {
         instances: user.instances,
         max_watches: user.max_watches,
         max_instances: user.max_instances,
-        top_holder: user
-            .top_holder
-            .as_ref()
-            .map(|p| (p.pid, p.comm.clone(), p.watches)),
+        top_holder: user.top_holder.as_ref().map(|p| (p.pid, p.comm, p.watches)),
     }
 }
 
@@ -348,18 +352,19 @@ fn select(
     selection: &Selection,
 ) -> (Vec<InstanceUsage>, Vec<ProcessUsage>) {
     let process_matches =
-        |pid: u32, comm: &str, uid: u32| selection.matches_process(pid, comm.as_bytes(), uid);
+        |pid: u32, comm: &ProcessName, uid: u32| selection.matches_process(pid, comm.bytes(), uid);
+    let nameless = ProcessName::from_bytes(b"");
     let comm_of = |pid: u32| {
         held.iter()
             .find(|h| h.pid == pid)
-            .map_or("", |h| h.comm.as_str())
+            .map_or(nameless, |h| h.comm)
     };
     let instances = instances
         .into_iter()
         .filter(|i| {
             i.holders
                 .iter()
-                .any(|h| process_matches(h.pid, comm_of(h.pid), i.uid))
+                .any(|h| process_matches(h.pid, &comm_of(h.pid), i.uid))
         })
         .collect();
     let processes = processes

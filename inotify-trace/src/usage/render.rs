@@ -2,7 +2,6 @@
 use std::io::{self, Write};
 
 use super::{advice::Recommendation, diagnosis::Diagnosis, Usage, UserUsage};
-use crate::escape::Escaped;
 
 pub fn write(out: &mut impl Write, usage: &Usage) -> io::Result<()> {
     let show = |n: Option<u64>| n.map_or_else(|| "?".to_owned(), |n| n.to_string());
@@ -43,7 +42,7 @@ pub fn write(out: &mut impl Write, usage: &Usage) -> io::Result<()> {
         let row = format!(
             "  {:>7} {:<15} {:>6} {:>9} {:>8}  {ns}",
             p.pid,
-            Escaped(p.comm.as_bytes()).to_string(),
+            p.comm.to_string(),
             p.uid,
             p.instances,
             p.watches
@@ -64,14 +63,12 @@ pub fn write(out: &mut impl Write, usage: &Usage) -> io::Result<()> {
                 "  {} watches: {} ({}, uid {})",
                 i.watches,
                 holders.join(", "),
-                Escaped(i.comm.as_bytes()),
+                i.comm,
                 i.uid
             )?;
             for t in i.paths.iter().flatten() {
                 match (&t.path, &t.dev, t.ino) {
-                    (Some(path), _, _) => {
-                        writeln!(out, "    wd {:<5} {}", t.wd, Escaped(path.as_bytes()))?
-                    }
+                    (Some(path), _, _) => writeln!(out, "    wd {:<5} {path}", t.wd)?,
                     (None, Some(dev), Some(ino)) => writeln!(
                         out,
                         "    wd {:<5} dev {dev} ino {ino} (path not resolvable)",
@@ -105,14 +102,7 @@ pub fn users(out: &mut impl Write, users: &[UserUsage]) -> io::Result<()> {
         let top = u
             .top_holder
             .as_ref()
-            .map(|p| {
-                format!(
-                    "{} {} ({} watches)",
-                    p.pid,
-                    Escaped(p.comm.as_bytes()),
-                    p.watches
-                )
-            })
+            .map(|p| format!("{} {} ({} watches)", p.pid, p.comm, p.watches))
             .unwrap_or_default();
         writeln!(
             out,
@@ -169,11 +159,7 @@ pub fn diagnosis(out: &mut impl Write, d: &Diagnosis, indent: &str) -> io::Resul
     writeln!(
         out,
         "{indent}diagnosis: {} (pid {}, uid {}) got {} from {call} at {}",
-        Escaped(d.comm.as_bytes()),
-        d.pid,
-        d.uid,
-        d.errno,
-        d.time
+        d.comm, d.pid, d.uid, d.errno, d.time
     )?;
     if let Some(u) = &d.usage {
         let show = |n: Option<u64>| n.map_or_else(|| "?".to_owned(), |n| n.to_string());
@@ -205,7 +191,7 @@ pub fn diagnosis(out: &mut impl Write, d: &Diagnosis, indent: &str) -> io::Resul
             out,
             "{indent}  {:>7} {:<15} {:>9} {:>8}",
             p.pid,
-            Escaped(p.comm.as_bytes()).to_string(),
+            p.comm.to_string(),
             p.instances,
             p.watches
         )?;

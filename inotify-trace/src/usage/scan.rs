@@ -7,13 +7,14 @@ use std::path::Path;
 use procfs::process::Process;
 
 use super::fdinfo::{self, Watch};
+use crate::exact_text::ProcessName;
 
 /// One inotify fd of one process.
 #[derive(Clone, Debug)]
 pub struct HeldFd {
     pub pid: u32,
     pub fd: i32,
-    pub comm: String,
+    pub comm: ProcessName,
     /// The effective uid, as seen from our user namespace.
     pub euid: u32,
     /// The holder's user namespace (the inode of `PID/ns/user`).
@@ -52,7 +53,7 @@ pub fn inotify_fds(root: &Path) -> Scan {
         if inotify.is_empty() {
             continue;
         }
-        let Some((comm, euid)) = identity(&process) else {
+        let Some((comm, euid)) = identity(&dir) else {
             continue;
         };
         let user_ns = namespace_inode(&dir.join("ns/user"));
@@ -63,7 +64,7 @@ pub fn inotify_fds(root: &Path) -> Scan {
             scan.held.push(HeldFd {
                 pid,
                 fd,
-                comm: comm.clone(),
+                comm,
                 euid,
                 user_ns,
                 watches: fdinfo::parse(&info),
@@ -110,9 +111,19 @@ fn is_kernel_thread(process: &Process) -> bool {
         .is_ok_and(|stat| stat.flags & PF_KTHREAD != 0)
 }
 
-fn identity(process: &Process) -> Option<(String, u32)> {
-    let status = process.status().ok()?;
-    Some((status.name, status.euid))
+/// The process's comm and effective uid, read as bytes: procfs parses
+/// `status` as UTF-8 and fails on a name that is not, which would hide a
+/// process that renamed itself so.
+fn identity(dir: &Path) -> Option<(ProcessName, u32)> {
+    let comm = std::fs::read(dir.join("comm")).ok()?;
+    let comm = comm.strip_suffix(b"\n").unwrap_or(&comm);
+    let status = std::fs::read(dir.join("status")).ok()?;
+    // `Uid:\treal\teffective\tsaved\tfs`
+    let uids = status
+        .split(|&b| b == b'\n')
+        .find_map(|line| line.strip_prefix(b"Uid:"))?;
+    let euid = std::str::from_utf8(uids).ok()?.split_whitespace().nth(1)?;
+    Some((ProcessName::from_bytes(comm), euid.parse().ok()?))
 }
 
 /// `user:[4026531837]` -> 4026531837.

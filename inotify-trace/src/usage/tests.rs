@@ -44,6 +44,7 @@ fn fixture(root: &Path, processes: &[FakeProcess]) -> Table {
         std::fs::create_dir_all(dir.join("fdinfo")).unwrap();
         std::fs::create_dir_all(dir.join("ns")).unwrap();
         std::fs::write(dir.join("status"), status(p)).unwrap();
+        std::fs::write(dir.join("comm"), format!("{}\n", p.comm)).unwrap();
         std::fs::write(dir.join("stat"), format!("{} ({}) S 1 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 1 1 1 1 1 1 1 1 0 0 0 0 0 0 0 17 0 0 0 0 0 0", p.pid, p.comm)).unwrap();
         symlink(format!("user:[{}]", p.user_ns), dir.join("ns/user")).unwrap();
         // A regular file and a socket, which must be ignored.
@@ -185,19 +186,19 @@ fn instances_are_counted_once_with_all_their_holders() {
 #[test]
 fn processes_are_sorted_by_watches() {
     let usage = take(&Selection::default());
-    let rows: Vec<(u32, &str, u64, u64)> = usage
+    let rows: Vec<(u32, &[u8], u64, u64)> = usage
         .processes
         .iter()
-        .map(|p| (p.pid, p.comm.as_str(), p.instances, p.watches))
+        .map(|p| (p.pid, p.comm.bytes(), p.instances, p.watches))
         .collect();
     assert_eq!(
         rows,
         [
-            (200, "kubelet", 1, 100),
-            (100, "agent", 1, 5),
-            (101, "agent-child", 1, 5),
-            (400, "pod-app", 1, 3),
-            (300, "editor", 3, 0)
+            (200, &b"kubelet"[..], 1, 100),
+            (100, b"agent", 1, 5),
+            (101, b"agent-child", 1, 5),
+            (400, b"pod-app", 1, 3),
+            (300, b"editor", 3, 0)
         ]
     );
 }
