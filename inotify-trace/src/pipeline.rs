@@ -70,7 +70,7 @@ impl Pipeline {
         outputs.push(render::printer(settings.format, clock, settings.events));
         Ok(Pipeline {
             selection: settings.selection.clone(),
-            diagnoser: settings.live.then(Diagnoser::default),
+            diagnoser: settings.live.then(Diagnoser::live),
             aggregator: Aggregator::default(),
             diagnoses: Vec::new(),
             counts: Counts::default(),

@@ -56,6 +56,11 @@ pub fn tracer_binary() -> PathBuf {
     }
 }
 
+/// The benchmark's load generator, which cargo builds with these tests.
+pub fn load_binary() -> PathBuf {
+    built_binary("inotify-load")
+}
+
 /// The workload program, which cargo builds with these tests.
 pub fn workload_binary() -> PathBuf {
     built_binary("inotify-workload")

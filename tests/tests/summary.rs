@@ -240,3 +240,42 @@ fn a_command_is_followed_into_its_grandchildren_and_its_status_returned() {
     // Only the command's own processes appear (sh makes no inotify calls).
     assert_eq!(processes.len(), 2, "{summary:#}");
 }
+
+/// A storm of ENOSPC: one process failing as fast as it can, in a user
+/// namespace whose watch cap is 0. Every failure reaches the summary, none
+/// is lost, and it is diagnosed at most once per 5 seconds.
+#[test]
+fn a_storm_of_failures_loses_nothing() {
+    require_bpf!();
+    const CALLS: u64 = 500_000;
+    let dir = tempfile::tempdir().unwrap();
+    let load = tests::load_binary();
+    let tracer = Tracer::start(&["--json", "--quiet", "--comm", "inotify-load"]);
+    let script = format!(
+        "echo 0 > /proc/sys/user/max_inotify_watches && exec '{}' fail-loop {CALLS} '{}'",
+        load.display(),
+        dir.path().display()
+    );
+    let out = std::process::Command::new("unshare")
+        .args(["-U", "-r", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let finished = tracer.stop();
+    finished.assert_clean_exit();
+
+    let summary = summary_of(&finished.stdout);
+    assert_eq!(summary["lost"], 0, "{summary:#}");
+    assert_eq!(
+        summary["events"].as_u64(),
+        Some(CALLS + 1),
+        "init + the calls"
+    );
+    let storm = &summary["failures"][0];
+    assert_eq!(
+        (&storm["errno"], storm["count"].as_u64()),
+        (&"ENOSPC".into(), Some(CALLS))
+    );
+    let diagnoses = summary["diagnoses"].as_array().unwrap().len();
+    assert!((1..=2).contains(&diagnoses), "{diagnoses} diagnoses");
+}

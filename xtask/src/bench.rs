@@ -112,6 +112,11 @@ pub fn run(smoke: bool) -> Result<()> {
     cmd::step("events made, received and lost");
     let (loss, recording) = bench.loss(&sizes)?;
     results["events"] = loss;
+    cmd::step(&format!(
+        "a storm of {} ENOSPC in a user namespace whose watch cap is 0",
+        sizes.one_producer
+    ));
+    results["storm"] = bench.storm(&sizes)?;
     cmd::step("an unrelated syscall (getppid) with and without the tracer attached");
     results["getppid_ns"] = bench.getppid(&sizes)?;
     cmd::step(&format!(
@@ -383,6 +388,34 @@ impl Bench {
 }
 
 impl Bench {
+    /// One process failing with ENOSPC as fast as it can (issue 13): calls
+    /// per second, events made/received/lost, and the tracer's CPU per
+    /// failing event, to compare with a successful one's.
+    fn storm(&self, sizes: &Sizes) -> Result<Value> {
+        let record = self.dir.join("storm.rec");
+        let traced = self.recording(&record)?;
+        let script = format!(
+            "echo 0 > /proc/sys/user/max_inotify_watches && exec '{}' fail-loop {} '{}' 1",
+            self.load.display(),
+            sizes.one_producer,
+            self.watched
+        );
+        let out = cmd::output(Command::new("unshare").args(["-U", "-r", "sh", "-c", &script]))?;
+        let cost = traced.stop()?;
+        let ns = ns_per_call(&out)?;
+        let summary = self.summary_of(&record)?;
+        let _ = std::fs::remove_file(&record);
+        let made = sizes.one_producer + 1;
+        Ok(json!({
+            "made": made,
+            "received": summary["events"],
+            "lost": summary["lost"],
+            "calls_per_second": 1e9 / ns,
+            "tracer_cpu_ns_per_event": cost.cpu_ns as f64 / made as f64,
+            "diagnoses": summary["diagnoses"].as_array().map_or(0, Vec::len),
+        }))
+    }
+
     /// Peak RSS of the live tracer and of `report`: for many distinct pids
     /// (live, as many as this machine's pid_max lets exist in one session;
     /// in a report, a synthetic recording of `memory_pids`), and for one
@@ -627,6 +660,17 @@ fn print_table(r: &Value) {
             row["made"], row["received"], row["lost"], row["balanced"]
         );
     }
+    let st = &r["storm"];
+    println!(
+        "storm of ENOSPC: {:.0} calls/s, made {} received {} lost {}, {} diagnoses; tracer {} ns CPU per failing event (one producer, successes: {}; target within 2x)",
+        st["calls_per_second"].as_f64().unwrap_or(f64::NAN),
+        st["made"],
+        st["received"],
+        st["lost"],
+        st["diagnoses"],
+        f(&st["tracer_cpu_ns_per_event"]),
+        f(&e["one_producer_tracer_cpu_ns_per_event"])
+    );
     let g = &r["getppid_ns"];
     println!(
         "getppid ns per call: no tracer {}, tracer attached {} (+{})",

@@ -49,12 +49,53 @@ pub struct Diagnosis {
     pub recommendations: Vec<Recommendation>,
 }
 
-#[derive(Default)]
+/// Failing pids remembered at most: past it, the oldest are forgotten.
+const KNOWN_PIDS: usize = 4096;
+
 pub struct Diagnoser {
+    /// This process's user namespace, read once.
+    own_user_ns: Option<u64>,
+    /// When each scope (uid, user namespace) was last diagnosed.
     last: HashMap<(u32, Option<u64>), Instant>,
+    /// The user namespace of each pid that failed lately, and when it last
+    /// did: a storm of failures from one process is turned away with two
+    /// lookups, no /proc read and no allocation, so it costs what a
+    /// success costs and the ring buffer keeps up.
+    known: HashMap<u32, (Option<u64>, Instant)>,
 }
 
 impl Diagnoser {
+    /// A diagnoser for this machine, as this process sees it.
+    pub fn live() -> Diagnoser {
+        Diagnoser {
+            own_user_ns: scan::namespace_inode(Path::new("/proc/self/ns/user")),
+            last: HashMap::new(),
+            known: HashMap::new(),
+        }
+    }
+
+    /// The failing process's user namespace when it is not ours: from
+    /// memory if the pid failed lately, else one /proc read.
+    fn user_ns_of(&mut self, pid: u32, now: Instant) -> Option<u64> {
+        if let Some((ns, seen)) = self.known.get_mut(&pid) {
+            if now.duration_since(*seen) < EVERY {
+                *seen = now;
+                return *ns;
+            }
+        }
+        if self.known.len() >= KNOWN_PIDS {
+            self.known
+                .retain(|_, (_, seen)| now.duration_since(*seen) < EVERY);
+            if self.known.len() >= KNOWN_PIDS {
+                self.known.clear();
+            }
+        }
+        let ns = scan::namespace_inode(Path::new(&format!("/proc/{pid}/ns/user")))
+            .filter(|ns| Some(*ns) != self.own_user_ns);
+        self.known.insert(pid, (ns, now));
+        ns
+    }
+
     /// A diagnosis for this event, if it is one of the two failures and its
     /// scope was not diagnosed in the last few seconds.
     /// Called for every event: anything but the two failures returns at
@@ -63,14 +104,19 @@ impl Diagnoser {
         let h = &event.header;
         let errno = event.errno()?;
         let limit = Limit::hit_by(event.kind, errno)?;
-        let source = Source::live(None);
-        let user_ns = scan::namespace_inode(Path::new(&format!("/proc/{}/ns/user", h.pid)))
-            .filter(|ns| Some(*ns) != source.own_user_ns);
+        // The rate limit first: everything after it reads /proc.
+        let now = Instant::now();
+        let user_ns = self.user_ns_of(h.pid, now);
         let scope = (h.uid, user_ns);
-        if self.last.get(&scope).is_some_and(|at| at.elapsed() < EVERY) {
+        if self
+            .last
+            .get(&scope)
+            .is_some_and(|at| now.duration_since(*at) < EVERY)
+        {
             return None;
         }
-        self.last.insert(scope, Instant::now());
+        self.last.insert(scope, now);
+        let source = Source::live(None);
 
         let usage = snapshot(
             &source,

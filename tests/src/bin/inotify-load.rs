@@ -1,6 +1,9 @@
 //! The benchmark's load generator (`cargo xtask bench`):
 //!
 //!   inotify-load add-loop CALLS DIR [CPU]   inotify_add_watch(fd, DIR) CALLS times
+//!   inotify-load fail-loop CALLS DIR [CPU]  the same, each call expected to fail (run it in
+//!                                           a user namespace whose watch cap is 0: a storm
+//!                                           of ENOSPC)
 //!   inotify-load getppid CALLS [CPU]        getppid() CALLS times
 //!   inotify-load many-pids PROCESSES DIR    fork PROCESSES children one after another,
 //!                                           each making an instance and one watch on DIR,
@@ -29,8 +32,9 @@ fn main() {
             .unwrap_or_else(|| usage())
     };
     match args.first().map(String::as_str) {
-        Some("add-loop") => {
+        Some(mode @ ("add-loop" | "fail-loop")) => {
             let calls = number(1);
+            let failing = mode == "fail-loop";
             let dir = CString::new(args.get(2).cloned().unwrap_or_else(|| usage())).unwrap();
             pin(args.get(3));
             // SAFETY: plain syscalls on our own fd and string.
@@ -41,7 +45,7 @@ fn main() {
                 // Re-adding one directory: the same watch each time, as
                 // kubelet and inotifywait do a lot; nothing accumulates.
                 let wd = unsafe { libc::inotify_add_watch(fd, dir.as_ptr(), libc::IN_ALL_EVENTS) };
-                assert!(wd > 0, "inotify_add_watch failed");
+                assert_eq!(wd < 0, failing, "inotify_add_watch returned {wd}");
             }
             report(calls, started);
         }
