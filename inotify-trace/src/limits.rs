@@ -8,6 +8,10 @@ use crate::errno::Errno;
 
 const SYSCTL_DIR: &str = "/proc/sys/fs/inotify";
 
+/// A user namespace's `user.max_inotify_*` at INT_MAX: the namespace has no
+/// cap of its own (only its ancestors' apply). New namespaces start so.
+pub const NO_CAP: u64 = i32::MAX as u64;
+
 /// A per-uid inotify budget; everything said about one (its sysctl, a user
 /// namespace's file, the call that fails when it is used up) is here.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -55,13 +59,35 @@ impl Limit {
         }
     }
 
-    /// What a failure against it means, said where the failure shows up.
+    /// What a failure against it means, said where the failure shows up
+    /// (a diagnosis says which scope's cap it was).
     pub fn exhausted(self) -> &'static str {
         match self {
-            Limit::Watches => "the uid's fs.inotify.max_user_watches is used up",
-            Limit::Instances => {
-                "the uid's fs.inotify.max_user_instances is used up, or the process's fd limit"
+            Limit::Watches => {
+                "a watch budget is used up: the uid's fs.inotify.max_user_watches, or its user namespace's user.max_inotify_watches"
             }
+            Limit::Instances => {
+                "an instance budget is used up: the uid's fs.inotify.max_user_instances, or its user namespace's user.max_inotify_instances, or the process's fd limit"
+            }
+        }
+    }
+
+    /// The cap that was hit, in words: the host's sysctl, or a user
+    /// namespace's own cap (`cap` as read there; [`NO_CAP`]: it has none of
+    /// its own, so an ancestor's, ultimately the host's, was hit).
+    pub fn which_hit(self, user_ns: Option<u64>, cap: Option<u64>) -> String {
+        let cap_text = cap.map_or_else(|| "unreadable".to_owned(), |c| c.to_string());
+        match (user_ns, cap) {
+            (None, _) => format!("the host's {} ({cap_text})", self.sysctl()),
+            (Some(ns), Some(NO_CAP)) => format!(
+                "user namespace {ns} has no {} of its own: an ancestor's was hit, ultimately the host's {}",
+                self.namespace_file(),
+                self.sysctl()
+            ),
+            (Some(ns), _) => format!(
+                "user namespace {ns}'s user.{} ({cap_text})",
+                self.namespace_file()
+            ),
         }
     }
 
@@ -123,6 +149,26 @@ mod tests {
             let json = serde_json::to_string(&limit).unwrap();
             assert_eq!(json, format!("\"{}\"", limit.noun()));
         }
+    }
+
+    #[test]
+    fn the_cap_that_was_hit_is_named_with_its_scope() {
+        assert_eq!(
+            Limit::Watches.which_hit(None, Some(8192)),
+            "the host's fs.inotify.max_user_watches (8192)"
+        );
+        assert_eq!(
+            Limit::Watches.which_hit(Some(4026532000), Some(600)),
+            "user namespace 4026532000's user.max_inotify_watches (600)"
+        );
+        assert_eq!(
+            Limit::Instances.which_hit(Some(7), Some(NO_CAP)),
+            "user namespace 7 has no max_inotify_instances of its own: an ancestor's was hit, ultimately the host's fs.inotify.max_user_instances"
+        );
+        assert_eq!(
+            Limit::Watches.which_hit(Some(7), None),
+            "user namespace 7's user.max_inotify_watches (unreadable)"
+        );
     }
 
     #[test]

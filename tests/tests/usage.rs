@@ -352,3 +352,39 @@ fn a_diagnosis_names_a_holder_whose_name_is_not_utf8() {
         .unwrap()
         .starts_with(&format!("pid {hog_pid} (G\\xffREEDY) holds 100%")));
 }
+
+#[test]
+fn a_diagnosis_in_text_names_the_user_namespaces_own_cap() {
+    require_bpf!();
+    let (_root, paths) = dirs((0..3).map(|i| format!("c{i}")));
+    let (holder, failer) = (unique_comm("choldr"), unique_comm("cfailr"));
+    let w = workload_binary();
+    let w = w.to_str().unwrap();
+    let p = &paths;
+    let script = format!(
+        "echo 2 > /proc/sys/user/max_inotify_watches; \
+         {w} --comm {holder} init add {} add {} sleep 3 >/dev/null & sleep 0.5; \
+         {w} --comm {failer} init add {} sleep 1 >/dev/null; kill $!; readlink /proc/self/ns/user",
+        p[0], p[1], p[2]
+    );
+    // Quiet, in text: the diagnosis goes to stderr as it happens.
+    let tracer = Tracer::start(&["--quiet", "--comm", &failer]);
+    let ns = in_user_namespace(&script);
+    let ns = ns.trim().trim_start_matches("user:[").trim_end_matches(']');
+    let finished = tracer.stop();
+    finished.assert_clean_exit();
+    let expected =
+        format!("inotify-trace:   the cap hit: user namespace {ns}'s user.max_inotify_watches (2)");
+    assert!(
+        finished.stderr.lines().any(|l| l == expected),
+        "{expected:?} not in:\n{}",
+        finished.stderr
+    );
+    assert!(
+        finished.stdout.contains(&format!(
+            "  the cap hit: user namespace {ns}'s user.max_inotify_watches (2)"
+        )),
+        "and in the summary: {}",
+        finished.stdout
+    );
+}

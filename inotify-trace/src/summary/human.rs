@@ -316,7 +316,7 @@ mod tests {
                20 kubelet              0       3       1       0       0       2       3     1         0  ENOSPC:2
 
         Failures:
-          ENOSPC from inotify_add_watch: 2 calls (the uid's fs.inotify.max_user_watches is used up)
+          ENOSPC from inotify_add_watch: 2 calls (a watch budget is used up: the uid's fs.inotify.max_user_watches, or its user namespace's user.max_inotify_watches)
                  20 kubelet         uid 0           2x  21:26:41.000000 .. 21:26:42.000000
                     /sys/fs/cgroup/kubepods/pod1
                     /sys/fs/cgroup/kubepods/\u{1b}[2J
@@ -329,6 +329,7 @@ mod tests {
         Diagnoses (who held the budget when it ran out):
           diagnosis: kubelet (pid 20, uid 0) got ENOSPC from inotify_add_watch at 2026-05-28T20:26:41.000000000Z
             uid 0 holds 8192 of 8192 watches and 2 of 128 instances now; by watches:
+            the cap hit: the host's fs.inotify.max_user_watches (8192)
                 PID COMM            INSTANCES  WATCHES
                  10 greedy                  1     8190
             to raise fs.inotify.max_user_watches from 8192: sysctl -w fs.inotify.max_user_watches=16384

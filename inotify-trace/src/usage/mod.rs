@@ -22,7 +22,7 @@ use self::{
 };
 use crate::{
     exact_text::{PathName, ProcessName},
-    limits::Limits,
+    limits::{Limits, NO_CAP},
     selection::Selection,
 };
 
@@ -315,7 +315,7 @@ fn users(
     let mut users: Vec<UserUsage> = scopes.into_values().collect();
     for user in &mut users {
         let pct = |used: u64, max: Option<u64>| {
-            max.filter(|m| *m > 0)
+            max.filter(|m| *m > 0 && *m != NO_CAP)
                 .map(|m| (1000.0 * used as f64 / m as f64).round() / 10.0)
         };
         user.watches_pct = pct(user.watches, user.max_watches);

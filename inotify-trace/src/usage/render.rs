@@ -2,9 +2,9 @@
 use std::io::{self, Write};
 
 use super::{advice::Recommendation, diagnosis::Diagnosis, Usage, UserUsage};
+use crate::limits::{Limit, NO_CAP};
 
 pub fn write(out: &mut impl Write, usage: &Usage) -> io::Result<()> {
-    let show = |n: Option<u64>| n.map_or_else(|| "?".to_owned(), |n| n.to_string());
     let watches: u64 = usage.instances.iter().map(|i| i.watches).sum();
     writeln!(
         out,
@@ -26,8 +26,8 @@ pub fn write(out: &mut impl Write, usage: &Usage) -> io::Result<()> {
     writeln!(
         out,
         "Host limits per uid: fs.inotify.max_user_watches = {}, fs.inotify.max_user_instances = {}",
-        show(usage.limits.max_user_watches),
-        show(usage.limits.max_user_instances)
+        cap_text(usage.limits.max_user_watches),
+        cap_text(usage.limits.max_user_instances)
     )?;
     users(out, &usage.users)?;
     writeln!(out)?;
@@ -83,8 +83,11 @@ pub fn write(out: &mut impl Write, usage: &Usage) -> io::Result<()> {
 }
 
 pub fn users(out: &mut impl Write, users: &[UserUsage]) -> io::Result<()> {
-    let show = |n: Option<u64>| n.map_or_else(|| "?".to_owned(), |n| n.to_string());
-    let pct = |p: Option<f64>| p.map_or_else(|| "?".to_owned(), |p| format!("{p:.1}%"));
+    let pct = |p: Option<f64>, max: Option<u64>| match (p, max) {
+        (_, Some(NO_CAP)) => "-".to_owned(),
+        (Some(p), _) => format!("{p:.1}%"),
+        (None, _) => "?".to_owned(),
+    };
     writeln!(out)?;
     writeln!(
         out,
@@ -110,11 +113,11 @@ pub fn users(out: &mut impl Write, users: &[UserUsage]) -> io::Result<()> {
             u.uid,
             scope,
             u.watches,
-            show(u.max_watches),
-            pct(u.watches_pct),
+            cap_text(u.max_watches),
+            pct(u.watches_pct, u.max_watches),
             u.instances,
-            show(u.max_instances),
-            pct(u.instances_pct)
+            cap_text(u.max_instances),
+            pct(u.instances_pct, u.max_instances)
         )?;
     }
     Ok(())
@@ -150,6 +153,16 @@ pub fn recommendations(out: &mut impl Write, recommendations: &[Recommendation])
     Ok(())
 }
 
+/// A cap as shown: `?` when unreadable, `none` for a user namespace without
+/// a cap of its own.
+fn cap_text(cap: Option<u64>) -> String {
+    match cap {
+        None => "?".to_owned(),
+        Some(NO_CAP) => "none".to_owned(),
+        Some(n) => n.to_string(),
+    }
+}
+
 /// A diagnosis as a block of lines, each starting with `indent`.
 pub fn diagnosis(out: &mut impl Write, d: &Diagnosis, indent: &str) -> io::Result<()> {
     let call = d.call.syscall();
@@ -162,16 +175,24 @@ pub fn diagnosis(out: &mut impl Write, d: &Diagnosis, indent: &str) -> io::Resul
         d.comm, d.pid, d.uid, d.errno, d.time
     )?;
     if let Some(u) = &d.usage {
-        let show = |n: Option<u64>| n.map_or_else(|| "?".to_owned(), |n| n.to_string());
         writeln!(
             out,
             "{indent}  uid {}{scope} holds {} of {} watches and {} of {} instances now; by {}:",
             u.uid,
             u.watches,
-            show(u.max_watches),
+            cap_text(u.max_watches),
             u.instances,
-            show(u.max_instances),
+            cap_text(u.max_instances),
             d.limit.noun()
+        )?;
+        let cap = match d.limit {
+            Limit::Watches => u.max_watches,
+            Limit::Instances => u.max_instances,
+        };
+        writeln!(
+            out,
+            "{indent}  the cap hit: {}",
+            d.limit.which_hit(d.user_ns, cap)
         )?;
     } else {
         writeln!(
