@@ -167,24 +167,55 @@ fn in_user_namespace(script: &str) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// What `in_user_namespace` runs for a diagnosis test: in a namespace whose
+/// watch cap is `cap`, `holder` (a shell word) watches each of `held` and
+/// stays 3 s; half a second later `failer` watches `failing` (and fails)
+/// and stays 1 s. It prints the holder's pid, then the namespace.
+fn holder_then_failer(
+    cap: u32,
+    holder: &str,
+    held: &[String],
+    failer: &str,
+    failing: &[String],
+) -> String {
+    let w = workload_binary();
+    let w = w.to_str().unwrap();
+    let adds = |paths: &[String]| -> String { paths.iter().map(|p| format!(" add {p}")).collect() };
+    format!(
+        "echo {cap} > /proc/sys/user/max_inotify_watches; \
+         {w} --comm {holder} init{} sleep 3 >/dev/null & echo $!; sleep 0.5; \
+         {w} --comm {failer} init{} sleep 1 >/dev/null; kill $!; readlink /proc/self/ns/user",
+        adds(held),
+        adds(failing)
+    )
+}
+
+/// The holder's pid and the namespace, as `holder_then_failer` prints them.
+fn pid_and_namespace(printed: &str) -> (u64, String) {
+    let mut lines = printed.lines();
+    let pid = lines
+        .next()
+        .and_then(|l| l.parse().ok())
+        .expect("the holder's pid");
+    let ns = lines.next().expect("the namespace");
+    (
+        pid,
+        ns.trim_start_matches("user:[")
+            .trim_end_matches(']')
+            .to_owned(),
+    )
+}
+
 #[test]
 fn a_traced_enospc_gets_a_diagnosis_naming_the_holder() {
     require_bpf!();
     let (_root, paths) = dirs((0..5).map(|i| format!("w{i}")));
     let (holder, failer) = (unique_comm("holder"), unique_comm("failer"));
-    let w = workload_binary();
-    let w = w.to_str().unwrap();
-    let p = &paths;
     // In one user namespace with a cap of 3 watches: the holder takes all
     // three, then the failer's first add_watch fails.
-    let script = format!(
-        "echo 3 > /proc/sys/user/max_inotify_watches; \
-         {w} --comm {holder} init add {} add {} add {} sleep 3 >/dev/null & echo $!; sleep 0.5; \
-         {w} --comm {failer} init add {} add {} sleep 1 >/dev/null; kill $!",
-        p[0], p[1], p[2], p[3], p[4]
-    );
+    let script = holder_then_failer(3, &holder, &paths[..3], &failer, &paths[3..]);
     let tracer = Tracer::start(&["--json", "--comm", &failer]);
-    let holder_pid: u64 = in_user_namespace(&script).trim().parse().unwrap();
+    let (holder_pid, _) = pid_and_namespace(&in_user_namespace(&script));
     let finished = tracer.stop();
     finished.assert_clean_exit();
 
@@ -322,18 +353,11 @@ fn a_diagnosis_names_a_holder_whose_name_is_not_utf8() {
     require_bpf!();
     let (_root, paths) = dirs((0..4).map(|i| format!("n{i}")));
     let failer = unique_comm("nfailer");
-    let w = workload_binary();
-    let w = w.to_str().unwrap();
-    let p = &paths;
     // A cap of 2 watches in a user namespace: the hog takes both.
-    let script = format!(
-        "echo 2 > /proc/sys/user/max_inotify_watches; \
-         {w} --comm \"$(printf 'G\\377REEDY')\" init add {} add {} sleep 3 >/dev/null & echo $!; sleep 0.5; \
-         {w} --comm {failer} init add {} sleep 1 >/dev/null; kill $!",
-        p[0], p[1], p[2]
-    );
+    let hog = "\"$(printf 'G\\377REEDY')\"";
+    let script = holder_then_failer(2, hog, &paths[..2], &failer, &paths[2..3]);
     let tracer = Tracer::start(&["--json", "--comm", &failer]);
-    let hog_pid: u64 = in_user_namespace(&script).trim().parse().unwrap();
+    let (hog_pid, _) = pid_and_namespace(&in_user_namespace(&script));
     let finished = tracer.stop();
     finished.assert_clean_exit();
 
@@ -358,19 +382,10 @@ fn a_diagnosis_in_text_names_the_user_namespaces_own_cap() {
     require_bpf!();
     let (_root, paths) = dirs((0..3).map(|i| format!("c{i}")));
     let (holder, failer) = (unique_comm("choldr"), unique_comm("cfailr"));
-    let w = workload_binary();
-    let w = w.to_str().unwrap();
-    let p = &paths;
-    let script = format!(
-        "echo 2 > /proc/sys/user/max_inotify_watches; \
-         {w} --comm {holder} init add {} add {} sleep 3 >/dev/null & sleep 0.5; \
-         {w} --comm {failer} init add {} sleep 1 >/dev/null; kill $!; readlink /proc/self/ns/user",
-        p[0], p[1], p[2]
-    );
+    let script = holder_then_failer(2, &holder, &paths[..2], &failer, &paths[2..3]);
     // Quiet, in text: the diagnosis goes to stderr as it happens.
     let tracer = Tracer::start(&["--quiet", "--comm", &failer]);
-    let ns = in_user_namespace(&script);
-    let ns = ns.trim().trim_start_matches("user:[").trim_end_matches(']');
+    let (_, ns) = pid_and_namespace(&in_user_namespace(&script));
     let finished = tracer.stop();
     finished.assert_clean_exit();
     let expected =
