@@ -17,9 +17,12 @@ use crate::{
     },
     render::{self, Format},
     selection::Selection,
-    stream::{Counts, End, Item},
+    stream::{Counts, End, HeldNow, Item},
     summary::{aggregate::Aggregator, LimitsAtStartAndEnd},
-    usage::diagnosis::{Diagnoser, Diagnosis},
+    usage::{
+        diagnosis::{Diagnoser, Diagnosis},
+        Source,
+    },
 };
 
 /// What the pipeline is built from.
@@ -140,14 +143,27 @@ impl Pipeline {
         self.counts
     }
 
-    /// How a live session ends now, to push as its last item.
+    /// How a live session ends now, to push as its last item: with what
+    /// its processes hold now (one /proc scan, as `usage` takes it).
     pub fn end_now(&self, duration_s: f64) -> End {
+        let usage = crate::usage::snapshot(&Source::live(None), &Selection::default(), 0);
+        let held_now = usage
+            .processes
+            .iter()
+            .filter(|p| self.aggregator.saw(p.pid))
+            .map(|p| HeldNow {
+                pid: p.pid,
+                instances: p.instances,
+                watches: p.watches,
+            })
+            .collect();
         End {
             end_time: crate::clock::rfc3339(std::time::SystemTime::now()).to_string(),
             duration_s,
             limits: Limits::read(),
             events: self.counts.events,
             lost: self.counts.lost,
+            held_now,
         }
     }
 
@@ -173,6 +189,9 @@ impl Pipeline {
             self.top,
         );
         summary.diagnoses = std::mem::take(&mut self.diagnoses);
+        if let Some(end) = &self.end {
+            summary.hold(&end.held_now);
+        }
         self.each(|o| o.summary(&summary))
     }
 

@@ -37,6 +37,20 @@ pub struct End {
     pub limits: Limits,
     pub events: u64,
     pub lost: u64,
+    /// What the session's processes hold when it ends: those still holding
+    /// an instance (a process absent here has exited or closed them all).
+    /// Absent from recordings made before it was kept.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub held_now: Vec<HeldNow>,
+}
+
+/// One process's inotify instances and watches at the end of a session,
+/// from /proc, as `usage` counts them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeldNow {
+    pub pid: u32,
+    pub instances: u64,
+    pub watches: u64,
 }
 
 /// Counts kept while streaming.

@@ -279,3 +279,66 @@ fn a_storm_of_failures_loses_nothing() {
     let diagnoses = summary["diagnoses"].as_array().unwrap().len();
     assert!((1..=2).contains(&diagnoses), "{diagnoses} diagnoses");
 }
+
+/// A real program (inotifywait -r -m, from inotify-tools) watches a tree,
+/// part of which is then deleted: the kernel drops those watches without
+/// an inotify_rm_watch, so NEW - REMOVED overstates what it holds. HELD is
+/// what /proc/PID/fdinfo says when the session ends.
+#[test]
+fn held_now_is_what_fdinfo_says_after_watched_directories_were_deleted() {
+    require_bpf!();
+    let root = tempfile::tempdir().unwrap();
+    for dir in ["a/1", "a/2", "b/1", "b/2", "c/1", "c/2"] {
+        std::fs::create_dir_all(root.path().join(dir)).unwrap();
+    }
+    let fdinfo_watches = |pid: u32| -> u64 {
+        std::fs::read_dir(format!("/proc/{pid}/fdinfo"))
+            .unwrap()
+            .flatten()
+            .map(|f| std::fs::read_to_string(f.path()).unwrap_or_default())
+            .map(|info| {
+                info.lines()
+                    .filter(|l| l.starts_with("inotify wd:"))
+                    .count() as u64
+            })
+            .sum()
+    };
+    let tracer = Tracer::start(&["--json", "--quiet", "--comm", "inotifywait"]);
+    let mut inotifywait = std::process::Command::new("inotifywait")
+        .args(["-q", "-r", "-m"])
+        .arg(root.path())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("inotifywait (inotify-tools; cargo xtask test installs it)");
+    let pid = inotifywait.id();
+    let waited = std::time::Instant::now();
+    // The root, a, b, c and their six subdirectories.
+    while fdinfo_watches(pid) < 10 {
+        assert!(
+            waited.elapsed().as_secs() < 10,
+            "inotifywait did not set up"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::fs::remove_dir_all(root.path().join("c")).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let held = fdinfo_watches(pid);
+    assert_eq!(held, 7, "three watches went with c, c/1 and c/2");
+    let finished = tracer.stop();
+    let _ = inotifywait.kill();
+    let _ = inotifywait.wait();
+    finished.assert_clean_exit();
+
+    let summary = summary_of(&finished.stdout);
+    let p = process(&summary, u64::from(pid));
+    assert_eq!(
+        (
+            p["new_watches"].as_u64(),
+            p["removed"].as_u64(),
+            p["held_instances"].as_u64(),
+            p["held_watches"].as_u64()
+        ),
+        (Some(10), Some(0), Some(1), Some(held)),
+        "{p:#}"
+    );
+}

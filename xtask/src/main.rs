@@ -73,6 +73,7 @@ fn run(task: Task) -> Result<ExitCode> {
         }
         Task::Test => {
             setup::all()?;
+            setup::test_programs()?;
             lint::all()?;
             let totals = test_all()?;
             // The benchmark's figures are read from a full run; this short

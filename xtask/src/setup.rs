@@ -207,3 +207,34 @@ fn tracefs() -> Result<()> {
     cmd::run(Command::new("mount").args(["-t", "tracefs", "tracefs", TRACEFS]))
         .with_context(|| format!("mount tracefs by hand: mount -t tracefs tracefs {TRACEFS}"))
 }
+
+/// Real programs the end-to-end tests trace besides their own workload,
+/// from Debian's packages: (program, package).
+const TEST_PROGRAMS: [(&str, &str); 1] = [("inotifywait", "inotify-tools")];
+
+/// Installs the programs the tests run that are missing (apt-get, as root).
+pub fn test_programs() -> Result<()> {
+    let on_path = |program: &str| {
+        std::env::var_os("PATH")
+            .is_some_and(|path| std::env::split_paths(&path).any(|d| d.join(program).is_file()))
+    };
+    let missing: Vec<&str> = TEST_PROGRAMS
+        .iter()
+        .filter(|(program, _)| !on_path(program))
+        .map(|(_, package)| *package)
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    cmd::step(&format!(
+        "installing {} for the tests (apt-get install)",
+        missing.join(" ")
+    ));
+    cmd::run(Command::new("apt-get").arg("update").arg("-q"))?;
+    cmd::run(
+        Command::new("apt-get")
+            .args(["install", "-y", "-q", "--no-install-recommends"])
+            .args(&missing)
+            .env("DEBIAN_FRONTEND", "noninteractive"),
+    )
+}

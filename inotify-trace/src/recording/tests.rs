@@ -48,6 +48,11 @@ fn end() -> End {
         limits: Limits::default(),
         events: 3,
         lost: 2,
+        held_now: vec![crate::stream::HeldNow {
+            pid: 10,
+            instances: 1,
+            watches: 7,
+        }],
     }
 }
 

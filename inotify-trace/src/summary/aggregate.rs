@@ -152,6 +152,7 @@ impl Aggregator {
             limits,
             diagnoses: Vec::new(),
             utc_offset_s: clock.utc_offset_s,
+            held_known: false,
         }
     }
 
@@ -207,6 +208,13 @@ impl Aggregator {
 struct ProcessTable {
     table: hashbrown::HashTable<ProcessSummary>,
     state: FastState,
+}
+
+impl Aggregator {
+    /// Whether `pid` made a call this session.
+    pub fn saw(&self, pid: u32) -> bool {
+        self.processes.get(pid).is_some()
+    }
 }
 
 impl ProcessTable {

@@ -48,7 +48,7 @@ fn processes(out: &mut impl Write, s: &Summary) -> io::Result<()> {
     writeln!(out, ":")?;
     writeln!(
         out,
-        "  {:>7} {:<15} {:>6} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>5} {:>9}  ERRORS",
+        "  {:>7} {:<15} {:>6} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>5} {:>9}  ERRORS",
         "PID",
         "COMM",
         "UID",
@@ -56,6 +56,7 @@ fn processes(out: &mut impl Write, s: &Summary) -> io::Result<()> {
         "NEW",
         "RE-ADD",
         "REMOVED",
+        "HELD",
         "FAILED",
         "PATHS",
         "INST",
@@ -64,7 +65,7 @@ fn processes(out: &mut impl Write, s: &Summary) -> io::Result<()> {
     for p in &s.processes {
         let errors: Vec<String> = p.errors().iter().map(|(e, n)| format!("{e}:{n}")).collect();
         let row = format!(
-            "  {:>7} {:<15} {:>6} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>5} {:>9}  {}",
+            "  {:>7} {:<15} {:>6} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>5} {:>9}  {}",
             p.pid,
             Escaped(comm_bytes(&p.comm)).to_string(),
             p.uid,
@@ -72,6 +73,7 @@ fn processes(out: &mut impl Write, s: &Summary) -> io::Result<()> {
             p.new_watches,
             p.re_adds,
             p.removed(),
+            held_text(p, s.held_known),
             p.failed(),
             paths_text(p),
             p.instances,
@@ -80,7 +82,21 @@ fn processes(out: &mut impl Write, s: &Summary) -> io::Result<()> {
         );
         writeln!(out, "{}", row.trim_end())?;
     }
-    Ok(())
+    writeln!(
+        out,
+        "  (REMOVED counts inotify_rm_watch calls only: a watch also goes when its directory is deleted or its instance closed. HELD: the watches held at the end; -: none)"
+    )
+}
+
+/// The HELD column: watches held at the end; `-` when none (the process
+/// exited, or closed its instances), `?` when not known (an older
+/// recording).
+fn held_text(p: &super::ProcessSummary, known: bool) -> String {
+    match (p.held(), known) {
+        (Some((_, watches)), _) => watches.to_string(),
+        (None, true) => "-".to_owned(),
+        (None, false) => "?".to_owned(),
+    }
 }
 
 /// The PATHS column: `~` before an estimate.
@@ -229,7 +245,11 @@ mod tests {
             events: 8203,
             lost: 0,
             processes: vec![
-                process(10, "greedy", [8200, 8190, 10, 0, 0, 100, 1, 0]),
+                {
+                    let mut greedy = process(10, "greedy", [8200, 8190, 10, 0, 0, 100, 1, 0]);
+                    greedy.set_held(1, 8190);
+                    greedy
+                },
                 process(20, "kubelet", [3, 1, 0, 0, 2, 3, 1, 0]),
             ],
             processes_omitted: 1,
@@ -303,6 +323,7 @@ mod tests {
                 }],
             }],
             utc_offset_s: 3600,
+            held_known: true,
         };
         let mut out = Vec::new();
         write_summary(&mut out, &summary).unwrap();
@@ -311,9 +332,10 @@ mod tests {
         == inotify-trace summary: 12.3s, 8203 events, 0 lost ==
 
         Processes, by new watches (top 2; 1 more not shown):
-              PID COMM               UID   CALLS     NEW  RE-ADD REMOVED  FAILED   PATHS  INST INST-FAIL  ERRORS
-               10 greedy               0    8200    8190      10       0       0     100     1         0
-               20 kubelet              0       3       1       0       0       2       3     1         0  ENOSPC:2
+              PID COMM               UID   CALLS     NEW  RE-ADD REMOVED    HELD  FAILED   PATHS  INST INST-FAIL  ERRORS
+               10 greedy               0    8200    8190      10       0    8190       0     100     1         0
+               20 kubelet              0       3       1       0       0       -       2       3     1         0  ENOSPC:2
+          (REMOVED counts inotify_rm_watch calls only: a watch also goes when its directory is deleted or its instance closed. HELD: the watches held at the end; -: none)
 
         Failures:
           ENOSPC from inotify_add_watch: 2 calls (a watch budget is used up: the uid's fs.inotify.max_user_watches, or its user namespace's user.max_inotify_watches)

@@ -43,6 +43,22 @@ pub struct Summary {
     /// rendering (JSON times are UTC).
     #[serde(skip)]
     pub utc_offset_s: i32,
+    /// Whether the rows say what each process holds now (a live session,
+    /// or a recording that kept it); else the human table shows `?`.
+    #[serde(skip)]
+    pub held_known: bool,
+}
+
+impl Summary {
+    /// Marks what the listed processes hold at the end.
+    pub fn hold(&mut self, held_now: &[crate::stream::HeldNow]) {
+        self.held_known = true;
+        for p in &mut self.processes {
+            if let Some(h) = held_now.iter().find(|h| h.pid == p.pid) {
+                p.set_held(h.instances, h.watches);
+            }
+        }
+    }
 }
 
 /// Every failure of one call with one errno.

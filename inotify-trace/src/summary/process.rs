@@ -40,6 +40,9 @@ pub(super) struct RareCounts {
     pub instance_failures: u64,
     /// Failed add_watch calls by errno, in name order.
     pub errors: Vec<(Errno, u64)>,
+    /// Instances and watches held at the end of the session, when it was
+    /// still holding any.
+    pub held: Option<(u64, u64)>,
 }
 
 static NONE: RareCounts = RareCounts {
@@ -47,6 +50,7 @@ static NONE: RareCounts = RareCounts {
     failed: 0,
     instance_failures: 0,
     errors: Vec::new(),
+    held: None,
 };
 
 impl ProcessSummary {
@@ -82,6 +86,16 @@ impl ProcessSummary {
     /// Failed add_watch calls by errno, in name order.
     pub fn errors(&self) -> &[(Errno, u64)] {
         &self.rare().errors
+    }
+
+    /// Instances and watches held at the end of the session, when it still
+    /// held any.
+    pub fn held(&self) -> Option<(u64, u64)> {
+        self.rare().held
+    }
+
+    pub(super) fn set_held(&mut self, instances: u64, watches: u64) {
+        self.rare_mut().held = Some((instances, watches));
     }
 
     /// Distinct paths passed to add_watch: exact up to 128, estimated
@@ -129,7 +143,9 @@ impl ProcessSummary {
 impl Serialize for ProcessSummary {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let estimated = self.distinct_paths_estimated();
-        let mut row = s.serialize_struct("ProcessSummary", 12 + usize::from(estimated))?;
+        let held = self.held();
+        let fields = 12 + usize::from(estimated) + 2 * usize::from(held.is_some());
+        let mut row = s.serialize_struct("ProcessSummary", fields)?;
         row.serialize_field("pid", &self.pid)?;
         row.serialize_field("comm", &String::from_utf8_lossy(comm_bytes(&self.comm)))?;
         row.serialize_field("uid", &self.uid)?;
@@ -145,6 +161,10 @@ impl Serialize for ProcessSummary {
         }
         row.serialize_field("instances", &self.instances)?;
         row.serialize_field("instance_failures", &self.instance_failures())?;
+        if let Some((instances, watches)) = held {
+            row.serialize_field("held_instances", &instances)?;
+            row.serialize_field("held_watches", &watches)?;
+        }
         row.end()
     }
 }

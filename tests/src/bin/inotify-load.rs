@@ -213,6 +213,7 @@ fn synth_recording(file: &std::path::Path, pids: u64) {
             limits: Default::default(),
             events: 2 * pids,
             lost: 0,
+            held_now: Vec::new(),
         })
         .expect("writing the recording");
 }
