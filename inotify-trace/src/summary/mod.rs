@@ -53,8 +53,10 @@ impl Summary {
     /// Marks what the listed processes hold at the end.
     pub fn hold(&mut self, held_now: &[crate::stream::HeldNow]) {
         self.held_known = true;
+        let by_pid: std::collections::HashMap<u32, &crate::stream::HeldNow> =
+            held_now.iter().map(|h| (h.pid, h)).collect();
         for p in &mut self.processes {
-            if let Some(h) = held_now.iter().find(|h| h.pid == p.pid) {
+            if let Some(h) = by_pid.get(&p.pid) {
                 p.set_held(h.instances, h.watches);
             }
         }
