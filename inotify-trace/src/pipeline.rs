@@ -146,9 +146,7 @@ impl Pipeline {
     /// How a live session ends now, to push as its last item: with what
     /// its processes hold now (one /proc scan, as `usage` takes it).
     pub fn end_now(&self, duration_s: f64) -> End {
-        let usage = crate::usage::snapshot(&Source::live(None), &Selection::default(), 0);
-        let held_now = usage
-            .processes
+        let held_now = crate::usage::processes_now(&Source::live(None))
             .iter()
             .filter(|p| self.aggregator.saw(p.pid))
             .map(|p| HeldNow {

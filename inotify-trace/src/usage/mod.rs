@@ -141,6 +141,14 @@ pub struct UserUsage {
     pub top_holder: Option<ProcessUsage>,
 }
 
+/// What each process holds now, instances shared across fork counted once
+/// per process: the part of a snapshot a session's end needs (no per-uid
+/// totals, so no user namespace is entered).
+pub fn processes_now(source: &Source<'_>) -> Vec<ProcessUsage> {
+    let held = scan::inotify_fds(&source.root).held;
+    processes(&instances(&held, source), &held)
+}
+
 /// Takes a snapshot of the processes `selection` chooses (its uids: the
 /// instances charged to them), listing `top` of each (0: all).
 pub fn snapshot(source: &Source<'_>, selection: &Selection, top: usize) -> Usage {
