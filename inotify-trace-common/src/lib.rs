@@ -76,6 +76,14 @@ pub const FLAG_PATH_UNREADABLE: u32 = 1 << 1;
 pub const FLAG_ARGS_MISSING: u32 = 1 << 2;
 /// A [`Kind::Init`] record came from `inotify_init1` (so `arg` is its flags).
 pub const FLAG_INIT1: u32 = 1 << 3;
+/// The caller's credentials could not be read (the kernel's BTF did not say
+/// where they are): `euid` and `user_ns` are 0, not the caller's. Also set
+/// by userspace on records of the first layout ([`HEADER_SIZE_V1`]), which
+/// had neither.
+pub const FLAG_CRED_MISSING: u32 = 1 << 4;
+/// The caller's cgroup id could not be read: `cgroup_id` is 0. Also set by
+/// userspace on records of the first layout.
+pub const FLAG_CGROUP_MISSING: u32 = 1 << 5;
 
 /// Path bytes captured at most. The kernel refuses paths of PATH_MAX (4096,
 /// NUL included) or more with ENAMETOOLONG, so every path it accepts fits.
@@ -98,7 +106,7 @@ pub struct EventHeader {
     pub pid: u32,
     /// Thread id.
     pub tid: u32,
-    /// The caller's uid as seen from the initial user namespace.
+    /// The caller's real uid as seen from the initial user namespace.
     pub uid: u32,
     /// The inotify fd the call used (`-1` for [`Kind::Init`]).
     pub fd: i32,
@@ -110,10 +118,23 @@ pub struct EventHeader {
     pub path_len: u32,
     /// The thread's comm, NUL-padded (the kernel keeps 15 bytes).
     pub comm: [u8; 16],
+    // Appended in the second layout (80 bytes): who the kernel charges.
+    /// The caller's effective uid as seen from the initial user namespace:
+    /// the uid an instance it creates is charged to.
+    pub euid: u32,
+    /// Inode number of the caller's user namespace (`/proc/PID/ns/user`):
+    /// the scope whose `user.max_inotify_*` caps apply first.
+    pub user_ns: u32,
+    /// The caller's cgroup v2 id: the inode number of its directory in the
+    /// cgroup2 mount.
+    pub cgroup_id: u64,
 }
 
 /// Size of [`EventHeader`] on the wire.
-pub const HEADER_SIZE: usize = 64;
+pub const HEADER_SIZE: usize = 80;
+/// Size of the first layout's header, which ended at `comm`: recordings
+/// made before `euid`, `user_ns` and `cgroup_id` were appended hold it.
+pub const HEADER_SIZE_V1: usize = 64;
 const _: () = assert!(core::mem::size_of::<EventHeader>() == HEADER_SIZE);
 /// The largest record the eBPF side can emit.
 pub const RECORD_MAX: usize = HEADER_SIZE + PATH_CAPTURE_MAX;
@@ -147,9 +168,11 @@ pub struct Config {
 }
 
 /// Byte offsets in the running kernel's structures, found by the loader in
-/// the kernel's BTF: the exit-only programs read the caller's pid, tid, comm
-/// and uid from its `task_struct` with a few loads instead of three helper
-/// calls. `known == 0`: the programs use the helpers.
+/// the kernel's BTF: the exit-only programs read the caller's pid, tid, comm,
+/// uids, user namespace and cgroup from its `task_struct` with a few loads
+/// instead of helper calls; the other programs read the credentials with
+/// `bpf_probe_read_kernel` at the same offsets. `known == 0`: the programs
+/// use the helpers, and records lack the credentials.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TaskLayout {
@@ -165,10 +188,48 @@ pub struct TaskLayout {
     pub cred: u32,
     /// `cred.uid`, as the kernel stores it: the initial namespace's view.
     pub cred_uid: u32,
+    /// `cred.euid`, likewise.
+    pub cred_euid: u32,
+    /// `cred.user_ns` (a `struct user_namespace *`).
+    pub cred_user_ns: u32,
+    /// `user_namespace.ns.inum`: the namespace's inode number.
+    pub user_ns_inum: u32,
+    /// Non-zero when the cgroup offsets below are valid (they changed more
+    /// across kernels than the rest: `kernfs_node.id` is a u64 since 5.5).
+    pub cgroup_known: u32,
+    /// `task_struct.cgroups` (a `struct css_set *`).
+    pub cgroups: u32,
+    /// `css_set.dfl_cgrp`: the task's cgroup on the v2 hierarchy.
+    pub dfl_cgrp: u32,
+    /// `cgroup.kn`, its kernfs node.
+    pub cgroup_kn: u32,
+    /// `kernfs_node.id`: the cgroup id (its directory's inode number).
+    pub kernfs_id: u32,
+}
+
+impl TaskLayout {
+    /// No offset known: the programs use the helpers (and mark what only
+    /// the offsets could give as missing).
+    pub const UNKNOWN: TaskLayout = TaskLayout {
+        known: 0,
+        pid: 0,
+        tgid: 0,
+        comm: 0,
+        cred: 0,
+        cred_uid: 0,
+        cred_euid: 0,
+        cred_user_ns: 0,
+        user_ns_inum: 0,
+        cgroup_known: 0,
+        cgroups: 0,
+        dfl_cgrp: 0,
+        cgroup_kn: 0,
+        kernfs_id: 0,
+    };
 }
 
 // No padding anywhere in Config: every byte the loader writes is a field.
-const _: () = assert!(core::mem::size_of::<Config>() == 56);
+const _: () = assert!(core::mem::size_of::<Config>() == 88);
 
 /// Name of the global holding the [`Config`].
 pub const CONFIG_GLOBAL: &str = "CONFIG";

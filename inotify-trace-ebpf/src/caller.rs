@@ -1,4 +1,5 @@
-//! Who made the call: the current task's pid, tid, comm and uid.
+//! Who made the call: the current task's pid, tid, comm, uids, user
+//! namespace and cgroup.
 //!
 //! The helpers that return these (`bpf_get_current_pid_tgid`, `_comm` and
 //! `_uid_gid`) cost a call and a return each, and on kernels with return
@@ -10,10 +11,13 @@
 //! The verifier checks each load against the kernel's BTF (offset, size),
 //! so a wrong offset is refused at load time, never read.
 use aya_ebpf::helpers::{
-    bpf_get_current_pid_tgid, bpf_get_current_uid_gid,
-    generated::{bpf_get_current_comm, bpf_get_current_task_btf},
+    bpf_get_current_pid_tgid, bpf_get_current_uid_gid, bpf_probe_read_kernel,
+    generated::{
+        bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_task,
+        bpf_get_current_task_btf,
+    },
 };
-use inotify_trace_common::EventHeader;
+use inotify_trace_common::{EventHeader, FLAG_CRED_MISSING};
 
 use crate::maps::config;
 
@@ -89,22 +93,107 @@ impl Caller {
         }
     }
 
-    /// The real uid, as the initial user namespace sees it.
+    /// Writes who the kernel charges for the call into `header`: the real
+    /// and effective uids (as the initial user namespace sees them), the
+    /// user namespace's inode number and the cgroup v2 id. Returns the
+    /// `FLAG_*` bits of what could not be read.
     #[inline(always)]
-    pub fn uid(self) -> u32 {
+    pub fn write_charged(self, header: &mut EventHeader) -> u32 {
         match self {
             Caller::Task(task) => {
-                let (cred, uid) = (config!(task.cred), config!(task.cred_uid));
+                let (cred, uid, euid) = (
+                    config!(task.cred),
+                    config!(task.cred_uid),
+                    config!(task.cred_euid),
+                );
+                let (user_ns, inum) = (config!(task.cred_user_ns), config!(task.user_ns_inum));
                 // SAFETY: `task` is the current task_struct, whose `cred`
-                // points to a live struct cred while it runs (see `field`).
+                // and its user namespace stay alive while it runs (see
+                // `field`).
                 unsafe {
                     let cred: *const u8 = field(task, cred);
-                    field(cred, uid)
+                    header.uid = field(cred, uid);
+                    header.euid = field(cred, euid);
+                    let user_ns: *const u8 = field(cred, user_ns);
+                    header.user_ns = field(user_ns, inum);
+                }
+                header.cgroup_id = if config!(task.cgroup_known) != 0 {
+                    // task->cgroups->dfl_cgrp->kn->id: four loads where the
+                    // helper costs a call and a (thunked) return.
+                    let (cgroups, dfl_cgrp, kn, id) = (
+                        config!(task.cgroups),
+                        config!(task.dfl_cgrp),
+                        config!(task.cgroup_kn),
+                        config!(task.kernfs_id),
+                    );
+                    // SAFETY: as above: the task's css_set, its cgroup and
+                    // kernfs node are alive while the task runs.
+                    unsafe {
+                        let css_set: *const u8 = field(task, cgroups);
+                        let cgroup: *const u8 = field(css_set, dfl_cgrp);
+                        let kn: *const u8 = field(cgroup, kn);
+                        field(kn, id)
+                    }
+                } else {
+                    // SAFETY: no arguments.
+                    unsafe { bpf_get_current_cgroup_id() }
+                };
+                0
+            }
+            Caller::Helpers => {
+                // SAFETY: no arguments.
+                header.cgroup_id = unsafe { bpf_get_current_cgroup_id() };
+                match credentials_by_probe() {
+                    Some((uid, euid, user_ns)) => {
+                        (header.uid, header.euid, header.user_ns) = (uid, euid, user_ns);
+                        0
+                    }
+                    None => {
+                        header.uid = bpf_get_current_uid_gid() as u32;
+                        (header.euid, header.user_ns) = (0, 0);
+                        FLAG_CRED_MISSING
+                    }
                 }
             }
-            Caller::Helpers => bpf_get_current_uid_gid() as u32,
         }
     }
+}
+
+/// The current task's real uid, effective uid and user namespace inode,
+/// read with `bpf_probe_read_kernel` at the offsets the loader found (the
+/// programs that cannot hold a BTF-typed task pointer); `None` when the
+/// offsets are unknown or a read fails.
+#[inline(always)]
+fn credentials_by_probe() -> Option<(u32, u32, u32)> {
+    if config!(task.known) == 0 {
+        return None;
+    }
+    let (cred, uid, euid) = (
+        config!(task.cred),
+        config!(task.cred_uid),
+        config!(task.cred_euid),
+    );
+    let (user_ns, inum) = (config!(task.cred_user_ns), config!(task.user_ns_inum));
+    // SAFETY: probe reads fault safely; the offsets come from this kernel's
+    // BTF, so each read lands on the field it names.
+    unsafe {
+        let task = bpf_get_current_task() as *const u8;
+        let cred: *const u8 = probe(task, cred)?;
+        let uid = probe(cred, uid)?;
+        let euid = probe(cred, euid)?;
+        let user_ns: *const u8 = probe(cred, user_ns)?;
+        Some((uid, euid, probe(user_ns, inum)?))
+    }
+}
+
+/// A `T` at `offset` bytes into a kernel structure, by probe read.
+///
+/// # Safety
+/// None beyond the helper's: a bad address makes it fail, not fault.
+#[inline(always)]
+unsafe fn probe<T>(base: *const u8, offset: u32) -> Option<T> {
+    // SAFETY: as above.
+    unsafe { bpf_probe_read_kernel(base.wrapping_add(offset as usize) as *const T) }.ok()
 }
 
 /// A `T` at `offset` bytes into a kernel structure.

@@ -17,14 +17,7 @@ pub static CONFIG: Config = Config {
     wakeup_threshold: 0,
     follow: 0,
     fork_child_pid_offset: 0,
-    task: TaskLayout {
-        known: 0,
-        pid: 0,
-        tgid: 0,
-        comm: 0,
-        cred: 0,
-        cred_uid: 0,
-    },
+    task: TaskLayout::UNKNOWN,
 };
 
 /// One of the loader's settings. The volatile read stops the compiler from
@@ -65,6 +58,9 @@ pub static COMMS: HashMap<Comm, u8> = HashMap::with_max_entries(FILTER_CAPACITY,
 pub struct Scratch {
     pub bytes: [u8; HEADER_SIZE + PATH_READ_BUF],
     pub unsignalled: u64,
+    /// When this CPU last woke the reader for a failing call
+    /// (`record::wakeup_flag`), CLOCK_BOOTTIME ns.
+    pub failure_woken_ns: u64,
 }
 
 #[map]

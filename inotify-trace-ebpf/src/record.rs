@@ -84,11 +84,12 @@ impl Record {
         // SAFETY: as in `start`.
         let header = unsafe { &mut *(bytes.as_mut_ptr() as *mut EventHeader) };
         header.kind = call.kind as u32;
-        header.flags = flags;
-        header.time_ns = unsafe { bpf_ktime_get_boot_ns() };
+        header.flags = flags | self.caller.write_charged(header);
+        // SAFETY: no arguments.
+        let now = unsafe { bpf_ktime_get_boot_ns() };
+        header.time_ns = now;
         header.pid = (pid_tgid >> 32) as u32;
         header.tid = pid_tgid as u32;
-        header.uid = self.caller.uid();
         header.fd = call.fd;
         header.ret = call.ret;
         header.arg = call.arg;
@@ -96,10 +97,34 @@ impl Record {
 
         let record = bytes.get(..HEADER_SIZE + path_len).ok_or(-1)?;
         // SAFETY: as in `start`.
-        let wakeup = wakeup_flag(unsafe { &mut (*self.scratch).unsignalled }, record.len());
+        let (unsignalled, failure_woken_ns) = unsafe {
+            (
+                &mut (*self.scratch).unsignalled,
+                &mut (*self.scratch).failure_woken_ns,
+            )
+        };
+        let urgent = limit_failure(call.ret)
+            && now.wrapping_sub(*failure_woken_ns) >= FAILURE_WAKEUP_EVERY_NS;
+        if urgent {
+            *failure_woken_ns = now;
+        }
+        let wakeup = wakeup_flag(unsignalled, record.len(), urgent);
         EVENTS.output::<[u8]>(record, wakeup)
     }
 }
+
+/// A call failed because a limit is used up: ENOSPC (watches) or EMFILE
+/// (instances). The reader wants these at once, to look at `/proc` while
+/// the failing process may still be there.
+#[inline(always)]
+fn limit_failure(ret: i64) -> bool {
+    ret == -28 || ret == -24
+}
+
+/// A storm of failures wakes the reader at most this often per CPU: a
+/// wakeup costs about a microsecond, and one is enough for the reader to
+/// drain everything before it.
+const FAILURE_WAKEUP_EVERY_NS: u64 = 1_000_000;
 
 /// Adaptive wakeups: waking the reader costs about a microsecond per event,
 /// so records accumulate (the reader polls on a short timer) until this CPU
@@ -108,11 +133,12 @@ impl Record {
 /// a burst cannot fill the rest before the reader drains it. Counting per
 /// CPU, rather than asking the ring how full it is (`bpf_ringbuf_query`),
 /// saves a helper call and a cache line the reader keeps writing: ~25 ns
-/// per event.
+/// per event. A failure for a limit wakes the reader at once (see
+/// [`limit_failure`]).
 #[inline(always)]
-fn wakeup_flag(unsignalled: &mut u64, record_len: usize) -> u64 {
+fn wakeup_flag(unsignalled: &mut u64, record_len: usize, urgent: bool) -> u64 {
     let pending = *unsignalled + record_len as u64;
-    if pending >= config!(wakeup_threshold) {
+    if urgent || pending >= config!(wakeup_threshold) {
         *unsignalled = 0;
         BPF_RB_FORCE_WAKEUP as u64
     } else {

@@ -6,15 +6,15 @@
 use bytes::{Buf, BufMut};
 pub use inotify_trace_common::Kind;
 use inotify_trace_common::{
-    Comm, EventHeader, FLAG_ARGS_MISSING, FLAG_INIT1, FLAG_PATH_TRUNCATED, FLAG_PATH_UNREADABLE,
-    HEADER_SIZE, PATH_CAPTURE_MAX,
+    Comm, EventHeader, FLAG_ARGS_MISSING, FLAG_CGROUP_MISSING, FLAG_CRED_MISSING, FLAG_INIT1,
+    FLAG_PATH_TRUNCATED, FLAG_PATH_UNREADABLE, HEADER_SIZE, HEADER_SIZE_V1, PATH_CAPTURE_MAX,
 };
 
 use crate::errno::Errno;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum DecodeError {
-    #[error("record of {0} bytes is shorter than the {HEADER_SIZE}-byte event header")]
+    #[error("record of {0} bytes is shorter than the {HEADER_SIZE_V1}-byte event header")]
     Short(usize),
     #[error("record declares {declared} path bytes but carries {carried}")]
     PathLength { declared: u32, carried: usize },
@@ -38,12 +38,30 @@ pub struct Event<'a> {
 }
 
 impl<'a> Event<'a> {
-    /// Decodes one whole record.
+    /// Decodes one whole record, of either layout: the header's size is
+    /// what the path leaves, [`HEADER_SIZE`] or [`HEADER_SIZE_V1`] (older
+    /// recordings), whose missing fields are zero and flagged missing.
     pub fn decode(record: &'a [u8]) -> Result<Self, DecodeError> {
-        if record.len() < HEADER_SIZE {
+        if record.len() < HEADER_SIZE_V1 {
             return Err(DecodeError::Short(record.len()));
         }
-        let (mut fixed, path) = record.split_at(HEADER_SIZE);
+        let declared = (&record[44..48]).get_u32_le();
+        let header_size = match record.len().checked_sub(declared as usize) {
+            Some(HEADER_SIZE) => HEADER_SIZE,
+            Some(HEADER_SIZE_V1) => HEADER_SIZE_V1,
+            _ => {
+                let header_size = if record.len() >= HEADER_SIZE {
+                    HEADER_SIZE
+                } else {
+                    HEADER_SIZE_V1
+                };
+                return Err(DecodeError::PathLength {
+                    declared,
+                    carried: record.len() - header_size,
+                });
+            }
+        };
+        let (mut fixed, path) = record.split_at(header_size);
         let mut header = EventHeader {
             kind: fixed.get_u32_le(),
             flags: fixed.get_u32_le(),
@@ -56,15 +74,19 @@ impl<'a> Event<'a> {
             arg: fixed.get_u32_le(),
             path_len: fixed.get_u32_le(),
             comm: [0; 16],
+            euid: 0,
+            user_ns: 0,
+            cgroup_id: 0,
         };
         fixed.copy_to_slice(&mut header.comm);
-        let kind = Kind::from_wire(header.kind).ok_or(DecodeError::UnknownKind(header.kind))?;
-        if header.path_len as usize != path.len() {
-            return Err(DecodeError::PathLength {
-                declared: header.path_len,
-                carried: path.len(),
-            });
+        if header_size == HEADER_SIZE {
+            header.euid = fixed.get_u32_le();
+            header.user_ns = fixed.get_u32_le();
+            header.cgroup_id = fixed.get_u64_le();
+        } else {
+            header.flags |= FLAG_CRED_MISSING | FLAG_CGROUP_MISSING;
         }
+        let kind = Kind::from_wire(header.kind).ok_or(DecodeError::UnknownKind(header.kind))?;
         if path.len() > PATH_CAPTURE_MAX {
             return Err(DecodeError::PathTooLong(path.len()));
         }
@@ -102,6 +124,30 @@ impl<'a> Event<'a> {
         self.has_flag(FLAG_ARGS_MISSING)
     }
 
+    /// The caller's effective uid (as the initial user namespace sees it),
+    /// when the record carries it.
+    pub fn euid(&self) -> Option<u32> {
+        (!self.has_flag(FLAG_CRED_MISSING)).then_some(self.header.euid)
+    }
+
+    /// The uid the kernel charges for the call (the effective one); the real
+    /// uid for records that lack it.
+    pub fn charged_uid(&self) -> u32 {
+        self.euid().unwrap_or(self.header.uid)
+    }
+
+    /// The inode number of the caller's user namespace, when known.
+    pub fn user_ns(&self) -> Option<u64> {
+        (!self.has_flag(FLAG_CRED_MISSING) && self.header.user_ns != 0)
+            .then_some(u64::from(self.header.user_ns))
+    }
+
+    /// The caller's cgroup v2 id, when known.
+    pub fn cgroup_id(&self) -> Option<u64> {
+        (!self.has_flag(FLAG_CGROUP_MISSING) && self.header.cgroup_id != 0)
+            .then_some(self.header.cgroup_id)
+    }
+
     /// `inotify_init1` flags, for init events that came from init1.
     pub fn init1_flags(&self) -> Option<u32> {
         (self.kind == Kind::Init && self.has_flag(FLAG_INIT1)).then_some(self.header.arg)
@@ -122,6 +168,9 @@ pub fn encode(header: &EventHeader, path: &[u8], out: &mut impl BufMut) {
     out.put_u32_le(header.arg);
     out.put_u32_le(path.len() as u32);
     out.put_slice(&header.comm);
+    out.put_u32_le(header.euid);
+    out.put_u32_le(header.user_ns);
+    out.put_u64_le(header.cgroup_id);
     out.put_slice(path);
 }
 
@@ -149,12 +198,22 @@ pub mod fixtures {
             arg: 0x0000_0fff,
             path_len: 0,
             comm: comm_key(comm.as_bytes()),
+            euid: 1000,
+            user_ns: 4026531837,
+            cgroup_id: 7777,
         }
     }
 
     pub fn record(header: &EventHeader, path: &[u8]) -> Vec<u8> {
         let mut bytes = Vec::new();
         super::encode(header, path, &mut bytes);
+        bytes
+    }
+
+    /// The same record in the first layout: without the last three fields.
+    pub fn record_v1(header: &EventHeader, path: &[u8]) -> Vec<u8> {
+        let mut bytes = record(header, path);
+        bytes.drain(inotify_trace_common::HEADER_SIZE_V1..inotify_trace_common::HEADER_SIZE);
         bytes
     }
 }
@@ -180,6 +239,9 @@ mod tests {
         bytes.extend_from_slice(&0x100u32.to_le_bytes()); // mask
         bytes.extend_from_slice(&4u32.to_le_bytes()); // path_len
         bytes.extend_from_slice(b"kubelet\0\0\0\0\0\0\0\0\0");
+        bytes.extend_from_slice(&1000u32.to_le_bytes()); // euid
+        bytes.extend_from_slice(&4026532000u32.to_le_bytes()); // user_ns
+        bytes.extend_from_slice(&12345u64.to_le_bytes()); // cgroup_id
         bytes.extend_from_slice(b"/sys");
         assert_eq!(bytes.len(), HEADER_SIZE + 4);
 
@@ -194,6 +256,38 @@ mod tests {
         assert_eq!(event.path, b"/sys");
         assert!(event.path_truncated());
         assert!(!event.path_unreadable());
+        assert_eq!((event.header.uid, event.euid()), (0, Some(1000)));
+        assert_eq!(event.charged_uid(), 1000);
+        assert_eq!(event.user_ns(), Some(4026532000));
+        assert_eq!(event.cgroup_id(), Some(12345));
+    }
+
+    /// Recordings made before the credentials and cgroup were appended
+    /// still decode, with those marked missing and the real uid charged.
+    #[test]
+    fn decodes_the_first_layout_with_the_new_fields_missing() {
+        let header = add_watch("kubelet", 3);
+        let old = super::fixtures::record_v1(&header, b"/tmp/x");
+        assert_eq!(old.len(), HEADER_SIZE_V1 + 6);
+        let event = Event::decode(&old).unwrap();
+        assert_eq!(event.path, b"/tmp/x");
+        assert_eq!(event.comm(), b"kubelet");
+        assert_eq!(
+            (event.euid(), event.user_ns(), event.cgroup_id()),
+            (None, None, None)
+        );
+        assert_eq!(event.charged_uid(), header.uid);
+        assert_eq!(event.record, &old[..]);
+        // A header size of neither layout is refused.
+        let mut odd = old.clone();
+        odd.extend_from_slice(&[0; 8]);
+        assert_eq!(
+            Event::decode(&odd),
+            Err(DecodeError::PathLength {
+                declared: 6,
+                carried: 14
+            })
+        );
     }
 
     #[test]
@@ -216,7 +310,7 @@ mod tests {
     fn rejects_short_records_and_bad_lengths() {
         let bytes = record(&add_watch("x", 1), b"/tmp");
         assert_eq!(
-            Event::decode(&bytes[..HEADER_SIZE - 1]),
+            Event::decode(&bytes[..HEADER_SIZE_V1 - 1]),
             Err(DecodeError::Short(63))
         );
         assert_eq!(

@@ -1,11 +1,12 @@
 //! The few structure offsets the eBPF programs need from the running
 //! kernel's BTF (`/sys/kernel/btf/vmlinux`): where a `task_struct` keeps its
-//! pid, tgid, comm and credentials, and where a `cred` keeps its uid.
+//! pid, tgid, comm, credentials and cgroups, where a `cred` keeps its uids
+//! and user namespace, and the way from a task's cgroups to its cgroup id.
 //!
 //! A small reader of the BTF format (`Documentation/bpf/btf.rst`) rather than
 //! a crate: aya's BTF parser keeps its type lookups crate-private, and
 //! btf-rs, the crate made for this, is LGPL, which this MIT/Apache-2.0 tool
-//! would have to carry into every static binary it ships. Five offsets need
+//! would have to carry into every static binary it ships. A dozen offsets need
 //! only the type section's framing and struct members.
 use std::collections::HashMap;
 
@@ -37,18 +38,55 @@ pub fn running_kernel_task_layout() -> anyhow::Result<TaskLayout> {
     Ok(task_layout(&data)?)
 }
 
-/// The `task_struct` and `cred` offsets the programs read, from raw BTF.
+/// The `task_struct`, `cred` and cgroup offsets the programs read, from raw
+/// BTF. The cgroup chain is optional: without it the programs ask the
+/// helper for the cgroup id.
 pub fn task_layout(data: &[u8]) -> Result<TaskLayout, BtfError> {
-    let structs = Structs::parse(data, &["task_struct", "cred"])?;
+    let structs = Structs::parse(
+        data,
+        &[
+            "task_struct",
+            "cred",
+            "user_namespace",
+            "ns_common",
+            "css_set",
+            "cgroup",
+            "kernfs_node",
+        ],
+    )?;
     let task = |field| structs.member("task_struct", field);
-    Ok(TaskLayout {
+    let cred = |field| structs.member("cred", field);
+    let mut layout = TaskLayout {
         known: 1,
         pid: task("pid")?,
         tgid: task("tgid")?,
         comm: task("comm")?,
         cred: task("cred")?,
-        cred_uid: structs.member("cred", "uid")?,
-    })
+        cred_uid: cred("uid")?,
+        cred_euid: cred("euid")?,
+        cred_user_ns: cred("user_ns")?,
+        user_ns_inum: structs.member("user_namespace", "ns")?
+            + structs.member("ns_common", "inum")?,
+        ..TaskLayout::UNKNOWN
+    };
+    let cgroup_chain = || -> Result<[u32; 4], BtfError> {
+        Ok([
+            task("cgroups")?,
+            structs.member("css_set", "dfl_cgrp")?,
+            structs.member("cgroup", "kn")?,
+            structs.member("kernfs_node", "id")?,
+        ])
+    };
+    if let Ok([cgroups, dfl_cgrp, cgroup_kn, kernfs_id]) = cgroup_chain() {
+        (
+            layout.cgroups,
+            layout.dfl_cgrp,
+            layout.cgroup_kn,
+            layout.kernfs_id,
+        ) = (cgroups, dfl_cgrp, cgroup_kn, kernfs_id);
+        layout.cgroup_known = 1;
+    }
+    Ok(layout)
 }
 
 /// Byte offsets of the members of some named structs.
@@ -296,17 +334,66 @@ mod tests {
                 ("cred", 1736 * 8),
             ],
         );
-        b.structure("cred", false, &[("usage", 0), ("uid", 64)]);
+        b.structure(
+            "cred",
+            false,
+            &[("usage", 0), ("uid", 64), ("euid", 192), ("user_ns", 1152)],
+        );
         b.structure("cred", false, &[("uid", 800)]);
+        b.structure("user_namespace", false, &[("ns", 1728)]);
+        b.structure("ns_common", false, &[("inum", 192)]);
+        let without_cgroups = b.build();
+        let credentials = TaskLayout {
+            known: 1,
+            pid: 1264,
+            tgid: 1268,
+            comm: 1752,
+            cred: 1736,
+            cred_uid: 8,
+            cred_euid: 24,
+            cred_user_ns: 144,
+            user_ns_inum: 216 + 24,
+            ..TaskLayout::UNKNOWN
+        };
+        // Without the cgroup chain the programs use the helper for it.
+        assert_eq!(task_layout(&without_cgroups), Ok(credentials));
+        b.structure("task_struct", false, &[("pid", 0), ("cgroups", 2376 * 8)]);
+        b.structure("css_set", false, &[("dfl_cgrp", 896)]);
+        b.structure("cgroup", false, &[("kn", 2048)]);
+        b.structure("kernfs_node", false, &[("id", 768)]);
+        // The first task_struct still counts: it has no `cgroups`.
+        assert_eq!(task_layout(&b.build()), Ok(credentials));
+        let mut b = Builder::new();
+        b.structure(
+            "task_struct",
+            false,
+            &[
+                ("pid", 1264 * 8),
+                ("tgid", 1268 * 8),
+                ("comm", 1752 * 8),
+                ("cred", 1736 * 8),
+                ("cgroups", 2376 * 8),
+            ],
+        );
+        b.structure(
+            "cred",
+            false,
+            &[("uid", 64), ("euid", 192), ("user_ns", 1152)],
+        );
+        b.structure("user_namespace", false, &[("ns", 1728)]);
+        b.structure("ns_common", false, &[("inum", 192)]);
+        b.structure("css_set", false, &[("dfl_cgrp", 896)]);
+        b.structure("cgroup", false, &[("kn", 2048)]);
+        b.structure("kernfs_node", false, &[("id", 768)]);
         assert_eq!(
             task_layout(&b.build()),
             Ok(TaskLayout {
-                known: 1,
-                pid: 1264,
-                tgid: 1268,
-                comm: 1752,
-                cred: 1736,
-                cred_uid: 8,
+                cgroup_known: 1,
+                cgroups: 2376,
+                dfl_cgrp: 112,
+                cgroup_kn: 256,
+                kernfs_id: 96,
+                ..credentials
             })
         );
         // The decoy struct of the same name comes first: its members count.

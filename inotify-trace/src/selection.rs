@@ -48,7 +48,7 @@ impl Selection {
     /// Whether a traced call passes.
     pub fn matches(&self, event: &Event<'_>) -> bool {
         let h = &event.header;
-        self.matches_key(h.pid, &h.comm, h.uid) && (!self.failed_only || h.ret < 0)
+        self.matches_key(h.pid, &h.comm, event.charged_uid()) && (!self.failed_only || h.ret < 0)
     }
 
     /// Whether a process, by its pid, comm (as /proc shows it) and uid,

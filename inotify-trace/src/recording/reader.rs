@@ -6,7 +6,7 @@ use std::io::{self, BufReader, Read};
 use super::{
     format::{
         checksum, parse_file_header, parse_frame_header, FrameKind, FILE_HEADER_SIZE,
-        FRAME_HEADER_SIZE, MAJOR, MAX_PAYLOAD,
+        FRAME_HEADER_SIZE, MAJOR, MAX_PAYLOAD, OLDEST_MAJOR,
     },
     metadata::Metadata,
 };
@@ -55,7 +55,7 @@ impl<R: Read> Reader<R> {
         if major > MAJOR {
             return Err(ReadError::NewerMajor { major, minor });
         }
-        if major < MAJOR {
+        if major < OLDEST_MAJOR {
             return Err(ReadError::Corrupt {
                 offset: 8,
                 why: format!("format version {major}.{minor} does not exist"),

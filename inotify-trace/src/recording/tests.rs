@@ -185,21 +185,25 @@ fn every_prefix_reads_up_to_its_last_whole_frame_or_fails_clearly() {
 #[test]
 fn a_newer_major_version_is_refused_and_unknown_frames_of_a_minor_one_skipped() {
     let (expected, mut bytes) = small_recording();
-    bytes[8] = 2;
-    let err = read_all(&bytes).unwrap_err();
+    bytes[8] = 3;
+    let Err(err) = read_all(&bytes) else {
+        panic!("a newer major is refused")
+    };
     assert!(
-        err.to_string().contains("newer inotify-trace (format 2.1"),
+        err.to_string().contains("newer inotify-trace (format 3.0"),
         "{err}"
     );
     bytes[8] = 0;
-    let err = read_all(&bytes).unwrap_err();
+    let Err(err) = read_all(&bytes) else {
+        panic!("major 0 is refused")
+    };
     assert!(
         err.to_string()
-            .contains("format version 0.1 does not exist"),
+            .contains("format version 0.0 does not exist"),
         "{err}"
     );
 
-    // Version 1.7 with a frame of kind 99 after the metadata.
+    // Version 2.7 with a frame of kind 99 after the metadata.
     let (_, original) = small_recording();
     let metadata_end = frame_ends(&original)[0];
     let mut newer = original[..metadata_end].to_vec();
@@ -208,6 +212,26 @@ fn a_newer_major_version_is_refused_and_unknown_frames_of_a_minor_one_skipped() 
     newer.extend_from_slice(b"from the future");
     newer.extend_from_slice(&original[metadata_end..]);
     assert_eq!(read_all(&newer).unwrap(), (expected, None));
+}
+
+/// A recording of format 1.1 (before the credentials and cgroup were
+/// appended to each record) still reads, its events without them.
+#[test]
+fn a_version_1_recording_with_64_byte_records_still_reads() {
+    let old = crate::event::fixtures::record_v1(&add_watch("kubelet", -28), b"/sys/fs/cgroup");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.rec");
+    let mut recorder = Recorder::create(&path, false, &metadata()).unwrap();
+    recorder.event(&old).unwrap();
+    recorder.end(&end()).unwrap();
+    drop(recorder);
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[8..12].copy_from_slice(b"\x01\x00\x01\x00");
+    let (items, cut) = read_all(&bytes).unwrap();
+    assert_eq!(items, vec![Read::Event(old.clone()), Read::End(end())]);
+    assert_eq!(cut, None);
+    let event = crate::event::Event::decode(&old).unwrap();
+    assert_eq!((event.path, event.euid()), (&b"/sys/fs/cgroup"[..], None));
 }
 
 #[test]

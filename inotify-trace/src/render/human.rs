@@ -66,7 +66,12 @@ impl<W: Write> Output for HumanPrinter<W> {
         write!(
             self.out,
             "{:<15} {:>7} {:>7} {:>6} {:<15} {:<12} ",
-            time, h.pid, h.tid, h.uid, self.comm, self.result
+            time,
+            h.pid,
+            h.tid,
+            event.charged_uid(),
+            self.comm,
+            self.result
         )?;
         match event.kind {
             Kind::AddWatch if event.args_missing() => write!(

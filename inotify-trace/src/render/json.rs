@@ -78,8 +78,21 @@ struct JsonEvent<'a> {
     time: SystemTime,
     pid: u32,
     tid: u32,
+    /// The effective uid (what the kernel charges, as `ps` shows it).
     uid: u32,
+    /// The real uid; absent from records of the first layout.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ruid: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user_ns: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cgroup_id: Option<u64>,
+    /// Records of the first layout carry the real uid only: `uid` is it.
+    #[serde(skip_serializing_if = "is_false")]
+    uid_is_real: bool,
     comm: Cow<'a, str>,
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "base64")]
+    comm_base64: Option<&'a [u8]>,
     #[serde(skip_serializing_if = "Option::is_none")]
     fd: Option<i32>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -110,8 +123,13 @@ impl<'a> JsonEvent<'a> {
             time: clock.wall(h.time_ns),
             pid: h.pid,
             tid: h.tid,
-            uid: h.uid,
+            uid: event.charged_uid(),
+            ruid: event.euid().map(|_| h.uid),
+            user_ns: event.user_ns(),
+            cgroup_id: event.cgroup_id(),
+            uid_is_real: event.euid().is_none(),
             comm: String::from_utf8_lossy(event.comm()),
+            comm_base64: None,
             fd: None,
             mask: None,
             wd: None,
@@ -124,6 +142,9 @@ impl<'a> JsonEvent<'a> {
             ret: h.ret,
             errno: event.errno(),
         };
+        if let Cow::Owned(_) = line.comm {
+            line.comm_base64 = Some(event.comm());
+        }
         match event.kind {
             Kind::AddWatch => {
                 line.fd = Some(h.fd);
@@ -183,8 +204,8 @@ mod tests {
         let ok = record(&add_watch("kubelet", 1), b"/sys/fs/cgroup/kubepods");
         let failed = record(&add_watch("kubelet", -28), b"/sys/fs/cgroup/x");
         insta::assert_snapshot!(render(&[ok, failed]), @r#"
-        {"type":"add_watch","time":"2026-05-28T20:26:41.000000000Z","pid":4242,"tid":4243,"uid":1000,"comm":"kubelet","fd":6,"mask":4095,"path":"/sys/fs/cgroup/kubepods","ret":1,"errno":null}
-        {"type":"add_watch","time":"2026-05-28T20:26:41.000000000Z","pid":4242,"tid":4243,"uid":1000,"comm":"kubelet","fd":6,"mask":4095,"path":"/sys/fs/cgroup/x","ret":-28,"errno":"ENOSPC"}
+        {"type":"add_watch","time":"2026-05-28T20:26:41.000000000Z","pid":4242,"tid":4243,"uid":1000,"ruid":1000,"user_ns":4026531837,"cgroup_id":7777,"comm":"kubelet","fd":6,"mask":4095,"path":"/sys/fs/cgroup/kubepods","ret":1,"errno":null}
+        {"type":"add_watch","time":"2026-05-28T20:26:41.000000000Z","pid":4242,"tid":4243,"uid":1000,"ruid":1000,"user_ns":4026531837,"cgroup_id":7777,"comm":"kubelet","fd":6,"mask":4095,"path":"/sys/fs/cgroup/x","ret":-28,"errno":"ENOSPC"}
         {"type":"lost","count":3}
         "#);
     }
@@ -200,6 +221,36 @@ mod tests {
         assert_eq!(first["path_truncated"], true);
     }
 
+    /// The kernel charges the effective uid: `uid` is it, `ruid` the real
+    /// one. A record of the first layout says its `uid` is the real one.
+    #[test]
+    fn uid_is_the_effective_uid_and_old_records_say_theirs_is_real() {
+        let mut header = add_watch("setpriv", 1);
+        header.comm[7] = 0xff;
+        (header.uid, header.euid) = (4321, 0);
+        let lines = render(&[
+            record(&header, b"/a"),
+            crate::event::fixtures::record_v1(&header, b"/a"),
+        ]);
+        let lines: Vec<serde_json::Value> = lines
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(
+            (&lines[0]["uid"], &lines[0]["ruid"]),
+            (&0.into(), &4321.into())
+        );
+        assert_eq!(lines[0]["comm_base64"], "c2V0cHJpdv8=");
+        assert_eq!(lines[0].get("uid_is_real"), None);
+        assert_eq!(
+            (&lines[1]["uid"], &lines[1]["uid_is_real"]),
+            (&4321.into(), &true.into())
+        );
+        for absent in ["ruid", "user_ns", "cgroup_id"] {
+            assert_eq!(lines[1].get(absent), None, "{absent}");
+        }
+    }
+
     #[test]
     fn init_and_rm_watch_lines() {
         let mut init = add_watch("w", -24);
@@ -211,8 +262,8 @@ mod tests {
         rm.kind = Kind::RmWatch as u32;
         rm.arg = 7;
         insta::assert_snapshot!(render(&[record(&init, b""), record(&rm, b"")]), @r#"
-        {"type":"init","time":"2026-05-28T20:26:41.000000000Z","pid":4242,"tid":4243,"uid":1000,"comm":"w","flags":526336,"ret":-24,"errno":"EMFILE"}
-        {"type":"rm_watch","time":"2026-05-28T20:26:41.000000000Z","pid":4242,"tid":4243,"uid":1000,"comm":"w","fd":6,"wd":7,"ret":0,"errno":null}
+        {"type":"init","time":"2026-05-28T20:26:41.000000000Z","pid":4242,"tid":4243,"uid":1000,"ruid":1000,"user_ns":4026531837,"cgroup_id":7777,"comm":"w","flags":526336,"ret":-24,"errno":"EMFILE"}
+        {"type":"rm_watch","time":"2026-05-28T20:26:41.000000000Z","pid":4242,"tid":4243,"uid":1000,"ruid":1000,"user_ns":4026531837,"cgroup_id":7777,"comm":"w","fd":6,"wd":7,"ret":0,"errno":null}
         {"type":"lost","count":3}
         "#);
     }

@@ -55,11 +55,12 @@ struct FailureCounts {
 impl Aggregator {
     pub fn observe(&mut self, event: &Event<'_>) {
         let h = &event.header;
-        let process = self.processes.entry(h.pid, h.comm, h.uid);
+        let uid = event.charged_uid();
+        let process = self.processes.entry(h.pid, h.comm, uid);
         // A process renames itself after exec; the latest name is the one a
         // user will recognize.
         process.comm = h.comm;
-        process.uid = h.uid;
+        process.uid = uid;
         let failed = event.errno();
         match (event.kind, failed) {
             (Kind::AddWatch, None) => {

@@ -188,6 +188,9 @@ fn synth_recording(file: &std::path::Path, pids: u64) {
             arg: 0,
             path_len: 0,
             comm: comm_key(b"synthetic"),
+            euid: 0,
+            user_ns: 4026531837,
+            cgroup_id: 1,
         };
         let path = format!("/srv/pods/{pid}/volume");
         let add = EventHeader {
