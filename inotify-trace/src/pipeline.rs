@@ -102,10 +102,10 @@ impl Pipeline {
                 self.counts.failed += u64::from(event.header.ret < 0);
                 self.aggregator.observe(&event);
                 self.each(|o| o.event(&event))?;
-                let diagnosis = self
-                    .diagnoser
-                    .as_mut()
-                    .and_then(|d| d.consider(&event, &self.clock));
+                let aggregator = &self.aggregator;
+                let diagnosis = self.diagnoser.as_mut().and_then(|d| {
+                    d.consider(&event, &self.clock, |pid| aggregator.traced_holdings(pid))
+                });
                 if let Some(diagnosis) = diagnosis {
                     self.diagnosis(diagnosis)?;
                 }

@@ -247,7 +247,9 @@ pub struct Call {
     pub op: String,
     pub pid: u64,
     pub tid: u64,
+    /// The effective uid.
     pub uid: u64,
+    pub ruid: u64,
     pub fd: i64,
     pub mask: u64,
     pub path: Vec<u8>,
@@ -261,6 +263,7 @@ impl Call {
             pid: line["pid"].as_u64().unwrap(),
             tid: line["tid"].as_u64().unwrap(),
             uid: line["uid"].as_u64().unwrap(),
+            ruid: line["ruid"].as_u64().unwrap(),
             fd: line["fd"].as_i64().unwrap(),
             mask: line["mask"].as_u64().unwrap(),
             path: STANDARD
@@ -532,6 +535,7 @@ pub fn assert_events_match(events: &[Value], calls: &[Call], comm: &str) {
         // the ENOSPC tests (`unshare -U -r`) that is root, mapped to the
         // tests' runner, root too.
         assert_eq!(event["uid"].as_u64(), Some(call.uid), "{context}");
+        assert_eq!(event["ruid"].as_u64(), Some(call.ruid), "{context}");
         assert_eq!(event["fd"].as_i64(), Some(call.fd), "{context}");
         assert_eq!(event["mask"].as_u64(), Some(call.mask), "{context}");
         assert_eq!(event["ret"].as_i64(), Some(call.ret), "{context}");

@@ -4,6 +4,7 @@
 use std::{ffi::OsStr, os::unix::ffi::OsStrExt, process::Command, time::Duration};
 
 use rstest::rstest;
+use serde_json::json;
 use tests::{
     add_watches, assert_events_match, event_for, reported_path, require_bpf, tracer_binary,
     unique_comm, Script, Tracer, Workload, EACCES, ENAMETOOLONG, ENOENT, ENOSPC,
@@ -439,6 +440,40 @@ fn a_non_root_caller_is_reported_with_its_own_uid(#[case] attach: &str) {
     assert_ne!(thread_call.tid, thread_call.pid, "{thread_call:?}");
     let events = finished.add_watch_events_of(&[calls[0].pid]);
     assert_events_match(&events, &calls, &comm);
+}
+
+/// A caller whose real and effective uids differ (root acting with a real
+/// uid of 4321, as a setuid-root program runs), in each attach mode: `uid`
+/// is the effective uid the kernel charges, `ruid` the real one.
+#[rstest]
+#[case::exit_only("exit")]
+#[case::enter_exit("enter-exit")]
+fn the_effective_uid_is_reported_as_uid_and_the_real_one_as_ruid(#[case] attach: &str) {
+    require_bpf!();
+    let tree = Tree::new();
+    let dir = tree.path("");
+    let comm = unique_comm("euid");
+    let tracer = Tracer::start(&["--json", "--comm", &comm, "--attach", attach]);
+    let calls = Script::new()
+        .init(3)
+        .add(&dir, 1)
+        .thread_add(&dir, 1)
+        .run(&["setpriv", "--ruid=4321"], &comm);
+    let finished = tracer.stop();
+    finished.assert_clean_exit();
+
+    assert!(
+        calls.iter().all(|c| (c.uid, c.ruid) == (0, 4321)),
+        "{calls:#?}"
+    );
+    let events = finished.add_watch_events_of(&[calls[0].pid]);
+    assert_events_match(&events, &calls, &comm);
+    let init = finished
+        .json_lines()
+        .into_iter()
+        .find(|l| l["type"] == "init" && l["comm"] == comm)
+        .expect("the init event");
+    assert_eq!((&init["uid"], &init["ruid"]), (&json!(0), &json!(4321)));
 }
 
 #[test]

@@ -403,3 +403,133 @@ fn a_diagnosis_in_text_names_the_user_namespaces_own_cap() {
         finished.stdout
     );
 }
+
+/// Debian's `inotifywait` under a name of its own, so the tracer can pick
+/// its calls out by comm.
+fn inotifywait_as(dir: &std::path::Path, comm: &str) -> String {
+    let path = dir.join(comm);
+    std::fs::copy("/usr/bin/inotifywait", &path)
+        .expect("inotifywait (Debian's inotify-tools; the test setup installs it)");
+    path.to_str().unwrap().to_owned()
+}
+
+/// Directories `root/0` .. `root/{n-1}` under a fresh `root`: with the root,
+/// `inotifywait -r root` takes `n + 1` watches.
+fn tree(n: usize) -> (tempfile::TempDir, String) {
+    let root = tempfile::tempdir().unwrap();
+    for i in 0..n {
+        std::fs::create_dir(root.path().join(i.to_string())).unwrap();
+    }
+    let path = root.path().to_str().unwrap().to_owned();
+    (root, path)
+}
+
+/// The case from the field: `inotifywait -r -m` takes most of a user
+/// namespace's budget, a second `inotifywait -r` fails part way and exits
+/// at once (that is what it does), a third starts after. The diagnosis must
+/// name the namespace's cap, the full budget and the first as the holder,
+/// although the failing process is gone by the snapshot; the third, if seen,
+/// is marked as having started after the failure. (It starts 100 ms after:
+/// start times are known to the clock tick, 10 ms.)
+#[test]
+fn a_real_inotifywait_failing_and_exiting_is_diagnosed_in_its_namespace() {
+    require_bpf!();
+    let bin = tempfile::tempdir().unwrap();
+    let (holder, failer, later) = (
+        unique_comm("iwhold"),
+        unique_comm("iwfail"),
+        unique_comm("iwlate"),
+    );
+    let (holder_bin, failer_bin, later_bin) = (
+        inotifywait_as(bin.path(), &holder),
+        inotifywait_as(bin.path(), &failer),
+        inotifywait_as(bin.path(), &later),
+    );
+    let cap = 60;
+    // 55 watches for the holder, 20 wanted by the failer: it gets 5.
+    let ((_a, held_tree), (_b, failing_tree), (_c, later_tree)) = (tree(54), tree(19), tree(0));
+    let log = bin.path().join("holder.log");
+    let log = log.to_str().unwrap();
+    let script = format!(
+        "echo {cap} > /proc/sys/user/max_inotify_watches; \
+         {holder_bin} -r -m {held_tree} >/dev/null 2>{log} & echo $!; \
+         for i in $(seq 200); do grep -q 'Watches established' {log} && break; sleep 0.05; done; \
+         {failer_bin} -r {failing_tree} >/dev/null 2>&1; echo $?; sleep 0.1; \
+         {later_bin} -m {later_tree} >/dev/null 2>&1 & echo $!; sleep 1; \
+         kill %1 %2; readlink /proc/self/ns/user"
+    );
+    let tracer = Tracer::start(&[
+        "--json", "--comm", &holder, "--comm", &failer, "--comm", &later,
+    ]);
+    let printed = in_user_namespace(&script);
+    let finished = tracer.stop();
+    finished.assert_clean_exit();
+
+    let mut printed = printed.lines();
+    let mut next = || printed.next().expect("the script's output").to_owned();
+    let holder_pid: u64 = next().parse().unwrap();
+    assert_eq!(next(), "1", "the failing inotifywait exits with 1");
+    let later_pid: u64 = next().parse().unwrap();
+    let ns: u64 = next()
+        .trim_start_matches("user:[")
+        .trim_end_matches(']')
+        .parse()
+        .unwrap();
+
+    let lines = finished.json_lines();
+    let calls = |comm: &str, errno: Value| {
+        lines
+            .iter()
+            .filter(|l| l["type"] == "add_watch" && l["comm"] == comm && l["errno"] == errno)
+            .count()
+    };
+    assert_eq!(calls(&holder, Value::Null), 55, "the holder's watches");
+    assert_eq!(calls(&failer, Value::Null), 5, "the failer's watches");
+    let failure = lines
+        .iter()
+        .find(|l| l["errno"] == "ENOSPC")
+        .expect("the failing call");
+    assert_eq!(
+        (&failure["comm"], &failure["user_ns"]),
+        (&json!(failer), &json!(ns))
+    );
+
+    let d = lines
+        .iter()
+        .find(|l| l["type"] == "diagnosis")
+        .unwrap_or_else(|| panic!("no diagnosis: {lines:#?}"));
+    assert_eq!(
+        (&d["pid"], &d["uid"], &d["user_ns"]),
+        (&failure["pid"], &json!(0), &json!(ns)),
+        "{d:#}"
+    );
+    assert_eq!(
+        d["usage"]["max_watches"], cap,
+        "the namespace's own cap: {d:#}"
+    );
+    assert_eq!(d["at_failure"]["watches"], cap, "the full budget: {d:#}");
+    let first = &d["holders"][0];
+    assert_eq!(
+        (first["pid"].as_u64(), &first["comm"], &first["watches"]),
+        (Some(holder_pid), &json!(holder), &json!(55)),
+        "{d:#}"
+    );
+    // The failer: alive at the snapshot with its 5 watches, or gone and
+    // counted from the session.
+    let failing = d["holders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["pid"] == failure["pid"])
+        .unwrap_or_else(|| panic!("the failing process is accounted for: {d:#}"));
+    assert_eq!(failing["watches"], 5, "{d:#}");
+    if let Some(late) = d["holders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["pid"].as_u64() == Some(later_pid))
+    {
+        assert_eq!(late["started_after_failure"], true, "{d:#}");
+    }
+    assert!(d["snapshot_after_ms"].as_f64().unwrap() < 1000.0, "{d:#}");
+}

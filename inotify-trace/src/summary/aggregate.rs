@@ -22,6 +22,7 @@ use crate::{
     errno::Errno,
     event::{Event, Kind},
     stream::Counts,
+    usage::diagnosis::Held,
 };
 
 /// How many example paths a failure keeps per process.
@@ -215,6 +216,15 @@ impl Aggregator {
     /// Whether `pid` made a call this session.
     pub fn saw(&self, pid: u32) -> bool {
         self.processes.get(pid).is_some()
+    }
+
+    /// What the session saw `pid` take: the instances it created and the
+    /// watches it added, less those it removed with rm_watch.
+    pub fn traced_holdings(&self, pid: u32) -> Option<Held> {
+        self.processes.get(pid).map(|p| Held {
+            instances: p.instances,
+            watches: p.new_watches.saturating_sub(p.removed()),
+        })
     }
 }
 

@@ -202,7 +202,11 @@ mod tests {
         exact_text::ProcessName,
         limits::Limits,
         summary::{LimitsAtStartAndEnd, ProcessFailures, ProcessSummary, UserSummary},
-        usage::{advice::Recommendation, diagnosis::Diagnosis, ProcessUsage, UserUsage},
+        usage::{
+            advice::Recommendation,
+            diagnosis::{Diagnosis, Held},
+            ProcessUsage, UserUsage,
+        },
     };
 
     fn at(seconds: u64) -> SystemTime {
@@ -238,6 +242,8 @@ mod tests {
             user_ns: None,
             instances: 1,
             watches: 8190,
+            started_after_failure: false,
+            gone: false,
         };
         let summary = Summary {
             kind: "summary",
@@ -321,6 +327,11 @@ mod tests {
                     commands: vec!["sysctl -w fs.inotify.max_user_watches=16384".into()],
                     wrong_fix: Some("pid 10 (greedy) holds 100% of uid 0's watches".into()),
                 }],
+                snapshot_after_ms: Some(2.5),
+                at_failure: Some(Held {
+                    instances: 2,
+                    watches: 8192,
+                }),
             }],
             utc_offset_s: 3600,
             held_known: true,
@@ -350,8 +361,10 @@ mod tests {
 
         Diagnoses (who held the budget when it ran out):
           diagnosis: kubelet (pid 20, uid 0) got ENOSPC from inotify_add_watch at 2026-05-28T20:26:41.000000000Z
-            uid 0 holds 8192 of 8192 watches and 2 of 128 instances now; by watches:
+            uid 0 held 8192 of 8192 watches and 2 of 128 instances at the failure
             the cap hit: the host's fs.inotify.max_user_watches (8192)
+            snapshot taken 2.5 ms after the failure: 8192 watches and 2 instances held then
+            by watches:
                 PID COMM            INSTANCES  WATCHES
                  10 greedy                  1     8190
             to raise fs.inotify.max_user_watches from 8192: sysctl -w fs.inotify.max_user_watches=16384

@@ -2,6 +2,13 @@
 //! inotify_add_watch, EMFILE from inotify_init), a usage snapshot of the
 //! failing process's uid, in the scope whose limit it hit: who holds the
 //! budget, right when it ran out. At most one per scope every few seconds.
+//!
+//! The scope (the charged uid and user namespace) comes from the kernel's
+//! record, so it is right even when the failing process is gone by the time
+//! the snapshot is taken (a program that exits at its first ENOSPC, as
+//! `inotifywait -r` does). What the snapshot cannot see is made up from the
+//! session: the gone process's traced watches are counted, and holders that
+//! started after the failure are marked and left out of the estimate.
 use std::{
     collections::HashMap,
     path::Path,
@@ -47,6 +54,29 @@ pub struct Diagnosis {
     /// The processes of that uid in that scope, by watches (or instances).
     pub holders: Vec<ProcessUsage>,
     pub recommendations: Vec<Recommendation>,
+    /// How long after the failing call the snapshot was taken (absent from
+    /// recordings made before it was given).
+    #[serde(default)]
+    pub snapshot_after_ms: Option<f64>,
+    /// The uid's holdings in that scope at the failure, as best known: the
+    /// snapshot's, less what holders started after the failure hold, plus
+    /// what the failing process had taken in this session when it was gone
+    /// by the snapshot.
+    #[serde(default)]
+    pub at_failure: Option<Held>,
+}
+
+/// Instances and watches held (or taken, as a session traced them).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Held {
+    pub instances: u64,
+    pub watches: u64,
+}
+
+impl Held {
+    fn is_empty(self) -> bool {
+        self == Held::default()
+    }
 }
 
 /// Failing pids remembered at most: past it, the oldest are forgotten.
@@ -97,17 +127,26 @@ impl Diagnoser {
     }
 
     /// A diagnosis for this event, if it is one of the two failures and its
-    /// scope was not diagnosed in the last few seconds.
+    /// scope was not diagnosed in the last few seconds. `traced` says what
+    /// the session saw a pid take.
     /// Called for every event: anything but the two failures returns at
-    /// once, without allocating.
-    pub fn consider(&mut self, event: &Event<'_>, clock: &WallClock) -> Option<Diagnosis> {
-        let h = &event.header;
+    /// once, without allocating, and a failure whose scope was diagnosed
+    /// lately costs a hash lookup.
+    pub fn consider(
+        &mut self,
+        event: &Event<'_>,
+        clock: &WallClock,
+        traced: impl Fn(u32) -> Option<Held>,
+    ) -> Option<Diagnosis> {
         let errno = event.errno()?;
         let limit = Limit::hit_by(event.kind, errno)?;
-        // The rate limit first: everything after it reads /proc.
         let now = Instant::now();
-        let user_ns = self.user_ns_of(h.pid, now);
-        let scope = (h.uid, user_ns);
+        let user_ns = match event.user_ns() {
+            Some(ns) => Some(ns).filter(|ns| Some(*ns) != self.own_user_ns),
+            // A record without credentials (no BTF): ask /proc.
+            None => self.user_ns_of(event.header.pid, now),
+        };
+        let scope = (event.charged_uid(), user_ns);
         if self
             .last
             .get(&scope)
@@ -116,48 +155,128 @@ impl Diagnoser {
             return None;
         }
         self.last.insert(scope, now);
-        let source = Source::live(None);
+        let failure = Failure {
+            event,
+            limit,
+            errno,
+            user_ns,
+        };
+        let snapshot_ns = WallClock::boot_now_ns().ok();
+        Some(diagnose(
+            &Source::live(None),
+            &failure,
+            clock,
+            snapshot_ns,
+            traced(event.header.pid),
+        ))
+    }
+}
 
-        let usage = snapshot(
-            &source,
-            &Selection {
-                uids: vec![h.uid],
-                ..Selection::default()
-            },
-            0,
-        );
-        let in_scope = |ns: Option<u64>| user_ns.is_none() || ns == user_ns;
-        let mut holders: Vec<ProcessUsage> = usage
-            .processes
-            .into_iter()
-            .filter(|p| p.uid == h.uid && in_scope(p.user_ns))
-            .collect();
-        if limit == Limit::Instances {
-            holders.sort_by(|a, b| {
-                (b.instances, b.watches, a.pid).cmp(&(a.instances, a.watches, b.pid))
-            });
+/// A call that failed for a limit, and the scope it failed in.
+pub struct Failure<'e, 'a> {
+    pub event: &'e Event<'a>,
+    pub limit: Limit,
+    pub errno: Errno,
+    /// The failing process's user namespace when it is not ours.
+    pub user_ns: Option<u64>,
+}
+
+/// The diagnosis of `failure` from a snapshot of `source` taken at
+/// `snapshot_ns` (CLOCK_BOOTTIME), `traced` being what the session saw the
+/// failing process take.
+pub fn diagnose(
+    source: &Source<'_>,
+    failure: &Failure<'_, '_>,
+    clock: &WallClock,
+    snapshot_ns: Option<u64>,
+    traced: Option<Held>,
+) -> Diagnosis {
+    let (event, user_ns) = (failure.event, failure.user_ns);
+    let (h, uid) = (&event.header, event.charged_uid());
+    let usage = snapshot(
+        source,
+        &Selection {
+            uids: vec![uid],
+            ..Selection::default()
+        },
+        0,
+    );
+    let in_scope = |ns: Option<u64>| user_ns.is_none() || ns == user_ns;
+    let mut holders: Vec<ProcessUsage> = usage
+        .processes
+        .into_iter()
+        .filter(|p| p.uid == uid && in_scope(p.user_ns))
+        .collect();
+    let mut later = Held::default();
+    for p in &mut holders {
+        p.started_after_failure =
+            scan::start_boot_ns(&source.root, p.pid).is_some_and(|started| started > h.time_ns);
+        if p.started_after_failure {
+            later.instances += p.instances;
+            later.watches += p.watches;
         }
-        holders.truncate(HOLDERS);
-        Some(Diagnosis {
-            kind: "diagnosis".to_owned(),
-            time: rfc3339(clock.wall(h.time_ns)).to_string(),
+    }
+    // Exited (maybe not yet reaped: its fds are closed all the same) or
+    // closed its instances: what it held at the failure is what the session
+    // saw it take.
+    let failing_gone = !holders.iter().any(|p| p.pid == h.pid);
+    let gone = traced.filter(|held| failing_gone && !held.is_empty());
+    if let Some(held) = gone {
+        holders.push(ProcessUsage {
             pid: h.pid,
             comm: ProcessName::from_bytes(event.comm()),
-            uid: h.uid,
-            call: event.kind,
-            errno,
-            limit,
+            uid,
             user_ns,
-            usage: usage
-                .users
-                .into_iter()
-                .find(|u| u.uid == h.uid && u.user_ns == user_ns),
-            holders,
-            recommendations: usage
-                .recommendations
-                .into_iter()
-                .filter(|r| r.uid == h.uid && r.user_ns == user_ns)
-                .collect(),
-        })
+            instances: held.instances,
+            watches: held.watches,
+            started_after_failure: false,
+            gone: true,
+        });
+    }
+    // Those that could have held the budget first, by what ran out.
+    holders.sort_by(|a, b| {
+        let (a_key, b_key) = match failure.limit {
+            Limit::Watches => ((a.watches, a.instances), (b.watches, b.instances)),
+            Limit::Instances => ((a.instances, a.watches), (b.instances, b.watches)),
+        };
+        (a.started_after_failure, b_key, a.pid).cmp(&(b.started_after_failure, a_key, b.pid))
+    });
+    holders.truncate(HOLDERS);
+    let user = usage
+        .users
+        .into_iter()
+        .find(|u| u.uid == uid && u.user_ns == user_ns);
+    let at_failure = (user.is_some() || gone.is_some()).then(|| {
+        let (now, gone) = (
+            user.as_ref().map_or(Held::default(), |u| Held {
+                instances: u.instances,
+                watches: u.watches,
+            }),
+            gone.unwrap_or_default(),
+        );
+        Held {
+            instances: now.instances.saturating_sub(later.instances) + gone.instances,
+            watches: now.watches.saturating_sub(later.watches) + gone.watches,
+        }
+    });
+    Diagnosis {
+        kind: "diagnosis".to_owned(),
+        time: rfc3339(clock.wall(h.time_ns)).to_string(),
+        pid: h.pid,
+        comm: ProcessName::from_bytes(event.comm()),
+        uid,
+        call: event.kind,
+        errno: failure.errno,
+        limit: failure.limit,
+        user_ns,
+        usage: user,
+        holders,
+        recommendations: usage
+            .recommendations
+            .into_iter()
+            .filter(|r| r.uid == uid && r.user_ns == user_ns)
+            .collect(),
+        snapshot_after_ms: snapshot_ns.map(|at| at.saturating_sub(h.time_ns) as f64 / 1e6),
+        at_failure,
     }
 }

@@ -122,6 +122,19 @@ pub struct ProcessUsage {
     pub user_ns: Option<u64>,
     pub instances: u64,
     pub watches: u64,
+    /// In a diagnosis: the process started after the failing call, so what
+    /// it holds was not part of the budget that ran out.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub started_after_failure: bool,
+    /// In a diagnosis: the failing process, gone by the snapshot (exited,
+    /// or its instances closed); its counts are what the session saw it
+    /// take.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub gone: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -256,6 +269,8 @@ fn processes(instances: &[InstanceUsage], held: &[HeldFd]) -> Vec<ProcessUsage> 
             user_ns: None,
             instances: 0,
             watches: 0,
+            started_after_failure: false,
+            gone: false,
         });
     }
     for instance in instances {

@@ -175,15 +175,20 @@ pub fn diagnosis(out: &mut impl Write, d: &Diagnosis, indent: &str) -> io::Resul
         d.comm, d.pid, d.uid, d.errno, d.time
     )?;
     if let Some(u) = &d.usage {
+        // What was held when the call failed, when the snapshot was told
+        // apart from it (a diagnosis made live); else the snapshot alone.
+        let (held, when) = match d.at_failure {
+            Some(at) => ((at.watches, at.instances), "at the failure"),
+            None => ((u.watches, u.instances), "now"),
+        };
         writeln!(
             out,
-            "{indent}  uid {}{scope} holds {} of {} watches and {} of {} instances now; by {}:",
+            "{indent}  uid {}{scope} held {} of {} watches and {} of {} instances {when}",
             u.uid,
-            u.watches,
+            held.0,
             cap_text(u.max_watches),
-            u.instances,
+            held.1,
             cap_text(u.max_instances),
-            d.limit.noun()
         )?;
         let cap = match d.limit {
             Limit::Watches => u.max_watches,
@@ -194,23 +199,59 @@ pub fn diagnosis(out: &mut impl Write, d: &Diagnosis, indent: &str) -> io::Resul
             "{indent}  the cap hit: {}",
             d.limit.which_hit(d.user_ns, cap)
         )?;
+    } else if let Some(at) = d.at_failure {
+        writeln!(
+            out,
+            "{indent}  uid {}{scope} held at least {} watches and {} instances at the failure",
+            d.uid, at.watches, at.instances
+        )?;
     } else {
         writeln!(
             out,
-            "{indent}  no inotify instance of uid {}{scope} is visible now; by {}:",
+            "{indent}  no inotify instance of uid {}{scope} is visible now",
             d.uid,
-            d.limit.noun()
         )?;
     }
-    writeln!(
-        out,
-        "{indent}  {:>7} {:<15} {:>9} {:>8}",
-        "PID", "COMM", "INSTANCES", "WATCHES"
-    )?;
-    for p in &d.holders {
+    if let Some(after_ms) = d.snapshot_after_ms {
+        let mut said = format!("{indent}  snapshot taken {after_ms:.1} ms after the failure");
+        if let Some(u) = &d.usage {
+            said += &format!(
+                ": {} watches and {} instances held then",
+                u.watches, u.instances
+            );
+        }
+        let gone = d.holders.iter().find(|p| p.gone);
+        if let Some(p) = gone {
+            said += &format!(
+                "; pid {} ({}), gone by then, had taken {} watches and {} instances in this session",
+                p.pid, p.comm, p.watches, p.instances
+            );
+        }
+        let later = d.holders.iter().filter(|p| p.started_after_failure).count();
+        if later > 0 {
+            said += &format!("; {later} holder(s) started after the failure, not counted");
+        }
+        writeln!(out, "{said}")?;
+    }
+    if !d.holders.is_empty() {
+        writeln!(out, "{indent}  by {}:", d.limit.noun())?;
         writeln!(
             out,
             "{indent}  {:>7} {:<15} {:>9} {:>8}",
+            "PID", "COMM", "INSTANCES", "WATCHES"
+        )?;
+    }
+    for p in &d.holders {
+        let note = if p.gone {
+            "  (gone: as traced this session)"
+        } else if p.started_after_failure {
+            "  (started after the failure)"
+        } else {
+            ""
+        };
+        writeln!(
+            out,
+            "{indent}  {:>7} {:<15} {:>9} {:>8}{note}",
             p.pid,
             p.comm.to_string(),
             p.instances,

@@ -132,3 +132,14 @@ pub fn namespace_inode(link: &Path) -> Option<u64> {
     let text = target.to_str()?;
     text.split_once(":[")?.1.strip_suffix(']')?.parse().ok()
 }
+
+/// When the process started, in CLOCK_BOOTTIME nanoseconds (the clock of
+/// the kernel's records), from `PID/stat`: to the kernel's clock tick.
+pub fn start_boot_ns(root: &Path, pid: u32) -> Option<u64> {
+    let stat = Process::new_with_root(root.join(pid.to_string()))
+        .ok()?
+        .stat()
+        .ok()?;
+    let ticks = procfs::ticks_per_second().max(1);
+    Some(stat.starttime.saturating_mul(1_000_000_000 / ticks))
+}

@@ -131,24 +131,130 @@ fn take(selection: &Selection) -> super::Usage {
 fn take_top(selection: &Selection, top: usize) -> super::Usage {
     let root = tempfile::tempdir().unwrap();
     let table = fixture(root.path(), &machine());
-    let caps = |pid: u32| {
-        (pid == 400).then_some(NamespaceCaps {
-            max_watches: Some(4),
-            max_instances: Some(128),
-        })
-    };
-    let source = Source {
-        root: root.path().to_owned(),
-        order: &table,
-        namespace_caps: &caps,
+    snapshot(&source(root.path(), &table), selection, top)
+}
+
+/// The pod's user namespace caps its uid at 4 watches; seen through any of
+/// its processes (pids 4xx).
+fn pod_caps(pid: u32) -> Option<NamespaceCaps> {
+    (pid / 100 == 4).then_some(NamespaceCaps {
+        max_watches: Some(4),
+        max_instances: Some(128),
+    })
+}
+
+fn source<'a>(root: &Path, table: &'a Table) -> Source<'a> {
+    Source {
+        root: root.to_owned(),
+        order: table,
+        namespace_caps: &pod_caps,
         own_user_ns: Some(HOST_NS),
         limits: Limits {
             max_user_watches: Some(120),
             max_user_instances: Some(128),
         },
         resolver: None,
+    }
+}
+
+/// The process's start, in clock ticks after boot (`stat` field 22).
+fn set_start_ticks(root: &Path, pid: u32, ticks: u64) {
+    let path = root.join(format!("{pid}/stat"));
+    let stat = std::fs::read_to_string(&path).unwrap();
+    let mut fields: Vec<String> = stat.split(' ').map(str::to_owned).collect();
+    fields[21] = ticks.to_string();
+    std::fs::write(&path, fields.join(" ")).unwrap();
+}
+
+/// The failing process is gone (it exited at its ENOSPC, as `inotifywait
+/// -r` does) and another started after the failure: the estimate counts
+/// what the session saw the first take and leaves the second out; the
+/// scope is the record's, not /proc's.
+#[test]
+fn a_diagnosis_counts_a_gone_failer_and_leaves_out_later_holders() {
+    use crate::{
+        clock::WallClock,
+        errno::Errno,
+        event::{fixtures, Event},
+        limits::Limit,
+        usage::diagnosis::{diagnose, Failure, Held},
     };
-    snapshot(&source, selection, top)
+    let root = tempfile::tempdir().unwrap();
+    let mut processes = machine();
+    processes.push(FakeProcess {
+        pid: 401,
+        comm: "late",
+        euid: 100000,
+        user_ns: POD_NS,
+        fds: vec![(3, 7, vec![9])],
+    });
+    let table = fixture(root.path(), &processes);
+    let failed_at_ns = 5_000_000_000;
+    // Started a second after the failure (ticks of 1/CLK_TCK s).
+    set_start_ticks(root.path(), 401, 6 * procfs::ticks_per_second());
+    let mut header = fixtures::add_watch("inotifywait", -28);
+    (header.pid, header.euid, header.uid) = (450, 100000, 100000);
+    (header.user_ns, header.time_ns) = (POD_NS as u32, failed_at_ns);
+    let record = fixtures::record(&header, b"/srv/data/n/7");
+    let event = Event::decode(&record).unwrap();
+    let failure = Failure {
+        event: &event,
+        limit: Limit::Watches,
+        errno: Errno::ENOSPC,
+        user_ns: Some(POD_NS),
+    };
+    let traced = Held {
+        instances: 1,
+        watches: 1,
+    };
+    let clock = WallClock {
+        boot_epoch_ns: 0,
+        utc_offset_s: 0,
+    };
+    let d = diagnose(
+        &source(root.path(), &table),
+        &failure,
+        &clock,
+        Some(failed_at_ns + 3_000_000),
+        Some(traced),
+    );
+    let holders: Vec<(u32, u64, bool, bool)> = d
+        .holders
+        .iter()
+        .map(|p| (p.pid, p.watches, p.gone, p.started_after_failure))
+        .collect();
+    assert_eq!(
+        holders,
+        [
+            (400, 3, false, false),
+            (450, 1, true, false),
+            (401, 1, false, true)
+        ]
+    );
+    let usage = d.usage.as_ref().unwrap();
+    assert_eq!((usage.watches, usage.max_watches), (4, Some(4)));
+    // 3 + 1 held now, less the later one's 1, plus the gone one's 1.
+    assert_eq!(
+        d.at_failure,
+        Some(Held {
+            instances: 2,
+            watches: 4
+        })
+    );
+    assert_eq!((d.uid, d.user_ns), (100000, Some(POD_NS)));
+    assert_eq!(d.snapshot_after_ms, Some(3.0));
+    let mut text = Vec::new();
+    super::render::diagnosis(&mut text, &d, "").unwrap();
+    let text = String::from_utf8(text).unwrap();
+    for said in [
+        "uid 100000 in user namespace 4026532999 held 4 of 4 watches and 2 of 128 instances at the failure",
+        "the cap hit: user namespace 4026532999's user.max_inotify_watches (4)",
+        "pid 450 (inotifywait), gone by then, had taken 1 watches and 1 instances in this session",
+        "1 holder(s) started after the failure, not counted",
+        "    401 late                    1        1  (started after the failure)",
+    ] {
+        assert!(text.contains(said), "{said:?} not in:\n{text}");
+    }
 }
 
 #[test]

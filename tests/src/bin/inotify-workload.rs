@@ -34,9 +34,11 @@ struct Call {
     op: &'static str,
     pid: u32,
     tid: u32,
-    /// The real uid as this process sees it (inside a user namespace, the
-    /// namespace's view).
+    /// The effective uid as this process sees it (inside a user namespace,
+    /// the namespace's view): what the tracer reports as `uid`.
     uid: u32,
+    /// The real uid, likewise (`ruid`).
+    ruid: u32,
     fd: i32,
     mask: u32,
     path_base64: String,
@@ -135,8 +137,10 @@ fn call(op: &'static str, fd: i32, arg: u32, path: &[u8], ret: i32) -> Call {
         pid: std::process::id(),
         // SAFETY: gettid has no preconditions.
         tid: unsafe { libc::gettid() } as u32,
-        // SAFETY: getuid has no preconditions.
-        uid: unsafe { libc::getuid() },
+        // SAFETY: geteuid and getuid have no preconditions.
+        uid: unsafe { libc::geteuid() },
+        // SAFETY: as above.
+        ruid: unsafe { libc::getuid() },
         fd,
         mask: arg,
         path_base64: STANDARD.encode(path),
