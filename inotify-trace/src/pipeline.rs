@@ -17,7 +17,7 @@ use crate::{
     },
     render::{self, Format},
     selection::Selection,
-    stream::{Counts, End, HeldNow, Item},
+    stream::{Counts, End, Item},
     summary::{aggregate::Aggregator, LimitsAtStartAndEnd},
     usage::{
         diagnosis::{Diagnoser, Diagnosis},
@@ -146,15 +146,8 @@ impl Pipeline {
     /// How a live session ends now, to push as its last item: with what
     /// its processes hold now (one /proc scan, as `usage` takes it).
     pub fn end_now(&self, duration_s: f64) -> End {
-        let held_now = crate::usage::processes_now(&Source::live(None))
-            .iter()
-            .filter(|p| self.aggregator.saw(p.pid))
-            .map(|p| HeldNow {
-                pid: p.pid,
-                instances: p.instances,
-                watches: p.watches,
-            })
-            .collect();
+        let held_now =
+            crate::usage::holdings_now(&Source::live(None), |pid| self.aggregator.saw(pid));
         End {
             end_time: crate::clock::rfc3339(std::time::SystemTime::now()).to_string(),
             duration_s,

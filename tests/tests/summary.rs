@@ -283,7 +283,8 @@ fn a_storm_of_failures_loses_nothing() {
 /// A real program (inotifywait -r -m, from inotify-tools) watches a tree,
 /// part of which is then deleted: the kernel drops those watches without
 /// an inotify_rm_watch, so NEW - REMOVED overstates what it holds. HELD is
-/// what /proc/PID/fdinfo says when the session ends.
+/// what /proc/PID/fdinfo says when the session ends, with where the
+/// watches are and the command line.
 #[test]
 fn held_now_is_what_fdinfo_says_after_watched_directories_were_deleted() {
     require_bpf!();
@@ -339,6 +340,19 @@ fn held_now_is_what_fdinfo_says_after_watched_directories_were_deleted() {
             p["held_watches"].as_u64()
         ),
         (Some(10), Some(0), Some(1), Some(held)),
+        "{p:#}"
+    );
+    // Where they are (the tree's root: the file handles resolve to it and
+    // below), and what the process is.
+    let root = root.path().canonicalize().unwrap();
+    assert_eq!(
+        p["held_where"],
+        serde_json::json!([{"path": root.to_str().unwrap(), "watches": held}]),
+        "{p:#}"
+    );
+    assert_eq!(
+        p["cmdline"],
+        serde_json::json!(["inotifywait", "-q", "-r", "-m", root.to_str().unwrap()]),
         "{p:#}"
     );
 }

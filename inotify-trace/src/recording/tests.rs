@@ -52,6 +52,11 @@ fn end() -> End {
             pid: 10,
             instances: 1,
             watches: 7,
+            places: vec![crate::usage::places::Place {
+                dir: crate::exact_text::PathName(b"/srv/\xff".to_vec()),
+                watches: 7,
+            }],
+            cmdline: vec!["inotifywait".into(), "-m".into()],
         }],
     }
 }

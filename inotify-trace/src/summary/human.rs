@@ -3,7 +3,9 @@
 use std::io::{self, Write};
 
 use super::{FailureGroup, Summary};
-use crate::{clock::local_time, escape::Escaped, event::comm_bytes, limits::Limit};
+use crate::{
+    clock::local_time, escape::Escaped, event::comm_bytes, limits::Limit, stream::HeldNow,
+};
 
 pub fn write_summary(out: &mut impl Write, s: &Summary) -> io::Result<()> {
     writeln!(out)?;
@@ -81,6 +83,9 @@ fn processes(out: &mut impl Write, s: &Summary) -> io::Result<()> {
             errors.join(" ")
         );
         writeln!(out, "{}", row.trim_end())?;
+        if let Some(line) = p.held_now().and_then(where_and_command) {
+            writeln!(out, "  {:>7} {line}", "")?;
+        }
     }
     writeln!(
         out,
@@ -97,6 +102,30 @@ fn held_text(p: &super::ProcessSummary, known: bool) -> String {
         (None, true) => "-".to_owned(),
         (None, false) => "?".to_owned(),
     }
+}
+
+/// The line under a process still holding watches at the end: where they
+/// are and what the process is (`where: 860 under /srv/data/n; cmdline:
+/// inotifywait -r -m /srv/data/n`), escaped.
+fn where_and_command(held: &HeldNow) -> Option<String> {
+    let mut parts = Vec::new();
+    if !held.places.is_empty() {
+        let places: Vec<String> = held
+            .places
+            .iter()
+            .map(|p| format!("{} under {}", p.watches, p.dir))
+            .collect();
+        parts.push(format!("where: {}", places.join(", ")));
+    }
+    if !held.cmdline.is_empty() {
+        let args: Vec<String> = held
+            .cmdline
+            .iter()
+            .map(|a| Escaped(a.as_bytes()).to_string())
+            .collect();
+        parts.push(format!("cmdline: {}", args.join(" ")));
+    }
+    (!parts.is_empty()).then(|| parts.join("; "))
 }
 
 /// The PATHS column: `~` before an estimate.
@@ -199,12 +228,13 @@ mod tests {
     use crate::{
         errno::Errno,
         event::Kind,
-        exact_text::ProcessName,
+        exact_text::{PathName, ProcessName},
         limits::Limits,
         summary::{LimitsAtStartAndEnd, ProcessFailures, ProcessSummary, UserSummary},
         usage::{
             advice::Recommendation,
             diagnosis::{Diagnosis, Held},
+            places::Place,
             ProcessUsage, UserUsage,
         },
     };
@@ -253,7 +283,16 @@ mod tests {
             processes: vec![
                 {
                     let mut greedy = process(10, "greedy", [8200, 8190, 10, 0, 0, 100, 1, 0]);
-                    greedy.set_held(1, 8190);
+                    greedy.set_held(&HeldNow {
+                        pid: 10,
+                        instances: 1,
+                        watches: 8190,
+                        places: vec![Place {
+                            dir: PathName(b"/srv/data/\xffn".to_vec()),
+                            watches: 8190,
+                        }],
+                        cmdline: vec!["greedy".into(), "-r".into(), "/srv/data/\u{1b}n".into()],
+                    });
                     greedy
                 },
                 process(20, "kubelet", [3, 1, 0, 0, 2, 3, 1, 0]),
@@ -345,6 +384,7 @@ mod tests {
         Processes, by new watches (top 2; 1 more not shown):
               PID COMM               UID   CALLS     NEW  RE-ADD REMOVED    HELD  FAILED   PATHS  INST INST-FAIL  ERRORS
                10 greedy               0    8200    8190      10       0    8190       0     100     1         0
+                  where: 8190 under /srv/data/\xffn; cmdline: greedy -r /srv/data/\u{1b}n
                20 kubelet              0       3       1       0       0       -       2       3     1         0  ENOSPC:2
           (REMOVED counts inotify_rm_watch calls only: a watch also goes when its directory is deleted or its instance closed. HELD: the watches held at the end; -: none)
 

@@ -57,7 +57,7 @@ impl Summary {
             held_now.iter().map(|h| (h.pid, h)).collect();
         for p in &mut self.processes {
             if let Some(h) = by_pid.get(&p.pid) {
-                p.set_held(h.instances, h.watches);
+                p.set_held(h);
             }
         }
     }

@@ -5,7 +5,7 @@ use cardinality_estimator::CardinalityEstimator;
 use inotify_trace_common::Comm;
 use serde::{ser::SerializeStruct, Serialize, Serializer};
 
-use crate::{errno::Errno, event::comm_bytes};
+use crate::{errno::Errno, event::comm_bytes, stream::HeldNow};
 
 /// Distinct paths of a process are counted exactly up to this many (the
 /// estimator's exact representation), estimated past it.
@@ -40,9 +40,9 @@ pub(super) struct RareCounts {
     pub instance_failures: u64,
     /// Failed add_watch calls by errno, in name order.
     pub errors: Vec<(Errno, u64)>,
-    /// Instances and watches held at the end of the session, when it was
-    /// still holding any.
-    pub held: Option<(u64, u64)>,
+    /// What it held at the end of the session, when it was still holding
+    /// any: instances, watches, where, its command line.
+    pub held: Option<HeldNow>,
 }
 
 static NONE: RareCounts = RareCounts {
@@ -91,11 +91,16 @@ impl ProcessSummary {
     /// Instances and watches held at the end of the session, when it still
     /// held any.
     pub fn held(&self) -> Option<(u64, u64)> {
-        self.rare().held
+        self.held_now().map(|h| (h.instances, h.watches))
     }
 
-    pub(super) fn set_held(&mut self, instances: u64, watches: u64) {
-        self.rare_mut().held = Some((instances, watches));
+    /// What it held at the end of the session, and where.
+    pub fn held_now(&self) -> Option<&HeldNow> {
+        self.rare().held.as_ref()
+    }
+
+    pub(super) fn set_held(&mut self, held: &HeldNow) {
+        self.rare_mut().held = Some(held.clone());
     }
 
     /// Distinct paths passed to add_watch: exact up to 128, estimated
@@ -143,8 +148,8 @@ impl ProcessSummary {
 impl Serialize for ProcessSummary {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let estimated = self.distinct_paths_estimated();
-        let held = self.held();
-        let fields = 12 + usize::from(estimated) + 2 * usize::from(held.is_some());
+        let held = self.held_now();
+        let fields = 12 + usize::from(estimated) + 4 * usize::from(held.is_some());
         let mut row = s.serialize_struct("ProcessSummary", fields)?;
         row.serialize_field("pid", &self.pid)?;
         row.serialize_field("comm", &String::from_utf8_lossy(comm_bytes(&self.comm)))?;
@@ -161,9 +166,15 @@ impl Serialize for ProcessSummary {
         }
         row.serialize_field("instances", &self.instances)?;
         row.serialize_field("instance_failures", &self.instance_failures())?;
-        if let Some((instances, watches)) = held {
-            row.serialize_field("held_instances", &instances)?;
-            row.serialize_field("held_watches", &watches)?;
+        if let Some(held) = held {
+            row.serialize_field("held_instances", &held.instances)?;
+            row.serialize_field("held_watches", &held.watches)?;
+            if !held.places.is_empty() {
+                row.serialize_field("held_where", &held.places)?;
+            }
+            if !held.cmdline.is_empty() {
+                row.serialize_field("cmdline", &held.cmdline)?;
+            }
         }
         row.end()
     }

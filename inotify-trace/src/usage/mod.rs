@@ -6,6 +6,7 @@ pub mod diagnosis;
 pub(crate) mod fdinfo;
 pub(crate) mod identity;
 pub(crate) mod paths;
+pub mod places;
 pub(crate) mod render;
 pub(crate) mod scan;
 pub(crate) mod userns;
@@ -24,6 +25,7 @@ use crate::{
     exact_text::{PathName, ProcessName},
     limits::{Limits, NO_CAP},
     selection::Selection,
+    stream::HeldNow,
 };
 
 /// Where a snapshot looks, and how it tells instances and namespaces apart.
@@ -154,12 +156,38 @@ pub struct UserUsage {
     pub top_holder: Option<ProcessUsage>,
 }
 
-/// What each process holds now, instances shared across fork counted once
-/// per process: the part of a snapshot a session's end needs (no per-uid
-/// totals, so no user namespace is entered).
-pub fn processes_now(source: &Source<'_>) -> Vec<ProcessUsage> {
+/// What each process `chosen` picks holds now (instances shared across
+/// fork counted once per process), where its watches are and its command
+/// line: what a session's end records. No per-uid totals, so no user
+/// namespace is entered.
+pub fn holdings_now(source: &Source<'_>, chosen: impl Fn(u32) -> bool) -> Vec<HeldNow> {
     let held = scan::inotify_fds(&source.root).held;
-    processes(&instances(&held, source), &held)
+    let processes = processes(&instances(&held, source), &held);
+    let resolver = paths::Resolver::new();
+    let mut fds_of: BTreeMap<u32, Vec<&HeldFd>> = BTreeMap::new();
+    for h in &held {
+        fds_of.entry(h.pid).or_default().push(h);
+    }
+    processes
+        .iter()
+        .filter(|p| chosen(p.pid))
+        .map(|p| {
+            // An instance held through two fds is one set of watches.
+            let mut seen = std::collections::HashSet::new();
+            let paths = fds_of[&p.pid]
+                .iter()
+                .flat_map(|h| &h.watches)
+                .filter(|w| seen.insert((w.device(), w.ino)))
+                .filter_map(|w| resolver.path(w));
+            HeldNow {
+                pid: p.pid,
+                instances: p.instances,
+                watches: p.watches,
+                places: places::top_directories(paths),
+                cmdline: scan::cmdline(&source.root, p.pid),
+            }
+        })
+        .collect()
 }
 
 /// Takes a snapshot of the processes `selection` chooses (its uids: the

@@ -143,3 +143,18 @@ pub fn start_boot_ns(root: &Path, pid: u32) -> Option<u64> {
     let ticks = procfs::ticks_per_second().max(1);
     Some(stat.starttime.saturating_mul(1_000_000_000 / ticks))
 }
+
+/// The process's command line, an argument per string (invalid UTF-8
+/// replaced); empty when it cannot be read (or is empty: a kernel thread,
+/// a zombie).
+pub fn cmdline(root: &Path, pid: u32) -> Vec<String> {
+    let Ok(raw) = std::fs::read(root.join(format!("{pid}/cmdline"))) else {
+        return Vec::new();
+    };
+    raw.strip_suffix(b"\0")
+        .unwrap_or(&raw)
+        .split(|&b| b == 0)
+        .filter(|_| !raw.is_empty())
+        .map(|arg| String::from_utf8_lossy(arg).into_owned())
+        .collect()
+}
