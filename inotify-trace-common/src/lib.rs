@@ -165,6 +165,12 @@ pub struct Config {
     pub fork_child_pid_offset: u32,
     /// Where the caller's identity is in the kernel's `task_struct`.
     pub task: TaskLayout,
+    /// Non-zero: records carry the caller's effective uid, user namespace
+    /// and cgroup id (always, but for the benchmark that measures what
+    /// reading them costs).
+    pub attribution: u32,
+    /// Zero; keeps the struct free of padding.
+    pub reserved: u32,
 }
 
 /// Byte offsets in the running kernel's structures, found by the loader in
@@ -229,7 +235,7 @@ impl TaskLayout {
 }
 
 // No padding anywhere in Config: every byte the loader writes is a field.
-const _: () = assert!(core::mem::size_of::<Config>() == 88);
+const _: () = assert!(core::mem::size_of::<Config>() == 96);
 
 /// Name of the global holding the [`Config`].
 pub const CONFIG_GLOBAL: &str = "CONFIG";

@@ -17,7 +17,7 @@ use aya_ebpf::helpers::{
         bpf_get_current_task_btf,
     },
 };
-use inotify_trace_common::{EventHeader, FLAG_CRED_MISSING};
+use inotify_trace_common::{EventHeader, FLAG_CGROUP_MISSING, FLAG_CRED_MISSING};
 
 use crate::maps::config;
 
@@ -99,6 +99,10 @@ impl Caller {
     /// `FLAG_*` bits of what could not be read.
     #[inline(always)]
     pub fn write_charged(self, header: &mut EventHeader) -> u32 {
+        if config!(attribution) == 0 {
+            header.uid = self.uid();
+            return FLAG_CRED_MISSING | FLAG_CGROUP_MISSING;
+        }
         match self {
             Caller::Task(task) => {
                 let (cred, uid, euid) = (
@@ -155,6 +159,25 @@ impl Caller {
                     }
                 }
             }
+        }
+    }
+}
+
+impl Caller {
+    /// The real uid alone, as the initial user namespace sees it (records
+    /// without attribution: the benchmark's baseline).
+    #[inline(always)]
+    fn uid(self) -> u32 {
+        match self {
+            Caller::Task(task) => {
+                let (cred, uid) = (config!(task.cred), config!(task.cred_uid));
+                // SAFETY: as in `write_charged`.
+                unsafe {
+                    let cred: *const u8 = field(task, cred);
+                    field(cred, uid)
+                }
+            }
+            Caller::Helpers => bpf_get_current_uid_gid() as u32,
         }
     }
 }

@@ -18,6 +18,8 @@ pub static CONFIG: Config = Config {
     follow: 0,
     fork_child_pid_offset: 0,
     task: TaskLayout::UNKNOWN,
+    attribution: 0,
+    reserved: 0,
 };
 
 /// One of the loader's settings. The volatile read stops the compiler from

@@ -113,6 +113,11 @@ pub struct TraceArgs {
     #[arg(short = 'v', long)]
     pub verbose: bool,
 
+    /// For the benchmark only: records without the caller's euid, user
+    /// namespace and cgroup id, to measure what reading them costs.
+    #[arg(long, hide = true)]
+    pub no_attribution: bool,
+
     /// Start COMMAND and trace it and every process it forks; the session ends when
     /// COMMAND exits, with its exit status.
     #[arg(last = true, value_name = "COMMAND")]

@@ -39,6 +39,7 @@ impl TraceSettings {
                 attach: args.attach,
                 follow: !args.command.is_empty(),
                 kernel_logs: args.verbose,
+                attribution: !args.no_attribution,
             },
             format: Format::from_flag(args.printing.json),
             duration: args.duration,

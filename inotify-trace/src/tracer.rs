@@ -49,6 +49,9 @@ pub struct TracerOptions {
     pub follow: bool,
     /// Forward the eBPF programs' aya-log messages to the `log` crate.
     pub kernel_logs: bool,
+    /// Records carry the caller's euid, user namespace and cgroup id (off
+    /// only for the benchmark's measure of what they cost).
+    pub attribution: bool,
 }
 
 /// Loaded and attached programs; dropping it detaches them.
@@ -180,6 +183,8 @@ impl Tracer {
             follow: u32::from(options.follow),
             fork_child_pid_offset,
             task,
+            attribution: u32::from(options.attribution),
+            reserved: 0,
         };
         let mut ebpf = load_object(&config, options)?;
         if options.attach != AttachMode::EnterExit

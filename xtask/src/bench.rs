@@ -109,6 +109,7 @@ pub fn run(smoke: bool) -> Result<()> {
         sizes.rounds, sizes.calls
     ));
     results["add_watch_ns"] = bench.overhead(&sizes)?;
+    results["attribution_ns"] = attribution_cost(&results["add_watch_ns"]);
     cmd::step("events made, received and lost");
     let (loss, recording) = bench.loss(&sizes)?;
     results["events"] = loss;
@@ -155,6 +156,12 @@ impl Bench {
             (
                 "inotify-trace -q --record",
                 Some(self.tracer_args(&["-q", "--record", record, "--force"])),
+            ),
+            // The same without reading the caller's euid, user namespace
+            // and cgroup id: the difference is what attribution costs.
+            (
+                "  same, without attribution",
+                Some(self.tracer_args(&["-q", "--record", record, "--force", "--no-attribution"])),
             ),
         ];
         if let Some(bpftrace) = &self.bpftrace {
@@ -617,6 +624,29 @@ fn find_on_path(program: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
+/// What reading the caller's euid, user namespace and cgroup id adds per
+/// call: the median, over rounds, of the traced run minus the same run
+/// without attribution (run seconds apart, so drift cancels).
+fn attribution_cost(rows: &Value) -> Value {
+    let samples = |i: usize| -> Vec<f64> {
+        rows[i]["samples"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_f64)
+            .collect()
+    };
+    let differences: Vec<f64> = samples(1)
+        .iter()
+        .zip(samples(2))
+        .map(|(with, without)| with - without)
+        .collect();
+    if differences.is_empty() {
+        return Value::Null;
+    }
+    json!(median(&differences))
+}
+
 fn print_table(r: &Value) {
     let f = |v: &Value| {
         v.as_f64()
@@ -649,6 +679,10 @@ fn print_table(r: &Value) {
             None => println!("  {name:<30} {}", row["note"].as_str().unwrap_or("")),
         }
     }
+    println!(
+        "  attribution (euid, user ns, cgroup id) adds {} ns per call (median of rounds)   target: <= 10 ns",
+        f(&r["attribution_ns"])
+    );
     let e = &r["events"];
     for (name, key, target) in [
         ("one producer", "one_producer", "0 lost"),
