@@ -49,11 +49,33 @@ pub struct CallerSelection {
     pub comms: Vec<String>,
 }
 
+/// Which pods, namespaces and containers to show: applied after each
+/// caller's cgroup is resolved (pods start during a session), live, in
+/// `report` and in `usage`.
+#[derive(Debug, Args)]
+pub struct PlaceSelection {
+    /// Only callers in this pod: NAME in any namespace, or NAMESPACE/NAME
+    /// (repeatable).
+    #[arg(long = "pod", value_name = "[NS/]NAME", value_parser = parse_name)]
+    pub pods: Vec<String>,
+
+    /// Only callers in pods of this namespace (repeatable).
+    #[arg(long = "namespace", value_name = "NS", value_parser = parse_name)]
+    pub namespaces: Vec<String>,
+
+    /// Only callers in a container of this name (repeatable).
+    #[arg(long = "container", value_name = "NAME", value_parser = parse_name)]
+    pub containers: Vec<String>,
+}
+
 /// Which calls to show: in the kernel while tracing, while reading in `report`.
 #[derive(Debug, Args)]
 pub struct CallSelection {
     #[command(flatten)]
     pub callers: CallerSelection,
+
+    #[command(flatten)]
+    pub places: PlaceSelection,
 
     /// Only calls that failed.
     #[arg(long)]
@@ -113,6 +135,11 @@ pub struct TraceArgs {
     #[arg(short = 'v', long)]
     pub verbose: bool,
 
+    /// Where the node's filesystem is (its /var/log/pods, /var/log/containers),
+    /// for a tracer running in a container with the host mounted there.
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    pub host_root: PathBuf,
+
     /// For the benchmark only: records without the caller's euid, user
     /// namespace and cgroup id, to measure what reading them costs.
     #[arg(long, hide = true)]
@@ -160,6 +187,15 @@ pub struct UsageArgs {
     #[arg(long = "uid", value_name = "UID")]
     pub uids: Vec<u32>,
 
+    #[command(flatten)]
+    pub places: PlaceSelection,
+
+    /// Where the node's filesystem is (its /var/log/pods, /var/log/containers
+    /// and /proc), for a tracer running in a container with the host mounted
+    /// there.
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    pub host_root: PathBuf,
+
     /// Show what each watch points at (resolved from its file handle).
     #[arg(long)]
     pub paths: bool,
@@ -171,6 +207,14 @@ pub struct UsageArgs {
     /// List only the first N processes and instances, by watches (0: all).
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub top: usize,
+}
+
+/// A pod, namespace or container name to select: never empty.
+fn parse_name(text: &str) -> Result<String, String> {
+    match text {
+        "" => Err("a name cannot be empty".to_owned()),
+        name => Ok(name.to_owned()),
+    }
 }
 
 /// A process name to select: never empty (no process has an empty name, so

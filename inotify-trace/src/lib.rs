@@ -32,6 +32,7 @@ mod limits;
 mod notices;
 mod output;
 mod pipeline;
+pub mod pods;
 mod preflight;
 pub mod recording;
 mod render;

@@ -6,6 +6,7 @@ use std::io;
 
 use crate::{
     event::{DecodeError, Event},
+    pods::{Attribution, CgroupAttribution},
     stream::{Counts, End},
     summary::Summary,
     usage::diagnosis::Diagnosis,
@@ -21,8 +22,14 @@ pub trait Output {
     fn start(&mut self) -> io::Result<()> {
         Ok(())
     }
-    /// An event that passed the selection.
-    fn event(&mut self, _event: &Event<'_>) -> io::Result<()> {
+    /// An event that passed the selection, with where its caller runs
+    /// (pod, container, unit) when known.
+    fn event(&mut self, _event: &Event<'_>, _place: Option<&Attribution>) -> io::Result<()> {
+        Ok(())
+    }
+    /// How a cgroup id was resolved, before the first event that uses it
+    /// (and again if a name turned up later).
+    fn attribution(&mut self, _frame: &CgroupAttribution) -> io::Result<()> {
         Ok(())
     }
     fn undecodable(&mut self, _err: &DecodeError) -> io::Result<()> {

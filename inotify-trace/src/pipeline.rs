@@ -11,6 +11,7 @@ use crate::{
     limits::Limits,
     notices::Notices,
     output::Output,
+    pods::{Attributor, CgroupAttribution},
     recording::{
         metadata::Metadata,
         writer::{RecorderOutput, RecordingFile},
@@ -39,11 +40,16 @@ pub struct PipelineSettings<'a> {
     /// stderr what the event printer does not (undecodable records; lost
     /// events and diagnoses when events are not printed; a status line).
     pub live: bool,
+    /// Live: where the node's files are (`--host-root`), to name the pods,
+    /// containers and units of the callers' cgroups. A report knows what
+    /// its recording says.
+    pub host_root: &'a std::path::Path,
 }
 
 pub struct Pipeline {
     selection: Selection,
     diagnoser: Option<Diagnoser>,
+    attributor: Attributor,
     aggregator: Aggregator,
     diagnoses: Vec<Diagnosis>,
     counts: Counts,
@@ -73,7 +79,11 @@ impl Pipeline {
         outputs.push(render::printer(settings.format, clock, settings.events));
         Ok(Pipeline {
             selection: settings.selection.clone(),
-            diagnoser: settings.live.then(Diagnoser::live),
+            diagnoser: settings.live.then(|| Diagnoser::live(settings.host_root)),
+            attributor: match settings.live {
+                true => Attributor::live(settings.host_root),
+                false => Attributor::recorded(),
+            },
             aggregator: Aggregator::default(),
             diagnoses: Vec::new(),
             counts: Counts::default(),
@@ -98,13 +108,37 @@ impl Pipeline {
                 if !self.selection.matches(&event) {
                     return Ok(());
                 }
+                let cgroup_id = event.cgroup_id();
+                let place = cgroup_id.and_then(|id| self.attributor.attribute(id));
+                if !self
+                    .selection
+                    .matches_place(place.as_ref().map(|(a, _)| *a))
+                {
+                    return Ok(());
+                }
+                if let (Some(id), Some((attribution, true))) = (cgroup_id, place) {
+                    let frame = CgroupAttribution {
+                        cgroup_id: id,
+                        attribution: attribution.clone(),
+                    };
+                    self.attributor.told(id);
+                    self.each(|o| o.attribution(&frame))?;
+                }
+                let place = cgroup_id.and_then(|id| self.attributor.get(id));
                 self.counts.events += 1;
                 self.counts.failed += u64::from(event.header.ret < 0);
                 self.aggregator.observe(&event);
-                self.each(|o| o.event(&event))?;
+                self.outputs
+                    .iter_mut()
+                    .try_for_each(|o| o.event(&event, place))?;
                 let aggregator = &self.aggregator;
                 let diagnosis = self.diagnoser.as_mut().and_then(|d| {
-                    d.consider(&event, &self.clock, |pid| aggregator.traced_holdings(pid))
+                    d.consider(
+                        &event,
+                        &self.clock,
+                        |pid| aggregator.traced_holdings(pid),
+                        place,
+                    )
                 });
                 if let Some(diagnosis) = diagnosis {
                     self.diagnosis(diagnosis)?;
@@ -120,6 +154,10 @@ impl Pipeline {
                 self.each(|o| o.lost(count))
             }
             Item::Diagnosis(diagnosis) => self.diagnosis(*diagnosis),
+            Item::Attribution(frame) => {
+                self.attributor.learn(*frame);
+                Ok(())
+            }
             Item::End(end) => {
                 self.each(|o| o.end(&end))?;
                 self.end = Some(end);

@@ -8,7 +8,7 @@
 use inotify_trace_common::{comm_key, Comm};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::event::Event;
+use crate::{event::Event, pods::Attribution};
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Selection {
@@ -20,6 +20,59 @@ pub struct Selection {
     pub uids: Vec<u32>,
     /// Only calls that failed.
     pub failed_only: bool,
+    /// `--pod [NS/]NAME`: callers in one of these pods. Pods start during a
+    /// kubelet start, so these apply in userspace, after resolution.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pods: Vec<PodName>,
+    /// `--namespace NS`: callers in a pod of one of these namespaces.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub namespaces: Vec<String>,
+    /// `--container NAME`: callers in a container of one of these names.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub containers: Vec<String>,
+}
+
+/// A `--pod` as given: `NAME` (in any namespace) or `NS/NAME`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PodName {
+    pub namespace: Option<String>,
+    pub name: String,
+}
+
+impl PodName {
+    pub fn parse(text: &str) -> PodName {
+        match text.split_once('/') {
+            Some((namespace, name)) => PodName {
+                namespace: Some(namespace.to_owned()),
+                name: name.to_owned(),
+            },
+            None => PodName {
+                namespace: None,
+                name: text.to_owned(),
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for PodName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.namespace {
+            Some(namespace) => write!(f, "{namespace}/{}", self.name),
+            None => f.write_str(&self.name),
+        }
+    }
+}
+
+impl Serialize for PodName {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for PodName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(|text| PodName::parse(&text))
+    }
 }
 
 /// A `--comm` name as given, and the form the kernel compares: its first
@@ -63,6 +116,29 @@ impl Selection {
             && (self.uids.is_empty() || self.uids.contains(&uid))
     }
 
+    /// Whether a caller in this place passes the pod filters (a caller
+    /// whose place is unknown passes only when there are none).
+    pub fn matches_place(&self, place: Option<&Attribution>) -> bool {
+        if self.pods.is_empty() && self.namespaces.is_empty() && self.containers.is_empty() {
+            return true;
+        }
+        let Some(place) = place else {
+            return false;
+        };
+        let is = |want: &str, have: &Option<String>| have.as_deref() == Some(want);
+        (self.pods.is_empty()
+            || self.pods.iter().any(|p| {
+                is(&p.name, &place.pod)
+                    && p.namespace
+                        .as_ref()
+                        .is_none_or(|ns| is(ns, &place.namespace))
+            }))
+            && (self.namespaces.is_empty()
+                || self.namespaces.iter().any(|ns| is(ns, &place.namespace)))
+            && (self.containers.is_empty()
+                || self.containers.iter().any(|c| is(c, &place.container)))
+    }
+
     /// The comms in the kernel's form.
     pub fn comm_keys(&self) -> impl Iterator<Item = &Comm> {
         self.comms.iter().map(|c| &c.key)
@@ -95,7 +171,38 @@ mod tests {
                 .collect(),
             uids: uids.to_vec(),
             failed_only,
+            ..Selection::default()
         }
+    }
+
+    #[test]
+    fn pod_namespace_and_container_filters_need_a_known_place() {
+        let place = Attribution {
+            namespace: Some("kube-system".into()),
+            pod: Some("coredns-1".into()),
+            container: Some("coredns".into()),
+            ..Attribution::default()
+        };
+        let any = Selection::default();
+        assert!(any.matches_place(None) && any.matches_place(Some(&place)));
+        let by = |pods: &[&str], namespaces: &[&str], containers: &[&str]| Selection {
+            pods: pods.iter().map(|p| PodName::parse(p)).collect(),
+            namespaces: namespaces.iter().map(|n| (*n).to_owned()).collect(),
+            containers: containers.iter().map(|c| (*c).to_owned()).collect(),
+            ..Selection::default()
+        };
+        assert!(by(&["coredns-1"], &[], &[]).matches_place(Some(&place)));
+        assert!(by(&["kube-system/coredns-1"], &[], &[]).matches_place(Some(&place)));
+        assert!(!by(&["default/coredns-1"], &[], &[]).matches_place(Some(&place)));
+        assert!(by(&["x", "coredns-1"], &["kube-system"], &["coredns"]).matches_place(Some(&place)));
+        assert!(!by(&[], &["default"], &[]).matches_place(Some(&place)));
+        assert!(!by(&[], &[], &["app"]).matches_place(Some(&place)));
+        assert!(!by(&["coredns-1"], &[], &[]).matches_place(None));
+        // As a recording's metadata keeps them.
+        let json = serde_json::to_value(by(&["kube-system/coredns-1"], &["ns"], &["c"])).unwrap();
+        assert_eq!(json["pods"], serde_json::json!(["kube-system/coredns-1"]));
+        let back: Selection = serde_json::from_value(json).unwrap();
+        assert_eq!(back.pods, [PodName::parse("kube-system/coredns-1")]);
     }
 
     #[test]

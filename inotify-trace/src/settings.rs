@@ -3,11 +3,11 @@
 use std::{ffi::OsString, path::PathBuf, time::Duration};
 
 use crate::{
-    cli::{CallSelection, ReportArgs, TraceArgs, UsageArgs},
+    cli::{CallSelection, PlaceSelection, ReportArgs, TraceArgs, UsageArgs},
     pipeline::PipelineSettings,
     recording::writer::RecordingFile,
     render::Format,
-    selection::{CommName, Selection},
+    selection::{CommName, PodName, Selection},
     tracer::TracerOptions,
 };
 
@@ -24,6 +24,8 @@ pub struct TraceSettings {
     /// The command to start and trace, with its arguments.
     pub command: Option<Vec<OsString>>,
     pub verbose: bool,
+    /// Where the node's files are, to name pods and containers.
+    pub host_root: PathBuf,
     /// Things to tell the user on stderr before tracing starts.
     pub notes: Vec<String>,
 }
@@ -51,6 +53,7 @@ impl TraceSettings {
             }),
             command: (!args.command.is_empty()).then_some(args.command),
             verbose: args.verbose,
+            host_root: args.host_root,
             notes,
         }
     }
@@ -64,6 +67,7 @@ impl TraceSettings {
             top: self.top,
             record: self.record.as_ref(),
             live: true,
+            host_root: &self.host_root,
         }
     }
 }
@@ -100,12 +104,14 @@ impl ReportSettings {
             top: self.top,
             record: None,
             live: false,
+            host_root: std::path::Path::new("/"),
         }
     }
 }
 
 pub struct UsageSettings {
     pub selection: Selection,
+    pub host_root: PathBuf,
     pub paths: bool,
     pub format: Format,
     pub top: usize,
@@ -116,11 +122,12 @@ impl UsageSettings {
     pub fn from_cli(args: UsageArgs) -> Self {
         let selection = Selection {
             uids: args.uids,
-            ..process_selection(args.pids, args.comms)
+            ..place_selection(args.places, process_selection(args.pids, args.comms))
         };
         let notes = selection_notes(&selection, true);
         UsageSettings {
             selection,
+            host_root: args.host_root,
             paths: args.paths,
             format: Format::from_flag(args.json),
             top: args.top,
@@ -141,7 +148,20 @@ fn call_selection(calls: CallSelection, uids: Vec<u32>) -> Selection {
     Selection {
         uids,
         failed_only: calls.failed,
-        ..process_selection(calls.callers.pids, calls.callers.comms)
+        ..place_selection(
+            calls.places,
+            process_selection(calls.callers.pids, calls.callers.comms),
+        )
+    }
+}
+
+/// `selection` narrowed to the pods, namespaces and containers asked for.
+fn place_selection(places: PlaceSelection, selection: Selection) -> Selection {
+    Selection {
+        pods: places.pods.iter().map(|p| PodName::parse(p)).collect(),
+        namespaces: places.namespaces,
+        containers: places.containers,
+        ..selection
     }
 }
 

@@ -8,6 +8,7 @@ use crate::usage::places::Place;
 use crate::{
     event::{DecodeError, Event},
     limits::Limits,
+    pods::CgroupAttribution,
     usage::diagnosis::Diagnosis,
 };
 
@@ -24,6 +25,9 @@ pub enum Item<'a> {
     /// A usage snapshot taken when a call failed for a limit (read back
     /// from a recording; live, the pipeline takes them).
     Diagnosis(Box<Diagnosis>),
+    /// How the session resolved a cgroup id (read back from a recording;
+    /// live, the pipeline resolves them).
+    Attribution(Box<CgroupAttribution>),
     /// The session ended normally.
     End(End),
 }

@@ -29,7 +29,11 @@ pub fn usage(settings: UsageSettings) -> Result<ExitCode> {
     let resolver: Option<&'static Resolver> = settings
         .paths
         .then(|| &*Box::leak(Box::new(Resolver::new())));
-    let usage = snapshot(&Source::live(resolver), &settings.selection, settings.top);
+    let source = Source {
+        host_root: settings.host_root.clone(),
+        ..Source::live(resolver)
+    };
+    let usage = snapshot(&source, &settings.selection, settings.top);
     let unknown_caps = usage
         .users
         .iter()

@@ -40,6 +40,9 @@ pub enum FrameKind {
     End = 4,
     /// JSON: a usage snapshot taken when a call failed for a limit (1.1).
     Diagnosis = 5,
+    /// JSON: how the session resolved a cgroup id to a pod, container or
+    /// unit, before the first event that uses it (2.0).
+    Attribution = 6,
 }
 
 impl FrameKind {
@@ -50,6 +53,7 @@ impl FrameKind {
             3 => Some(FrameKind::Lost),
             4 => Some(FrameKind::End),
             5 => Some(FrameKind::Diagnosis),
+            6 => Some(FrameKind::Attribution),
             _ => None,
         }
     }

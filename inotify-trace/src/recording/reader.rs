@@ -111,13 +111,12 @@ impl<R: Read> Reader<R> {
                 })?;
                 Item::Lost(u64::from_le_bytes(count))
             }
-            FrameKind::End => Item::End(
-                serde_json::from_slice(&self.payload)
-                    .map_err(|e| corrupt(format!("unreadable end frame: {e}")))?,
-            ),
-            FrameKind::Diagnosis => Item::Diagnosis(Box::new(
-                serde_json::from_slice(&self.payload)
-                    .map_err(|e| corrupt(format!("unreadable diagnosis frame: {e}")))?,
+            FrameKind::End => Item::End(json(&self.payload, "end").map_err(corrupt)?),
+            FrameKind::Diagnosis => {
+                Item::Diagnosis(Box::new(json(&self.payload, "diagnosis").map_err(corrupt)?))
+            }
+            FrameKind::Attribution => Item::Attribution(Box::new(
+                json(&self.payload, "attribution").map_err(corrupt)?,
             )),
             FrameKind::Metadata => return Err(corrupt("a second metadata frame".to_owned())),
         }))
@@ -197,4 +196,9 @@ fn placeholder_metadata() -> Metadata {
         filters: Default::default(),
         command_line: Vec::new(),
     }
+}
+
+/// A JSON frame's payload, or why it is not one.
+fn json<T: serde::de::DeserializeOwned>(payload: &[u8], what: &str) -> Result<T, String> {
+    serde_json::from_slice(payload).map_err(|e| format!("unreadable {what} frame: {e}"))
 }

@@ -17,6 +17,7 @@ use super::{
 use crate::{
     event::Event,
     output::Output,
+    pods::{Attribution, CgroupAttribution},
     stream::{Counts, End},
     usage::diagnosis::Diagnosis,
 };
@@ -84,14 +85,23 @@ impl Recorder {
     }
 
     pub fn diagnosis(&mut self, diagnosis: &Diagnosis) -> Result<(), WriteError> {
-        let payload = serde_json::to_vec(diagnosis).expect("Diagnosis serializes");
-        self.frame(FrameKind::Diagnosis, &payload)
+        self.json(FrameKind::Diagnosis, diagnosis)
+    }
+
+    pub fn attribution(&mut self, frame: &CgroupAttribution) -> Result<(), WriteError> {
+        self.json(FrameKind::Attribution, frame)
     }
 
     pub fn end(&mut self, end: &End) -> Result<(), WriteError> {
-        let payload = serde_json::to_vec(end).expect("End serializes");
-        self.frame(FrameKind::End, &payload)?;
+        self.json(FrameKind::End, end)?;
         self.flush()
+    }
+
+    /// A frame whose payload is `value` as JSON (plain data: it always
+    /// serializes).
+    fn json(&mut self, kind: FrameKind, value: &impl serde::Serialize) -> Result<(), WriteError> {
+        let payload = serde_json::to_vec(value).expect("plain data serializes");
+        self.frame(kind, &payload)
     }
 
     /// Writes the pending frames to the kernel (not to the disk: a crash of
@@ -176,8 +186,13 @@ impl RecorderOutput {
 }
 
 impl Output for RecorderOutput {
-    fn event(&mut self, event: &Event<'_>) -> io::Result<()> {
+    fn event(&mut self, event: &Event<'_>, _place: Option<&Attribution>) -> io::Result<()> {
         self.write(|r| r.event(event.record));
+        Ok(())
+    }
+
+    fn attribution(&mut self, frame: &CgroupAttribution) -> io::Result<()> {
+        self.write(|r| r.attribution(frame));
         Ok(())
     }
 

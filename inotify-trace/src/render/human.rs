@@ -9,6 +9,7 @@ use crate::{
     event::{Event, Kind},
     notices,
     output::Output,
+    pods::Attribution,
     stream::Counts,
     summary::{human::write_summary, Summary},
     usage::{diagnosis::Diagnosis, render::diagnosis},
@@ -19,6 +20,7 @@ pub struct HumanPrinter<W: Write> {
     clock: WallClock,
     /// Reused for each line's padded columns: no allocation per event.
     comm: String,
+    place: String,
     result: String,
 }
 
@@ -28,6 +30,7 @@ impl<W: Write> HumanPrinter<W> {
             out,
             clock,
             comm: String::new(),
+            place: String::new(),
             result: String::new(),
         }
     }
@@ -49,28 +52,37 @@ impl<W: Write> Output for HumanPrinter<W> {
     fn start(&mut self) -> io::Result<()> {
         writeln!(
             self.out,
-            "{:<15} {:>7} {:>7} {:>6} {:<15} {:<12} PATH",
-            "TIME", "PID", "TID", "UID", "COMM", "RESULT"
+            "{:<15} {:>7} {:>7} {:>6} {:<15} {:<24} {:<12} PATH",
+            "TIME", "PID", "TID", "UID", "COMM", "POD/UNIT", "RESULT"
         )
     }
 
-    fn event(&mut self, event: &Event<'_>) -> io::Result<()> {
+    fn event(&mut self, event: &Event<'_>, place: Option<&Attribution>) -> io::Result<()> {
         let h = &event.header;
         let time = local_time(self.clock.wall(h.time_ns), self.clock.utc_offset_s);
         // Escaping may lengthen the comm, so pad the rendered text.
         self.comm.clear();
+        self.place.clear();
         self.result.clear();
+        let _ = match place {
+            Some(place) => std::fmt::Write::write_fmt(
+                &mut self.place,
+                format_args!("{}", Escaped(place.label().as_bytes())),
+            ),
+            None => std::fmt::Write::write_str(&mut self.place, "-"),
+        };
         let _ =
             std::fmt::Write::write_fmt(&mut self.comm, format_args!("{}", Escaped(event.comm())));
         write_result(&mut self.result, event);
         write!(
             self.out,
-            "{:<15} {:>7} {:>7} {:>6} {:<15} {:<12} ",
+            "{:<15} {:>7} {:>7} {:>6} {:<15} {:<24} {:<12} ",
             time,
             h.pid,
             h.tid,
             event.charged_uid(),
             self.comm,
+            self.place,
             self.result
         )?;
         match event.kind {
@@ -123,15 +135,18 @@ mod tests {
     use super::*;
     use crate::event::fixtures::{add_watch, record};
 
-    fn render(records: &[Vec<u8>]) -> String {
+    /// The lines (without their time) of `records`, the first in `places`.
+    fn render(records: &[Vec<u8>], places: &[Attribution]) -> String {
         let clock = WallClock {
             boot_epoch_ns: 0,
             utc_offset_s: 0,
         };
         let mut printer = HumanPrinter::new(Vec::new(), clock);
         printer.start().unwrap();
-        for bytes in records {
-            printer.event(&Event::decode(bytes).unwrap()).unwrap();
+        for (i, bytes) in records.iter().enumerate() {
+            printer
+                .event(&Event::decode(bytes).unwrap(), places.get(i))
+                .unwrap();
         }
         String::from_utf8(printer.out)
             .unwrap()
@@ -152,12 +167,24 @@ mod tests {
         init.kind = Kind::Init as u32;
         init.flags = FLAG_INIT1;
         init.arg = 0o2004000;
-        insta::assert_snapshot!(render(&[ok, hostile, long, record(&init, b"")]), @r"
-            PID     TID    UID COMM            RESULT       PATH
-           4242    4243   1000 kubelet         wd=1         /sys/fs/cgroup/kubepods
-           4242    4243   1000 evil\u{1b}[31m  ENOENT       /tmp/\u{1b}]0;x\u{7}\xff
-           4242    4243   1000 kubelet         ENAMETOOLONG /very/long [truncated]
-           4242    4243   1000 containerd      fd=5         inotify_init1(IN_NONBLOCK|IN_CLOEXEC)
+        let places = [
+            Attribution {
+                namespace: Some("kube-system".into()),
+                pod: Some("coredns-1".into()),
+                ..Attribution::default()
+            },
+            Attribution {
+                unit: Some("evil\x1b[2J.service".into()),
+                ..Attribution::default()
+            },
+        ];
+        let text = render(&[ok, hostile, long, record(&init, b"")], &places);
+        insta::assert_snapshot!(text, @r"
+            PID     TID    UID COMM            POD/UNIT                 RESULT       PATH
+           4242    4243   1000 kubelet         kube-system/coredns-1    wd=1         /sys/fs/cgroup/kubepods
+           4242    4243   1000 evil\u{1b}[31m  evil\u{1b}[2J.service    ENOENT       /tmp/\u{1b}]0;x\u{7}\xff
+           4242    4243   1000 kubelet         -                        ENAMETOOLONG /very/long [truncated]
+           4242    4243   1000 containerd      -                        fd=5         inotify_init1(IN_NONBLOCK|IN_CLOEXEC)
         ");
     }
 }

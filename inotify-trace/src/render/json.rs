@@ -13,6 +13,7 @@ use crate::{
     errno::Errno,
     event::{Event, Kind},
     output::Output,
+    pods::Attribution,
     stream::Counts,
     summary::Summary,
     usage::diagnosis::Diagnosis,
@@ -35,8 +36,9 @@ impl<W: Write> JsonPrinter<W> {
 }
 
 impl<W: Write> Output for JsonPrinter<W> {
-    fn event(&mut self, event: &Event<'_>) -> io::Result<()> {
-        let line = JsonEvent::new(event, &self.clock);
+    fn event(&mut self, event: &Event<'_>, place: Option<&Attribution>) -> io::Result<()> {
+        let mut line = JsonEvent::new(event, &self.clock);
+        line.place = place;
         self.line(&line)
     }
 
@@ -87,6 +89,10 @@ struct JsonEvent<'a> {
     user_ns: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     cgroup_id: Option<u64>,
+    /// `cgroup` and, where known, `namespace`, `pod`, `pod_uid`,
+    /// `container`, `container_id`, `unit`.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    place: Option<&'a Attribution>,
     /// Records of the first layout carry the real uid only: `uid` is it.
     #[serde(skip_serializing_if = "is_false")]
     uid_is_real: bool,
@@ -127,6 +133,7 @@ impl<'a> JsonEvent<'a> {
             ruid: event.euid().map(|_| h.uid),
             user_ns: event.user_ns(),
             cgroup_id: event.cgroup_id(),
+            place: None,
             uid_is_real: event.euid().is_none(),
             comm: String::from_utf8_lossy(event.comm()),
             comm_base64: None,
@@ -193,7 +200,7 @@ mod tests {
     fn render(records: &[Vec<u8>]) -> String {
         let mut printer = JsonPrinter::new(Vec::new(), CLOCK);
         for bytes in records {
-            printer.event(&Event::decode(bytes).unwrap()).unwrap();
+            printer.event(&Event::decode(bytes).unwrap(), None).unwrap();
         }
         printer.lost(3).unwrap();
         String::from_utf8(printer.out).unwrap()

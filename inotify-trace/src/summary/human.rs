@@ -272,6 +272,7 @@ mod tests {
             user_ns: None,
             instances: 1,
             watches: 8190,
+            place: None,
             started_after_failure: false,
             gone: false,
         };
@@ -366,6 +367,7 @@ mod tests {
                     commands: vec!["sysctl -w fs.inotify.max_user_watches=16384".into()],
                     wrong_fix: Some("pid 10 (greedy) holds 100% of uid 0's watches".into()),
                 }],
+                place: None,
                 snapshot_after_ms: Some(2.5),
                 at_failure: Some(Held {
                     instances: 2,
@@ -405,7 +407,7 @@ mod tests {
             the cap hit: the host's fs.inotify.max_user_watches (8192)
             snapshot taken 2.5 ms after the failure: 8192 watches and 2 instances held then
             by watches:
-                PID COMM            INSTANCES  WATCHES
+                PID COMM            INSTANCES  WATCHES  POD/UNIT
                  10 greedy                  1     8190
             to raise fs.inotify.max_user_watches from 8192: sysctl -w fs.inotify.max_user_watches=16384
               but: pid 10 (greedy) holds 100% of uid 0's watches

@@ -11,7 +11,7 @@
 //! started after the failure are marked and left out of the estimate.
 use std::{
     collections::HashMap,
-    path::Path,
+    path::{Path, PathBuf},
     time::{Duration, Instant},
 };
 
@@ -24,6 +24,7 @@ use crate::{
     event::{Event, Kind},
     exact_text::ProcessName,
     limits::Limit,
+    pods::Attribution,
     selection::Selection,
 };
 
@@ -54,6 +55,10 @@ pub struct Diagnosis {
     /// The processes of that uid in that scope, by watches (or instances).
     pub holders: Vec<ProcessUsage>,
     pub recommendations: Vec<Recommendation>,
+    /// Where the failing process runs (pod, container, unit), from its
+    /// record's cgroup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub place: Option<Attribution>,
     /// How long after the failing call the snapshot was taken (absent from
     /// recordings made before it was given).
     #[serde(default)]
@@ -92,15 +97,18 @@ pub struct Diagnoser {
     /// lookups, no /proc read and no allocation, so it costs what a
     /// success costs and the ring buffer keeps up.
     known: HashMap<u32, (Option<u64>, Instant)>,
+    /// Where the node's files are, to name the holders' pods.
+    host_root: PathBuf,
 }
 
 impl Diagnoser {
     /// A diagnoser for this machine, as this process sees it.
-    pub fn live() -> Diagnoser {
+    pub fn live(host_root: &Path) -> Diagnoser {
         Diagnoser {
             own_user_ns: scan::namespace_inode(Path::new("/proc/self/ns/user")),
             last: HashMap::new(),
             known: HashMap::new(),
+            host_root: host_root.to_owned(),
         }
     }
 
@@ -137,6 +145,7 @@ impl Diagnoser {
         event: &Event<'_>,
         clock: &WallClock,
         traced: impl Fn(u32) -> Option<Held>,
+        place: Option<&Attribution>,
     ) -> Option<Diagnosis> {
         let errno = event.errno()?;
         let limit = Limit::hit_by(event.kind, errno)?;
@@ -160,10 +169,15 @@ impl Diagnoser {
             limit,
             errno,
             user_ns,
+            place: place.cloned(),
         };
         let snapshot_ns = WallClock::boot_now_ns().ok();
+        let source = Source {
+            host_root: self.host_root.clone(),
+            ..Source::live(None)
+        };
         Some(diagnose(
-            &Source::live(None),
+            &source,
             &failure,
             clock,
             snapshot_ns,
@@ -179,6 +193,8 @@ pub struct Failure<'e, 'a> {
     pub errno: Errno,
     /// The failing process's user namespace when it is not ours.
     pub user_ns: Option<u64>,
+    /// Where it runs, from its record's cgroup.
+    pub place: Option<Attribution>,
 }
 
 /// The diagnosis of `failure` from a snapshot of `source` taken at
@@ -229,6 +245,7 @@ pub fn diagnose(
             user_ns,
             instances: held.instances,
             watches: held.watches,
+            place: failure.place.clone(),
             started_after_failure: false,
             gone: true,
         });
@@ -276,6 +293,7 @@ pub fn diagnose(
             .into_iter()
             .filter(|r| r.uid == uid && r.user_ns == user_ns)
             .collect(),
+        place: failure.place.clone(),
         snapshot_after_ms: snapshot_ns.map(|at| at.saturating_sub(h.time_ns) as f64 / 1e6),
         at_failure,
     }

@@ -24,6 +24,7 @@ use self::{
 use crate::{
     exact_text::{PathName, ProcessName},
     limits::{Limits, NO_CAP},
+    pods::{self, names::Names, Attribution},
     selection::Selection,
     stream::HeldNow,
 };
@@ -40,6 +41,8 @@ pub struct Source<'a> {
     pub limits: Limits,
     /// Set with `--paths`.
     pub resolver: Option<&'a paths::Resolver>,
+    /// Where the node's files are (`--host-root`), to name pods.
+    pub host_root: PathBuf,
 }
 
 impl Source<'static> {
@@ -52,6 +55,7 @@ impl Source<'static> {
             own_user_ns: scan::namespace_inode(std::path::Path::new("/proc/self/ns/user")),
             limits: Limits::read(),
             resolver,
+            host_root: PathBuf::from("/"),
         }
     }
 }
@@ -65,6 +69,8 @@ pub struct Usage {
     pub instances: Vec<InstanceUsage>,
     pub processes: Vec<ProcessUsage>,
     pub users: Vec<UserUsage>,
+    /// Per pod, from each holder's cgroup (`/proc/PID/cgroup`).
+    pub pods: Vec<PodUsage>,
     pub recommendations: Vec<Recommendation>,
     /// Some processes could not be read: the counts are lower bounds.
     pub partial: bool,
@@ -128,6 +134,9 @@ pub struct ProcessUsage {
     /// it holds was not part of the budget that ran out.
     #[serde(default, skip_serializing_if = "is_false")]
     pub started_after_failure: bool,
+    /// Where the process runs (pod, container, unit), from its cgroup.
+    #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
+    pub place: Option<Attribution>,
     /// In a diagnosis: the failing process, gone by the snapshot (exited,
     /// or its instances closed); its counts are what the session saw it
     /// take.
@@ -137,6 +146,21 @@ pub struct ProcessUsage {
 
 fn is_false(b: &bool) -> bool {
     !*b
+}
+
+/// One pod's inotify instances and watches: each instance counts for the
+/// pod of its first (lowest-pid) holder.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PodUsage {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod: Option<String>,
+    pub pod_uid: String,
+    pub instances: u64,
+    pub watches: u64,
+    /// The pod's process holding the most watches.
+    pub top_holder: Option<ProcessUsage>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -196,8 +220,13 @@ pub fn snapshot(source: &Source<'_>, selection: &Selection, top: usize) -> Usage
     let scan = scan::inotify_fds(&source.root);
     let held = scan.held;
     let instances = instances(&held, source);
-    let processes = processes(&instances, &held);
+    let mut processes = processes(&instances, &held);
+    let mut names = Names::new(&source.host_root);
+    for p in &mut processes {
+        p.place = pods::of_process(&source.root, p.pid, &mut names);
+    }
     let users = users(&instances, &processes, source, &selection.uids);
+    let pods = pods_of(&instances, &processes);
     let recommendations = advice::advise(&users.iter().map(observed).collect::<Vec<_>>());
     let (mut instances, mut processes) = select(instances, processes, &held, selection);
     if top > 0 {
@@ -210,6 +239,7 @@ pub fn snapshot(source: &Source<'_>, selection: &Selection, top: usize) -> Usage
         instances,
         processes,
         users,
+        pods,
         recommendations,
         partial: !scan.unreadable.is_empty(),
         unreadable_processes: scan.unreadable.len() as u64,
@@ -297,6 +327,7 @@ fn processes(instances: &[InstanceUsage], held: &[HeldFd]) -> Vec<ProcessUsage> 
             user_ns: None,
             instances: 0,
             watches: 0,
+            place: None,
             started_after_failure: false,
             gone: false,
         });
@@ -383,6 +414,49 @@ fn users(
     users
 }
 
+/// Per pod: the instances whose first holder is in it, and its top holder.
+fn pods_of(instances: &[InstanceUsage], processes: &[ProcessUsage]) -> Vec<PodUsage> {
+    let by_pid: BTreeMap<u32, &ProcessUsage> = processes.iter().map(|p| (p.pid, p)).collect();
+    let mut pods: BTreeMap<String, PodUsage> = BTreeMap::new();
+    for instance in instances {
+        let Some(place) = by_pid
+            .get(&instance.holders[0].pid)
+            .and_then(|p| p.place.as_ref())
+        else {
+            continue;
+        };
+        let Some(uid) = &place.pod_uid else {
+            continue;
+        };
+        let pod = pods.entry(uid.clone()).or_insert_with(|| PodUsage {
+            namespace: place.namespace.clone(),
+            pod: place.pod.clone(),
+            pod_uid: uid.clone(),
+            instances: 0,
+            watches: 0,
+            top_holder: None,
+        });
+        pod.instances += 1;
+        pod.watches += instance.watches;
+    }
+    let mut pods: Vec<PodUsage> = pods.into_values().collect();
+    for pod in &mut pods {
+        pod.top_holder = processes
+            .iter()
+            .filter(|p| {
+                p.place
+                    .as_ref()
+                    .is_some_and(|a| a.pod_uid.as_deref() == Some(&pod.pod_uid))
+            })
+            .max_by_key(|p| (p.watches, std::cmp::Reverse(p.pid)))
+            .cloned();
+    }
+    pods.sort_by(|a, b| {
+        (b.watches, b.instances, &a.pod_uid).cmp(&(a.watches, a.instances, &b.pod_uid))
+    });
+    pods
+}
+
 fn observed(user: &UserUsage) -> Observed {
     Observed {
         uid: user.uid,
@@ -395,15 +469,20 @@ fn observed(user: &UserUsage) -> Observed {
     }
 }
 
-/// The instances and processes that `--pid`, `--comm` and `--uid` ask for.
+/// The instances and processes that `--pid`, `--comm`, `--uid` and the pod
+/// filters ask for.
 fn select(
     instances: Vec<InstanceUsage>,
     processes: Vec<ProcessUsage>,
     held: &[HeldFd],
     selection: &Selection,
 ) -> (Vec<InstanceUsage>, Vec<ProcessUsage>) {
-    let process_matches =
-        |pid: u32, comm: &ProcessName, uid: u32| selection.matches_process(pid, comm.bytes(), uid);
+    let places: BTreeMap<u32, Option<Attribution>> =
+        processes.iter().map(|p| (p.pid, p.place.clone())).collect();
+    let process_matches = |pid: u32, comm: &ProcessName, uid: u32| {
+        selection.matches_process(pid, comm.bytes(), uid)
+            && selection.matches_place(places.get(&pid).and_then(Option::as_ref))
+    };
     let nameless = ProcessName::from_bytes(b"");
     let comm_of = |pid: u32| {
         held.iter()

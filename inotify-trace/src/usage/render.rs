@@ -1,8 +1,12 @@
 //! The usage snapshot for people.
 use std::io::{self, Write};
 
-use super::{advice::Recommendation, diagnosis::Diagnosis, Usage, UserUsage};
-use crate::limits::{Limit, NO_CAP};
+use super::{advice::Recommendation, diagnosis::Diagnosis, PodUsage, Usage, UserUsage};
+use crate::{
+    escape::Escaped,
+    limits::{Limit, NO_CAP},
+    pods::Attribution,
+};
 
 pub fn write(out: &mut impl Write, usage: &Usage) -> io::Result<()> {
     let watches: u64 = usage.instances.iter().map(|i| i.watches).sum();
@@ -30,22 +34,24 @@ pub fn write(out: &mut impl Write, usage: &Usage) -> io::Result<()> {
         cap_text(usage.limits.max_user_instances)
     )?;
     users(out, &usage.users)?;
+    pods(out, &usage.pods)?;
     writeln!(out)?;
     writeln!(out, "Processes, by watches:")?;
     writeln!(
         out,
-        "  {:>7} {:<15} {:>6} {:>9} {:>8}  USERNS",
-        "PID", "COMM", "UID", "INSTANCES", "WATCHES"
+        "  {:>7} {:<15} {:>6} {:>9} {:>8} {:<12} POD/UNIT",
+        "PID", "COMM", "UID", "INSTANCES", "WATCHES", "USERNS"
     )?;
     for p in &usage.processes {
         let ns = p.user_ns.map(|ns| ns.to_string()).unwrap_or_default();
         let row = format!(
-            "  {:>7} {:<15} {:>6} {:>9} {:>8}  {ns}",
+            "  {:>7} {:<15} {:>6} {:>9} {:>8} {ns:<12} {}",
             p.pid,
             p.comm.to_string(),
             p.uid,
             p.instances,
-            p.watches
+            p.watches,
+            place_text(p.place.as_ref())
         );
         writeln!(out, "{}", row.trim_end())?;
     }
@@ -80,6 +86,50 @@ pub fn write(out: &mut impl Write, usage: &Usage) -> io::Result<()> {
         }
     }
     recommendations(out, &usage.recommendations)
+}
+
+/// A process's pod (and container), unit or container, escaped; empty
+/// when its cgroup says nothing.
+pub fn place_text(place: Option<&Attribution>) -> String {
+    match place.map(Attribution::label) {
+        Some(label) if label != "-" => Escaped(label.as_bytes()).to_string(),
+        _ => String::new(),
+    }
+}
+
+fn pods(out: &mut impl Write, pods: &[PodUsage]) -> io::Result<()> {
+    if pods.is_empty() {
+        return Ok(());
+    }
+    writeln!(out)?;
+    writeln!(
+        out,
+        "Pods (each instance counts for its first holder's pod), by watches:"
+    )?;
+    writeln!(
+        out,
+        "  {:<40} {:>9} {:>8}  TOP HOLDER",
+        "POD", "INSTANCES", "WATCHES"
+    )?;
+    for pod in pods {
+        let name = match (&pod.namespace, &pod.pod) {
+            (Some(ns), Some(name)) => format!("{ns}/{name}"),
+            _ => format!("pod {}", pod.pod_uid),
+        };
+        let top = pod
+            .top_holder
+            .as_ref()
+            .map(|p| format!("{} {} ({} watches)", p.pid, p.comm, p.watches))
+            .unwrap_or_default();
+        writeln!(
+            out,
+            "  {:<40} {:>9} {:>8}  {top}",
+            Escaped(name.as_bytes()).to_string(),
+            pod.instances,
+            pod.watches
+        )?;
+    }
+    Ok(())
 }
 
 pub fn users(out: &mut impl Write, users: &[UserUsage]) -> io::Result<()> {
@@ -171,8 +221,16 @@ pub fn diagnosis(out: &mut impl Write, d: &Diagnosis, indent: &str) -> io::Resul
         .map_or_else(String::new, |ns| format!(" in user namespace {ns}"));
     writeln!(
         out,
-        "{indent}diagnosis: {} (pid {}, uid {}) got {} from {call} at {}",
-        d.comm, d.pid, d.uid, d.errno, d.time
+        "{indent}diagnosis: {} (pid {}, uid {}{}) got {} from {call} at {}",
+        d.comm,
+        d.pid,
+        d.uid,
+        match place_text(d.place.as_ref()).as_str() {
+            "" => String::new(),
+            place => format!(", in {place}"),
+        },
+        d.errno,
+        d.time
     )?;
     if let Some(u) = &d.usage {
         // What was held when the call failed, when the snapshot was told
@@ -237,26 +295,32 @@ pub fn diagnosis(out: &mut impl Write, d: &Diagnosis, indent: &str) -> io::Resul
         writeln!(out, "{indent}  by {}:", d.limit.noun())?;
         writeln!(
             out,
-            "{indent}  {:>7} {:<15} {:>9} {:>8}",
+            "{indent}  {:>7} {:<15} {:>9} {:>8}  POD/UNIT",
             "PID", "COMM", "INSTANCES", "WATCHES"
         )?;
     }
     for p in &d.holders {
         let note = if p.gone {
-            "  (gone: as traced this session)"
+            "(gone: as traced this session)"
         } else if p.started_after_failure {
-            "  (started after the failure)"
+            "(started after the failure)"
         } else {
             ""
         };
-        writeln!(
-            out,
-            "{indent}  {:>7} {:<15} {:>9} {:>8}{note}",
+        let place = place_text(p.place.as_ref());
+        let tail: Vec<&str> = [place.as_str(), note]
+            .into_iter()
+            .filter(|s| !s.is_empty())
+            .collect();
+        let row = format!(
+            "{indent}  {:>7} {:<15} {:>9} {:>8}  {}",
             p.pid,
             p.comm.to_string(),
             p.instances,
-            p.watches
-        )?;
+            p.watches,
+            tail.join("  ")
+        );
+        writeln!(out, "{}", row.trim_end())?;
     }
     for r in &d.recommendations {
         writeln!(

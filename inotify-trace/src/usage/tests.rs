@@ -45,6 +45,12 @@ fn fixture(root: &Path, processes: &[FakeProcess]) -> Table {
         std::fs::create_dir_all(dir.join("ns")).unwrap();
         std::fs::write(dir.join("status"), status(p)).unwrap();
         std::fs::write(dir.join("comm"), format!("{}\n", p.comm)).unwrap();
+        // The pod's processes (4xx) in a pod's container, the rest in a unit.
+        let cgroup = match p.pid / 100 {
+            4 => format!("0::/kubepods/burstable/pod{POD_UID}/{CONTAINER_ID}\n"),
+            _ => "0::/system.slice/agent.service\n".to_owned(),
+        };
+        std::fs::write(dir.join("cgroup"), cgroup).unwrap();
         std::fs::write(dir.join("stat"), format!("{} ({}) S 1 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 1 1 1 1 1 1 1 1 0 0 0 0 0 0 0 17 0 0 0 0 0 0", p.pid, p.comm)).unwrap();
         symlink(format!("user:[{}]", p.user_ns), dir.join("ns/user")).unwrap();
         // A regular file and a socket, which must be ignored.
@@ -78,6 +84,8 @@ type InstanceRow = (Vec<(u32, i32)>, u64, u32);
 type UserRow = (u32, Option<u64>, u64, u64, Option<u64>, Option<f64>);
 
 const HOST_NS: u64 = 4026531837;
+const POD_UID: &str = "1b2c3d4e-0000-4a5b-8c9d-0123456789ab";
+const CONTAINER_ID: &str = "4f1e2d3c4b5a69788796a5b4c3d2e1f00112233445566778899aabbccddeeff";
 const POD_NS: u64 = 4026532999;
 
 fn machine() -> Vec<FakeProcess> {
@@ -131,6 +139,14 @@ fn take(selection: &Selection) -> super::Usage {
 fn take_top(selection: &Selection, top: usize) -> super::Usage {
     let root = tempfile::tempdir().unwrap();
     let table = fixture(root.path(), &machine());
+    let logs = root.path().join("host/var/log");
+    std::fs::create_dir_all(logs.join(format!("pods/shop_cart-7_{POD_UID}"))).unwrap();
+    std::fs::create_dir_all(logs.join("containers")).unwrap();
+    symlink(
+        "x",
+        logs.join(format!("containers/cart-7_shop_app-{CONTAINER_ID}.log")),
+    )
+    .unwrap();
     snapshot(&source(root.path(), &table), selection, top)
 }
 
@@ -154,6 +170,8 @@ fn source<'a>(root: &Path, table: &'a Table) -> Source<'a> {
             max_user_instances: Some(128),
         },
         resolver: None,
+        // kubelet's log directories, beside the fixture's processes.
+        host_root: root.join("host"),
     }
 }
 
@@ -202,6 +220,12 @@ fn a_diagnosis_counts_a_gone_failer_and_leaves_out_later_holders() {
         limit: Limit::Watches,
         errno: Errno::ENOSPC,
         user_ns: Some(POD_NS),
+        place: Some(crate::pods::Attribution {
+            namespace: Some("shop".into()),
+            pod: Some("cart-7".into()),
+            pod_uid: Some(POD_UID.into()),
+            ..Default::default()
+        }),
     };
     let traced = Held {
         instances: 1,
@@ -251,7 +275,10 @@ fn a_diagnosis_counts_a_gone_failer_and_leaves_out_later_holders() {
         "the cap hit: user namespace 4026532999's user.max_inotify_watches (4)",
         "pid 450 (inotifywait), gone by then, had taken 1 watches and 1 instances in this session",
         "1 holder(s) started after the failure, not counted",
-        "    401 late                    1        1  (started after the failure)",
+        // No log directory for the pod here: it shows its uid.
+        "    401 late                    1        1  pod 1b2c3d4e-0000-4a5b-8c9d-0123456789ab  (started after the failure)",
+        "    450 inotifywait             1        1  shop/cart-7  (gone: as traced this session)",
+        "diagnosis: inotifywait (pid 450, uid 100000, in shop/cart-7) got ENOSPC",
     ] {
         assert!(text.contains(said), "{said:?} not in:\n{text}");
     }
@@ -398,4 +425,69 @@ fn filters_narrow_the_lists_but_not_the_uid_totals() {
             .collect::<Vec<_>>(),
         [400]
     );
+}
+
+/// Each holder is named by its cgroup: the pod's process by its pod and
+/// container, the others by their unit; the pods table counts the pod's
+/// instances; the pod filters narrow the lists.
+#[test]
+fn holders_are_named_by_pod_and_the_pods_table_counts_them() {
+    let usage = take(&Selection::default());
+    let pod_app = usage.processes.iter().find(|p| p.pid == 400).unwrap();
+    let place = pod_app.place.as_ref().unwrap();
+    assert_eq!(
+        (
+            place.namespace.as_deref(),
+            place.pod.as_deref(),
+            place.container.as_deref(),
+            place.container_id.as_deref()
+        ),
+        (
+            Some("shop"),
+            Some("cart-7"),
+            Some("app"),
+            Some(CONTAINER_ID)
+        )
+    );
+    let kubelet = usage.processes.iter().find(|p| p.pid == 200).unwrap();
+    assert_eq!(
+        kubelet.place.as_ref().unwrap().unit.as_deref(),
+        Some("agent.service")
+    );
+    assert_eq!(usage.pods.len(), 1);
+    let pod = &usage.pods[0];
+    assert_eq!(
+        (
+            pod.namespace.as_deref(),
+            pod.pod.as_deref(),
+            pod.pod_uid.as_str()
+        ),
+        (Some("shop"), Some("cart-7"), POD_UID)
+    );
+    assert_eq!((pod.instances, pod.watches), (1, 3));
+    assert_eq!(pod.top_holder.as_ref().map(|p| p.pid), Some(400));
+    let json = serde_json::to_value(&usage).unwrap();
+    assert_eq!(json["pods"][0]["pod"], "cart-7");
+    let row = json["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["pid"] == 400)
+        .unwrap();
+    assert_eq!(
+        (&row["namespace"], &row["container"]),
+        (&"shop".into(), &"app".into())
+    );
+
+    let only = take(&Selection {
+        pods: vec![crate::selection::PodName::parse("shop/cart-7")],
+        ..Selection::default()
+    });
+    let pids: Vec<u32> = only.processes.iter().map(|p| p.pid).collect();
+    assert_eq!(pids, [400]);
+    let none = take(&Selection {
+        namespaces: vec!["default".into()],
+        ..Selection::default()
+    });
+    assert!(none.processes.is_empty() && none.instances.is_empty());
 }
