@@ -216,6 +216,7 @@ impl Pipeline {
             limits,
             &self.clock,
             self.top,
+            &self.attributor,
         );
         summary.diagnoses = std::mem::take(&mut self.diagnoses);
         if let Some(end) = &self.end {

@@ -67,6 +67,22 @@ impl Attribution {
         }
     }
 
+    /// The known fields by their JSON keys, in the documented order (for
+    /// rows serialized by hand).
+    pub fn fields(&self) -> impl Iterator<Item = (&'static str, &String)> {
+        [
+            ("cgroup", &self.cgroup),
+            ("namespace", &self.namespace),
+            ("pod", &self.pod),
+            ("pod_uid", &self.pod_uid),
+            ("container", &self.container),
+            ("container_id", &self.container_id),
+            ("unit", &self.unit),
+        ]
+        .into_iter()
+        .filter_map(|(key, value)| Some((key, value.as_ref()?)))
+    }
+
     /// Whether a name the node will give later is still missing (a pod
     /// whose log directory kubelet has not made yet).
     fn unnamed(&self) -> bool {

@@ -15,12 +15,14 @@ type FastState = foldhash::fast::RandomState;
 use inotify_trace_common::Comm;
 
 use super::{
-    FailureGroup, LimitsAtStartAndEnd, ProcessFailures, ProcessSummary, Summary, UserSummary,
+    FailureGroup, LimitsAtStartAndEnd, PodSummary, ProcessFailures, ProcessSummary, Summary,
+    UserSummary,
 };
 use crate::{
     clock::WallClock,
     errno::Errno,
     event::{Event, Kind},
+    pods::{Attribution, Attributor},
     stream::Counts,
     usage::diagnosis::Held,
 };
@@ -38,11 +40,23 @@ pub struct Aggregator {
     /// The kernel hands out an instance's descriptors in increasing order
     /// (cyclic IDR), so a descriptor at or below it is one the instance
     /// already had: a re-add, which costs no watch.
-    instances: HashMap<(u32, i32), i32, FastState>,
+    instances: HashMap<(u32, i32), Instance, FastState>,
+    /// Per uid, as the kernel charges: an instance to the effective uid
+    /// that created it, each watch to its instance's creator.
+    users: BTreeMap<u32, UserSummary>,
     failures: HashMap<(Kind, Errno), HashMap<u32, FailureCounts, FastState>, FastState>,
     /// A path is kept as its 64-bit hash; the quality variant, because the
     /// paths are anyone's choice and a collision would merge two of them.
     path_hasher: foldhash::quality::RandomState,
+}
+
+/// What the session knows of one instance.
+#[derive(Clone, Copy)]
+struct Instance {
+    /// The highest watch descriptor seen (see `Aggregator::instances`).
+    highest_wd: i32,
+    /// The effective uid that created it, when its init was traced.
+    creator: Option<u32>,
 }
 
 #[derive(Clone)]
@@ -62,16 +76,31 @@ impl Aggregator {
         // user will recognize.
         process.comm = h.comm;
         process.uid = uid;
+        if let Some(cgroup_id) = event.cgroup_id() {
+            process.cgroup_id = cgroup_id;
+        }
         let failed = event.errno();
+        // Who the kernel charges for a call on an existing instance: its
+        // creator when its init was traced, else (an instance made before
+        // the session, or inherited across fork) the caller.
+        let creator = |instances: &HashMap<(u32, i32), Instance, FastState>| {
+            instances.get(&(h.pid, h.fd)).and_then(|i| i.creator)
+        };
         match (event.kind, failed) {
             (Kind::AddWatch, None) => {
                 process.calls += 1;
                 process.path(self.path_hasher.hash_one(event.path));
-                let highest = self.instances.entry((h.pid, h.fd)).or_insert(0);
-                if h.ret > i64::from(*highest) {
+                let instance = self.instances.entry((h.pid, h.fd)).or_insert(Instance {
+                    highest_wd: 0,
+                    creator: None,
+                });
+                if h.ret > i64::from(instance.highest_wd) {
                     // A watch descriptor is an int in the kernel.
-                    *highest = h.ret as i32;
+                    instance.highest_wd = h.ret as i32;
                     process.new_watches += 1;
+                    let user = user(&mut self.users, instance.creator.unwrap_or(uid));
+                    user.watches_added += 1;
+                    user.watches_charged_to_caller += u64::from(instance.creator.is_none());
                 } else {
                     process.re_adds += 1;
                 }
@@ -80,14 +109,28 @@ impl Aggregator {
                 process.calls += 1;
                 process.failure(errno);
                 process.path(self.path_hasher.hash_one(event.path));
+                let charged = creator(&self.instances).unwrap_or(uid);
+                user(&mut self.users, charged).add_watch_failures += 1;
             }
             (Kind::Init, None) => {
                 process.instances += 1;
                 // A new instance: its fd number may have served an older one.
-                self.instances.insert((h.pid, h.ret as i32), 0);
+                let instance = Instance {
+                    highest_wd: 0,
+                    creator: Some(uid),
+                };
+                self.instances.insert((h.pid, h.ret as i32), instance);
+                user(&mut self.users, uid).instances_created += 1;
             }
-            (Kind::Init, Some(_)) => process.instance_failure(),
-            (Kind::RmWatch, None) => process.removal(),
+            (Kind::Init, Some(_)) => {
+                process.instance_failure();
+                user(&mut self.users, uid).instance_failures += 1;
+            }
+            (Kind::RmWatch, None) => {
+                process.removal();
+                let charged = creator(&self.instances).unwrap_or(uid);
+                user(&mut self.users, charged).watches_removed += 1;
+            }
             (Kind::RmWatch, Some(_)) => {}
         }
         if let Some(errno) = failed {
@@ -123,6 +166,7 @@ impl Aggregator {
         limits: LimitsAtStartAndEnd,
         clock: &WallClock,
         top: usize,
+        places: &Attributor,
     ) -> Summary {
         self.instances = HashMap::default();
         let failures = self.failure_groups(clock);
@@ -136,12 +180,21 @@ impl Aggregator {
                 b.pid,
             ))
         });
-        let users = users(&processes);
+        let users = std::mem::take(&mut self.users).into_values().collect();
+        let pods = pods(&processes, places);
         let processes_omitted = match top {
             0 => 0,
             top => processes.len().saturating_sub(top),
         };
         processes.truncate(processes.len() - processes_omitted);
+        for p in &mut processes {
+            if let Some(place) = places
+                .get(p.cgroup_id)
+                .filter(|a| **a != Attribution::default())
+            {
+                p.set_place(place.clone());
+            }
+        }
         Summary {
             kind: "summary",
             duration_s,
@@ -151,6 +204,7 @@ impl Aggregator {
             processes_omitted,
             failures,
             users,
+            pods,
             limits,
             diagnoses: Vec::new(),
             utc_offset_s: clock.utc_offset_s,
@@ -248,24 +302,48 @@ impl ProcessTable {
 }
 
 /// Per uid, from every process (before `--top` cuts the table).
-fn users(processes: &[ProcessSummary]) -> Vec<UserSummary> {
-    let mut by_uid: BTreeMap<u32, UserSummary> = BTreeMap::new();
+/// Per pod: its processes' calls, new watches and failures, by new watches.
+fn pods(processes: &[ProcessSummary], places: &Attributor) -> Vec<PodSummary> {
+    let mut pods: BTreeMap<&str, PodSummary> = BTreeMap::new();
     for p in processes {
-        let user = by_uid.entry(p.uid).or_insert(UserSummary {
-            uid: p.uid,
-            watches_added: 0,
-            watches_removed: 0,
-            instances_created: 0,
-            instance_failures: 0,
-            add_watch_failures: 0,
+        let Some(place) = places.get(p.cgroup_id) else {
+            continue;
+        };
+        let Some(uid) = place.pod_uid.as_deref() else {
+            continue;
+        };
+        let pod = pods.entry(uid).or_insert_with(|| PodSummary {
+            namespace: place.namespace.clone(),
+            pod: place.pod.clone(),
+            pod_uid: uid.to_owned(),
+            processes: 0,
+            calls: 0,
+            new_watches: 0,
+            failures: 0,
         });
-        user.watches_added += p.new_watches;
-        user.watches_removed += p.removed();
-        user.instances_created += p.instances;
-        user.instance_failures += p.instance_failures();
-        user.add_watch_failures += p.failed();
+        pod.processes += 1;
+        pod.calls += p.calls;
+        pod.new_watches += p.new_watches;
+        pod.failures += p.failed() + p.instance_failures();
     }
-    by_uid.into_values().collect()
+    let mut pods: Vec<PodSummary> = pods.into_values().collect();
+    pods.sort_by(|a, b| {
+        (b.new_watches, b.calls, &a.pod_uid).cmp(&(a.new_watches, a.calls, &b.pod_uid))
+    });
+    pods
+}
+
+/// A uid's row of the Users table, made on its first charge.
+fn user(users: &mut BTreeMap<u32, UserSummary>, uid: u32) -> &mut UserSummary {
+    users.entry(uid).or_insert(UserSummary {
+        uid,
+        watches_added: 0,
+        watches_charged_to_caller: 0,
+        watches_removed: 0,
+        instances_created: 0,
+        instance_failures: 0,
+        add_watch_failures: 0,
+    })
 }
 
 #[cfg(test)]
@@ -281,6 +359,55 @@ mod tests {
     struct Feed {
         aggregator: Aggregator,
         time_ns: u64,
+        places: Attributor,
+    }
+
+    /// The Users table counts as the kernel charges: each watch for the
+    /// effective uid that created its instance (a process that changed its
+    /// euid after inotify_init still charges the creator), and for the
+    /// caller's euid, said apart, when the instance's creation was not traced.
+    #[test]
+    fn users_are_counted_as_the_kernel_charges() {
+        let mut feed = Feed::new();
+        let as_euid = |euid: u32, kind: Kind, fd: i32, ret: i64| {
+            let mut h = add_watch("setuid-prog", ret);
+            (h.pid, h.tid, h.kind, h.fd, h.uid, h.euid) = (10, 10, kind as u32, fd, 4321, euid);
+            h
+        };
+        feed.send(as_euid(1000, Kind::Init, -1, 3), b"");
+        feed.send(as_euid(0, Kind::AddWatch, 3, 1), b"/a");
+        feed.send(as_euid(0, Kind::AddWatch, 3, 2), b"/b");
+        // An instance made before the session: the caller's euid.
+        feed.send(as_euid(0, Kind::AddWatch, 7, 1), b"/c");
+        let summary = feed.aggregator.into_summary(
+            &Counts::default(),
+            1.0,
+            LimitsAtStartAndEnd {
+                start: Limits::default(),
+                end: Limits::default(),
+            },
+            &WallClock {
+                boot_epoch_ns: 0,
+                utc_offset_s: 0,
+            },
+            0,
+            &Attributor::recorded(),
+        );
+        let users: Vec<(u32, u64, u64, u64)> = summary
+            .users
+            .iter()
+            .map(|u| {
+                (
+                    u.uid,
+                    u.watches_added,
+                    u.watches_charged_to_caller,
+                    u.instances_created,
+                )
+            })
+            .collect();
+        assert_eq!(users, [(0, 1, 1, 0), (1000, 2, 0, 1)]);
+        // The process row shows the euid, as ps does.
+        assert_eq!(summary.processes[0].uid, 0);
     }
 
     impl Feed {
@@ -288,6 +415,7 @@ mod tests {
             Feed {
                 aggregator: Aggregator::default(),
                 time_ns: 1_000_000_000,
+                places: Attributor::recorded(),
             }
         }
 
@@ -335,8 +463,52 @@ mod tests {
                     utc_offset_s: 0,
                 },
                 top,
+                &self.places,
             )
         }
+    }
+
+    /// The Pods table adds up each pod's processes (from their cgroups, as
+    /// the session resolved them); the listed rows carry their pod.
+    #[test]
+    fn pods_add_up_their_processes() {
+        let mut feed = Feed::new();
+        feed.places.learn(crate::pods::CgroupAttribution {
+            cgroup_id: 7777,
+            attribution: Attribution {
+                namespace: Some("shop".into()),
+                pod: Some("cart-7".into()),
+                pod_uid: Some("0a1b".into()),
+                container: Some("app".into()),
+                ..Attribution::default()
+            },
+        });
+        feed.init(10, "a", 3);
+        feed.add(10, "a", 3, 1, "/x");
+        feed.add(11, "b", 3, 1, "/y");
+        feed.add(11, "b", 3, -28, "/z");
+        let summary = feed.summary(0);
+        assert_eq!(
+            summary.pods,
+            [PodSummary {
+                namespace: Some("shop".into()),
+                pod: Some("cart-7".into()),
+                pod_uid: "0a1b".into(),
+                processes: 2,
+                calls: 3,
+                new_watches: 2,
+                failures: 1,
+            }]
+        );
+        assert_eq!(
+            summary.processes[0].place().unwrap().container.as_deref(),
+            Some("app")
+        );
+        let row = serde_json::to_value(&summary.processes[0]).unwrap();
+        assert_eq!(
+            (&row["cgroup_id"], &row["pod"]),
+            (&7777.into(), &"cart-7".into())
+        );
     }
 
     #[test]
@@ -543,9 +715,11 @@ mod tests {
             }
           },
           "lost": 1,
+          "pods": [],
           "processes": [
             {
               "calls": 2,
+              "cgroup_id": 7777,
               "comm": "kubelet",
               "distinct_paths": 2,
               "errors": {
@@ -570,6 +744,7 @@ mod tests {
               "instances_created": 1,
               "uid": 1000,
               "watches_added": 1,
+              "watches_charged_to_caller": 0,
               "watches_removed": 0
             }
           ]

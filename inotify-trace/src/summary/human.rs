@@ -5,6 +5,7 @@ use std::io::{self, Write};
 use super::{FailureGroup, Summary};
 use crate::{
     clock::local_time, escape::Escaped, event::comm_bytes, limits::Limit, stream::HeldNow,
+    usage::render::place_text,
 };
 
 pub fn write_summary(out: &mut impl Write, s: &Summary) -> io::Result<()> {
@@ -21,6 +22,7 @@ pub fn write_summary(out: &mut impl Write, s: &Summary) -> io::Result<()> {
         )?;
     }
     processes(out, s)?;
+    pods(out, s)?;
     failures(out, s)?;
     users(out, s)?;
     if !s.diagnoses.is_empty() {
@@ -83,8 +85,14 @@ fn processes(out: &mut impl Write, s: &Summary) -> io::Result<()> {
             errors.join(" ")
         );
         writeln!(out, "{}", row.trim_end())?;
-        if let Some(line) = p.held_now().and_then(where_and_command) {
-            writeln!(out, "  {:>7} {line}", "")?;
+        let place = place_text(p.place());
+        let line = [
+            (!place.is_empty()).then(|| format!("in {place}")),
+            p.held_now().and_then(where_and_command),
+        ];
+        let line: Vec<String> = line.into_iter().flatten().collect();
+        if !line.is_empty() {
+            writeln!(out, "  {:>7} {}", "", line.join("; "))?;
         }
     }
     writeln!(
@@ -102,6 +110,35 @@ fn held_text(p: &super::ProcessSummary, known: bool) -> String {
         (None, true) => "-".to_owned(),
         (None, false) => "?".to_owned(),
     }
+}
+
+fn pods(out: &mut impl Write, s: &Summary) -> io::Result<()> {
+    if s.pods.is_empty() {
+        return Ok(());
+    }
+    writeln!(out)?;
+    writeln!(out, "Pods, by new watches:")?;
+    writeln!(
+        out,
+        "  {:<40} {:>9} {:>7} {:>7} {:>7}",
+        "POD", "PROCESSES", "CALLS", "NEW", "FAILED"
+    )?;
+    for pod in &s.pods {
+        let name = match (&pod.namespace, &pod.pod) {
+            (Some(ns), Some(name)) => format!("{ns}/{name}"),
+            _ => format!("pod {}", pod.pod_uid),
+        };
+        writeln!(
+            out,
+            "  {:<40} {:>9} {:>7} {:>7} {:>7}",
+            Escaped(name.as_bytes()).to_string(),
+            pod.processes,
+            pod.calls,
+            pod.new_watches,
+            pod.failures
+        )?;
+    }
+    Ok(())
 }
 
 /// The line under a process still holding watches at the end: where they
@@ -180,7 +217,10 @@ fn failure_group(out: &mut impl Write, g: &FailureGroup, utc_offset_s: i32) -> i
 fn users(out: &mut impl Write, s: &Summary) -> io::Result<()> {
     writeln!(out)?;
     if !s.users.is_empty() {
-        writeln!(out, "Users (this session):")?;
+        writeln!(
+            out,
+            "Users (this session, as the kernel charges: an instance to the uid that created it, a watch to its instance's creator):"
+        )?;
         writeln!(
             out,
             "  {:>6} {:>13} {:>8} {:>10} {:>10} {:>10}",
@@ -196,6 +236,13 @@ fn users(out: &mut impl Write, s: &Summary) -> io::Result<()> {
                 u.instances_created,
                 u.instance_failures,
                 u.add_watch_failures
+            )?;
+        }
+        let to_caller: u64 = s.users.iter().map(|u| u.watches_charged_to_caller).sum();
+        if to_caller > 0 {
+            writeln!(
+                out,
+                "  ({to_caller} watches went to instances created before the session (or inherited): counted for the caller's uid)"
             )?;
         }
     }
@@ -319,11 +366,13 @@ mod tests {
             users: vec![UserSummary {
                 uid: 0,
                 watches_added: 8191,
+                watches_charged_to_caller: 3,
                 watches_removed: 0,
                 instances_created: 2,
                 instance_failures: 0,
                 add_watch_failures: 2,
             }],
+            pods: Vec::new(),
             limits: LimitsAtStartAndEnd {
                 start: Limits {
                     max_user_watches: Some(8192),
@@ -396,9 +445,10 @@ mod tests {
                     /sys/fs/cgroup/kubepods/pod1
                     /sys/fs/cgroup/kubepods/\u{1b}[2J
 
-        Users (this session):
+        Users (this session, as the kernel charges: an instance to the uid that created it, a watch to its instance's creator):
              UID WATCHES-ADDED  REMOVED  INSTANCES  INST-FAIL   ADD-FAIL
                0          8191        0          2          0          2
+          (3 watches went to instances created before the session (or inherited): counted for the caller's uid)
         Limits per uid: fs.inotify.max_user_watches = 8192, fs.inotify.max_user_instances = 128 at start; 16384 and 128 at end
 
         Diagnoses (who held the budget when it ran out):

@@ -36,6 +36,8 @@ pub struct Summary {
     /// ENOSPC first, EMFILE second, then by count.
     pub failures: Vec<FailureGroup>,
     pub users: Vec<UserSummary>,
+    /// Per pod (from each process's cgroup), by new watches.
+    pub pods: Vec<PodSummary>,
     pub limits: LimitsAtStartAndEnd,
     /// Usage snapshots taken when calls failed for a limit, in order.
     pub diagnoses: Vec<crate::usage::diagnosis::Diagnosis>,
@@ -88,14 +90,34 @@ pub struct ProcessFailures {
     pub examples: Vec<String>,
 }
 
-#[derive(Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct UserSummary {
     pub uid: u32,
     pub watches_added: u64,
+    /// Of those, the watches added to an instance whose creation was not
+    /// traced (made before the session, or inherited): counted for the
+    /// caller's effective uid, which may not be the one the kernel charged.
+    pub watches_charged_to_caller: u64,
     pub watches_removed: u64,
     pub instances_created: u64,
     pub instance_failures: u64,
     pub add_watch_failures: u64,
+}
+
+/// One pod's share of the session.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PodSummary {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pod: Option<String>,
+    pub pod_uid: String,
+    pub processes: u64,
+    /// inotify_add_watch calls.
+    pub calls: u64,
+    pub new_watches: u64,
+    /// Failed add_watch and init calls.
+    pub failures: u64,
 }
 
 #[derive(Clone, Copy, Debug, Serialize)]

@@ -5,7 +5,7 @@ use cardinality_estimator::CardinalityEstimator;
 use inotify_trace_common::Comm;
 use serde::{ser::SerializeStruct, Serialize, Serializer};
 
-use crate::{errno::Errno, event::comm_bytes, stream::HeldNow};
+use crate::{errno::Errno, event::comm_bytes, pods::Attribution, stream::HeldNow};
 
 /// Distinct paths of a process are counted exactly up to this many (the
 /// estimator's exact representation), estimated past it.
@@ -15,6 +15,8 @@ pub const EXACT_PATHS: u64 = 128;
 pub struct ProcessSummary {
     pub pid: u32,
     pub uid: u32,
+    /// The cgroup v2 id of its latest call (0: not known).
+    pub cgroup_id: u64,
     /// The kernel's 16 bytes; JSON shows the text up to the NUL (lossy).
     pub comm: Comm,
     /// inotify_add_watch calls.
@@ -43,6 +45,8 @@ pub(super) struct RareCounts {
     /// What it held at the end of the session, when it was still holding
     /// any: instances, watches, where, its command line.
     pub held: Option<HeldNow>,
+    /// Its pod, container or unit (listed rows only, set at the end).
+    pub place: Option<Attribution>,
 }
 
 static NONE: RareCounts = RareCounts {
@@ -51,6 +55,7 @@ static NONE: RareCounts = RareCounts {
     instance_failures: 0,
     errors: Vec::new(),
     held: None,
+    place: None,
 };
 
 impl ProcessSummary {
@@ -58,6 +63,7 @@ impl ProcessSummary {
         ProcessSummary {
             pid,
             uid,
+            cgroup_id: 0,
             comm,
             calls: 0,
             new_watches: 0,
@@ -97,6 +103,15 @@ impl ProcessSummary {
     /// What it held at the end of the session, and where.
     pub fn held_now(&self) -> Option<&HeldNow> {
         self.rare().held.as_ref()
+    }
+
+    /// Its pod, container or unit, when known.
+    pub fn place(&self) -> Option<&Attribution> {
+        self.rare().place.as_ref()
+    }
+
+    pub(super) fn set_place(&mut self, place: Attribution) {
+        self.rare_mut().place = Some(place);
     }
 
     pub(super) fn set_held(&mut self, held: &HeldNow) {
@@ -149,7 +164,7 @@ impl Serialize for ProcessSummary {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let estimated = self.distinct_paths_estimated();
         let held = self.held_now();
-        let fields = 12 + usize::from(estimated) + 4 * usize::from(held.is_some());
+        let fields = 20 + usize::from(estimated) + 4 * usize::from(held.is_some());
         let mut row = s.serialize_struct("ProcessSummary", fields)?;
         row.serialize_field("pid", &self.pid)?;
         row.serialize_field("comm", &String::from_utf8_lossy(comm_bytes(&self.comm)))?;
@@ -166,6 +181,14 @@ impl Serialize for ProcessSummary {
         }
         row.serialize_field("instances", &self.instances)?;
         row.serialize_field("instance_failures", &self.instance_failures())?;
+        if self.cgroup_id != 0 {
+            row.serialize_field("cgroup_id", &self.cgroup_id)?;
+        }
+        if let Some(place) = self.place() {
+            for (key, value) in place.fields() {
+                row.serialize_field(key, value)?;
+            }
+        }
         if let Some(held) = held {
             row.serialize_field("held_instances", &held.instances)?;
             row.serialize_field("held_watches", &held.watches)?;
