@@ -1,0 +1,566 @@
+//! Pods, containers and units, against real cgroups made by the test: in
+//! kubelet's systemd and cgroupfs layouts, with containerd, CRI-O and docker
+//! leaves, and kubelet's log directories under a temporary `--host-root`.
+//! Workloads are moved into the cgroups (`cgroup.procs`) before they make
+//! their calls; every event, summary row, `usage` row and diagnosis must name
+//! exactly their pod and container.
+use std::path::PathBuf;
+
+use serde_json::{json, Value};
+use tests::{require_bpf, tracer_binary, unique_comm, Script, Tracer, Workload, EMFILE, ENOSPC};
+
+/// Where cgroup v2 is mounted here (`/sys/fs/cgroup`, or
+/// `/sys/fs/cgroup/unified` on a hybrid host like this one).
+fn cgroup2_mount() -> PathBuf {
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
+    mounts
+        .lines()
+        .find_map(|line| {
+            let mut fields = line.split_whitespace();
+            let (_, point, fs) = (fields.next()?, fields.next()?, fields.next()?);
+            (fs == "cgroup2").then(|| PathBuf::from(point))
+        })
+        .expect("a cgroup2 mount (the tests make real cgroups)")
+}
+
+/// One pod's container, as the test lays it out.
+struct Container {
+    namespace: &'static str,
+    pod: String,
+    pod_uid: String,
+    name: &'static str,
+    id: String,
+    /// Relative to the node's cgroup root.
+    cgroup: String,
+}
+
+/// A pretend node: a cgroup tree of its own under the real cgroup2 mount,
+/// and kubelet's log directories under a temporary host root. Cgroups are
+/// removed when it is dropped.
+struct Node {
+    root: PathBuf,
+    host_root: tempfile::TempDir,
+    made: Vec<PathBuf>,
+}
+
+impl Node {
+    fn new() -> Node {
+        let root = cgroup2_mount().join(unique_comm("node"));
+        std::fs::create_dir(&root).unwrap();
+        Node {
+            made: vec![root.clone()],
+            root,
+            host_root: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn host_root(&self) -> &str {
+        self.host_root.path().to_str().unwrap()
+    }
+
+    /// The cgroup (made, with its parents) at `relative`.
+    fn cgroup(&mut self, relative: &str) -> PathBuf {
+        let mut dir = self.root.clone();
+        for part in relative.split('/') {
+            dir.push(part);
+            if !dir.exists() {
+                std::fs::create_dir(&dir).unwrap();
+                self.made.push(dir.clone());
+            }
+        }
+        dir
+    }
+
+    /// A container of a new pod, its cgroup in `layout`, its names in the
+    /// log directories unless `logged` is false.
+    fn container(&mut self, layout: Layout, name: &'static str, logged: bool) -> Container {
+        let n = self.made.len();
+        let pod_uid = format!("{:08x}-0000-4000-8000-{:012x}", std::process::id(), n);
+        let id = format!("{:016x}{:048x}", std::process::id(), n);
+        let under = pod_uid.replace('-', "_");
+        let cgroup = match layout {
+            Layout::SystemdContainerd => format!(
+                "kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{under}.slice/cri-containerd-{id}.scope"
+            ),
+            Layout::SystemdCrioGuaranteed => {
+                format!("kubepods.slice/kubepods-pod{under}.slice/crio-{id}.scope")
+            }
+            Layout::SystemdDocker => format!(
+                "kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod{under}.slice/docker-{id}.scope"
+            ),
+            Layout::CgroupfsContainerd => format!("kubepods/burstable/pod{pod_uid}/{id}"),
+            Layout::CgroupfsCrio => format!("kubepods/besteffort/pod{pod_uid}/crio-{id}"),
+        };
+        self.cgroup(&cgroup);
+        let pod = format!("web-{n}");
+        let namespace = "shop";
+        if logged {
+            let logs = self.host_root.path().join("var/log");
+            std::fs::create_dir_all(logs.join(format!("pods/{namespace}_{pod}_{pod_uid}/{name}")))
+                .unwrap();
+            std::fs::create_dir_all(logs.join("containers")).unwrap();
+            std::os::unix::fs::symlink(
+                format!("/var/log/pods/{namespace}_{pod}_{pod_uid}/{name}/0.log"),
+                logs.join(format!("containers/{pod}_{namespace}_{name}-{id}.log")),
+            )
+            .unwrap();
+        }
+        Container {
+            namespace,
+            pod,
+            pod_uid,
+            name,
+            id,
+            cgroup,
+        }
+    }
+
+    /// A wrapper that moves the process into the cgroup, then runs it.
+    fn inside(&self, relative: &str) -> Vec<String> {
+        let procs = self.root.join(relative).join("cgroup.procs");
+        vec![
+            "sh".into(),
+            "-c".into(),
+            format!("echo $$ > {} && exec \"$@\"", procs.display()),
+            "sh".into(),
+        ]
+    }
+
+    /// The cgroup's path as the tool reports it (from the mount's root).
+    fn reported(&self, relative: &str) -> String {
+        let mount = cgroup2_mount();
+        let under = self.root.strip_prefix(&mount).unwrap();
+        format!("/{}/{relative}", under.display())
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        for dir in self.made.iter().rev() {
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Layout {
+    SystemdContainerd,
+    SystemdCrioGuaranteed,
+    SystemdDocker,
+    CgroupfsContainerd,
+    CgroupfsCrio,
+}
+
+const LAYOUTS: [Layout; 5] = [
+    Layout::SystemdContainerd,
+    Layout::SystemdCrioGuaranteed,
+    Layout::SystemdDocker,
+    Layout::CgroupfsContainerd,
+    Layout::CgroupfsCrio,
+];
+
+fn strs(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
+}
+
+/// What an event or row must say of a container.
+fn assert_names(line: &Value, c: &Container, node: &Node, context: &str) {
+    assert_eq!(
+        (
+            &line["namespace"],
+            &line["pod"],
+            &line["pod_uid"],
+            &line["container"],
+            &line["container_id"],
+            &line["cgroup"]
+        ),
+        (
+            &json!(c.namespace),
+            &json!(c.pod),
+            &json!(c.pod_uid),
+            &json!(c.name),
+            &json!(c.id),
+            &json!(node.reported(&c.cgroup))
+        ),
+        "{context}: {line:#}"
+    );
+}
+
+/// Every layout and runtime: each event and summary row names its pod and
+/// container exactly; the recording carries the names, so `report` shows
+/// the same without the node's files; a process in a unit is named by it.
+#[test]
+fn every_layout_names_pod_and_container_live_and_in_report() {
+    require_bpf!();
+    let mut node = Node::new();
+    let dir = tempfile::tempdir().unwrap();
+    let watched = dir.path().to_str().unwrap();
+    let containers: Vec<Container> = LAYOUTS
+        .iter()
+        .map(|layout| node.container(*layout, "app", true))
+        .collect();
+    let unit = "system.slice/it-agent.service";
+    node.cgroup(unit);
+    let comm = unique_comm("pods");
+    let record = dir.path().join("pods.rec");
+    let record = record.to_str().unwrap();
+    let tracer = Tracer::start(&[
+        "--json",
+        "--comm",
+        &comm,
+        "--host-root",
+        node.host_root(),
+        "--record",
+        record,
+    ]);
+    let script = Script::new().init(3).add(watched, 1);
+    let mut pids = Vec::new();
+    for c in &containers {
+        // One call and gone: attributed all the same.
+        let calls = script.run(&strs(&node.inside(&c.cgroup)), &comm);
+        pids.push(calls[0].pid);
+    }
+    let unit_pid = script.run(&strs(&node.inside(unit)), &comm)[0].pid;
+    let finished = tracer.stop();
+    finished.assert_clean_exit();
+
+    let lines = finished.json_lines();
+    for (c, pid) in containers.iter().zip(&pids) {
+        let events: Vec<&Value> = lines.iter().filter(|l| l["pid"] == *pid).collect();
+        assert_eq!(events.len(), 2, "init and add_watch of {pid}");
+        for event in events {
+            assert_names(event, c, &node, "event");
+        }
+    }
+    let unit_event = lines.iter().find(|l| l["pid"] == unit_pid).unwrap();
+    assert_eq!(unit_event["unit"], "it-agent.service", "{unit_event:#}");
+    assert!(unit_event.get("pod").is_none(), "{unit_event:#}");
+
+    let summary = lines.last().unwrap();
+    for (c, pid) in containers.iter().zip(&pids) {
+        let row = summary["processes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["pid"] == *pid)
+            .unwrap();
+        assert_names(row, c, &node, "summary row");
+        let pod = summary["pods"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["pod_uid"] == json!(c.pod_uid))
+            .unwrap_or_else(|| panic!("a pods row for {}: {summary:#}", c.pod));
+        assert_eq!(
+            (
+                &pod["namespace"],
+                &pod["pod"],
+                &pod["processes"],
+                &pod["new_watches"]
+            ),
+            (&json!(c.namespace), &json!(c.pod), &json!(1), &json!(1))
+        );
+    }
+
+    // The recording carries the attribution: the report names the same
+    // pods though the node's files are gone.
+    drop(node);
+    let report = std::process::Command::new(tracer_binary())
+        .args(["report", "--events", "--json", record])
+        .output()
+        .unwrap();
+    assert!(report.status.success(), "{report:?}");
+    let reported: Vec<Value> = String::from_utf8(report.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let live_events: Vec<&Value> = lines.iter().filter(|l| l["type"] != "summary").collect();
+    let report_events: Vec<&Value> = reported.iter().filter(|l| l["type"] != "summary").collect();
+    assert_eq!(live_events, report_events, "report shows what live showed");
+    let text = std::process::Command::new(tracer_binary())
+        .args(["report", record])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(text.stdout).unwrap();
+    assert!(text.contains("Pods, by new watches:"), "{text}");
+    assert!(
+        text.contains(&format!("in shop/{}/app", containers[0].pod)),
+        "{text}"
+    );
+}
+
+/// A cgroup removed before the tracer resolved it shows its id and a flag,
+/// not an error; a pod with no log directory shows its uid.
+#[test]
+fn a_removed_cgroup_and_an_unlogged_pod_are_reported_as_such() {
+    require_bpf!();
+    let mut node = Node::new();
+    let dir = tempfile::tempdir().unwrap();
+    let watched = dir.path().to_str().unwrap();
+    let unlogged = node.container(Layout::CgroupfsContainerd, "app", false);
+    let doomed = node.cgroup("system.slice/it-doomed.service");
+    let comm = unique_comm("gone");
+    let mut tracer = Tracer::start(&["--json", "--comm", &comm, "--host-root", node.host_root()]);
+    let script = Script::new().init(3).add(watched, 1);
+    let unlogged_pid = script.run(&strs(&node.inside(&unlogged.cgroup)), &comm)[0].pid;
+    // The tracer is stopped while a process calls and its cgroup goes: the
+    // events wait in the ring buffer, to be resolved after the removal.
+    tracer.signal(libc::SIGSTOP);
+    let doomed_pid =
+        script.run(&strs(&node.inside("system.slice/it-doomed.service")), &comm)[0].pid;
+    std::fs::remove_dir(&doomed).unwrap();
+    tracer.signal(libc::SIGCONT);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let finished = tracer.stop();
+    finished.assert_clean_exit();
+
+    let lines = finished.json_lines();
+    let event = lines.iter().find(|l| l["pid"] == doomed_pid).unwrap();
+    assert_eq!(event["cgroup_gone"], true, "{event:#}");
+    assert!(event["cgroup_id"].as_u64().unwrap() > 0, "{event:#}");
+    assert!(event.get("cgroup").is_none(), "{event:#}");
+    let event = lines.iter().find(|l| l["pid"] == unlogged_pid).unwrap();
+    assert_eq!(
+        (&event["pod_uid"], &event["container_id"]),
+        (&json!(unlogged.pod_uid), &json!(unlogged.id)),
+        "{event:#}"
+    );
+    assert!(
+        event.get("pod").is_none() && event.get("container").is_none(),
+        "{event:#}"
+    );
+}
+
+/// `--pod`, `--namespace` and `--container` select exactly, live, in
+/// `report` and in `usage`.
+#[test]
+fn pod_filters_select_exactly_live_in_report_and_in_usage() {
+    require_bpf!();
+    let mut node = Node::new();
+    let dir = tempfile::tempdir().unwrap();
+    let watched = dir.path().to_str().unwrap();
+    let a = node.container(Layout::SystemdContainerd, "app", true);
+    let b = node.container(Layout::CgroupfsCrio, "sidecar", true);
+    let comm = unique_comm("filt");
+    let record = dir.path().join("all.rec");
+    let record = record.to_str().unwrap();
+    let pod_a = format!("{}/{}", a.namespace, a.pod);
+    let all = Tracer::start(&[
+        "--json",
+        "-q",
+        "--comm",
+        &comm,
+        "--host-root",
+        node.host_root(),
+        "--record",
+        record,
+    ]);
+    let only_a = Tracer::start(&[
+        "--json",
+        "--comm",
+        &comm,
+        "--host-root",
+        node.host_root(),
+        "--pod",
+        &pod_a,
+    ]);
+    let only_b = Tracer::start(&[
+        "--json",
+        "--comm",
+        &comm,
+        "--host-root",
+        node.host_root(),
+        "--container",
+        "sidecar",
+    ]);
+    // Holders that stay, for usage.
+    let holds = Script::new().init(3).add(watched, 1).then("sleep", "30");
+    let mut in_a = Workload::start(&strs(&node.inside(&a.cgroup)), &comm, &holds.args());
+    in_a.release_and_read(2);
+    let mut in_b = Workload::start(&strs(&node.inside(&b.cgroup)), &comm, &holds.args());
+    in_b.release_and_read(2);
+    let pids_of = |finished: &tests::Finished| -> Vec<u64> {
+        let mut pids: Vec<u64> = finished
+            .json_lines()
+            .iter()
+            .filter(|l| l["type"] == "add_watch")
+            .map(|l| l["pid"].as_u64().unwrap())
+            .collect();
+        pids.dedup();
+        pids
+    };
+    let usage = |args: &[&str]| -> Value {
+        let out = std::process::Command::new(tracer_binary())
+            .args([
+                "usage",
+                "--json",
+                "--comm",
+                &comm,
+                "--host-root",
+                node.host_root(),
+            ])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let usage_pids = |u: &Value| -> Vec<u64> {
+        u["processes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["pid"].as_u64().unwrap())
+            .collect()
+    };
+    let everyone = usage(&[]);
+    assert_eq!(usage_pids(&everyone).len(), 2, "{everyone:#}");
+    let row_a = everyone["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["pid"] == in_a.pid)
+        .unwrap();
+    assert_names(row_a, &a, &node, "usage row");
+    let pod_row = everyone["pods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["pod_uid"] == json!(a.pod_uid))
+        .unwrap();
+    assert_eq!(
+        (
+            &pod_row["pod"],
+            &pod_row["instances"],
+            &pod_row["watches"],
+            &pod_row["top_holder"]["pid"]
+        ),
+        (&json!(a.pod), &json!(1), &json!(1), &json!(in_a.pid))
+    );
+    assert_eq!(usage_pids(&usage(&["--pod", &pod_a])), [in_a.pid]);
+    assert_eq!(
+        usage_pids(&usage(&["--namespace", "shop", "--container", "sidecar"])),
+        [in_b.pid]
+    );
+    assert_eq!(
+        usage_pids(&usage(&["--namespace", "default"])),
+        Vec::<u64>::new()
+    );
+    drop(in_a);
+    drop(in_b);
+
+    let (all, only_a, only_b) = (all.stop(), only_a.stop(), only_b.stop());
+    for finished in [&all, &only_a, &only_b] {
+        finished.assert_clean_exit();
+    }
+    assert_eq!(pids_of(&only_a), [pid_in(&all, &a)]);
+    assert_eq!(pids_of(&only_b), [pid_in(&all, &b)]);
+    let report = |args: &[&str]| -> Vec<u64> {
+        let out = std::process::Command::new(tracer_binary())
+            .args(["report", "--events", "--json", record])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let mut pids: Vec<u64> = String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .filter(|l| l["type"] == "add_watch")
+            .map(|l| l["pid"].as_u64().unwrap())
+            .collect();
+        pids.dedup();
+        pids
+    };
+    assert_eq!(report(&["--pod", &a.pod]), pids_of(&only_a));
+    assert_eq!(report(&["--container", "sidecar"]), pids_of(&only_b));
+    assert_eq!(report(&["--namespace", "default"]), Vec::<u64>::new());
+}
+
+/// The pid of the process the tracer that saw everything found in `c`.
+fn pid_in(all: &tests::Finished, c: &Container) -> u64 {
+    all.stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|l| l["type"] == "summary")
+        .flat_map(|s| s["processes"].as_array().cloned().unwrap_or_default())
+        .find(|p| p["pod_uid"] == json!(c.pod_uid))
+        .and_then(|p| p["pid"].as_u64())
+        .expect("the process in the pod")
+}
+
+/// A diagnosis names the failing process's pod and the holder's: ENOSPC
+/// and EMFILE, in a user namespace whose caps the holder used up.
+#[test]
+fn a_diagnosis_names_both_pods() {
+    require_bpf!();
+    let mut node = Node::new();
+    let dir = tempfile::tempdir().unwrap();
+    let watched = dir.path().to_str().unwrap();
+    let holder_c = node.container(Layout::SystemdCrioGuaranteed, "hog", true);
+    let failer_c = node.container(Layout::CgroupfsContainerd, "victim", true);
+    for (limit, cap, holder_steps, failer_steps, errno) in [
+        ("max_inotify_watches", 1, "init add", "init add", ENOSPC),
+        ("max_inotify_instances", 1, "init", "init", EMFILE),
+    ] {
+        let (holder, failer) = (unique_comm("dhold"), unique_comm("dfail"));
+        let w = tests::workload_binary();
+        let w = w.to_str().unwrap();
+        let steps = |steps: &str| -> String {
+            steps
+                .split(' ')
+                .map(|s| {
+                    if s == "add" {
+                        format!("add {watched}")
+                    } else {
+                        s.to_owned()
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        let procs = |c: &Container| node.root.join(&c.cgroup).join("cgroup.procs");
+        let script = format!(
+            "echo {cap} > /proc/sys/user/{limit}; \
+             sh -c 'echo $$ > {}; exec {w} --comm {holder} {} sleep 3' >/dev/null & echo $!; sleep 0.5; \
+             sh -c 'echo $$ > {}; exec {w} --comm {failer} {} sleep 1' >/dev/null; kill $!",
+            procs(&holder_c).display(),
+            steps(holder_steps),
+            procs(&failer_c).display(),
+            steps(failer_steps),
+        );
+        let tracer = Tracer::start(&["--json", "--comm", &failer, "--host-root", node.host_root()]);
+        let out = std::process::Command::new("unshare")
+            .args(["-U", "-r", "sh", "-c", &script])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let holder_pid: u64 = String::from_utf8(out.stdout)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let finished = tracer.stop();
+        finished.assert_clean_exit();
+        let lines = finished.json_lines();
+        let failure = lines
+            .iter()
+            .find(|l| l["ret"] == errno)
+            .unwrap_or_else(|| panic!("the failing call ({limit}): {lines:#?}"));
+        assert_names(failure, &failer_c, &node, "failing event");
+        let d = lines
+            .iter()
+            .find(|l| l["type"] == "diagnosis")
+            .unwrap_or_else(|| panic!("a diagnosis ({limit}): {lines:#?}"));
+        assert_names(
+            &d["place"],
+            &failer_c,
+            &node,
+            "the failing process in the diagnosis",
+        );
+        let first = &d["holders"][0];
+        assert_eq!(first["pid"].as_u64(), Some(holder_pid), "{d:#}");
+        assert_names(first, &holder_c, &node, "the holder in the diagnosis");
+    }
+}
