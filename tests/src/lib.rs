@@ -480,6 +480,17 @@ pub fn add_watches(calls: Vec<Call>) -> Vec<Call> {
 }
 
 /// A comm no other process on the machine has: 15 bytes at most.
+/// This process's cgroup v2 path (`/` at the root), which the workloads it
+/// starts inherit.
+pub fn own_cgroup() -> String {
+    let cgroups = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+    cgroups
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .unwrap_or("/")
+        .to_owned()
+}
+
 pub fn unique_comm(tag: &str) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
     static NEXT: AtomicU32 = AtomicU32::new(0);

@@ -6,8 +6,8 @@ use std::{ffi::OsStr, os::unix::ffi::OsStrExt, process::Command, time::Duration}
 use rstest::rstest;
 use serde_json::json;
 use tests::{
-    add_watches, assert_events_match, event_for, reported_path, require_bpf, tracer_binary,
-    unique_comm, Script, Tracer, Workload, EACCES, ENAMETOOLONG, ENOENT, ENOSPC,
+    add_watches, assert_events_match, event_for, own_cgroup, reported_path, require_bpf,
+    tracer_binary, unique_comm, Script, Tracer, Workload, EACCES, ENAMETOOLONG, ENOENT, ENOSPC,
 };
 
 /// A directory tree for one test: `dir`, `dir/sub`, `dir2`, a non-UTF-8
@@ -275,6 +275,14 @@ fn human_output_is_one_escaped_line_per_event() {
 
     let uid = unsafe { libc::getuid() }.to_string();
     let pid = calls[0].pid.to_string();
+    // The POD/UNIT column for a process in this test's cgroup (the
+    // workload inherits it): its innermost unit, else `-` (the tests do not
+    // run in a pod).
+    let place = own_cgroup()
+        .rsplit('/')
+        .find(|part| part.ends_with(".service") || part.ends_with(".scope"))
+        .unwrap_or("-")
+        .to_owned();
     let mut lines = finished.stdout.lines();
     let mut next = || {
         lines
@@ -295,9 +303,12 @@ fn human_output_is_one_escaped_line_per_event() {
     );
     assert_eq!(
         columns(next()),
-        [&pid, &pid, &uid, &comm, "fd=3", "inotify_init1(0)"]
+        [&pid, &pid, &uid, &comm, &place, "fd=3", "inotify_init1(0)"]
     );
-    assert_eq!(columns(next()), [&pid, &pid, &uid, &comm, "wd=1", "/"]);
+    assert_eq!(
+        columns(next()),
+        [&pid, &pid, &uid, &comm, &place, "wd=1", "/"]
+    );
     assert_eq!(
         columns(next()),
         [
@@ -305,6 +316,7 @@ fn human_output_is_one_escaped_line_per_event() {
             &pid,
             &uid,
             &comm,
+            &place,
             "ENOENT",
             "/tmp/\\u{1b}[2Jgone\\nfake-line"
         ]

@@ -4,7 +4,9 @@
 use std::{os::unix::fs::PermissionsExt, process::Command};
 
 use serde_json::{json, Value};
-use tests::{require_bpf, tracer_binary, unique_comm, workload_binary, Script, Tracer, Workload};
+use tests::{
+    own_cgroup, require_bpf, tracer_binary, unique_comm, workload_binary, Script, Tracer, Workload,
+};
 
 /// A uid no one else on the machine uses, so its totals are exactly ours.
 const UID: &str = "4242";
@@ -88,7 +90,7 @@ fn usage_reports_known_instances_exactly_and_shared_ones_once() {
             "max_watches": report["limits"]["max_user_watches"],
             "watches_pct": report["users"][0]["watches_pct"],
             "instances_pct": report["users"][0]["instances_pct"],
-            "top_holder": {"pid": many.pid, "comm": many_comm, "uid": uid, "user_ns": null, "instances": 1, "watches": 50},
+            "top_holder": {"pid": many.pid, "comm": many_comm, "uid": uid, "user_ns": null, "instances": 1, "watches": 50, "cgroup": own_cgroup()},
         }])
     );
     let instances: Vec<(Value, u64)> = report["instances"]
