@@ -454,11 +454,11 @@ fn a_real_inotifywait_failing_and_exiting_is_diagnosed_in_its_namespace() {
     let log = log.to_str().unwrap();
     let script = format!(
         "echo {cap} > /proc/sys/user/max_inotify_watches; \
-         {holder_bin} -r -m {held_tree} >/dev/null 2>{log} & echo $!; \
+         {holder_bin} -r -m {held_tree} >/dev/null 2>{log} & H=$!; echo $H; \
          for i in $(seq 200); do grep -q 'Watches established' {log} && break; sleep 0.05; done; \
          {failer_bin} -r {failing_tree} >/dev/null 2>&1; echo $?; sleep 0.1; \
-         {later_bin} -m {later_tree} >/dev/null 2>&1 & echo $!; sleep 1; \
-         kill %1 %2; readlink /proc/self/ns/user"
+         {later_bin} -m {later_tree} >/dev/null 2>&1 & L=$!; echo $L; sleep 1; \
+         kill $H $L; wait; readlink /proc/self/ns/user"
     );
     let tracer = Tracer::start(&[
         "--json", "--comm", &holder, "--comm", &failer, "--comm", &later,
