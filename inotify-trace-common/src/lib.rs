@@ -169,8 +169,9 @@ pub struct Config {
     /// and cgroup id (always, but for the benchmark that measures what
     /// reading them costs).
     pub attribution: u32,
-    /// Zero; keeps the struct free of padding.
-    pub reserved: u32,
+    /// Non-zero: only callers whose cgroup id is in the `CGROUPS` map pass
+    /// (`--cgroup`: a cgroup and its descendants at start).
+    pub filter_cgroups: u32,
 }
 
 /// Byte offsets in the running kernel's structures, found by the loader in
@@ -251,6 +252,11 @@ pub const MAP_COMMS: &str = "COMMS";
 pub const MAP_FOLLOW: &str = "FOLLOW";
 /// Entries the pid and comm filter maps can hold.
 pub const FILTER_CAPACITY: u32 = 1024;
+/// Cgroup ids (`--cgroup`, with descendants) to trace when `filter_cgroups`
+/// is set; value unused.
+pub const MAP_CGROUPS: &str = "CGROUPS";
+/// Entries the cgroup filter map can hold: a node's whole kubepods tree.
+pub const CGROUP_FILTER_CAPACITY: u32 = 16384;
 /// Tasks the follow map can hold at once (entries go when a task exits).
 pub const FOLLOW_CAPACITY: u32 = 65536;
 

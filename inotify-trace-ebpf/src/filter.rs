@@ -3,7 +3,7 @@
 //! filter runs on the comm already written into the record (`record`).
 use aya_ebpf::helpers::bpf_get_current_comm;
 
-use crate::maps::{config, COMMS, FOLLOW, PIDS};
+use crate::maps::{config, CGROUPS, COMMS, FOLLOW, PIDS};
 
 /// Whether the calling process is traced, as far as its pid tells: never
 /// the tracer itself, and only followed or listed processes when asked.
@@ -35,6 +35,12 @@ pub fn caller_traced(pid_tgid: u64) -> bool {
         return true;
     }
     bpf_get_current_comm().is_ok_and(|comm| comm_traced(&comm))
+}
+
+/// The `--cgroup` filter, on the cgroup id already written into the record.
+#[inline(always)]
+pub fn cgroup_traced(cgroup_id: u64) -> bool {
+    config!(filter_cgroups) == 0 || CGROUPS.get_ptr(cgroup_id).is_some()
 }
 
 /// The `--failed` filter, applied once the return value is known.

@@ -3,7 +3,8 @@
 use aya_ebpf::macros::map;
 use aya_ebpf::maps::{HashMap, PerCpuArray, RingBuf};
 use inotify_trace_common::{
-    Comm, Config, TaskLayout, FILTER_CAPACITY, FOLLOW_CAPACITY, HEADER_SIZE, PATH_READ_BUF,
+    Comm, Config, TaskLayout, CGROUP_FILTER_CAPACITY, FILTER_CAPACITY, FOLLOW_CAPACITY,
+    HEADER_SIZE, PATH_READ_BUF,
 };
 
 /// Written by the loader before load (`CONFIG_GLOBAL`); read-only afterwards,
@@ -19,7 +20,7 @@ pub static CONFIG: Config = Config {
     fork_child_pid_offset: 0,
     task: TaskLayout::UNKNOWN,
     attribution: 0,
-    reserved: 0,
+    filter_cgroups: 0,
 };
 
 /// One of the loader's settings. The volatile read stops the compiler from
@@ -51,6 +52,9 @@ pub static FOLLOW: HashMap<u32, u8> = HashMap::with_max_entries(FOLLOW_CAPACITY,
 
 #[map]
 pub static COMMS: HashMap<Comm, u8> = HashMap::with_max_entries(FILTER_CAPACITY, 0);
+
+#[map]
+pub static CGROUPS: HashMap<u64, u8> = HashMap::with_max_entries(CGROUP_FILTER_CAPACITY, 0);
 
 /// Where a record is built before it is copied into the ring buffer: too
 /// large for the 512-byte BPF stack, and building it here lets the ring

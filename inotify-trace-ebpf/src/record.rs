@@ -14,7 +14,7 @@ use inotify_trace_common::{
 };
 
 use crate::caller::Caller;
-use crate::filter::comm_traced;
+use crate::filter::{cgroup_traced, comm_traced};
 use crate::maps::{config, Scratch, EVENTS, LOST, SCRATCH};
 
 /// What a program knows about a call once it has returned.
@@ -51,8 +51,8 @@ impl Record {
         comm_traced(unsafe { &(*header).comm }).then_some(Record { scratch, caller })
     }
 
-    /// Fills in the call and sends the record; counts it in `LOST` when the
-    /// ring buffer is full.
+    /// Fills in the call and sends the record, unless the cgroup filter
+    /// turns it away; counts it in `LOST` when the ring buffer is full.
     #[inline(always)]
     pub fn send(self, pid_tgid: u64, call: &Call) {
         if self.try_send(pid_tgid, call).is_err() {
@@ -64,7 +64,18 @@ impl Record {
     fn try_send(self, pid_tgid: u64, call: &Call) -> Result<(), i32> {
         // SAFETY: as in `start`.
         let bytes = unsafe { &mut (*self.scratch).bytes };
-        let mut flags = call.flags;
+        // Who is charged comes first: the cgroup filter needs the cgroup
+        // id, and a call it turns away should not cost the path's read.
+        let charged = {
+            // SAFETY: as in `start`.
+            let header = unsafe { &mut *(bytes.as_mut_ptr() as *mut EventHeader) };
+            let missing = self.caller.write_charged(header);
+            if !cgroup_traced(header.cgroup_id) {
+                return Ok(());
+            }
+            missing
+        };
+        let mut flags = call.flags | charged;
         let mut path_len = 0usize;
         if let Some(path) = call.path {
             let buffer = &mut bytes[HEADER_SIZE..];
@@ -84,7 +95,7 @@ impl Record {
         // SAFETY: as in `start`.
         let header = unsafe { &mut *(bytes.as_mut_ptr() as *mut EventHeader) };
         header.kind = call.kind as u32;
-        header.flags = flags | self.caller.write_charged(header);
+        header.flags = flags;
         // SAFETY: no arguments.
         let now = unsafe { bpf_ktime_get_boot_ns() };
         header.time_ns = now;

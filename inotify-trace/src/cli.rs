@@ -66,6 +66,12 @@ pub struct PlaceSelection {
     /// Only callers in a container of this name (repeatable).
     #[arg(long = "container", value_name = "NAME", value_parser = parse_name)]
     pub containers: Vec<String>,
+
+    /// Only callers in this cgroup or below it: a path from the cgroup2 mount's
+    /// root (`/kubepods.slice`) or under the mount (repeatable). Live, filtered
+    /// in the kernel on the cgroup and the descendants it has at start.
+    #[arg(long = "cgroup", value_name = "PATH", value_parser = parse_name)]
+    pub cgroups: Vec<String>,
 }
 
 /// Which calls to show: in the kernel while tracing, while reading in `report`.

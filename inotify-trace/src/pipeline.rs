@@ -11,7 +11,7 @@ use crate::{
     limits::Limits,
     notices::Notices,
     output::Output,
-    pods::{Attributor, CgroupAttribution},
+    pods::Attributor,
     recording::{
         metadata::Metadata,
         writer::{RecorderOutput, RecordingFile},
@@ -109,22 +109,18 @@ impl Pipeline {
                     return Ok(());
                 }
                 let cgroup_id = event.cgroup_id();
-                let place = cgroup_id.and_then(|id| self.attributor.attribute(id));
+                let key = self.attributor.place(cgroup_id, event.header.pid);
                 if !self
                     .selection
-                    .matches_place(place.as_ref().map(|(a, _)| *a))
+                    .matches_place(key.and_then(|key| self.attributor.get(key)))
                 {
                     return Ok(());
                 }
-                if let (Some(id), Some((attribution, true))) = (cgroup_id, place) {
-                    let frame = CgroupAttribution {
-                        cgroup_id: id,
-                        attribution: attribution.clone(),
-                    };
-                    self.attributor.told(id);
+                let frame = key.and_then(|key| self.attributor.untold(key, cgroup_id.unwrap_or(0)));
+                if let Some(frame) = frame {
                     self.each(|o| o.attribution(&frame))?;
                 }
-                let place = cgroup_id.and_then(|id| self.attributor.get(id));
+                let place = key.and_then(|key| self.attributor.get(key));
                 self.counts.events += 1;
                 self.counts.failed += u64::from(event.header.ret < 0);
                 self.aggregator.observe(&event);

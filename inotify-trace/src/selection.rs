@@ -30,6 +30,21 @@ pub struct Selection {
     /// `--container NAME`: callers in a container of one of these names.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub containers: Vec<String>,
+    /// `--cgroup PATH`: callers in these cgroups (paths from the cgroup2
+    /// mount's root, `/`-rooted) or below them. Live, the kernel filters on
+    /// the ids of each and its descendants at start.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cgroups: Vec<String>,
+}
+
+/// Whether cgroup `path` is `dir` or below it.
+fn is_within(path: &str, dir: &str) -> bool {
+    let dir = dir.trim_end_matches('/');
+    path == dir
+        || dir.is_empty()
+        || path
+            .strip_prefix(dir)
+            .is_some_and(|rest| rest.starts_with('/'))
 }
 
 /// A `--pod` as given: `NAME` (in any namespace) or `NS/NAME`.
@@ -119,7 +134,11 @@ impl Selection {
     /// Whether a caller in this place passes the pod filters (a caller
     /// whose place is unknown passes only when there are none).
     pub fn matches_place(&self, place: Option<&Attribution>) -> bool {
-        if self.pods.is_empty() && self.namespaces.is_empty() && self.containers.is_empty() {
+        if self.pods.is_empty()
+            && self.namespaces.is_empty()
+            && self.containers.is_empty()
+            && self.cgroups.is_empty()
+        {
             return true;
         }
         let Some(place) = place else {
@@ -137,6 +156,13 @@ impl Selection {
                 || self.namespaces.iter().any(|ns| is(ns, &place.namespace)))
             && (self.containers.is_empty()
                 || self.containers.iter().any(|c| is(c, &place.container)))
+            && (self.cgroups.is_empty()
+                || self.cgroups.iter().any(|c| {
+                    place
+                        .cgroup
+                        .as_deref()
+                        .is_some_and(|path| is_within(path, c))
+                }))
     }
 
     /// The comms in the kernel's form.

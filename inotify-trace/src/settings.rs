@@ -155,12 +155,28 @@ fn call_selection(calls: CallSelection, uids: Vec<u32>) -> Selection {
     }
 }
 
+/// A `--cgroup` as the tool names cgroups: from the cgroup2 mount's root,
+/// `/`-rooted. A path under the mount (`/sys/fs/cgroup/kubepods.slice`) is
+/// taken from the mount this machine has.
+fn cgroup_path(given: &str) -> String {
+    let mount = crate::pods::cgroupfs::CgroupFs::find(std::path::Path::new("/"))
+        .map(|fs| fs.mount_point().to_owned());
+    let relative = mount
+        .as_deref()
+        .and_then(|m| std::path::Path::new(given).strip_prefix(m).ok())
+        .map(|rest| rest.to_string_lossy().into_owned())
+        .unwrap_or_else(|| given.to_owned());
+    let trimmed = relative.trim_matches('/');
+    format!("/{trimmed}")
+}
+
 /// `selection` narrowed to the pods, namespaces and containers asked for.
 fn place_selection(places: PlaceSelection, selection: Selection) -> Selection {
     Selection {
         pods: places.pods.iter().map(|p| PodName::parse(p)).collect(),
         namespaces: places.namespaces,
         containers: places.containers,
+        cgroups: places.cgroups.iter().map(|c| cgroup_path(c)).collect(),
         ..selection
     }
 }

@@ -10,7 +10,8 @@ use aya::{
 };
 use aya_log::EbpfLogger;
 use inotify_trace_common::{
-    Comm, Config, TaskLayout, CONFIG_GLOBAL, MAP_COMMS, MAP_EVENTS, MAP_FOLLOW, MAP_LOST, MAP_PIDS,
+    Comm, Config, TaskLayout, CONFIG_GLOBAL, MAP_CGROUPS, MAP_COMMS, MAP_EVENTS, MAP_FOLLOW,
+    MAP_LOST, MAP_PIDS,
 };
 
 use crate::{kernel_btf, preflight, selection::Selection};
@@ -183,8 +184,9 @@ impl Tracer {
             follow: u32::from(options.follow),
             fork_child_pid_offset,
             task,
-            attribution: u32::from(options.attribution),
-            reserved: 0,
+            // The cgroup filter needs the cgroup id read.
+            attribution: u32::from(options.attribution || !selection.cgroups.is_empty()),
+            filter_cgroups: u32::from(!selection.cgroups.is_empty()),
         };
         let mut ebpf = load_object(&config, options)?;
         if options.attach != AttachMode::EnterExit
@@ -288,7 +290,44 @@ fn fill_filters(ebpf: &mut Ebpf, selection: &Selection) -> Result<()> {
             .insert(comm, 1, 0)
             .context("filling the comm filter")?;
     }
+    if !selection.cgroups.is_empty() {
+        let mut cgroups: HashMap<_, u64, u8> =
+            HashMap::try_from(ebpf.map_mut(MAP_CGROUPS).context("no CGROUPS map")?)?;
+        for id in cgroup_ids(&selection.cgroups)? {
+            cgroups
+                .insert(id, 1, 0)
+                .context("filling the cgroup filter (more than 16384 cgroups?)")?;
+        }
+    }
     Ok(())
+}
+
+/// The ids of the `--cgroup`s and of every cgroup below them now: the
+/// inode numbers of their directories in the cgroup2 mount.
+fn cgroup_ids(paths: &[String]) -> Result<Vec<u64>> {
+    use std::os::unix::fs::MetadataExt;
+    let fs = crate::pods::cgroupfs::CgroupFs::find(std::path::Path::new("/"))
+        .context("--cgroup needs cgroup v2, and no cgroup2 mount was found")?;
+    let mut ids = Vec::new();
+    for path in paths {
+        let dir = fs.mount_point().join(path.trim_start_matches('/'));
+        let mut pending = vec![dir.clone()];
+        while let Some(dir) = pending.pop() {
+            let meta = std::fs::metadata(&dir).with_context(|| {
+                format!(
+                    "--cgroup {path}: no such cgroup ({} does not exist)",
+                    dir.display()
+                )
+            })?;
+            ids.push(meta.ino());
+            for entry in std::fs::read_dir(&dir)?.flatten() {
+                if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                    pending.push(entry.path());
+                }
+            }
+        }
+    }
+    Ok(ids)
 }
 
 fn attach(ebpf: &mut Ebpf, wanted: AttachMode) -> Result<AttachMode> {

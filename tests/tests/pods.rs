@@ -332,8 +332,9 @@ fn a_removed_cgroup_and_an_unlogged_pod_are_reported_as_such() {
     );
 }
 
-/// `--pod`, `--namespace` and `--container` select exactly, live, in
-/// `report` and in `usage`.
+/// `--pod`, `--namespace`, `--container` and `--cgroup` (a pod's cgroup,
+/// and so its container's below it; in the kernel, live) select exactly,
+/// live, in `report` and in `usage`.
 #[test]
 fn pod_filters_select_exactly_live_in_report_and_in_usage() {
     require_bpf!();
@@ -374,6 +375,8 @@ fn pod_filters_select_exactly_live_in_report_and_in_usage() {
         "--container",
         "sidecar",
     ]);
+    let pod_a_cgroup = node.reported(a.cgroup.rsplit_once('/').unwrap().0);
+    let under_a = Tracer::start(&["--json", "--comm", &comm, "--cgroup", &pod_a_cgroup]);
     // Holders that stay, for usage.
     let holds = Script::new().init(3).add(watched, 1).then("sleep", "30");
     let mut in_a = Workload::start(&strs(&node.inside(&a.cgroup)), &comm, &holds.args());
@@ -439,6 +442,7 @@ fn pod_filters_select_exactly_live_in_report_and_in_usage() {
         (&json!(a.pod), &json!(1), &json!(1), &json!(in_a.pid))
     );
     assert_eq!(usage_pids(&usage(&["--pod", &pod_a])), [in_a.pid]);
+    assert_eq!(usage_pids(&usage(&["--cgroup", &pod_a_cgroup])), [in_a.pid]);
     assert_eq!(
         usage_pids(&usage(&["--namespace", "shop", "--container", "sidecar"])),
         [in_b.pid]
@@ -451,10 +455,12 @@ fn pod_filters_select_exactly_live_in_report_and_in_usage() {
     drop(in_b);
 
     let (all, only_a, only_b) = (all.stop(), only_a.stop(), only_b.stop());
-    for finished in [&all, &only_a, &only_b] {
+    let under_a = under_a.stop();
+    for finished in [&all, &only_a, &only_b, &under_a] {
         finished.assert_clean_exit();
     }
     assert_eq!(pids_of(&only_a), [pid_in(&all, &a)]);
+    assert_eq!(pids_of(&under_a), [pid_in(&all, &a)], "in the kernel");
     assert_eq!(pids_of(&only_b), [pid_in(&all, &b)]);
     let report = |args: &[&str]| -> Vec<u64> {
         let out = std::process::Command::new(tracer_binary())
@@ -476,6 +482,7 @@ fn pod_filters_select_exactly_live_in_report_and_in_usage() {
     assert_eq!(report(&["--pod", &a.pod]), pids_of(&only_a));
     assert_eq!(report(&["--container", "sidecar"]), pids_of(&only_b));
     assert_eq!(report(&["--namespace", "default"]), Vec::<u64>::new());
+    assert_eq!(report(&["--cgroup", &pod_a_cgroup]), pids_of(&only_a));
 }
 
 /// The pid of the process the tracer that saw everything found in `c`.

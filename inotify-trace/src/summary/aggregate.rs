@@ -189,7 +189,7 @@ impl Aggregator {
         processes.truncate(processes.len() - processes_omitted);
         for p in &mut processes {
             if let Some(place) = places
-                .get(p.cgroup_id)
+                .of_process(p.pid, p.cgroup_id)
                 .filter(|a| **a != Attribution::default())
             {
                 p.set_place(place.clone());
@@ -306,7 +306,7 @@ impl ProcessTable {
 fn pods(processes: &[ProcessSummary], places: &Attributor) -> Vec<PodSummary> {
     let mut pods: BTreeMap<&str, PodSummary> = BTreeMap::new();
     for p in processes {
-        let Some(place) = places.get(p.cgroup_id) else {
+        let Some(place) = places.of_process(p.pid, p.cgroup_id) else {
             continue;
         };
         let Some(uid) = place.pod_uid.as_deref() else {
@@ -475,6 +475,7 @@ mod tests {
         let mut feed = Feed::new();
         feed.places.learn(crate::pods::CgroupAttribution {
             cgroup_id: 7777,
+            pid: None,
             attribution: Attribution {
                 namespace: Some("shop".into()),
                 pod: Some("cart-7".into()),
