@@ -181,7 +181,10 @@ struct Entry {
 /// on first sight (live), or learned from a recording's frames (report).
 pub struct Attributor {
     live: Option<Live>,
-    known: HashMap<Key, Entry>,
+    known: HashMap<Key, Entry, foldhash::fast::RandomState>,
+    /// The last caller placed, and where: a storm of calls from one
+    /// process is placed with one comparison.
+    last: Option<(Option<u64>, u32, Option<Key>)>,
 }
 
 struct Live {
@@ -199,7 +202,8 @@ impl Attributor {
                 names: Names::new(host_root),
                 proc_root: PathBuf::from("/proc"),
             }),
-            known: HashMap::new(),
+            known: HashMap::default(),
+            last: None,
         }
     }
 
@@ -212,7 +216,8 @@ impl Attributor {
                 names: Names::new(host_root),
                 proc_root: proc_root.to_owned(),
             }),
-            known: HashMap::new(),
+            known: HashMap::default(),
+            last: None,
         }
     }
 
@@ -220,7 +225,8 @@ impl Attributor {
     pub fn recorded() -> Attributor {
         Attributor {
             live: None,
-            known: HashMap::new(),
+            known: HashMap::default(),
+            last: None,
         }
     }
 
@@ -234,6 +240,7 @@ impl Attributor {
     }
 
     fn remember(&mut self, key: Key, attribution: Attribution, told: bool) {
+        self.last = None;
         if self.known.len() >= KNOWN && !self.known.contains_key(&key) {
             self.known.clear();
         }
@@ -245,6 +252,20 @@ impl Attributor {
     /// a host whose controllers are on cgroup v1, or with no cgroup2 at
     /// all), the process's cgroup v1 paths, read at its first event.
     pub fn place(&mut self, cgroup_id: Option<u64>, pid: u32) -> Option<Key> {
+        if let Some((last_id, last_pid, key)) = self.last {
+            let settled = key
+                .and_then(|key| self.known.get(&key))
+                .is_none_or(|e| e.told && !e.attribution.unnamed());
+            if (last_id, last_pid) == (cgroup_id, pid) && settled {
+                return key;
+            }
+        }
+        let key = self.place_now(cgroup_id, pid);
+        self.last = Some((cgroup_id, pid, key));
+        key
+    }
+
+    fn place_now(&mut self, cgroup_id: Option<u64>, pid: u32) -> Option<Key> {
         if let Some(id) = cgroup_id {
             let key = Key::Cgroup(id);
             self.refresh(key);
