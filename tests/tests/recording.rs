@@ -308,3 +308,53 @@ fn an_existing_file_is_kept_unless_forced() {
     );
     assert!(report(&[file.to_str().unwrap()]).status.success());
 }
+
+/// A recording made by inotify-trace before records carried the effective
+/// uid, user namespace and cgroup (format 1.1, 64-byte records; made at
+/// commit bdc578d by `inotify-trace -q --comm old-format --record` around
+/// `inotify-workload --comm old-format init add /tmp/oldrec/watched add
+/// /tmp/oldrec/missing`, pid 4831) still reports: the same events, their
+/// uid marked as the real one, the summary.
+#[test]
+fn a_recording_of_the_previous_format_still_reports() {
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/format-1.1.rec");
+    let out = report(&["--events", "--json", fixture.to_str().unwrap()]);
+    assert!(out.status.success(), "{out:?}");
+    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let events: Vec<(String, u64, String, i64, bool)> = lines
+        .iter()
+        .filter(|l| l["type"] != "summary")
+        .map(|l| {
+            (
+                l["type"].as_str().unwrap().to_owned(),
+                l["pid"].as_u64().unwrap(),
+                l["comm"].as_str().unwrap().to_owned(),
+                l["ret"].as_i64().unwrap(),
+                l["uid_is_real"] == true && l.get("ruid").is_none() && l.get("cgroup_id").is_none(),
+            )
+        })
+        .collect();
+    let event = |kind: &str, ret: i64| (kind.to_owned(), 4831, "old-format".to_owned(), ret, true);
+    assert_eq!(
+        events,
+        [
+            event("init", 3),
+            event("add_watch", 1),
+            event("add_watch", -2)
+        ]
+    );
+    assert_eq!(lines[1]["path"], "/tmp/oldrec/watched");
+    assert_eq!(lines[2]["errno"], "ENOENT");
+    let summary = lines.last().unwrap();
+    assert_eq!(summary["processes"][0]["new_watches"], 1, "{summary:#}");
+    assert_eq!(summary["pods"], serde_json::json!([]));
+    let text = report(&[fixture.to_str().unwrap()]);
+    assert!(text.status.success(), "{text:?}");
+    assert!(String::from_utf8(text.stdout)
+        .unwrap()
+        .contains("old-format"));
+}
