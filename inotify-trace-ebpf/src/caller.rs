@@ -105,12 +105,13 @@ impl Caller {
         }
         match self {
             Caller::Task(task) => {
-                let (cred, uid, euid) = (
-                    config!(task.cred),
-                    config!(task.cred_uid),
-                    config!(task.cred_euid),
-                );
-                let (user_ns, inum) = (config!(task.cred_user_ns), config!(task.user_ns_inum));
+                let CredOffsets {
+                    cred,
+                    uid,
+                    euid,
+                    user_ns,
+                    inum,
+                } = cred_offsets();
                 // SAFETY: `task` is the current task_struct, whose `cred`
                 // and its user namespace stay alive while it runs (see
                 // `field`).
@@ -182,6 +183,27 @@ impl Caller {
     }
 }
 
+/// Where the credentials are: `task_struct.cred`, then in `cred` the uids
+/// and the user namespace, and in that its inode number.
+struct CredOffsets {
+    cred: u32,
+    uid: u32,
+    euid: u32,
+    user_ns: u32,
+    inum: u32,
+}
+
+#[inline(always)]
+fn cred_offsets() -> CredOffsets {
+    CredOffsets {
+        cred: config!(task.cred),
+        uid: config!(task.cred_uid),
+        euid: config!(task.cred_euid),
+        user_ns: config!(task.cred_user_ns),
+        inum: config!(task.user_ns_inum),
+    }
+}
+
 /// The current task's real uid, effective uid and user namespace inode,
 /// read with `bpf_probe_read_kernel` at the offsets the loader found (the
 /// programs that cannot hold a BTF-typed task pointer); `None` when the
@@ -191,12 +213,13 @@ fn credentials_by_probe() -> Option<(u32, u32, u32)> {
     if config!(task.known) == 0 {
         return None;
     }
-    let (cred, uid, euid) = (
-        config!(task.cred),
-        config!(task.cred_uid),
-        config!(task.cred_euid),
-    );
-    let (user_ns, inum) = (config!(task.cred_user_ns), config!(task.user_ns_inum));
+    let CredOffsets {
+        cred,
+        uid,
+        euid,
+        user_ns,
+        inum,
+    } = cred_offsets();
     // SAFETY: probe reads fault safely; the offsets come from this kernel's
     // BTF, so each read lands on the field it names.
     unsafe {

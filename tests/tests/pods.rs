@@ -58,6 +58,13 @@ impl Node {
         self.host_root.path().to_str().unwrap()
     }
 
+    /// A directory for the workloads to watch (and recordings to go).
+    fn scratch(&self) -> String {
+        let dir = self.host_root.path().join("scratch");
+        let _ = std::fs::create_dir(&dir);
+        dir.to_str().unwrap().to_owned()
+    }
+
     /// The cgroup (made, with its parents) at `relative`.
     fn cgroup(&mut self, relative: &str) -> PathBuf {
         let mut dir = self.root.clone();
@@ -193,8 +200,7 @@ fn assert_names(line: &Value, c: &Container, node: &Node, context: &str) {
 fn every_layout_names_pod_and_container_live_and_in_report() {
     require_bpf!();
     let mut node = Node::new();
-    let dir = tempfile::tempdir().unwrap();
-    let watched = dir.path().to_str().unwrap();
+    let watched = &node.scratch();
     let containers: Vec<Container> = LAYOUTS
         .iter()
         .map(|layout| node.container(*layout, "app", true))
@@ -202,7 +208,9 @@ fn every_layout_names_pod_and_container_live_and_in_report() {
     let unit = "system.slice/it-agent.service";
     node.cgroup(unit);
     let comm = unique_comm("pods");
-    let record = dir.path().join("pods.rec");
+    // Outside the node's files, which go before the report.
+    let kept = tempfile::tempdir().unwrap();
+    let record = kept.path().join("pods.rec");
     let record = record.to_str().unwrap();
     let tracer = Tracer::start(&[
         "--json",
@@ -296,8 +304,7 @@ fn every_layout_names_pod_and_container_live_and_in_report() {
 fn a_removed_cgroup_and_an_unlogged_pod_are_reported_as_such() {
     require_bpf!();
     let mut node = Node::new();
-    let dir = tempfile::tempdir().unwrap();
-    let watched = dir.path().to_str().unwrap();
+    let watched = &node.scratch();
     let unlogged = node.container(Layout::CgroupfsContainerd, "app", false);
     let doomed = node.cgroup("system.slice/it-doomed.service");
     let comm = unique_comm("gone");
@@ -339,12 +346,11 @@ fn a_removed_cgroup_and_an_unlogged_pod_are_reported_as_such() {
 fn pod_filters_select_exactly_live_in_report_and_in_usage() {
     require_bpf!();
     let mut node = Node::new();
-    let dir = tempfile::tempdir().unwrap();
-    let watched = dir.path().to_str().unwrap();
+    let watched = &node.scratch();
     let a = node.container(Layout::SystemdContainerd, "app", true);
     let b = node.container(Layout::CgroupfsCrio, "sidecar", true);
     let comm = unique_comm("filt");
-    let record = dir.path().join("all.rec");
+    let record = node.host_root.path().join("all.rec");
     let record = record.to_str().unwrap();
     let pod_a = format!("{}/{}", a.namespace, a.pod);
     let all = Tracer::start(&[
@@ -503,8 +509,7 @@ fn pid_in(all: &tests::Finished, c: &Container) -> u64 {
 fn a_diagnosis_names_both_pods() {
     require_bpf!();
     let mut node = Node::new();
-    let dir = tempfile::tempdir().unwrap();
-    let watched = dir.path().to_str().unwrap();
+    let watched = &node.scratch();
     let holder_c = node.container(Layout::SystemdCrioGuaranteed, "hog", true);
     let failer_c = node.container(Layout::CgroupfsContainerd, "victim", true);
     for (limit, cap, holder_steps, failer_steps, errno) in [

@@ -112,11 +112,12 @@ impl Attribution {
     /// The pod as people name it: `namespace/pod`, or `pod <uid>` when its
     /// name is not known; `None` outside a pod.
     pub fn pod_label(&self) -> Option<String> {
-        match (&self.namespace, &self.pod, &self.pod_uid) {
-            (Some(ns), Some(pod), _) => Some(format!("{ns}/{pod}")),
-            (_, _, Some(uid)) => Some(format!("pod {uid}")),
-            _ => None,
-        }
+        let uid = self.pod_uid.as_deref()?;
+        Some(pod_name(
+            self.namespace.as_deref(),
+            self.pod.as_deref(),
+            uid,
+        ))
     }
 
     /// The compact label of the live view's POD/UNIT column: the pod (and
@@ -141,6 +142,15 @@ impl Attribution {
             return "(process gone)".to_owned();
         }
         "-".to_owned()
+    }
+}
+
+/// A pod as people name it: `namespace/pod`, or `pod <uid>` when its name
+/// is not known (no log directory).
+pub fn pod_name(namespace: Option<&str>, pod: Option<&str>, uid: &str) -> String {
+    match (namespace, pod) {
+        (Some(namespace), Some(pod)) => format!("{namespace}/{pod}"),
+        _ => format!("pod {uid}"),
     }
 }
 

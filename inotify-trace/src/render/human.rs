@@ -171,6 +171,7 @@ mod tests {
             Attribution {
                 namespace: Some("kube-system".into()),
                 pod: Some("coredns-1".into()),
+                pod_uid: Some("0a1b".into()),
                 ..Attribution::default()
             },
             Attribution {

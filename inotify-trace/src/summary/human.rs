@@ -4,8 +4,8 @@ use std::io::{self, Write};
 
 use super::{FailureGroup, Summary};
 use crate::{
-    clock::local_time, escape::Escaped, event::comm_bytes, limits::Limit, stream::HeldNow,
-    usage::render::place_text,
+    clock::local_time, escape::Escaped, event::comm_bytes, limits::Limit, pods::pod_name,
+    stream::HeldNow, usage::render::place_text,
 };
 
 pub fn write_summary(out: &mut impl Write, s: &Summary) -> io::Result<()> {
@@ -124,10 +124,7 @@ fn pods(out: &mut impl Write, s: &Summary) -> io::Result<()> {
         "POD", "PROCESSES", "CALLS", "NEW", "FAILED"
     )?;
     for pod in &s.pods {
-        let name = match (&pod.namespace, &pod.pod) {
-            (Some(ns), Some(name)) => format!("{ns}/{name}"),
-            _ => format!("pod {}", pod.pod_uid),
-        };
+        let name = pod_name(pod.namespace.as_deref(), pod.pod.as_deref(), &pod.pod_uid);
         writeln!(
             out,
             "  {:<40} {:>9} {:>7} {:>7} {:>7}",

@@ -1,11 +1,13 @@
 //! The usage snapshot for people.
 use std::io::{self, Write};
 
-use super::{advice::Recommendation, diagnosis::Diagnosis, PodUsage, Usage, UserUsage};
+use super::{
+    advice::Recommendation, diagnosis::Diagnosis, PodUsage, ProcessUsage, Usage, UserUsage,
+};
 use crate::{
     escape::Escaped,
     limits::{Limit, NO_CAP},
-    pods::Attribution,
+    pods::{pod_name, Attribution},
 };
 
 pub fn write(out: &mut impl Write, usage: &Usage) -> io::Result<()> {
@@ -97,6 +99,13 @@ pub fn place_text(place: Option<&Attribution>) -> String {
     }
 }
 
+/// A TOP HOLDER column: `pid comm (N watches)`.
+fn holder_text(holder: Option<&ProcessUsage>) -> String {
+    holder
+        .map(|p| format!("{} {} ({} watches)", p.pid, p.comm, p.watches))
+        .unwrap_or_default()
+}
+
 fn pods(out: &mut impl Write, pods: &[PodUsage]) -> io::Result<()> {
     if pods.is_empty() {
         return Ok(());
@@ -112,15 +121,8 @@ fn pods(out: &mut impl Write, pods: &[PodUsage]) -> io::Result<()> {
         "POD", "INSTANCES", "WATCHES"
     )?;
     for pod in pods {
-        let name = match (&pod.namespace, &pod.pod) {
-            (Some(ns), Some(name)) => format!("{ns}/{name}"),
-            _ => format!("pod {}", pod.pod_uid),
-        };
-        let top = pod
-            .top_holder
-            .as_ref()
-            .map(|p| format!("{} {} ({} watches)", p.pid, p.comm, p.watches))
-            .unwrap_or_default();
+        let name = pod_name(pod.namespace.as_deref(), pod.pod.as_deref(), &pod.pod_uid);
+        let top = holder_text(pod.top_holder.as_ref());
         writeln!(
             out,
             "  {:<40} {:>9} {:>8}  {top}",
@@ -152,11 +154,7 @@ pub fn users(out: &mut impl Write, users: &[UserUsage]) -> io::Result<()> {
         let scope = u
             .user_ns
             .map_or_else(|| "host".to_owned(), |ns| format!("userns {ns}"));
-        let top = u
-            .top_holder
-            .as_ref()
-            .map(|p| format!("{} {} ({} watches)", p.pid, p.comm, p.watches))
-            .unwrap_or_default();
+        let top = holder_text(u.top_holder.as_ref());
         writeln!(
             out,
             "  {:>6} {:<17} {:>8} {:>8} {:>7} {:>9} {:>6} {:>7}  {top}",
