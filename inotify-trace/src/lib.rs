@@ -20,6 +20,8 @@
 //!   (`Item`, `Output`, `End`, `Counts`), `clock`.
 //! - Around them: `preflight` and `kernel_btf` (what the tracer needs from the
 //!   kernel), `traced_command` (`-- COMMAND`), `escape`, `status`, `stdout`.
+//! - `pods`: where a caller runs (cgroup id or /proc/PID/cgroup -> pod,
+//!   container, unit, from the node's files), for the pipeline and `usage`.
 pub mod cli;
 pub mod clock;
 mod commands;
