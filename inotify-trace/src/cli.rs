@@ -33,6 +33,35 @@ pub enum Action {
     /// Who holds inotify instances and watches now, per process and per uid, against
     /// the limits (read from /proc; no eBPF needed).
     Usage(UsageArgs),
+    /// Serve the usage per uid and per pod to Prometheus, from a /proc snapshot every
+    /// --interval (no eBPF attached): /metrics and /healthz (docs/metrics.md).
+    Agent(AgentArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// How often to take a snapshot (e.g. 15s, 1m).
+    #[arg(long, value_name = "D", default_value = "15s", value_parser = parse_interval)]
+    pub interval: Duration,
+
+    /// Where to serve /metrics and /healthz: loopback only unless asked
+    /// (0.0.0.0:9814 for a Prometheus elsewhere).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9814")]
+    pub listen: std::net::SocketAddr,
+
+    /// Where the node's filesystem is (its /var/log/pods, /var/log/containers),
+    /// for an agent running in a container with the host mounted there.
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    pub host_root: PathBuf,
+}
+
+/// A snapshot interval: at least a second (a /proc scan costs), at most a day.
+fn parse_interval(text: &str) -> Result<Duration, String> {
+    let interval = humantime::parse_duration(text).map_err(|e| format!("{text:?}: {e}"))?;
+    if interval < Duration::from_secs(1) || interval > Duration::from_secs(86_400) {
+        return Err(format!("{text:?}: give an interval from 1s to 24h"));
+    }
+    Ok(interval)
 }
 
 /// Whose calls to show.

@@ -20,8 +20,10 @@
 //!   (`Item`, `Output`, `End`, `Counts`), `clock`.
 //! - Around them: `preflight` and `kernel_btf` (what the tracer needs from the
 //!   kernel), `traced_command` (`-- COMMAND`), `escape`, `status`, `stdout`.
+//! - `agent` (with `commands::agent`): usage snapshots served to Prometheus.
 //! - `pods`: where a caller runs (cgroup id or /proc/PID/cgroup -> pod,
 //!   container, unit, from the node's files), for the pipeline and `usage`.
+mod agent;
 pub mod cli;
 pub mod clock;
 mod commands;
@@ -60,6 +62,11 @@ pub fn run(cli: cli::Cli) -> ExitCode {
             commands::report(settings::ReportSettings::from_cli(args))
         }
         Some(cli::Action::Usage(args)) => commands::usage(settings::UsageSettings::from_cli(args)),
+        Some(cli::Action::Agent(args)) => commands::agent(agent::AgentSettings {
+            interval: args.interval,
+            listen: args.listen,
+            host_root: args.host_root,
+        }),
         None => {
             if cli.trace.verbose {
                 env_logger::Builder::new()

@@ -4,6 +4,8 @@
 //! Tests share the kernel (attached programs slow every syscall, and a
 //! user-namespace limit is per namespace), so they run one at a time:
 //! `cargo xtask test` passes `--test-threads=1`.
+pub mod node;
+
 use std::{
     io::{BufRead, BufReader, Read, Write},
     path::PathBuf,

@@ -1,8 +1,9 @@
 //! The three things the tool does, one module each: trace live (the
 //! default), report on a recording, show who holds the budget now. Each
 //! takes its validated settings and returns the exit status.
+mod agent;
 mod report;
 mod trace;
 mod usage;
 
-pub use self::{report::report, trace::trace, usage::usage};
+pub use self::{agent::agent, report::report, trace::trace, usage::usage};

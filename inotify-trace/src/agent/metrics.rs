@@ -1,0 +1,172 @@
+//! The agent's Prometheus metrics (docs/metrics.md): built afresh from each
+//! usage snapshot, so no series outlives what it describes (a deleted pod's
+//! series is gone at the next snapshot) and memory does not grow with the
+//! pids, paths or pods ever seen. Labels are low-cardinality: uids, user
+//! namespaces, pods; never pids, paths or tids.
+use prometheus_client::{
+    encoding::{text::encode, EncodeLabelSet},
+    metrics::{counter::Counter, family::Family, gauge::Gauge},
+    registry::Registry,
+};
+
+use crate::usage::Usage;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct UserLabels {
+    uid: String,
+    /// `host`, or the user namespace's inode number.
+    userns: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PodLabels {
+    namespace: String,
+    pod: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CallLabels {
+    syscall: String,
+    result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FailureLabels {
+    syscall: String,
+    errno: String,
+    namespace: String,
+    pod: String,
+    container: String,
+}
+
+/// How the last snapshot went.
+pub struct SnapshotStats {
+    pub duration_s: f64,
+    /// Seconds since the epoch, when it was taken.
+    pub taken_at_s: f64,
+}
+
+/// The exposition of one snapshot, as `/metrics` serves it (OpenMetrics
+/// text).
+pub fn exposition(usage: &Usage, stats: &SnapshotStats) -> String {
+    let mut registry = Registry::default();
+    let user = |name: &str, help: &str, registry: &mut Registry| {
+        let family = Family::<UserLabels, Gauge>::default();
+        registry.register(name, help, family.clone());
+        family
+    };
+    let user_watches = user(
+        "inotify_trace_user_watches",
+        "Watches charged to the uid in the scope (host or user namespace), from /proc",
+        &mut registry,
+    );
+    let user_instances = user(
+        "inotify_trace_user_instances",
+        "Instances charged to the uid in the scope",
+        &mut registry,
+    );
+    let user_max_watches = user(
+        "inotify_trace_user_max_watches",
+        "The scope's cap on a uid's watches (fs.inotify.max_user_watches, or user.max_inotify_watches)",
+        &mut registry,
+    );
+    let user_max_instances = user(
+        "inotify_trace_user_max_instances",
+        "The scope's cap on a uid's instances",
+        &mut registry,
+    );
+    for u in &usage.users {
+        let labels = UserLabels {
+            uid: u.uid.to_string(),
+            userns: u
+                .user_ns
+                .map_or_else(|| "host".to_owned(), |ns| ns.to_string()),
+        };
+        user_watches.get_or_create(&labels).set(gauge(u.watches));
+        user_instances
+            .get_or_create(&labels)
+            .set(gauge(u.instances));
+        if let Some(max) = u.max_watches {
+            user_max_watches.get_or_create(&labels).set(gauge(max));
+        }
+        if let Some(max) = u.max_instances {
+            user_max_instances.get_or_create(&labels).set(gauge(max));
+        }
+    }
+
+    let pod_watches = Family::<PodLabels, Gauge>::default();
+    registry.register(
+        "inotify_trace_pod_watches",
+        "Watches of the pod's instances (each instance counts for its first holder's pod)",
+        pod_watches.clone(),
+    );
+    let pod_instances = Family::<PodLabels, Gauge>::default();
+    registry.register(
+        "inotify_trace_pod_instances",
+        "Instances whose first holder is in the pod",
+        pod_instances.clone(),
+    );
+    for pod in &usage.pods {
+        let labels = PodLabels {
+            namespace: pod.namespace.clone().unwrap_or_default(),
+            pod: pod.pod.clone().unwrap_or_else(|| pod.pod_uid.clone()),
+        };
+        pod_watches.get_or_create(&labels).set(gauge(pod.watches));
+        pod_instances
+            .get_or_create(&labels)
+            .set(gauge(pod.instances));
+    }
+
+    // Filled by trace windows; present (empty) so dashboards and rules
+    // find them from the first scrape.
+    registry.register(
+        "inotify_trace_calls",
+        "Traced inotify calls by syscall and result (ok, or the errno's name)",
+        Family::<CallLabels, Counter>::default(),
+    );
+    registry.register(
+        "inotify_trace_failures",
+        "Traced calls that failed, by errno and the caller's pod",
+        Family::<FailureLabels, Counter>::default(),
+    );
+    registry.register(
+        "inotify_trace_lost_events",
+        "Events the kernel could not deliver while tracing (ring buffer full)",
+        Counter::<u64>::default(),
+    );
+    let tracing = Gauge::<i64>::default();
+    registry.register(
+        "inotify_trace_tracing",
+        "1 while the eBPF tracer is attached (a trace window), else 0",
+        tracing,
+    );
+    let duration = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+    duration.set(stats.duration_s);
+    registry.register(
+        "inotify_trace_snapshot_duration_seconds",
+        "How long the last /proc snapshot took",
+        duration,
+    );
+    let taken = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+    taken.set(stats.taken_at_s);
+    registry.register(
+        "inotify_trace_last_snapshot_timestamp_seconds",
+        "When the last snapshot was taken (Unix time)",
+        taken,
+    );
+    let unreadable = Gauge::<i64>::default();
+    unreadable.set(gauge(usage.unreadable_processes));
+    registry.register(
+        "inotify_trace_unreadable_processes",
+        "Processes whose fds the last snapshot could not read (its counts are then lower bounds)",
+        unreadable,
+    );
+    let mut text = String::new();
+    encode(&mut text, &registry).expect("writing to a String cannot fail");
+    text
+}
+
+/// A count as a gauge's i64 (saturating: counts never get near it).
+fn gauge(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}

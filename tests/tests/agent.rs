@@ -1,0 +1,188 @@
+//! `inotify-trace agent` against this machine: holders made by the test, one
+//! of them in a pod made of real cgroups; what `/metrics` serves must equal
+//! what `usage --json` reports for them.
+use std::{
+    io::{Read, Write},
+    net::TcpStream,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+use tests::{
+    node::{strs, Layout, Node},
+    require_bpf, tracer_binary, unique_comm, Script, Workload,
+};
+
+/// A uid no one else on the machine uses.
+const UID: &str = "4243";
+
+/// A port free now on loopback.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// One HTTP GET: the status code and the body.
+fn get(port: u16, path: &str) -> Option<(u16, String)> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let status = response.split_whitespace().nth(1)?.parse().ok()?;
+    let body = response.split_once("\r\n\r\n")?.1.to_owned();
+    Some((status, body))
+}
+
+/// The value of the sample whose name and labels are `series`.
+fn sample(metrics: &str, series: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+struct Agent(Child);
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn metrics_equal_what_usage_reports_per_uid_and_per_pod() {
+    // The agent needs no eBPF, but the machine-wide /proc read wants root.
+    require_bpf!();
+    let mut node = Node::new();
+    let c = node.container(Layout::SystemdContainerd, "app", true);
+    let watched = node.scratch();
+    let comm = unique_comm("agent");
+    let mut wrapper = node.inside(&c.cgroup);
+    for arg in ["setpriv", "--reuid=4243", "--regid=4243", "--clear-groups"] {
+        wrapper.push(arg.to_owned());
+    }
+    let dirs: Vec<String> = (0..3)
+        .map(|i| {
+            let dir = format!("{watched}/d{i}");
+            std::fs::create_dir_all(&dir).unwrap();
+            dir
+        })
+        .collect();
+    std::fs::set_permissions(
+        node.host_root.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let script = Script::new()
+        .init(3)
+        .add(&dirs[0], 1)
+        .add(&dirs[1], 2)
+        .add(&dirs[2], 3)
+        .then("sleep", "30");
+    let mut holder = Workload::start(&strs(&wrapper), &comm, &script.args());
+    script.check(&holder.release_and_read(4));
+
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let agent = Agent(
+        Command::new(tracer_binary())
+            .args(["agent", "--interval", "1s", "--listen", &listen])
+            .args(["--host-root", node.host_root.path().to_str().unwrap()])
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let user_series = format!("inotify_trace_user_watches{{uid=\"{UID}\",userns=\"host\"}}");
+    let pod_series = format!(
+        "inotify_trace_pod_watches{{namespace=\"shop\",pod=\"{}\"}}",
+        c.pod
+    );
+    let started = Instant::now();
+    let metrics = loop {
+        if let Some((200, body)) = get(port, "/metrics") {
+            if sample(&body, &user_series).is_some() {
+                break body;
+            }
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no metrics for uid {UID}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(get(port, "/healthz").map(|(status, _)| status), Some(200));
+
+    let usage = Command::new(tracer_binary())
+        .args(["usage", "--json", "--uid", UID])
+        .args(["--host-root", node.host_root.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    let usage: Value = serde_json::from_slice(&usage.stdout).unwrap();
+    let user = &usage["users"][0];
+    assert_eq!(user["watches"], 3, "{usage:#}");
+    assert_eq!(
+        sample(&metrics, &user_series),
+        user["watches"].as_f64(),
+        "{metrics}"
+    );
+    let instances = format!("inotify_trace_user_instances{{uid=\"{UID}\",userns=\"host\"}}");
+    assert_eq!(sample(&metrics, &instances), user["instances"].as_f64());
+    let max = format!("inotify_trace_user_max_watches{{uid=\"{UID}\",userns=\"host\"}}");
+    assert_eq!(sample(&metrics, &max), user["max_watches"].as_f64());
+    let pod = usage["pods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["pod"] == c.pod.as_str())
+        .unwrap_or_else(|| panic!("the pod in usage: {usage:#}"));
+    assert_eq!(
+        sample(&metrics, &pod_series),
+        pod["watches"].as_f64(),
+        "{metrics}"
+    );
+    assert_eq!(sample(&metrics, "inotify_trace_tracing"), Some(0.0));
+    assert!(metrics.ends_with("# EOF\n"), "OpenMetrics ends with # EOF");
+    for line in metrics.lines() {
+        assert!(!line.contains("pid="), "no pid labels: {line}");
+    }
+
+    // The holder gone, its series go with the next snapshot.
+    drop(holder);
+    let started = Instant::now();
+    loop {
+        let (_, body) = get(port, "/metrics").unwrap();
+        if sample(&body, &user_series).is_none() && sample(&body, &pod_series).is_none() {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "stale series: {body}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // A second agent on the same port: a one-line error, exit 1.
+    let taken = Command::new(tracer_binary())
+        .args(["agent", "--listen", &listen])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8(taken.stderr).unwrap();
+    assert_eq!(taken.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("is the port taken?"), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+
+    // SIGTERM ends it cleanly.
+    let mut agent = agent;
+    // SAFETY: a signal to our own child.
+    unsafe { libc::kill(agent.0.id() as i32, libc::SIGTERM) };
+    let status = agent.0.wait().unwrap();
+    assert!(status.success(), "{status}");
+}
