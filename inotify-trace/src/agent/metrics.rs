@@ -170,3 +170,80 @@ pub fn exposition(usage: &Usage, stats: &SnapshotStats) -> String {
 fn gauge(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        limits::Limits,
+        usage::{PodUsage, UserUsage},
+    };
+
+    fn user(uid: u32, user_ns: Option<u64>, watches: u64, max: Option<u64>) -> UserUsage {
+        UserUsage {
+            uid,
+            user_ns,
+            instances: 2,
+            watches,
+            max_instances: Some(128),
+            max_watches: max,
+            watches_pct: None,
+            instances_pct: None,
+            top_holder: None,
+        }
+    }
+
+    /// The documented names, labels and values, one series per uid and
+    /// scope and per pod; a cap that could not be read has no series.
+    #[test]
+    fn the_exposition_says_each_uid_scope_and_pod() {
+        let usage = Usage {
+            kind: "usage",
+            limits: Limits::default(),
+            instances: Vec::new(),
+            processes: Vec::new(),
+            users: vec![
+                user(0, None, 8190, Some(8192)),
+                user(0, Some(4026532177), 60, None),
+            ],
+            pods: vec![PodUsage {
+                namespace: Some("shop".into()),
+                pod: Some("cart-7".into()),
+                pod_uid: "0a1b".into(),
+                instances: 1,
+                watches: 55,
+                top_holder: None,
+            }],
+            recommendations: Vec::new(),
+            partial: false,
+            unreadable_processes: 1,
+            unreadable_pids: vec![1],
+        };
+        let text = exposition(
+            &usage,
+            &SnapshotStats {
+                duration_s: 0.25,
+                taken_at_s: 1_795_000_000.5,
+            },
+        );
+        for line in [
+            r#"inotify_trace_user_watches{uid="0",userns="host"} 8190"#,
+            r#"inotify_trace_user_watches{uid="0",userns="4026532177"} 60"#,
+            r#"inotify_trace_user_instances{uid="0",userns="host"} 2"#,
+            r#"inotify_trace_user_max_watches{uid="0",userns="host"} 8192"#,
+            r#"inotify_trace_user_max_instances{uid="0",userns="4026532177"} 128"#,
+            r#"inotify_trace_pod_watches{namespace="shop",pod="cart-7"} 55"#,
+            r#"inotify_trace_pod_instances{namespace="shop",pod="cart-7"} 1"#,
+            "inotify_trace_lost_events_total 0",
+            "inotify_trace_tracing 0",
+            "inotify_trace_snapshot_duration_seconds 0.25",
+            "inotify_trace_last_snapshot_timestamp_seconds 1795000000.5",
+            "inotify_trace_unreadable_processes 1",
+            "# TYPE inotify_trace_user_watches gauge",
+            "# EOF",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line:?} not in:\n{text}");
+        }
+        assert!(!text.contains(r#"inotify_trace_user_max_watches{uid="0",userns="4026532177"}"#));
+    }
+}
