@@ -134,25 +134,24 @@ pub fn exposition(usage: &Usage, stats: &SnapshotStats) -> String {
         "Events the kernel could not deliver while tracing (ring buffer full)",
         Counter::<u64>::default(),
     );
+    // No trace windows yet: never attached.
     let tracing = Gauge::<i64>::default();
     registry.register(
         "inotify_trace_tracing",
         "1 while the eBPF tracer is attached (a trace window), else 0",
         tracing,
     );
-    let duration = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
-    duration.set(stats.duration_s);
-    registry.register(
+    single(
+        &mut registry,
         "inotify_trace_snapshot_duration_seconds",
         "How long the last /proc snapshot took",
-        duration,
+        stats.duration_s,
     );
-    let taken = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
-    taken.set(stats.taken_at_s);
-    registry.register(
+    single(
+        &mut registry,
         "inotify_trace_last_snapshot_timestamp_seconds",
         "When the last snapshot was taken (Unix time)",
-        taken,
+        stats.taken_at_s,
     );
     let unreadable = Gauge::<i64>::default();
     unreadable.set(gauge(usage.unreadable_processes));
@@ -164,6 +163,13 @@ pub fn exposition(usage: &Usage, stats: &SnapshotStats) -> String {
     let mut text = String::new();
     encode(&mut text, &registry).expect("writing to a String cannot fail");
     text
+}
+
+/// A gauge of seconds without labels, set to `value`.
+fn single(registry: &mut Registry, name: &str, help: &str, value: f64) {
+    let gauge = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+    gauge.set(value);
+    registry.register(name, help, gauge);
 }
 
 /// A count as a gauge's i64 (saturating: counts never get near it).
