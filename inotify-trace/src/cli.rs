@@ -53,6 +53,54 @@ pub struct AgentArgs {
     /// for an agent running in a container with the host mounted there.
     #[arg(long, value_name = "DIR", default_value = "/")]
     pub host_root: PathBuf,
+
+    /// Trace for a window when a uid uses this share of a cap or more, in
+    /// percent (of fs.inotify.max_user_*, or a user namespace's caps).
+    #[arg(long, value_name = "PCT", default_value_t = 80.0, value_parser = parse_percent)]
+    pub trace_above: f64,
+
+    /// How long a trace window lasts (e.g. 60s).
+    #[arg(long, value_name = "D", default_value = "60s", value_parser = parse_interval)]
+    pub trace_window: Duration,
+
+    /// Trace for a window after every snapshot, whatever the usage.
+    #[arg(long)]
+    pub always_trace: bool,
+
+    /// Record each window to a file in DIR (for `inotify-trace report`).
+    #[arg(long, value_name = "DIR")]
+    pub record_dir: Option<PathBuf>,
+
+    /// Remove the oldest recordings in --record-dir past this total (e.g. 1G).
+    #[arg(long, value_name = "SIZE", default_value = "1G", value_parser = parse_bytes)]
+    pub max_record_bytes: u64,
+}
+
+fn parse_percent(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(pct) if (0.0..=100.0).contains(&pct) => Ok(pct),
+        _ => Err(format!("{text:?}: give a percentage from 0 to 100")),
+    }
+}
+
+/// A size in bytes: `512M`, `1G`, or a number.
+fn parse_bytes(text: &str) -> Result<u64, String> {
+    let (number, unit) = match text.char_indices().find(|(_, c)| c.is_ascii_alphabetic()) {
+        Some((at, _)) => text.split_at(at),
+        None => (text, ""),
+    };
+    let shift = match unit {
+        "" => 0,
+        "K" | "k" => 10,
+        "M" | "m" => 20,
+        "G" | "g" => 30,
+        _ => return Err(format!("{text:?}: give a size such as 512M or 1G")),
+    };
+    number
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(1 << shift))
+        .ok_or_else(|| format!("{text:?}: give a size such as 512M or 1G"))
 }
 
 /// A snapshot interval: at least a second (a /proc scan costs), at most a day.

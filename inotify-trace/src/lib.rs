@@ -65,7 +65,14 @@ pub fn run(cli: cli::Cli) -> ExitCode {
         Some(cli::Action::Agent(args)) => commands::agent(agent::AgentSettings {
             interval: args.interval,
             listen: args.listen,
-            host_root: args.host_root,
+            window: agent::window::WindowSettings {
+                trace_above: args.trace_above / 100.0,
+                always: args.always_trace,
+                length: args.trace_window,
+                record_dir: args.record_dir,
+                max_record_bytes: args.max_record_bytes,
+                host_root: args.host_root,
+            },
         }),
         None => {
             if cli.trace.verbose {

@@ -97,6 +97,11 @@ impl Pipeline {
         })
     }
 
+    /// One more output, told after the others (the agent's counters).
+    pub fn add_output(&mut self, output: Box<dyn Output>) {
+        self.outputs.push(output);
+    }
+
     pub fn start(&mut self) -> io::Result<()> {
         self.each(|o| o.start())
     }

@@ -186,3 +186,134 @@ fn metrics_equal_what_usage_reports_per_uid_and_per_pod() {
     let status = agent.0.wait().unwrap();
     assert!(status.success(), "{status}");
 }
+
+/// The value of the first sample of `name` whose labels contain all of
+/// `labels` (`key="value"` pairs).
+fn sample_with(metrics: &str, name: &str, labels: &[&str]) -> Option<f64> {
+    metrics.lines().find_map(|line| {
+        let rest = line.strip_prefix(name)?.strip_prefix('{')?;
+        let (set, value) = rest.split_once("} ")?;
+        labels
+            .iter()
+            .all(|l| set.split(',').any(|pair| pair == *l))
+            .then(|| value.parse().ok())?
+    })
+}
+
+/// Polls `/metrics` until `done` says so (10 s at most).
+fn scrape_until(port: u16, what: &str, done: impl Fn(&str) -> bool) -> String {
+    let started = Instant::now();
+    loop {
+        if let Some((200, body)) = get(port, "/metrics") {
+            if done(&body) {
+                return body;
+            }
+        }
+        assert!(started.elapsed() < Duration::from_secs(15), "never: {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A uid in a user namespace at its cap starts a trace window; an ENOSPC
+/// provoked during it counts into the failure counter at once, named by
+/// errno and pod; the window is recorded, and `report` on the recording
+/// shows the failure.
+#[test]
+fn a_window_traces_when_a_cap_is_near_and_counts_the_failure() {
+    require_bpf!();
+    let mut node = Node::new();
+    let c = node.container(Layout::CgroupfsContainerd, "victim", true);
+    let watched = node.scratch();
+    let dirs: Vec<String> = (0..2)
+        .map(|i| {
+            let dir = format!("{watched}/w{i}");
+            std::fs::create_dir_all(&dir).unwrap();
+            dir
+        })
+        .collect();
+    let records = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let _agent = Agent(
+        Command::new(tracer_binary())
+            .args(["agent", "--interval", "1s", "--listen", &listen])
+            .args(["--trace-above", "90", "--trace-window", "4s"])
+            .args(["--record-dir", records.path().to_str().unwrap()])
+            .args(["--host-root", node.host_root.path().to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    // In one user namespace with a cap of 1 watch: the holder takes it (100%
+    // of the namespace's cap), which starts a window; once it is attached,
+    // the failer in the pod calls and fails.
+    let (holder, failer) = (unique_comm("whold"), unique_comm("wfail"));
+    let w = tests::workload_binary();
+    let w = w.to_str().unwrap();
+    let procs = node.root.join(&c.cgroup).join("cgroup.procs");
+    let flag = records.path().join("attached");
+    let script = format!(
+        "echo 1 > /proc/sys/user/max_inotify_watches; \
+         {w} --comm {holder} init add {} sleep 20 >/dev/null & H=$!; \
+         while [ ! -e {} ]; do sleep 0.05; done; \
+         sh -c 'echo $$ > {}; exec {w} --comm {failer} init add {}' >/dev/null; \
+         kill $H; wait",
+        dirs[0],
+        flag.display(),
+        procs.display(),
+        dirs[1],
+    );
+    let mut unshare = Command::new("unshare")
+        .args(["-U", "-r", "sh", "-c", &script])
+        .spawn()
+        .unwrap();
+    scrape_until(port, "a window attached", |m| {
+        sample(m, "inotify_trace_tracing") == Some(1.0)
+    });
+    std::fs::write(&flag, b"").unwrap();
+    assert!(unshare.wait().unwrap().success());
+    let enospc = [
+        "syscall=\"inotify_add_watch\"",
+        "errno=\"ENOSPC\"",
+        "namespace=\"shop\"",
+    ];
+    let metrics = scrape_until(port, "the ENOSPC counted", |m| {
+        sample_with(m, "inotify_trace_failures_total", &enospc).is_some()
+    });
+    let pod = format!("pod=\"{}\"", c.pod);
+    let container = "container=\"victim\"";
+    let labels = [enospc[0], enospc[1], enospc[2], pod.as_str(), container];
+    assert_eq!(
+        sample_with(&metrics, "inotify_trace_failures_total", &labels),
+        Some(1.0),
+        "{metrics}"
+    );
+    let calls = ["syscall=\"inotify_add_watch\"", "result=\"ENOSPC\""];
+    assert!(sample_with(&metrics, "inotify_trace_calls_total", &calls) >= Some(1.0));
+
+    // The window ends; its recording reports the failure.
+    scrape_until(port, "the window ended", |m| {
+        sample(m, "inotify_trace_tracing") == Some(0.0)
+    });
+    let recording = std::fs::read_dir(records.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|e| e == "rec"))
+        .expect("the window's recording");
+    let report = Command::new(tracer_binary())
+        .args(["report", "--events", "--json", "--comm", &failer])
+        .arg(&recording)
+        .output()
+        .unwrap();
+    assert!(report.status.success(), "{report:?}");
+    let lines = String::from_utf8(report.stdout).unwrap();
+    assert!(
+        lines
+            .lines()
+            .any(|l| l.contains("\"errno\":\"ENOSPC\"")
+                && l.contains(&format!("\"pod\":\"{}\"", c.pod))),
+        "{lines}"
+    );
+}

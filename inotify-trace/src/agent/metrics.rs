@@ -9,6 +9,7 @@ use prometheus_client::{
     registry::Registry,
 };
 
+use super::counters::Counts;
 use crate::usage::Usage;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -46,9 +47,9 @@ pub struct SnapshotStats {
     pub taken_at_s: f64,
 }
 
-/// The exposition of one snapshot, as `/metrics` serves it (OpenMetrics
-/// text).
-pub fn exposition(usage: &Usage, stats: &SnapshotStats) -> String {
+/// The exposition of one snapshot and of what trace windows counted, as
+/// `/metrics` serves it (OpenMetrics text).
+pub fn exposition(usage: &Usage, stats: &SnapshotStats, counts: &Counts, tracing: bool) -> String {
     let mut registry = Registry::default();
     let user = |name: &str, help: &str, registry: &mut Registry| {
         let family = Family::<UserLabels, Gauge>::default();
@@ -117,29 +118,49 @@ pub fn exposition(usage: &Usage, stats: &SnapshotStats) -> String {
             .set(gauge(pod.instances));
     }
 
-    // Filled by trace windows; present (empty) so dashboards and rules
-    // find them from the first scrape.
+    // Counted by trace windows as they go; kept for the agent's life.
+    let calls = Family::<CallLabels, Counter>::default();
+    for ((syscall, result), n) in &counts.calls {
+        let labels = CallLabels {
+            syscall: (*syscall).to_owned(),
+            result: (*result).to_owned(),
+        };
+        calls.get_or_create(&labels).inc_by(*n);
+    }
     registry.register(
         "inotify_trace_calls",
         "Traced inotify calls by syscall and result (ok, or the errno's name)",
-        Family::<CallLabels, Counter>::default(),
+        calls,
     );
+    let failures = Family::<FailureLabels, Counter>::default();
+    for ((syscall, errno, namespace, pod, container), n) in &counts.failures {
+        let labels = FailureLabels {
+            syscall: (*syscall).to_owned(),
+            errno: (*errno).to_owned(),
+            namespace: namespace.clone(),
+            pod: pod.clone(),
+            container: container.clone(),
+        };
+        failures.get_or_create(&labels).inc_by(*n);
+    }
     registry.register(
         "inotify_trace_failures",
         "Traced calls that failed, by errno and the caller's pod",
-        Family::<FailureLabels, Counter>::default(),
+        failures,
     );
+    let lost = Counter::<u64>::default();
+    lost.inc_by(counts.lost);
     registry.register(
         "inotify_trace_lost_events",
         "Events the kernel could not deliver while tracing (ring buffer full)",
-        Counter::<u64>::default(),
+        lost,
     );
-    // No trace windows yet: never attached.
-    let tracing = Gauge::<i64>::default();
+    let attached = Gauge::<i64>::default();
+    attached.set(i64::from(tracing));
     registry.register(
         "inotify_trace_tracing",
         "1 while the eBPF tracer is attached (a trace window), else 0",
-        tracing,
+        attached,
     );
     single(
         &mut registry,
@@ -225,12 +246,27 @@ mod tests {
             unreadable_processes: 1,
             unreadable_pids: vec![1],
         };
+        let mut counts = Counts::default();
+        counts.calls.insert(("inotify_add_watch", "ENOSPC"), 3);
+        counts.failures.insert(
+            (
+                "inotify_add_watch",
+                "ENOSPC",
+                "shop".into(),
+                "cart-7".into(),
+                "app".into(),
+            ),
+            3,
+        );
+        counts.lost = 2;
         let text = exposition(
             &usage,
             &SnapshotStats {
                 duration_s: 0.25,
                 taken_at_s: 1_795_000_000.5,
             },
+            &counts,
+            true,
         );
         for line in [
             r#"inotify_trace_user_watches{uid="0",userns="host"} 8190"#,
@@ -240,8 +276,10 @@ mod tests {
             r#"inotify_trace_user_max_instances{uid="0",userns="4026532177"} 128"#,
             r#"inotify_trace_pod_watches{namespace="shop",pod="cart-7"} 55"#,
             r#"inotify_trace_pod_instances{namespace="shop",pod="cart-7"} 1"#,
-            "inotify_trace_lost_events_total 0",
-            "inotify_trace_tracing 0",
+            "inotify_trace_lost_events_total 2",
+            "inotify_trace_tracing 1",
+            r#"inotify_trace_calls_total{syscall="inotify_add_watch",result="ENOSPC"} 3"#,
+            r#"inotify_trace_failures_total{syscall="inotify_add_watch",errno="ENOSPC",namespace="shop",pod="cart-7",container="app"} 3"#,
             "inotify_trace_snapshot_duration_seconds 0.25",
             "inotify_trace_last_snapshot_timestamp_seconds 1795000000.5",
             "inotify_trace_unreadable_processes 1",

@@ -1,13 +1,19 @@
 //! `inotify-trace agent`: a long-running mode for every node. Every
 //! `--interval` it takes a `usage` snapshot from /proc (no eBPF attached, so
 //! no cost to the node's syscalls) and serves it to Prometheus at
-//! `/metrics` (docs/metrics.md), with liveness at `/healthz`.
+//! `/metrics` (docs/metrics.md), with liveness at `/healthz`. When a uid
+//! nears a cap (or always, if asked) it traces for a window (`window`),
+//! counting calls and failures into the metrics as they come.
+pub mod counters;
 pub mod metrics;
+pub mod window;
 
 use std::{
     net::SocketAddr,
-    path::PathBuf,
-    sync::{Arc, Mutex},
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc, Mutex,
+    },
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
@@ -20,30 +26,36 @@ use axum::{
     Router,
 };
 
-use self::metrics::{exposition, SnapshotStats};
+use self::{
+    counters::Counters,
+    metrics::{exposition, SnapshotStats},
+    window::WindowSettings,
+};
 use crate::{
     notices::say,
     selection::Selection,
     signals::Signals,
-    usage::{snapshot, Source},
+    usage::{snapshot, Source, Usage},
 };
 
 pub struct AgentSettings {
     pub interval: Duration,
     pub listen: SocketAddr,
-    pub host_root: PathBuf,
+    pub window: WindowSettings,
 }
 
-/// The last snapshot's exposition, and when it was made.
+/// The last snapshot, and when it was taken.
 #[derive(Default)]
 struct Latest {
-    text: Option<String>,
+    snapshot: Option<(Usage, SnapshotStats)>,
     at: Option<Instant>,
 }
 
 #[derive(Clone)]
 struct Shared {
     latest: Arc<Mutex<Latest>>,
+    counters: Counters,
+    tracing: Arc<AtomicBool>,
     /// Older than this, the agent is not alive for `/healthz`.
     stale_after: Duration,
 }
@@ -61,7 +73,10 @@ pub async fn run(settings: AgentSettings) -> Result<()> {
         })?;
     let shared = Shared {
         latest: Arc::default(),
-        stale_after: settings.interval * 3,
+        counters: Counters::default(),
+        tracing: Arc::default(),
+        // A window delays the next snapshot by its length.
+        stale_after: settings.interval * 3 + settings.window.length,
     };
     let app = Router::new()
         .route("/metrics", get(metrics))
@@ -72,69 +87,88 @@ pub async fn run(settings: AgentSettings) -> Result<()> {
         listener.local_addr()?,
         humantime::format_duration(settings.interval)
     ));
-    let snapshots = tokio::spawn(take_snapshots(
-        shared,
-        settings.interval,
-        settings.host_root,
-    ));
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            signals.next().await;
-        })
-        .await
-        .context("serving HTTP")?;
-    snapshots.abort();
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        signals.next().await;
+    });
+    // The work runs beside the server on this thread (a window's pipeline
+    // is not Send); a signal ends the server, and so both.
+    tokio::select! {
+        served = server => served.context("serving HTTP")?,
+        () = work(&shared, &settings) => {}
+    }
     Ok(())
 }
 
-/// Every `interval`, a snapshot off the async thread (it reads all of
-/// /proc), turned into the exposition.
-async fn take_snapshots(shared: Shared, interval: Duration, host_root: PathBuf) {
-    let mut ticks = tokio::time::interval(interval);
+/// Snapshots every `interval`, and a trace window after each one that
+/// calls for it.
+async fn work(shared: &Shared, settings: &AgentSettings) {
+    let mut ticks = tokio::time::interval(settings.interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
-        let host_root = host_root.clone();
-        let taken = tokio::task::spawn_blocking(move || {
-            let started = Instant::now();
-            let source = Source {
-                host_root,
-                ..Source::live(None)
-            };
-            let usage = snapshot(&source, &Selection::default(), 0);
-            let stats = SnapshotStats {
-                duration_s: started.elapsed().as_secs_f64(),
-                taken_at_s: SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .map_or(0.0, |d| d.as_secs_f64()),
-            };
-            exposition(&usage, &stats)
-        })
-        .await;
-        match taken {
-            Ok(text) => {
+        let host_root = settings.window.host_root.clone();
+        let taken = tokio::task::spawn_blocking(move || take_snapshot(host_root)).await;
+        let wanted = match taken {
+            Ok((usage, stats)) => {
+                let wanted = window::wanted(&settings.window, &usage);
                 let mut latest = shared.latest.lock().expect("no panics hold the lock");
-                (latest.text, latest.at) = (Some(text), Some(Instant::now()));
+                (latest.snapshot, latest.at) = (Some((usage, stats)), Some(Instant::now()));
+                wanted
             }
-            Err(err) => say(format_args!("warning: a snapshot failed: {err}")),
+            Err(err) => {
+                say(format_args!("warning: a snapshot failed: {err}"));
+                false
+            }
+        };
+        if wanted {
+            let attached = |on: bool| shared.tracing.store(on, Ordering::Relaxed);
+            if let Err(err) = window::trace(&settings.window, &shared.counters, attached).await {
+                say(format_args!("warning: a trace window failed: {err:#}"));
+            }
         }
     }
 }
 
+/// A snapshot of the whole machine (it reads all of /proc: run off the
+/// async thread).
+fn take_snapshot(host_root: std::path::PathBuf) -> (Usage, SnapshotStats) {
+    let started = Instant::now();
+    let source = Source {
+        host_root,
+        ..Source::live(None)
+    };
+    let usage = snapshot(&source, &Selection::default(), 0);
+    let stats = SnapshotStats {
+        duration_s: started.elapsed().as_secs_f64(),
+        taken_at_s: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64()),
+    };
+    (usage, stats)
+}
+
+/// Rendered at each scrape, so what a window counts shows at once.
 async fn metrics(State(shared): State<Shared>) -> impl IntoResponse {
     let latest = shared.latest.lock().expect("no panics hold the lock");
-    match &latest.text {
-        Some(text) => (
-            StatusCode::OK,
-            [(
-                header::CONTENT_TYPE,
-                "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            )],
-            text.clone(),
-        )
-            .into_response(),
-        None => (StatusCode::SERVICE_UNAVAILABLE, "no snapshot yet\n").into_response(),
-    }
+    let Some((usage, stats)) = &latest.snapshot else {
+        return (StatusCode::SERVICE_UNAVAILABLE, "no snapshot yet\n").into_response();
+    };
+    let counts = shared.counters.lock().expect("no panics hold the lock");
+    let text = exposition(
+        usage,
+        stats,
+        &counts,
+        shared.tracing.load(Ordering::Relaxed),
+    );
+    (
+        StatusCode::OK,
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
 }
 
 /// Alive while snapshots keep coming.

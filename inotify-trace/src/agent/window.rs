@@ -1,0 +1,212 @@
+//! Trace windows: while a uid uses more than `--trace-above` of a cap (or
+//! always, with `--always-trace`), the agent attaches the tracer for
+//! `--trace-window`, counts every call and failure into its metrics as they
+//! come, and records the window to `--record-dir` (oldest recordings removed
+//! past `--max-record-bytes`). Between windows nothing is attached: the
+//! node's syscalls pay nothing.
+use std::{
+    path::{Path, PathBuf},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, Result};
+
+use super::counters::{Counters, CountingOutput};
+use crate::{
+    clock::WallClock,
+    limits::NO_CAP,
+    pipeline::{Pipeline, PipelineSettings},
+    recording::{
+        metadata::{Filters, Metadata},
+        writer::RecordingFile,
+    },
+    render::Format,
+    ring::RingReader,
+    selection::Selection,
+    stream::Item,
+    tracer::{AttachMode, Tracer, TracerOptions},
+    usage::Usage,
+};
+
+pub struct WindowSettings {
+    /// A share of a cap (0.8 for `--trace-above 80`).
+    pub trace_above: f64,
+    pub always: bool,
+    pub length: Duration,
+    pub record_dir: Option<PathBuf>,
+    pub max_record_bytes: u64,
+    pub host_root: PathBuf,
+}
+
+/// The highest share of a cap any uid uses in any scope (0 when no cap is
+/// known).
+pub fn highest_share(usage: &Usage) -> f64 {
+    let share = |used: u64, cap: Option<u64>| match cap {
+        Some(cap) if cap > 0 && cap != NO_CAP => used as f64 / cap as f64,
+        _ => 0.0,
+    };
+    usage
+        .users
+        .iter()
+        .map(|u| share(u.watches, u.max_watches).max(share(u.instances, u.max_instances)))
+        .fold(0.0, f64::max)
+}
+
+/// Whether this snapshot calls for a window.
+pub fn wanted(settings: &WindowSettings, usage: &Usage) -> bool {
+    settings.always || highest_share(usage) >= settings.trace_above
+}
+
+/// One window: attach, count and record until `length` has passed, detach.
+/// `attached` is told when the programs are attached and detached.
+pub async fn trace(
+    settings: &WindowSettings,
+    counters: &Counters,
+    attached: impl Fn(bool),
+) -> Result<()> {
+    let selection = Selection::default();
+    let options = TracerOptions {
+        ring_size: 8 << 20,
+        attach: AttachMode::Auto,
+        follow: false,
+        kernel_logs: false,
+        attribution: true,
+    };
+    let clock = WallClock::now().context("reading the clocks")?;
+    let start_boot_ns = WallClock::boot_now_ns().context("reading the boot clock")?;
+    let filters = Filters {
+        selection: selection.clone(),
+        command: None,
+    };
+    let metadata = Metadata::of_this_session(&clock, start_boot_ns, filters);
+    let record = match &settings.record_dir {
+        Some(dir) => Some(recording_in(dir)?),
+        None => None,
+    };
+    let mut pipeline = Pipeline::new(
+        &PipelineSettings {
+            selection: &selection,
+            format: Format::Json,
+            events: false,
+            top: 10,
+            record: record.as_ref(),
+            live: true,
+            host_root: &settings.host_root,
+        },
+        &metadata,
+    )?;
+    pipeline.add_output(Box::new(CountingOutput(counters.clone())));
+    let mut tracer = Tracer::start(&options, &selection)?;
+    let mut reader = RingReader::new(tracer.take_ring()?, tracer.take_lost_counter()?)?;
+    attached(true);
+    let started = Instant::now();
+    let deadline = tokio::time::sleep(settings.length);
+    tokio::pin!(deadline);
+    pipeline.start()?;
+    let outcome: Result<()> = async {
+        loop {
+            let done = tokio::select! {
+                () = &mut deadline => true,
+                ready = reader.ready() => { ready?; false }
+            };
+            reader.drain(|item| pipeline.push(item))?;
+            pipeline.flush()?;
+            if done || pipeline.failure().is_some() {
+                return Ok(());
+            }
+        }
+    }
+    .await;
+    drop(tracer);
+    attached(false);
+    outcome?;
+    pipeline.push(Item::End(pipeline.end_now(started.elapsed().as_secs_f64())))?;
+    pipeline.finish()?;
+    if let Some(err) = pipeline.failure() {
+        anyhow::bail!("recording the window: {err}");
+    }
+    if let Some(dir) = &settings.record_dir {
+        rotate(dir, settings.max_record_bytes)?;
+    }
+    Ok(())
+}
+
+/// A new recording's name in `dir` (made, private, if missing).
+fn recording_in(dir: &Path) -> Result<RecordingFile> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("making the record directory {}", dir.display()))?;
+    let name = chrono::Utc::now().format("inotify-trace-%Y%m%dT%H%M%S%.3fZ.rec");
+    Ok(RecordingFile {
+        path: dir.join(name.to_string()),
+        force: false,
+    })
+}
+
+/// Removes the oldest of the agent's recordings in `dir` while they take
+/// more than `max_bytes` together, always keeping the newest.
+pub fn rotate(dir: &Path, max_bytes: u64) -> Result<()> {
+    let mut recordings: Vec<(PathBuf, u64)> = std::fs::read_dir(dir)?
+        .flatten()
+        .filter(|e| {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            name.starts_with("inotify-trace-") && name.ends_with(".rec")
+        })
+        .filter_map(|e| {
+            let meta = e.metadata().ok().filter(|m| m.is_file())?;
+            Some((e.path(), meta.len()))
+        })
+        .collect();
+    // The names sort by time.
+    recordings.sort();
+    let mut total: u64 = recordings.iter().map(|(_, len)| len).sum();
+    for (path, len) in &recordings[..recordings.len().saturating_sub(1)] {
+        if total <= max_bytes {
+            break;
+        }
+        std::fs::remove_file(path).with_context(|| format!("removing {}", path.display()))?;
+        total -= len;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rotation_removes_the_oldest_and_keeps_the_newest() {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, len) in [
+            ("inotify-trace-20261128T100000.000Z.rec", 400),
+            ("inotify-trace-20261128T110000.000Z.rec", 400),
+            ("inotify-trace-20261128T120000.000Z.rec", 400),
+            ("unrelated.rec", 5000),
+        ] {
+            std::fs::write(dir.path().join(name), vec![0u8; len]).unwrap();
+        }
+        rotate(dir.path(), 900).unwrap();
+        let mut left: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            [
+                "inotify-trace-20261128T110000.000Z.rec",
+                "inotify-trace-20261128T120000.000Z.rec",
+                "unrelated.rec"
+            ]
+        );
+        rotate(dir.path(), 0).unwrap();
+        assert!(dir
+            .path()
+            .join("inotify-trace-20261128T120000.000Z.rec")
+            .exists());
+    }
+}
