@@ -149,7 +149,8 @@ fn metrics_equal_what_usage_reports_per_uid_and_per_pod() {
         "{metrics}"
     );
     assert_eq!(sample(&metrics, "inotify_trace_tracing"), Some(0.0));
-    assert!(metrics.ends_with("# EOF\n"), "OpenMetrics ends with # EOF");
+    // Without an Accept header: the older text format.
+    assert!(!metrics.contains("# EOF"), "{metrics}");
     for line in metrics.lines() {
         assert!(!line.contains("pid="), "no pid labels: {line}");
     }
@@ -316,4 +317,216 @@ fn a_window_traces_when_a_cap_is_near_and_counts_the_failure() {
                 && l.contains(&format!("\"pod\":\"{}\"", c.pod))),
         "{lines}"
     );
+}
+
+/// Percent-encodes a PromQL query for a URL.
+fn encoded(query: &str) -> String {
+    query
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The value of an instant query's first result, from Prometheus's HTTP API.
+fn query(port: u16, promql: &str) -> Option<f64> {
+    let (status, body) = get(port, &format!("/api/v1/query?query={}", encoded(promql)))?;
+    if status != 200 {
+        return None;
+    }
+    // The body may come chunked: the JSON is from the first `{` to the last `}`.
+    let json = &body[body.find('{')?..=body.rfind('}')?];
+    let answer: Value = serde_json::from_str(json).ok()?;
+    answer["data"]["result"][0]["value"][1]
+        .as_str()?
+        .parse()
+        .ok()
+}
+
+/// The project's alert rules pass promtool's checks and its unit tests
+/// (each alert fires on synthetic series), and the agent's exposition
+/// passes `promtool check metrics`.
+#[test]
+fn the_rules_and_the_exposition_pass_promtool() {
+    require_bpf!();
+    let deploy = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/prometheus");
+    for args in [
+        &["check", "rules", "inotify-trace.rules.yml"][..],
+        &["test", "rules", "inotify-trace.rules.test.yml"][..],
+    ] {
+        let out = Command::new("promtool")
+            .args(args)
+            .current_dir(&deploy)
+            .output()
+            .expect("promtool (Debian's prometheus; cargo xtask test installs it)");
+        assert!(out.status.success(), "promtool {args:?}: {out:?}");
+    }
+    let port = free_port();
+    let _agent = Agent(
+        Command::new(tracer_binary())
+            .args([
+                "agent",
+                "--interval",
+                "1s",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+            ])
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let metrics = scrape_until(port, "a snapshot", |m| m.contains("inotify_trace_snapshot"));
+    let mut check = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    check
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(metrics.as_bytes())
+        .unwrap();
+    let out = check.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics: {out:?}\n{metrics}"
+    );
+}
+
+/// A real Prometheus server (Debian's) scrapes the agent: the per-uid and
+/// per-pod gauges it stores equal what `usage --json` reports for a holder
+/// made by the test, and the failure counter rises after an ENOSPC in a
+/// user namespace during a window.
+#[test]
+fn a_real_prometheus_scrapes_the_agent() {
+    require_bpf!();
+    let mut node = Node::new();
+    let c = node.container(Layout::SystemdCrioGuaranteed, "app", true);
+    let watched = node.scratch();
+    let dirs: Vec<String> = (0..4)
+        .map(|i| {
+            let dir = format!("{watched}/p{i}");
+            std::fs::create_dir_all(&dir).unwrap();
+            dir
+        })
+        .collect();
+    let comm = unique_comm("prom");
+    // A holder in the pod: 2 watches, as root.
+    let script = Script::new()
+        .init(3)
+        .add(&dirs[0], 1)
+        .add(&dirs[1], 2)
+        .then("sleep", "60");
+    let mut holder = Workload::start(&strs(&node.inside(&c.cgroup)), &comm, &script.args());
+    script.check(&holder.release_and_read(3));
+
+    let (agent_port, prometheus_port) = (free_port(), free_port());
+    let _agent = Agent(
+        Command::new(tracer_binary())
+            .args(["agent", "--interval", "1s"])
+            .args(["--listen", &format!("127.0.0.1:{agent_port}")])
+            .args(["--trace-above", "90", "--trace-window", "5s"])
+            .args(["--host-root", node.host_root.path().to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let data = tempfile::tempdir().unwrap();
+    let config = data.path().join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
+             scrape_configs:\n  - job_name: inotify-trace\n    static_configs:\n      - targets: ['127.0.0.1:{agent_port}']\n"
+        ),
+    )
+    .unwrap();
+    let _prometheus = Agent(
+        Command::new("prometheus")
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                data.path().join("tsdb").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{prometheus_port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("prometheus (Debian's; cargo xtask test installs it)"),
+    );
+
+    let usage = Command::new(tracer_binary())
+        .args(["usage", "--json", "--pid", &holder.pid.to_string()])
+        .args(["--host-root", node.host_root.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    let usage: Value = serde_json::from_slice(&usage.stdout).unwrap();
+    let pod = usage["pods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["pod"] == c.pod.as_str())
+        .unwrap_or_else(|| panic!("the pod in usage: {usage:#}"));
+    let pod_query = format!(
+        "inotify_trace_pod_watches{{namespace=\"shop\",pod=\"{}\"}}",
+        c.pod
+    );
+    let host_query = "inotify_trace_user_watches{uid=\"0\",userns=\"host\"}";
+    let started = Instant::now();
+    let stored = loop {
+        if let Some(value) = query(prometheus_port, &pod_query) {
+            break value;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "Prometheus never stored {pod_query}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(Some(stored), pod["watches"].as_f64(), "{usage:#}");
+    assert!(query(prometheus_port, host_query).is_some_and(|w| w >= 2.0));
+
+    // An ENOSPC in a user namespace at its cap, during the window that
+    // state starts: the counter Prometheus stores rises.
+    let (hold, fail) = (unique_comm("phold"), unique_comm("pfail"));
+    let w = tests::workload_binary();
+    let w = w.to_str().unwrap();
+    let flag = data.path().join("attached");
+    let script = format!(
+        "echo 1 > /proc/sys/user/max_inotify_watches; \
+         {w} --comm {hold} init add {} sleep 20 >/dev/null & H=$!; \
+         while [ ! -e {} ]; do sleep 0.05; done; \
+         {w} --comm {fail} init add {} >/dev/null; kill $H; wait",
+        dirs[2],
+        flag.display(),
+        dirs[3],
+    );
+    let mut unshare = Command::new("unshare")
+        .args(["-U", "-r", "sh", "-c", &script])
+        .spawn()
+        .unwrap();
+    scrape_until(agent_port, "a window attached", |m| {
+        sample(m, "inotify_trace_tracing") == Some(1.0)
+    });
+    std::fs::write(&flag, b"").unwrap();
+    assert!(unshare.wait().unwrap().success());
+    let failures =
+        "sum(inotify_trace_failures_total{errno=\"ENOSPC\",syscall=\"inotify_add_watch\"})";
+    let started = Instant::now();
+    while !query(prometheus_port, failures).is_some_and(|n| n >= 1.0) {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "Prometheus never saw the ENOSPC"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    drop(holder);
 }

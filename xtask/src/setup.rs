@@ -208,9 +208,12 @@ fn tracefs() -> Result<()> {
         .with_context(|| format!("mount tracefs by hand: mount -t tracefs tracefs {TRACEFS}"))
 }
 
-/// Real programs the end-to-end tests trace besides their own workload,
-/// from Debian's packages: (program, package).
-const TEST_PROGRAMS: [(&str, &str); 1] = [("inotifywait", "inotify-tools")];
+/// Real programs the end-to-end tests run, from Debian's packages:
+/// (program, package). inotifywait is traced besides the tests' own
+/// workload; Prometheus scrapes the agent, and its promtool checks the
+/// metrics and the alert rules.
+const TEST_PROGRAMS: [(&str, &str); 2] =
+    [("inotifywait", "inotify-tools"), ("promtool", "prometheus")];
 
 /// Installs the programs the tests run that are missing (apt-get, as root).
 pub fn test_programs() -> Result<()> {

@@ -186,6 +186,30 @@ pub fn exposition(usage: &Usage, stats: &SnapshotStats, counts: &Counts, tracing
     text
 }
 
+/// The same exposition in Prometheus's older text format (0.0.4), for a
+/// scraper that does not ask for OpenMetrics (curl, `promtool check
+/// metrics`): a counter's HELP and TYPE name its `_total` samples, and
+/// there is no `# EOF`.
+pub fn prometheus_text(openmetrics: &str) -> String {
+    let counters: Vec<&str> = openmetrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE ")?.strip_suffix(" counter"))
+        .collect();
+    let mut text = String::with_capacity(openmetrics.len());
+    for line in openmetrics.lines().filter(|l| *l != "# EOF") {
+        let renamed = ["# HELP ", "# TYPE "].iter().find_map(|tag| {
+            let rest = line.strip_prefix(tag)?;
+            let (name, tail) = rest.split_once(' ')?;
+            counters
+                .contains(&name)
+                .then(|| format!("{tag}{name}_total {tail}"))
+        });
+        text.push_str(renamed.as_deref().unwrap_or(line));
+        text.push('\n');
+    }
+    text
+}
+
 /// A gauge of seconds without labels, set to `value`.
 fn single(registry: &mut Registry, name: &str, help: &str, value: f64) {
     let gauge = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
@@ -289,5 +313,10 @@ mod tests {
             assert!(text.lines().any(|l| l == line), "{line:?} not in:\n{text}");
         }
         assert!(!text.contains(r#"inotify_trace_user_max_watches{uid="0",userns="4026532177"}"#));
+        let old = prometheus_text(&text);
+        assert!(old.contains("# TYPE inotify_trace_lost_events_total counter\n"));
+        assert!(old.contains("# HELP inotify_trace_calls_total Traced"));
+        assert!(old.contains("# TYPE inotify_trace_user_watches gauge\n"));
+        assert!(!old.contains("# EOF"));
     }
 }

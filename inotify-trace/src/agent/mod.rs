@@ -20,7 +20,7 @@ use std::{
 use anyhow::{Context as _, Result};
 use axum::{
     extract::State,
-    http::{header, StatusCode},
+    http::{header, HeaderMap, StatusCode},
     response::IntoResponse,
     routing::get,
     Router,
@@ -28,7 +28,7 @@ use axum::{
 
 use self::{
     counters::Counters,
-    metrics::{exposition, SnapshotStats},
+    metrics::{exposition, prometheus_text, SnapshotStats},
     window::WindowSettings,
 };
 use crate::{
@@ -147,8 +147,10 @@ fn take_snapshot(host_root: std::path::PathBuf) -> (Usage, SnapshotStats) {
     (usage, stats)
 }
 
-/// Rendered at each scrape, so what a window counts shows at once.
-async fn metrics(State(shared): State<Shared>) -> impl IntoResponse {
+/// Rendered at each scrape, so what a window counts shows at once; as
+/// OpenMetrics when the scraper asks for it (Prometheus does), else in the
+/// older text format.
+async fn metrics(State(shared): State<Shared>, headers: HeaderMap) -> impl IntoResponse {
     let latest = shared.latest.lock().expect("no panics hold the lock");
     let Some((usage, stats)) = &latest.snapshot else {
         return (StatusCode::SERVICE_UNAVAILABLE, "no snapshot yet\n").into_response();
@@ -160,15 +162,21 @@ async fn metrics(State(shared): State<Shared>) -> impl IntoResponse {
         &counts,
         shared.tracing.load(Ordering::Relaxed),
     );
-    (
-        StatusCode::OK,
-        [(
-            header::CONTENT_TYPE,
+    let openmetrics = headers
+        .get(header::ACCEPT)
+        .and_then(|accept| accept.to_str().ok())
+        .is_some_and(|accept| accept.contains("application/openmetrics-text"));
+    let (content_type, text) = match openmetrics {
+        true => (
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        text,
-    )
-        .into_response()
+            text,
+        ),
+        false => (
+            "text/plain; version=0.0.4; charset=utf-8",
+            prometheus_text(&text),
+        ),
+    };
+    (StatusCode::OK, [(header::CONTENT_TYPE, content_type)], text).into_response()
 }
 
 /// Alive while snapshots keep coming.
