@@ -5,6 +5,7 @@
 //! commands; both run `setup` first, which is idempotent and says what it does.
 mod bench;
 mod cmd;
+mod dist;
 mod lint;
 mod setup;
 mod tally;
@@ -44,6 +45,9 @@ enum Task {
         #[arg(long)]
         smoke: bool,
     },
+    /// Build the static x86_64 binary (musl, the eBPF object embedded) at
+    /// dist/inotify-trace, which the Containerfile puts in an image.
+    Dist,
     /// Fuzz the recording reader with libFuzzer (installs cargo-fuzz if missing).
     Fuzz {
         /// How long to fuzz.
@@ -75,7 +79,25 @@ fn run(task: Task) -> Result<ExitCode> {
             setup::all()?;
             setup::test_programs()?;
             lint::all()?;
-            let totals = test_all()?;
+            let mut totals = test_all()?;
+            // The static binary a node runs: built, and tracing exactly.
+            let binary = dist::build()?;
+            cmd::step("the static binary traces a workload exactly");
+            let static_totals = tally::run_counting(
+                std::process::Command::new(cmd::cargo_program())
+                    .current_dir(cmd::workspace_root())
+                    .args(["test", "--package", "tests", "--test", "live"])
+                    .args([
+                        "every_kind_of_call_is_reported_exactly",
+                        "--",
+                        "--test-threads=1",
+                    ])
+                    .env("INOTIFY_TRACE_BIN", &binary),
+            )?;
+            if static_totals.failed > 0 || static_totals.passed == 0 {
+                anyhow::bail!("the static binary did not pass");
+            }
+            totals.passed += static_totals.passed;
             // The benchmark's figures are read from a full run; this short
             // one only keeps the command from rotting.
             cmd::step("benchmark smoke run (cargo xtask bench --smoke)");
@@ -85,6 +107,10 @@ fn run(task: Task) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Task::Lint => lint::all().map(|()| ExitCode::SUCCESS),
+        Task::Dist => {
+            setup::all()?;
+            dist::build().map(|_| ExitCode::SUCCESS)
+        }
         Task::Bench { smoke } => {
             setup::all()?;
             bench::run(smoke).map(|()| ExitCode::SUCCESS)

@@ -215,8 +215,34 @@ fn tracefs() -> Result<()> {
 const TEST_PROGRAMS: [(&str, &str); 2] =
     [("inotifywait", "inotify-tools"), ("promtool", "prometheus")];
 
-/// Installs the programs the tests run that are missing (apt-get, as root).
+/// The offline validator of Kubernetes manifests the tests run, from PyPI,
+/// pinned (its schemas are those of its Kubernetes version).
+const KUBERNETES_VALIDATE: &str = "kubernetes-validate==1.31.0";
+
+/// Installs the programs the tests run that are missing (apt-get and pip,
+/// as root).
 pub fn test_programs() -> Result<()> {
+    let validator = Command::new("python3")
+        .args(["-m", "kubernetes_validate", "--version"])
+        .output()
+        .is_ok_and(|out| {
+            out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == "1.31.0"
+        });
+    if !validator {
+        cmd::step(&format!(
+            "installing {KUBERNETES_VALIDATE} for the tests (pip)"
+        ));
+        cmd::run(
+            Command::new("python3")
+                .args(["-m", "pip", "install", "--quiet", KUBERNETES_VALIDATE])
+                .env("PIP_ROOT_USER_ACTION", "ignore"),
+        )?;
+    }
+    apt_programs()
+}
+
+/// The Debian packages of [`TEST_PROGRAMS`] that are missing.
+fn apt_programs() -> Result<()> {
     let on_path = |program: &str| {
         std::env::var_os("PATH")
             .is_some_and(|path| std::env::split_paths(&path).any(|d| d.join(program).is_file()))
