@@ -418,13 +418,22 @@ fn a_real_prometheus_scrapes_the_agent() {
         })
         .collect();
     let comm = unique_comm("prom");
-    // A holder in the pod: 2 watches, as root.
+    // A holder in the pod: 2 watches, as a uid of its own.
+    std::fs::set_permissions(
+        node.host_root.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let mut wrapper = node.inside(&c.cgroup);
+    for arg in ["setpriv", "--reuid=4244", "--regid=4244", "--clear-groups"] {
+        wrapper.push(arg.to_owned());
+    }
     let script = Script::new()
         .init(3)
         .add(&dirs[0], 1)
         .add(&dirs[1], 2)
         .then("sleep", "60");
-    let mut holder = Workload::start(&strs(&node.inside(&c.cgroup)), &comm, &script.args());
+    let mut holder = Workload::start(&strs(&wrapper), &comm, &script.args());
     script.check(&holder.release_and_read(3));
 
     let (agent_port, prometheus_port) = (free_port(), free_port());
@@ -479,7 +488,7 @@ fn a_real_prometheus_scrapes_the_agent() {
         "inotify_trace_pod_watches{{namespace=\"shop\",pod=\"{}\"}}",
         c.pod
     );
-    let host_query = "inotify_trace_user_watches{uid=\"0\",userns=\"host\"}";
+    let user_query = "inotify_trace_user_watches{uid=\"4244\",userns=\"host\"}";
     let started = Instant::now();
     let stored = loop {
         if let Some(value) = query(prometheus_port, &pod_query) {
@@ -492,7 +501,14 @@ fn a_real_prometheus_scrapes_the_agent() {
         std::thread::sleep(Duration::from_millis(200));
     };
     assert_eq!(Some(stored), pod["watches"].as_f64(), "{usage:#}");
-    assert!(query(prometheus_port, host_query).is_some_and(|w| w >= 2.0));
+    let user = usage["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["uid"] == 4244 && u["user_ns"].is_null())
+        .unwrap_or_else(|| panic!("uid 4244 in usage: {usage:#}"));
+    assert_eq!(query(prometheus_port, user_query), user["watches"].as_f64());
+    assert_eq!(user["watches"], 2);
 
     // An ENOSPC in a user namespace at its cap, during the window that
     // state starts: the counter Prometheus stores rises.

@@ -8,6 +8,7 @@ mod cmd;
 mod dist;
 mod lint;
 mod setup;
+mod soak;
 mod tally;
 
 use std::process::ExitCode;
@@ -44,6 +45,12 @@ enum Task {
         /// A seconds-long run, to check the command works (CI runs it).
         #[arg(long)]
         smoke: bool,
+    },
+    /// The agent over many trace windows with churning pids, paths and pods,
+    /// its RSS sampled (minutes; not in CI).
+    Soak {
+        #[arg(long, default_value_t = 5)]
+        minutes: u64,
     },
     /// Build the static x86_64 binary (musl, the eBPF object embedded) at
     /// dist/inotify-trace, which the Containerfile puts in an image.
@@ -107,6 +114,10 @@ fn run(task: Task) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Task::Lint => lint::all().map(|()| ExitCode::SUCCESS),
+        Task::Soak { minutes } => {
+            setup::all()?;
+            soak::run(minutes).map(|()| ExitCode::SUCCESS)
+        }
         Task::Dist => {
             setup::all()?;
             dist::build().map(|_| ExitCode::SUCCESS)
