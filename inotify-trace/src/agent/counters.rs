@@ -4,9 +4,10 @@
 //! agent (Prometheus counters must not go down); their label sets are
 //! bounded (see [`MAX_SERIES`]).
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     io,
     sync::{Arc, Mutex},
+    time::{Duration, Instant},
 };
 
 use crate::{
@@ -20,6 +21,8 @@ use crate::{
 /// new ones count under an empty pod and container, so a storm of pods
 /// cannot grow the agent.
 pub const MAX_SERIES: usize = 1000;
+/// A deleted pod's failure series goes this long after its last failure.
+pub const POD_SERIES_EXPIRE: Duration = Duration::from_secs(3600);
 
 /// `(syscall, result)`.
 pub type CallKey = (&'static str, &'static str);
@@ -29,8 +32,23 @@ pub type FailureKey = (&'static str, &'static str, String, String, String);
 #[derive(Debug, Default)]
 pub struct Counts {
     pub calls: HashMap<CallKey, u64>,
-    pub failures: HashMap<FailureKey, u64>,
+    /// Each series' count, and when it last rose.
+    pub failures: HashMap<FailureKey, (u64, Instant)>,
     pub lost: u64,
+}
+
+impl Counts {
+    /// Drops the failure series of pods no longer on the node (not in
+    /// `pods`, as (namespace, pod)) that have not risen for an hour:
+    /// Prometheus sees the series end, and deleted pods do not pile up.
+    pub fn expire(&mut self, pods: &HashSet<(String, String)>, now: Instant) {
+        self.failures
+            .retain(|(_, _, namespace, pod, _), (_, last)| {
+                pod.is_empty()
+                    || pods.contains(&(namespace.clone(), pod.clone()))
+                    || now.duration_since(*last) < POD_SERIES_EXPIRE
+            });
+    }
 }
 
 /// The agent's counters, shared between the windows and `/metrics`.
@@ -73,7 +91,8 @@ impl Output for CountingOutput {
             if counts.failures.len() >= MAX_SERIES && !counts.failures.contains_key(&key) {
                 (key.2, key.3, key.4) = (String::new(), String::new(), String::new());
             }
-            *counts.failures.entry(key).or_default() += 1;
+            let series = counts.failures.entry(key).or_insert((0, Instant::now()));
+            (series.0, series.1) = (series.0 + 1, Instant::now());
         }
         Ok(())
     }
@@ -82,5 +101,35 @@ impl Output for CountingOutput {
         let mut counts = self.0.lock().expect("no panics hold the lock");
         counts.lost = counts.lost.saturating_add(count);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_deleted_pods_failure_series_expires_after_an_hour() {
+        let mut counts = Counts::default();
+        let start = Instant::now();
+        let key = |pod: &str| {
+            (
+                "inotify_add_watch",
+                "ENOSPC",
+                "shop".to_owned(),
+                pod.to_owned(),
+                String::new(),
+            )
+        };
+        counts.failures.insert(key("gone"), (2, start));
+        counts.failures.insert(key("here"), (1, start));
+        counts.failures.insert(key(""), (5, start));
+        let on_node: HashSet<(String, String)> = [("shop".to_owned(), "here".to_owned())].into();
+        counts.expire(&on_node, start + Duration::from_secs(60));
+        assert_eq!(counts.failures.len(), 3, "within the hour all stay");
+        counts.expire(&on_node, start + POD_SERIES_EXPIRE + Duration::from_secs(1));
+        let mut left: Vec<String> = counts.failures.keys().map(|k| k.3.clone()).collect();
+        left.sort();
+        assert_eq!(left, ["", "here"]);
     }
 }

@@ -133,7 +133,7 @@ pub fn exposition(usage: &Usage, stats: &SnapshotStats, counts: &Counts, tracing
         calls,
     );
     let failures = Family::<FailureLabels, Counter>::default();
-    for ((syscall, errno, namespace, pod, container), n) in &counts.failures {
+    for ((syscall, errno, namespace, pod, container), (n, _)) in &counts.failures {
         let labels = FailureLabels {
             syscall: (*syscall).to_owned(),
             errno: (*errno).to_owned(),
@@ -280,7 +280,7 @@ mod tests {
                 "cart-7".into(),
                 "app".into(),
             ),
-            3,
+            (3, std::time::Instant::now()),
         );
         counts.lost = 2;
         let text = exposition(

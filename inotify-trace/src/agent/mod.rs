@@ -111,6 +111,19 @@ async fn work(shared: &Shared, settings: &AgentSettings) {
         let wanted = match taken {
             Ok((usage, stats)) => {
                 let wanted = window::wanted(&settings.window, &usage);
+                let on_node = usage
+                    .pods
+                    .iter()
+                    .map(|p| {
+                        let name = p.pod.clone().unwrap_or_else(|| p.pod_uid.clone());
+                        (p.namespace.clone().unwrap_or_default(), name)
+                    })
+                    .collect();
+                shared
+                    .counters
+                    .lock()
+                    .expect("no panics hold the lock")
+                    .expire(&on_node, Instant::now());
                 let mut latest = shared.latest.lock().expect("no panics hold the lock");
                 (latest.snapshot, latest.at) = (Some((usage, stats)), Some(Instant::now()));
                 wanted
