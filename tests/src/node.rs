@@ -60,6 +60,18 @@ impl Node {
         self.host_root.path().to_str().unwrap()
     }
 
+    /// `n` new directories to watch, `PREFIX0` .. in the scratch directory.
+    pub fn dirs(&self, prefix: &str, n: usize) -> Vec<String> {
+        let scratch = self.scratch();
+        (0..n)
+            .map(|i| {
+                let dir = format!("{scratch}/{prefix}{i}");
+                std::fs::create_dir_all(&dir).unwrap();
+                dir
+            })
+            .collect()
+    }
+
     /// A directory for the workloads to watch (and recordings to go).
     pub fn scratch(&self) -> String {
         let dir = self.host_root.path().join("scratch");

@@ -63,19 +63,12 @@ fn metrics_equal_what_usage_reports_per_uid_and_per_pod() {
     require_bpf!();
     let mut node = Node::new();
     let c = node.container(Layout::SystemdContainerd, "app", true);
-    let watched = node.scratch();
     let comm = unique_comm("agent");
     let mut wrapper = node.inside(&c.cgroup);
     for arg in ["setpriv", "--reuid=4243", "--regid=4243", "--clear-groups"] {
         wrapper.push(arg.to_owned());
     }
-    let dirs: Vec<String> = (0..3)
-        .map(|i| {
-            let dir = format!("{watched}/d{i}");
-            std::fs::create_dir_all(&dir).unwrap();
-            dir
-        })
-        .collect();
+    let dirs = node.dirs("d", 3);
     std::fs::set_permissions(
         node.host_root.path(),
         std::os::unix::fs::PermissionsExt::from_mode(0o755),
@@ -224,14 +217,7 @@ fn a_window_traces_when_a_cap_is_near_and_counts_the_failure() {
     require_bpf!();
     let mut node = Node::new();
     let c = node.container(Layout::CgroupfsContainerd, "victim", true);
-    let watched = node.scratch();
-    let dirs: Vec<String> = (0..2)
-        .map(|i| {
-            let dir = format!("{watched}/w{i}");
-            std::fs::create_dir_all(&dir).unwrap();
-            dir
-        })
-        .collect();
+    let dirs = node.dirs("w", 2);
     let records = tempfile::tempdir().unwrap();
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
@@ -409,14 +395,7 @@ fn a_real_prometheus_scrapes_the_agent() {
     require_bpf!();
     let mut node = Node::new();
     let c = node.container(Layout::SystemdCrioGuaranteed, "app", true);
-    let watched = node.scratch();
-    let dirs: Vec<String> = (0..4)
-        .map(|i| {
-            let dir = format!("{watched}/p{i}");
-            std::fs::create_dir_all(&dir).unwrap();
-            dir
-        })
-        .collect();
+    let dirs = node.dirs("p", 4);
     let comm = unique_comm("prom");
     // A holder in the pod: 2 watches, as a uid of its own.
     std::fs::set_permissions(

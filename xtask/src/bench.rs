@@ -72,17 +72,7 @@ struct Bench {
 
 pub fn run(smoke: bool) -> Result<()> {
     let sizes = if smoke { SMOKE } else { FULL };
-    cmd::step("building release binaries (inotify-trace, inotify-load)");
-    cmd::cargo(&[
-        "build",
-        "--release",
-        "--package",
-        "inotify-trace",
-        "--package",
-        "tests",
-        "--bins",
-    ])?;
-    let release = cmd::target_dir()?.join("release");
+    let release = cmd::build_release_bins()?;
     let dir = cmd::target_dir()?.join("bench");
     std::fs::create_dir_all(&dir)?;
     // The watched directory has a short path, as in the notes' figures: the

@@ -56,6 +56,22 @@ pub fn cargo_program() -> std::ffi::OsString {
     std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into())
 }
 
+/// Builds the tracer and the tests' programs in release mode; returns the
+/// directory they are in.
+pub fn build_release_bins() -> Result<PathBuf> {
+    step("building release binaries (inotify-trace, inotify-load, inotify-workload)");
+    cargo(&[
+        "build",
+        "--release",
+        "--package",
+        "inotify-trace",
+        "--package",
+        "tests",
+        "--bins",
+    ])?;
+    Ok(target_dir()?.join("release"))
+}
+
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()

@@ -15,17 +15,7 @@ use anyhow::{bail, Context as _, Result};
 use crate::cmd;
 
 pub fn run(minutes: u64) -> Result<()> {
-    cmd::step("building release binaries (inotify-trace, inotify-workload)");
-    cmd::cargo(&[
-        "build",
-        "--release",
-        "--package",
-        "inotify-trace",
-        "--package",
-        "tests",
-        "--bins",
-    ])?;
-    let release = cmd::target_dir()?.join("release");
+    let release = cmd::build_release_bins()?;
     let scratch = cmd::target_dir()?.join("soak");
     let _ = std::fs::remove_dir_all(&scratch);
     let host_root = scratch.join("host");
