@@ -51,7 +51,7 @@ pub struct AgentArgs {
 
     /// Where the node's filesystem is (its /var/log/pods, /var/log/containers),
     /// for an agent running in a container with the host mounted there.
-    #[arg(long, value_name = "DIR", default_value = "/")]
+    #[arg(long, value_name = "DIR", default_value = "/", value_parser = parse_host_root)]
     pub host_root: PathBuf,
 
     /// Trace for a window when a uid uses this share of a cap or more, in
@@ -220,7 +220,7 @@ pub struct TraceArgs {
 
     /// Where the node's filesystem is (its /var/log/pods, /var/log/containers),
     /// for a tracer running in a container with the host mounted there.
-    #[arg(long, value_name = "DIR", default_value = "/")]
+    #[arg(long, value_name = "DIR", default_value = "/", value_parser = parse_host_root)]
     pub host_root: PathBuf,
 
     /// For the benchmark only: records without the caller's euid, user
@@ -273,10 +273,10 @@ pub struct UsageArgs {
     #[command(flatten)]
     pub places: PlaceSelection,
 
-    /// Where the node's filesystem is (its /var/log/pods, /var/log/containers
-    /// and /proc), for a tracer running in a container with the host mounted
-    /// there.
-    #[arg(long, value_name = "DIR", default_value = "/")]
+    /// Where the node's filesystem is (its /var/log/pods, /var/log/containers),
+    /// for a tracer running in a container with the host mounted there.
+    /// Processes are read from this machine's /proc (run with the host's pids).
+    #[arg(long, value_name = "DIR", default_value = "/", value_parser = parse_host_root)]
     pub host_root: PathBuf,
 
     /// Show what each watch points at (resolved from its file handle).
@@ -290,6 +290,17 @@ pub struct UsageArgs {
     /// List only the first N processes and instances, by watches (0: all).
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub top: usize,
+}
+
+/// The node's root: a directory that exists (a typo would silently name no
+/// pod).
+fn parse_host_root(text: &str) -> Result<PathBuf, String> {
+    let dir = PathBuf::from(text);
+    match std::fs::metadata(&dir) {
+        Ok(meta) if meta.is_dir() => Ok(dir),
+        Ok(_) => Err(format!("{text:?} is not a directory")),
+        Err(err) => Err(format!("{text:?}: {err}")),
+    }
 }
 
 /// A pod, namespace or container name to select: never empty.

@@ -173,6 +173,26 @@ fn metrics_equal_what_usage_reports_per_uid_and_per_pod() {
     assert!(stderr.contains("is the port taken?"), "{stderr}");
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
 
+    // A --record-dir that is a file (here a symlink to one): refused at
+    // start, before a port is taken, not warned about at every window.
+    let not_a_dir = node.host_root.path().join("not-a-dir");
+    std::os::unix::fs::symlink("/etc/passwd", &not_a_dir).unwrap();
+    let refused = Command::new(tracer_binary())
+        .args(["agent", "--always-trace", "--listen", "127.0.0.1:0"])
+        .arg("--record-dir")
+        .arg(&not_a_dir)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8(refused.stderr).unwrap();
+    assert_eq!(refused.status.code(), Some(1), "{stderr}");
+    assert_eq!(
+        stderr.trim_end(),
+        format!(
+            "inotify-trace: error: --record-dir {} is not a directory: give a directory (it is made if missing)",
+            not_a_dir.display()
+        )
+    );
+
     // SIGTERM ends it cleanly.
     let mut agent = agent;
     // SAFETY: a signal to our own child.

@@ -220,7 +220,7 @@ fn a_full_or_closed_stderr_changes_nothing_and_the_commands_status_comes_back() 
 }
 
 #[test]
-fn durations_that_overflow_and_empty_names_are_refused_before_anything_runs() {
+fn overflowing_durations_empty_names_and_missing_host_roots_are_refused_before_anything_runs() {
     let dir = tempfile::tempdir().unwrap();
     let marker = dir.path().join("the command ran");
     let touch = ["--", "touch", marker.to_str().unwrap()];
@@ -232,6 +232,14 @@ fn durations_that_overflow_and_empty_names_are_refused_before_anything_runs() {
         (
             &["--comm", ""][..],
             "error: invalid value '' for '--comm <NAME>': a process name cannot be empty",
+        ),
+        (
+            &["--host-root", "/no/such/host"][..],
+            "error: invalid value '/no/such/host' for '--host-root <DIR>': \"/no/such/host\": No such file or directory (os error 2)",
+        ),
+        (
+            &["--host-root", "/etc/passwd"][..],
+            "error: invalid value '/etc/passwd' for '--host-root <DIR>': \"/etc/passwd\" is not a directory",
         ),
     ] {
         let out = run(&[args, &touch[..]].concat());

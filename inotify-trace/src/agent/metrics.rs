@@ -319,4 +319,40 @@ mod tests {
         assert!(old.contains("# TYPE inotify_trace_user_watches gauge\n"));
         assert!(!old.contains("# EOF"));
     }
+
+    /// Names come from directory names on the node: a quote, a backslash or
+    /// a newline in one is escaped, never a break in the exposition.
+    #[test]
+    fn hostile_names_are_escaped_in_label_values() {
+        let usage = Usage {
+            kind: "usage",
+            limits: Limits::default(),
+            instances: Vec::new(),
+            processes: Vec::new(),
+            users: Vec::new(),
+            pods: vec![PodUsage {
+                namespace: Some("ns\\".into()),
+                pod: Some("a\"b\n# EOF".into()),
+                pod_uid: "0a1b".into(),
+                instances: 1,
+                watches: 7,
+                top_holder: None,
+            }],
+            recommendations: Vec::new(),
+            partial: false,
+            unreadable_processes: 0,
+            unreadable_pids: Vec::new(),
+        };
+        let stats = SnapshotStats {
+            duration_s: 0.0,
+            taken_at_s: 0.0,
+        };
+        let text = exposition(&usage, &stats, &Counts::default(), false);
+        let line = r#"inotify_trace_pod_watches{namespace="ns\\",pod="a\"b\n# EOF"} 7"#;
+        assert!(text.lines().any(|l| l == line), "{line:?} not in:\n{text}");
+        assert_eq!(text.lines().filter(|l| *l == "# EOF").count(), 1, "{text}");
+        let old = prometheus_text(&text);
+        assert!(old.lines().any(|l| l == line), "{old}");
+        assert!(!old.lines().any(|l| l == "# EOF"), "{old}");
+    }
 }

@@ -63,6 +63,9 @@ struct Shared {
 /// Serves until SIGINT, SIGTERM or SIGHUP.
 pub async fn run(settings: AgentSettings) -> Result<()> {
     let mut signals = Signals::new()?;
+    if let Some(dir) = &settings.window.record_dir {
+        window::make_record_dir(dir)?;
+    }
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .with_context(|| {

@@ -131,14 +131,26 @@ pub async fn trace(
     Ok(())
 }
 
-/// A new recording's name in `dir` (made, private, if missing).
-fn recording_in(dir: &Path) -> Result<RecordingFile> {
+/// Makes the record directory, private, if missing. The agent calls it at
+/// start, so a bad `--record-dir` is an error then, not a warning each window.
+pub fn make_record_dir(dir: &Path) -> Result<()> {
     use std::os::unix::fs::DirBuilderExt;
+    if std::fs::metadata(dir).is_ok_and(|meta| !meta.is_dir()) {
+        anyhow::bail!(
+            "--record-dir {} is not a directory: give a directory (it is made if missing)",
+            dir.display()
+        );
+    }
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(dir)
-        .with_context(|| format!("making the record directory {}", dir.display()))?;
+        .with_context(|| format!("making the record directory {}", dir.display()))
+}
+
+/// A new recording's name in `dir` (made again if it went).
+fn recording_in(dir: &Path) -> Result<RecordingFile> {
+    make_record_dir(dir)?;
     let name = chrono::Utc::now().format("inotify-trace-%Y%m%dT%H%M%S%.3fZ.rec");
     Ok(RecordingFile {
         path: dir.join(name.to_string()),
