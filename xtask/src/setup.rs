@@ -209,11 +209,18 @@ fn tracefs() -> Result<()> {
 }
 
 /// Real programs the end-to-end tests run, from Debian's packages:
-/// (program, package). inotifywait is traced besides the tests' own
-/// workload; Prometheus scrapes the agent, and its promtool checks the
+/// (program, package). The watchers are traced besides the tests' own
+/// workload (watchmedo stands for python3-watchdog, which the tests use as a
+/// module); Prometheus scrapes the agent, and its promtool checks the
 /// metrics and the alert rules.
-const TEST_PROGRAMS: [(&str, &str); 2] =
-    [("inotifywait", "inotify-tools"), ("promtool", "prometheus")];
+const TEST_PROGRAMS: [(&str, &str); 6] = [
+    ("inotifywait", "inotify-tools"),
+    ("fswatch", "fswatch"),
+    ("entr", "entr"),
+    ("watchman", "watchman"),
+    ("watchmedo", "python3-watchdog"),
+    ("promtool", "prometheus"),
+];
 
 /// The offline validator of Kubernetes manifests the tests run, from PyPI,
 /// pinned (its schemas are those of its Kubernetes version).
