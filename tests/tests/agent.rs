@@ -8,6 +8,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use rstest::rstest;
 use serde_json::Value;
 use tests::{
     node::{strs, Layout, Node},
@@ -228,17 +229,53 @@ fn scrape_until(port: u16, what: &str, done: impl Fn(&str) -> bool) -> String {
     }
 }
 
+/// Where the agent's recordings go.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum RecordDir {
+    Roomy,
+    /// A tmpfs with no block free: recording fails, counting does not.
+    Full,
+}
+
+/// A full tmpfs mounted on `dir`, unmounted when dropped.
+struct FullDisk(std::path::PathBuf);
+
+impl FullDisk {
+    fn mount(dir: &std::path::Path) -> FullDisk {
+        let mounted = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=16k,mode=0700", "tmpfs"])
+            .arg(dir)
+            .status()
+            .unwrap();
+        assert!(mounted.success());
+        let full = FullDisk(dir.to_owned());
+        let mut fill = std::fs::File::create(dir.join("fill")).unwrap();
+        while fill.write_all(&[0; 4096]).is_ok() {}
+        full
+    }
+}
+
+impl Drop for FullDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
 /// A uid in a user namespace at its cap starts a trace window; an ENOSPC
 /// provoked during it counts into the failure counter at once, named by
 /// errno and pod; the window is recorded, and `report` on the recording
-/// shows the failure.
-#[test]
-fn a_window_traces_when_a_cap_is_near_and_counts_the_failure() {
+/// shows the failure. With the record directory's disk full, the failure
+/// is counted all the same and no empty recording is left behind.
+#[rstest]
+#[case::recorded(RecordDir::Roomy)]
+#[case::disk_full(RecordDir::Full)]
+fn a_window_traces_when_a_cap_is_near_and_counts_the_failure(#[case] record_dir: RecordDir) {
     require_bpf!();
     let mut node = Node::new();
     let c = node.container(Layout::CgroupfsContainerd, "victim", true);
     let dirs = node.dirs("w", 2);
     let records = tempfile::tempdir().unwrap();
+    let _full = (record_dir == RecordDir::Full).then(|| FullDisk::mount(records.path()));
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
     let _agent = Agent(
@@ -303,15 +340,24 @@ fn a_window_traces_when_a_cap_is_near_and_counts_the_failure() {
     scrape_until(port, "the window ended", |m| {
         sample(m, "inotify_trace_tracing") == Some(0.0)
     });
-    let recording = std::fs::read_dir(records.path())
+    let recordings: Vec<_> = std::fs::read_dir(records.path())
         .unwrap()
         .flatten()
         .map(|e| e.path())
-        .find(|p| p.extension().is_some_and(|e| e == "rec"))
-        .expect("the window's recording");
+        .filter(|p| p.extension().is_some_and(|e| e == "rec"))
+        .collect();
+    if record_dir == RecordDir::Full {
+        assert_eq!(
+            recordings,
+            Vec::<std::path::PathBuf>::new(),
+            "no empty files"
+        );
+        return;
+    }
+    let recording = recordings.first().expect("the window's recording");
     let report = Command::new(tracer_binary())
         .args(["report", "--events", "--json", "--comm", &failer])
-        .arg(&recording)
+        .arg(recording)
         .output()
         .unwrap();
     assert!(report.status.success(), "{report:?}");

@@ -194,6 +194,41 @@ fn a_full_disk_stops_the_session_with_a_clear_error_and_the_summary() {
     assert!((15..=101).contains(&events), "{events} events counted");
 }
 
+/// A disk full before the first byte: one line, exit 1, the command not
+/// started, and no empty file left behind.
+#[test]
+fn a_disk_full_at_start_is_one_line_and_leaves_no_file() {
+    // Root, for the mount (the tracer refuses the file before loading BPF).
+    require_bpf!();
+    let dir = tempfile::tempdir().unwrap();
+    let mount = dir.path().to_str().unwrap();
+    let file = format!("{mount}/x.rec");
+    let marker = format!("{mount}/the command ran");
+    // A full 16 KiB tmpfs in a private mount namespace.
+    let script = format!(
+        "mount -t tmpfs -o size=16k tmpfs '{mount}' && \
+         {{ cat /dev/zero > '{mount}/fill' 2>/dev/null; \"$0\" \"$@\"; s=$?; \
+         ls '{mount}' >&2; exit $s; }}"
+    );
+    let out = std::process::Command::new("unshare")
+        .args(["-m", "sh", "-c", &script])
+        .arg(tests::tracer_binary())
+        .args(["--record", &file, "--", "touch", &marker])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            format!("inotify-trace: error: could not start the recording {file}: No space left on device (os error 28); nothing was recorded and the file is removed: free some space, or record elsewhere").as_str(),
+            "fill",
+        ],
+        "one line, then what the disk holds: the filler only"
+    );
+}
+
 #[test]
 fn bad_recordings_get_one_line_errors_and_cut_ones_a_warning() {
     require_bpf!();

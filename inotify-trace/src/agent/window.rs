@@ -15,6 +15,7 @@ use super::counters::{Counters, CountingOutput};
 use crate::{
     clock::WallClock,
     limits::NO_CAP,
+    notices::say,
     pipeline::{Pipeline, PipelineSettings},
     recording::{
         metadata::{Filters, Metadata},
@@ -83,18 +84,27 @@ pub async fn trace(
         Some(dir) => Some(recording_in(dir)?),
         None => None,
     };
-    let mut pipeline = Pipeline::new(
-        &PipelineSettings {
-            selection: &selection,
-            format: Format::Json,
-            events: false,
-            top: 10,
-            record: record.as_ref(),
-            live: true,
-            host_root: &settings.host_root,
-        },
-        &metadata,
-    )?;
+    let pipeline_settings = |record| PipelineSettings {
+        selection: &selection,
+        format: Format::Json,
+        events: false,
+        top: 10,
+        record,
+        live: true,
+        host_root: &settings.host_root,
+    };
+    // A recording that cannot be written (a full disk) costs the recording,
+    // not the window: the metrics count the calls all the same.
+    let mut pipeline = match Pipeline::new(&pipeline_settings(record.as_ref()), &metadata) {
+        Ok(pipeline) => pipeline,
+        Err(err) if record.is_some() => {
+            say(format_args!(
+                "warning: not recording this window, counting it only: {err:#}"
+            ));
+            Pipeline::new(&pipeline_settings(None), &metadata)?
+        }
+        Err(err) => return Err(err),
+    };
     pipeline.add_output(Box::new(CountingOutput(counters.clone())));
     let mut tracer = Tracer::start(&options, &selection)?;
     let mut reader = RingReader::new(tracer.take_ring()?, tracer.take_lost_counter()?)?;
@@ -111,7 +121,9 @@ pub async fn trace(
             };
             reader.drain(|item| pipeline.push(item))?;
             pipeline.flush()?;
-            if done || pipeline.failure().is_some() {
+            // A recording that failed has stopped writing; the window
+            // goes on counting.
+            if done {
                 return Ok(());
             }
         }
@@ -123,7 +135,9 @@ pub async fn trace(
     pipeline.push(Item::End(pipeline.end_now(started.elapsed().as_secs_f64())))?;
     pipeline.finish()?;
     if let Some(err) = pipeline.failure() {
-        anyhow::bail!("recording the window: {err}");
+        say(format_args!(
+            "warning: the window's recording stopped early: {err:#}"
+        ));
     }
     if let Some(dir) = &settings.record_dir {
         rotate(dir, settings.max_record_bytes)?;

@@ -47,7 +47,7 @@ pub struct Recorder {
 pub struct WriteError {
     pub path: PathBuf,
     pub offset: u64,
-    #[source]
+    /// In the message, so not also a source (`{:#}` would say it twice).
     pub cause: io::Error,
 }
 
@@ -58,7 +58,8 @@ const FLUSH_AT: usize = 1 << 20;
 impl Recorder {
     /// Creates the file (see `file::create`: a new private file, or with
     /// `force` a new one renamed over a regular file); writes the header
-    /// and the metadata.
+    /// and the metadata. If they cannot be written (a full disk), the
+    /// empty file is removed: it would hold nothing to report.
     pub fn create(path: &Path, force: bool, metadata: &Metadata) -> Result<Recorder> {
         let file = super::file::create(path, force)?;
         let mut recorder = Recorder {
@@ -70,9 +71,37 @@ impl Recorder {
         };
         put_file_header(&mut recorder.pending);
         recorder.pending_ends.push(recorder.pending.len() as u64);
-        recorder.frame(FrameKind::Metadata, &serde_json::to_vec(metadata)?)?;
-        recorder.flush()?;
+        let started = serde_json::to_vec(metadata)
+            .map_err(anyhow::Error::from)
+            .and_then(|json| {
+                recorder.frame(FrameKind::Metadata, &json)?;
+                Ok(recorder.flush()?)
+            });
+        if let Err(err) = started {
+            recorder.remove_if_still_ours();
+            let cause = match err.downcast_ref::<WriteError>() {
+                Some(write) => write.cause.to_string(),
+                None => format!("{err:#}"),
+            };
+            anyhow::bail!(
+                "could not start the recording {}: {cause}; nothing was recorded and the file is removed: free some space, or record elsewhere",
+                path.display()
+            );
+        }
         Ok(recorder)
+    }
+
+    /// Removes the file by its name, only if the name still is this file
+    /// (in a shared directory, it could have been renamed and replaced).
+    fn remove_if_still_ours(&self) {
+        use std::os::unix::fs::MetadataExt as _;
+        let ours = self.file.metadata().map(|m| (m.dev(), m.ino()));
+        let named = std::fs::symlink_metadata(&self.path).map(|m| (m.dev(), m.ino()));
+        if let (Ok(ours), Ok(named)) = (ours, named) {
+            if ours == named {
+                let _ = std::fs::remove_file(&self.path);
+            }
+        }
     }
 
     /// One record exactly as the ring buffer held it.
