@@ -132,8 +132,9 @@ pub async fn trace(
     drop(tracer);
     attached(false);
     outcome?;
-    pipeline.push(Item::End(pipeline.end_now(started.elapsed().as_secs_f64())))?;
-    pipeline.finish()?;
+    // Both run whatever stdout does, so the recording gets its end.
+    let ended = pipeline.push(Item::End(pipeline.end_now(started.elapsed().as_secs_f64())));
+    let finished = pipeline.finish();
     if let Some(err) = pipeline.failure() {
         say(format_args!(
             "warning: the window's recording stopped early: {err:#}"
@@ -142,7 +143,11 @@ pub async fn trace(
     if let Some(dir) = &settings.record_dir {
         rotate(dir, settings.max_record_bytes)?;
     }
-    Ok(())
+    // The recorder keeps its own failure (above): an error here is the
+    // summary line's.
+    ended
+        .and(finished)
+        .context("writing the window's summary to stdout")
 }
 
 /// Makes the record directory, private, if missing. The agent calls it at
