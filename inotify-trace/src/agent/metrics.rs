@@ -244,31 +244,41 @@ mod tests {
         }
     }
 
-    /// The documented names, labels and values, one series per uid and
-    /// scope and per pod; a cap that could not be read has no series.
-    #[test]
-    fn the_exposition_says_each_uid_scope_and_pod() {
-        let usage = Usage {
+    /// A snapshot of these users and one pod holding `watches` (1 instance).
+    fn usage(users: Vec<UserUsage>, namespace: &str, pod: &str, watches: u64) -> Usage {
+        Usage {
             kind: "usage",
             limits: Limits::default(),
             instances: Vec::new(),
             processes: Vec::new(),
-            users: vec![
-                user(0, None, 8190, Some(8192)),
-                user(0, Some(4026532177), 60, None),
-            ],
+            users,
             pods: vec![PodUsage {
-                namespace: Some("shop".into()),
-                pod: Some("cart-7".into()),
+                namespace: Some(namespace.into()),
+                pod: Some(pod.into()),
                 pod_uid: "0a1b".into(),
                 instances: 1,
-                watches: 55,
+                watches,
                 top_holder: None,
             }],
             recommendations: Vec::new(),
             partial: false,
+            unreadable_processes: 0,
+            unreadable_pids: Vec::new(),
+        }
+    }
+
+    /// The documented names, labels and values, one series per uid and
+    /// scope and per pod; a cap that could not be read has no series.
+    #[test]
+    fn the_exposition_says_each_uid_scope_and_pod() {
+        let users = vec![
+            user(0, None, 8190, Some(8192)),
+            user(0, Some(4026532177), 60, None),
+        ];
+        let usage = Usage {
             unreadable_processes: 1,
             unreadable_pids: vec![1],
+            ..usage(users, "shop", "cart-7", 55)
         };
         let mut counts = Counts::default();
         counts.calls.insert(("inotify_add_watch", "ENOSPC"), 3);
@@ -324,25 +334,7 @@ mod tests {
     /// a newline in one is escaped, never a break in the exposition.
     #[test]
     fn hostile_names_are_escaped_in_label_values() {
-        let usage = Usage {
-            kind: "usage",
-            limits: Limits::default(),
-            instances: Vec::new(),
-            processes: Vec::new(),
-            users: Vec::new(),
-            pods: vec![PodUsage {
-                namespace: Some("ns\\".into()),
-                pod: Some("a\"b\n# EOF".into()),
-                pod_uid: "0a1b".into(),
-                instances: 1,
-                watches: 7,
-                top_holder: None,
-            }],
-            recommendations: Vec::new(),
-            partial: false,
-            unreadable_processes: 0,
-            unreadable_pids: Vec::new(),
-        };
+        let usage = usage(Vec::new(), "ns\\", "a\"b\n# EOF", 7);
         let stats = SnapshotStats {
             duration_s: 0.0,
             taken_at_s: 0.0,
