@@ -570,3 +570,27 @@ pub fn reported_path(event: &Value) -> Vec<u8> {
         None => event["path"].as_str().unwrap().as_bytes().to_vec(),
     }
 }
+
+/// The watches `pid` holds, as the kernel lists them in /proc/PID/fdinfo
+/// (the tests' ground truth): (wd, inode), one per line of every instance.
+pub fn fdinfo_watches(pid: u32) -> Vec<(i64, u64)> {
+    let mut watches = Vec::new();
+    for fd in std::fs::read_dir(format!("/proc/{pid}/fdinfo"))
+        .unwrap()
+        .flatten()
+    {
+        let info = std::fs::read_to_string(fd.path()).unwrap_or_default();
+        for line in info.lines().filter(|l| l.starts_with("inotify wd:")) {
+            let field = |name: &str| {
+                line.split_whitespace()
+                    .find_map(|f| f.strip_prefix(name))
+                    .unwrap_or_else(|| panic!("no {name} in {line:?}"))
+            };
+            // Both in hex, as the kernel prints them.
+            let wd = i64::from_str_radix(field("wd:"), 16).unwrap();
+            let ino = u64::from_str_radix(field("ino:"), 16).unwrap();
+            watches.push((wd, ino));
+        }
+    }
+    watches
+}

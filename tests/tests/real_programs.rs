@@ -13,10 +13,13 @@ use std::{
 
 use rstest::rstest;
 use serde_json::Value;
-use tests::{reported_path, require_bpf, unique_comm, Tracer};
+use tests::{fdinfo_watches, reported_path, require_bpf, unique_comm, Tracer};
 
-/// The tree every program watches: four directories, two files.
-const DIRS: [&str; 4] = ["", "a", "a/b", "c"];
+/// The tree every program watches: twelve directories (so that wds pass
+/// 9: fdinfo prints them in hex), two files.
+const DIRS: [&str; 12] = [
+    "", "a", "a/b", "c", "c/d", "c/e", "f", "g", "h", "i", "j", "k",
+];
 const FILES: [&str; 2] = ["f1", "a/f2"];
 
 /// A watcher, started under the name `comm` (a symlink to the program, so
@@ -151,28 +154,6 @@ impl Watcher {
     }
 }
 
-/// The watches `pid` holds, as the kernel lists them: (wd, inode).
-fn fdinfo_watches(pid: u32) -> BTreeSet<(i64, u64)> {
-    let mut watches = BTreeSet::new();
-    for fd in std::fs::read_dir(format!("/proc/{pid}/fdinfo"))
-        .unwrap()
-        .flatten()
-    {
-        let info = std::fs::read_to_string(fd.path()).unwrap_or_default();
-        for line in info.lines().filter(|l| l.starts_with("inotify wd:")) {
-            let field = |name: &str| {
-                line.split_whitespace()
-                    .find_map(|f| f.strip_prefix(name))
-                    .unwrap_or_else(|| panic!("no {name} in {line:?}"))
-            };
-            let wd = field("wd:").parse().unwrap();
-            let ino = u64::from_str_radix(field("ino:"), 16).unwrap();
-            watches.insert((wd, ino));
-        }
-    }
-    watches
-}
-
 /// Waits until `pid` holds `n` watches and has stopped adding (the same
 /// set twice, 300 ms apart).
 fn settled_watches(pid: u32, n: usize) -> BTreeSet<(i64, u64)> {
@@ -180,14 +161,15 @@ fn settled_watches(pid: u32, n: usize) -> BTreeSet<(i64, u64)> {
     let mut last = BTreeSet::new();
     loop {
         std::thread::sleep(Duration::from_millis(300));
-        let now = fdinfo_watches(pid);
-        if now.len() == n && now == last {
+        let listed = fdinfo_watches(pid);
+        let now: BTreeSet<(i64, u64)> = listed.iter().copied().collect();
+        if listed.len() == n && now.len() == n && now == last {
             return now;
         }
         assert!(
             started.elapsed() < Duration::from_secs(15),
-            "{pid} holds {} watches, not {n}: {now:?}",
-            now.len()
+            "{pid} holds {} watches, not {n} distinct: {listed:?}",
+            listed.len()
         );
         last = now;
     }

@@ -2,7 +2,10 @@
 //! must give exactly their numbers, and `-- COMMAND` must follow a command's
 //! descendants and return its exit status.
 use serde_json::Value;
-use tests::{require_bpf, unique_comm, workload_binary, Script, Tracer, Workload, EMFILE, ENOSPC};
+use tests::{
+    fdinfo_watches, require_bpf, unique_comm, workload_binary, Script, Tracer, Workload, EMFILE,
+    ENOSPC,
+};
 
 /// The summary: the last JSON line, and the only one with `--quiet`.
 fn summary_of(stdout: &str) -> Value {
@@ -292,18 +295,6 @@ fn held_now_is_what_fdinfo_says_after_watched_directories_were_deleted() {
     for dir in ["a/1", "a/2", "b/1", "b/2", "c/1", "c/2"] {
         std::fs::create_dir_all(root.path().join(dir)).unwrap();
     }
-    let fdinfo_watches = |pid: u32| -> u64 {
-        std::fs::read_dir(format!("/proc/{pid}/fdinfo"))
-            .unwrap()
-            .flatten()
-            .map(|f| std::fs::read_to_string(f.path()).unwrap_or_default())
-            .map(|info| {
-                info.lines()
-                    .filter(|l| l.starts_with("inotify wd:"))
-                    .count() as u64
-            })
-            .sum()
-    };
     let tracer = Tracer::start(&["--json", "--quiet", "--comm", "inotifywait"]);
     let mut inotifywait = std::process::Command::new("inotifywait")
         .args(["-q", "-r", "-m"])
@@ -314,7 +305,7 @@ fn held_now_is_what_fdinfo_says_after_watched_directories_were_deleted() {
     let pid = inotifywait.id();
     let waited = std::time::Instant::now();
     // The root, a, b, c and their six subdirectories.
-    while fdinfo_watches(pid) < 10 {
+    while fdinfo_watches(pid).len() < 10 {
         assert!(
             waited.elapsed().as_secs() < 10,
             "inotifywait did not set up"
@@ -323,7 +314,7 @@ fn held_now_is_what_fdinfo_says_after_watched_directories_were_deleted() {
     }
     std::fs::remove_dir_all(root.path().join("c")).unwrap();
     std::thread::sleep(std::time::Duration::from_millis(300));
-    let held = fdinfo_watches(pid);
+    let held = fdinfo_watches(pid).len() as u64;
     assert_eq!(held, 7, "three watches went with c, c/1 and c/2");
     let finished = tracer.stop();
     let _ = inotifywait.kill();
