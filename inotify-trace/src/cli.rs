@@ -45,9 +45,15 @@ pub struct AgentArgs {
     pub interval: Duration,
 
     /// Where to serve /metrics and /healthz: loopback only unless asked
-    /// (0.0.0.0:9814 for a Prometheus elsewhere).
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9814")]
+    /// (`:9814` or 0.0.0.0:9814 for a Prometheus elsewhere; a host name is
+    /// looked up).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9814", value_parser = parse_listen)]
     pub listen: std::net::SocketAddr,
+
+    /// TLS and basic auth for the endpoint, in exporter-toolkit's web
+    /// config format (node_exporter's --web.config.file; docs/metrics.md).
+    #[arg(long, value_name = "FILE")]
+    pub web_config: Option<PathBuf>,
 
     /// Where the node's filesystem is (its /var/log/pods, /var/log/containers),
     /// for an agent running in a container with the host mounted there.
@@ -74,6 +80,26 @@ pub struct AgentArgs {
     /// Remove the oldest recordings in --record-dir past this total (e.g. 1G).
     #[arg(long, value_name = "SIZE", default_value = "1G", value_parser = parse_bytes)]
     pub max_record_bytes: u64,
+}
+
+/// `HOST:PORT`, `[V6]:PORT`, or the exporters' `:PORT` (every address).
+fn parse_listen(text: &str) -> Result<std::net::SocketAddr, String> {
+    use std::net::ToSocketAddrs as _;
+    let full = match text.strip_prefix(':') {
+        Some(port) => format!("0.0.0.0:{port}"),
+        None => text.to_owned(),
+    };
+    let addrs = full
+        .to_socket_addrs()
+        .map_err(|err| format!("{text:?}: give HOST:PORT, [IPV6]:PORT or :PORT ({err})"))?;
+    let addrs: Vec<_> = addrs.collect();
+    // localhost may name ::1 first; the IPv4 loopback is what people mean.
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(addrs.first())
+        .copied()
+        .ok_or_else(|| format!("{text:?}: names no address"))
 }
 
 fn parse_percent(text: &str) -> Result<f64, String> {

@@ -42,6 +42,7 @@ pub mod recording;
 mod render;
 mod ring;
 mod selection;
+mod session;
 mod settings;
 mod signals;
 mod status;
@@ -62,18 +63,7 @@ pub fn run(cli: cli::Cli) -> ExitCode {
             commands::report(settings::ReportSettings::from_cli(args))
         }
         Some(cli::Action::Usage(args)) => commands::usage(settings::UsageSettings::from_cli(args)),
-        Some(cli::Action::Agent(args)) => commands::agent(agent::AgentSettings {
-            interval: args.interval,
-            listen: args.listen,
-            window: agent::window::WindowSettings {
-                trace_above: args.trace_above / 100.0,
-                always: args.always_trace,
-                length: args.trace_window,
-                record_dir: args.record_dir,
-                max_record_bytes: args.max_record_bytes,
-                host_root: args.host_root,
-            },
-        }),
+        Some(cli::Action::Agent(args)) => commands::agent(settings::AgentSettings::from_cli(args)),
         None => {
             if cli.trace.verbose {
                 env_logger::Builder::new()

@@ -20,10 +20,7 @@ use crate::{
     selection::Selection,
     stream::{Counts, End, Item},
     summary::{aggregate::Aggregator, LimitsAtStartAndEnd},
-    usage::{
-        diagnosis::{Diagnoser, Diagnosis},
-        Source,
-    },
+    usage::diagnosis::{Diagnoser, Diagnosis},
 };
 
 /// What the pipeline is built from.
@@ -182,19 +179,9 @@ impl Pipeline {
         self.counts
     }
 
-    /// How a live session ends now, to push as its last item: with what
-    /// its processes hold now (one /proc scan, as `usage` takes it).
-    pub fn end_now(&self, duration_s: f64) -> End {
-        let held_now =
-            crate::usage::holdings_now(&Source::live(None), |pid| self.aggregator.saw(pid));
-        End {
-            end_time: crate::clock::rfc3339(std::time::SystemTime::now()).to_string(),
-            duration_s,
-            limits: Limits::read(),
-            events: self.counts.events,
-            lost: self.counts.lost,
-            held_now,
-        }
+    /// Whether the session saw `pid` call (its holdings belong in the end).
+    pub fn saw(&self, pid: u32) -> bool {
+        self.aggregator.saw(pid)
     }
 
     /// Builds the summary and hands it to the outputs. A stream without an

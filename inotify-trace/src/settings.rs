@@ -3,7 +3,8 @@
 use std::{ffi::OsString, path::PathBuf, time::Duration};
 
 use crate::{
-    cli::{CallSelection, PlaceSelection, ReportArgs, TraceArgs, UsageArgs},
+    agent::window::WindowSettings,
+    cli::{AgentArgs, CallSelection, PlaceSelection, ReportArgs, TraceArgs, UsageArgs},
     pipeline::PipelineSettings,
     recording::writer::RecordingFile,
     render::Format,
@@ -68,6 +69,32 @@ impl TraceSettings {
             record: self.record.as_ref(),
             live: true,
             host_root: &self.host_root,
+        }
+    }
+}
+
+/// The agent's, from `inotify-trace agent`'s flags.
+pub struct AgentSettings {
+    pub interval: Duration,
+    pub listen: std::net::SocketAddr,
+    pub web_config: Option<PathBuf>,
+    pub window: WindowSettings,
+}
+
+impl AgentSettings {
+    pub fn from_cli(args: AgentArgs) -> Self {
+        AgentSettings {
+            interval: args.interval,
+            listen: args.listen,
+            web_config: args.web_config,
+            window: WindowSettings {
+                trace_above: args.trace_above / 100.0,
+                always: args.always_trace,
+                length: args.trace_window,
+                record_dir: args.record_dir,
+                max_record_bytes: args.max_record_bytes,
+                host_root: args.host_root,
+            },
         }
     }
 }

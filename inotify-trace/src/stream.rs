@@ -3,13 +3,11 @@
 //! to its outputs (the `output` module).
 use serde::{Deserialize, Serialize};
 
-use crate::usage::places::Place;
-
 use crate::{
     event::{DecodeError, Event},
     limits::Limits,
     pods::CgroupAttribution,
-    usage::diagnosis::Diagnosis,
+    usage::{diagnosis::Diagnosis, model::HeldNow},
 };
 
 /// One thing a source produces.
@@ -48,21 +46,6 @@ pub struct End {
     /// Absent from recordings made before it was kept.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub held_now: Vec<HeldNow>,
-}
-
-/// One process's inotify instances and watches at the end of a session,
-/// from /proc, as `usage` counts them; where its watches are and its
-/// command line (absent from recordings of older versions).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct HeldNow {
-    pub pid: u32,
-    pub instances: u64,
-    pub watches: u64,
-    #[serde(default, rename = "where", skip_serializing_if = "Vec::is_empty")]
-    pub places: Vec<Place>,
-    /// Each argument as text (invalid UTF-8 replaced).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub cmdline: Vec<String>,
 }
 
 /// Counts kept while streaming.

@@ -78,16 +78,13 @@ impl Output for CountingOutput {
             .entry((call, errno.map_or("ok", |e| e.name())))
             .or_default() += 1;
         if let Some(errno) = errno {
-            let name = |field: fn(&Attribution) -> &Option<String>| {
-                place.and_then(|p| field(p).clone()).unwrap_or_default()
-            };
-            let mut key = (
-                call,
-                errno.name(),
-                name(|p| &p.namespace),
-                name(|p| &p.pod),
-                name(|p| &p.container),
-            );
+            // The pod by the labels its gauges have (an unnamed one by uid).
+            let (namespace, pod) = place
+                .and_then(Attribution::pod_id)
+                .map(|pod| pod.metric_labels())
+                .unwrap_or_default();
+            let container = place.and_then(|p| p.container.clone()).unwrap_or_default();
+            let mut key = (call, errno.name(), namespace, pod, container);
             if counts.failures.len() >= MAX_SERIES && !counts.failures.contains_key(&key) {
                 (key.2, key.3, key.4) = (String::new(), String::new(), String::new());
             }

@@ -108,9 +108,10 @@ pub fn exposition(usage: &Usage, stats: &SnapshotStats, counts: &Counts, tracing
         pod_instances.clone(),
     );
     for pod in &usage.pods {
+        let (namespace, name) = pod.pod.metric_labels();
         let labels = PodLabels {
-            namespace: pod.namespace.clone().unwrap_or_default(),
-            pod: pod.pod.clone().unwrap_or_else(|| pod.pod_uid.clone()),
+            namespace,
+            pod: name,
         };
         pod_watches.get_or_create(&labels).set(gauge(pod.watches));
         pod_instances
@@ -253,9 +254,11 @@ mod tests {
             processes: Vec::new(),
             users,
             pods: vec![PodUsage {
-                namespace: Some(namespace.into()),
-                pod: Some(pod.into()),
-                pod_uid: "0a1b".into(),
+                pod: crate::pods::PodId {
+                    namespace: Some(namespace.into()),
+                    name: Some(pod.into()),
+                    uid: "0a1b".into(),
+                },
                 instances: 1,
                 watches,
                 top_holder: None,

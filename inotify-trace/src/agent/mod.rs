@@ -1,15 +1,18 @@
 //! `inotify-trace agent`: a long-running mode for every node. Every
 //! `--interval` it takes a `usage` snapshot from /proc (no eBPF attached, so
 //! no cost to the node's syscalls) and serves it to Prometheus at
-//! `/metrics` (docs/metrics.md), with liveness at `/healthz`. When a uid
+//! `/metrics` (docs/metrics.md), with liveness at `/healthz`, through a
+//! bounded `endpoint` (TLS and basic auth by `web_config`). When a uid
 //! nears a cap (or always, if asked) it traces for a window (`window`),
-//! counting calls and failures into the metrics as they come.
+//! counting calls and failures into the metrics as they come (`counters`);
+//! snapshots go on meanwhile.
 pub mod counters;
+pub mod endpoint;
 pub mod metrics;
+pub mod web_config;
 pub mod window;
 
 use std::{
-    net::SocketAddr,
     sync::{
         atomic::{AtomicBool, Ordering},
         Arc, Mutex,
@@ -26,23 +29,20 @@ use axum::{
     Router,
 };
 
+use tokio::sync::watch;
+
 use self::{
     counters::Counters,
     metrics::{exposition, prometheus_text, SnapshotStats},
-    window::WindowSettings,
+    web_config::WebConfig,
 };
 use crate::{
     notices::say,
     selection::Selection,
+    settings::AgentSettings,
     signals::Signals,
     usage::{snapshot, Source, Usage},
 };
-
-pub struct AgentSettings {
-    pub interval: Duration,
-    pub listen: SocketAddr,
-    pub window: WindowSettings,
-}
 
 /// The last snapshot, and when it was taken.
 #[derive(Default)]
@@ -60,12 +60,21 @@ struct Shared {
     stale_after: Duration,
 }
 
-/// Serves until SIGINT, SIGTERM or SIGHUP.
+/// Serves until SIGINT, SIGTERM or SIGHUP; a window running then is ended
+/// as a live session ends (its recording gets its end and summary).
 pub async fn run(settings: AgentSettings) -> Result<()> {
     let mut signals = Signals::new()?;
     if let Some(dir) = &settings.window.record_dir {
         window::make_record_dir(dir)?;
     }
+    // A bad web config is refused before the port is taken.
+    let web = match &settings.web_config {
+        Some(path) => WebConfig::load(path)?,
+        None => WebConfig {
+            tls: None,
+            basic_auth: None,
+        },
+    };
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .with_context(|| {
@@ -78,50 +87,66 @@ pub async fn run(settings: AgentSettings) -> Result<()> {
         latest: Arc::default(),
         counters: Counters::default(),
         tracing: Arc::default(),
-        // A window delays the next snapshot by its length.
-        stale_after: settings.interval * 3 + settings.window.length,
+        // Snapshots go on during windows: three missed intervals is stalled.
+        stale_after: settings.interval * 3,
     };
-    let app = Router::new()
-        .route("/metrics", get(metrics))
+    let mut metrics_route = Router::new().route("/metrics", get(metrics));
+    if let Some(auth) = &web.basic_auth {
+        // `/healthz` says only "ok": the kubelet's probe needs no password.
+        metrics_route = metrics_route.route_layer(axum::middleware::from_fn_with_state(
+            auth.clone(),
+            web_config::require_basic_auth,
+        ));
+    }
+    let app = metrics_route
         .route("/healthz", get(healthz))
         .with_state(shared.clone());
     say(format_args!(
-        "serving metrics on http://{}/metrics, a snapshot every {}",
+        "serving metrics on {}://{}/metrics{}, a snapshot every {}",
+        if web.tls.is_some() { "https" } else { "http" },
         listener.local_addr()?,
+        if web.basic_auth.is_some() {
+            " (basic auth)"
+        } else {
+            ""
+        },
         humantime::format_duration(settings.interval)
     ));
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+    let (stop, stopping) = watch::channel(false);
+    let (verdicts, wanted) = watch::channel(false);
+    let tls = web.tls.map(tokio_rustls::TlsAcceptor::from);
+    // Connections are served on the runtime's workers; snapshots and
+    // windows (a window's pipeline is not Send) on this thread.
+    let server = tokio::spawn(endpoint::serve(listener, tls, app, stopping.clone()));
+    let stopped = async {
         signals.next().await;
-    });
-    // The work runs beside the server on this thread (a window's pipeline
-    // is not Send); a signal ends the server, and so both.
+        stop.send_replace(true);
+    };
     tokio::select! {
-        served = server => served.context("serving HTTP")?,
-        () = work(&shared, &settings) => {}
+        ((), ()) = async { tokio::join!(stopped, windows(&shared, &settings, wanted, stopping)) } => {}
+        never = snapshots(&shared, &settings, verdicts) => match never {},
     }
+    server.await.context("serving HTTP")?;
     Ok(())
 }
 
-/// Snapshots every `interval`, and a trace window after each one that
-/// calls for it.
-async fn work(shared: &Shared, settings: &AgentSettings) {
+/// A snapshot every `interval`, whether or not a window runs, so every
+/// gauge is at most one interval old at every scrape; each tells `verdicts`
+/// whether it calls for a window.
+async fn snapshots(
+    shared: &Shared,
+    settings: &AgentSettings,
+    verdicts: watch::Sender<bool>,
+) -> std::convert::Infallible {
     let mut ticks = tokio::time::interval(settings.interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
         let host_root = settings.window.host_root.clone();
-        let taken = tokio::task::spawn_blocking(move || take_snapshot(host_root)).await;
-        let wanted = match taken {
+        match tokio::task::spawn_blocking(move || take_snapshot(host_root)).await {
             Ok((usage, stats)) => {
-                let wanted = window::wanted(&settings.window, &usage);
-                let on_node = usage
-                    .pods
-                    .iter()
-                    .map(|p| {
-                        let name = p.pod.clone().unwrap_or_else(|| p.pod_uid.clone());
-                        (p.namespace.clone().unwrap_or_default(), name)
-                    })
-                    .collect();
+                verdicts.send_replace(window::wanted(&settings.window, &usage));
+                let on_node = usage.pods.iter().map(|p| p.pod.metric_labels()).collect();
                 shared
                     .counters
                     .lock()
@@ -129,17 +154,35 @@ async fn work(shared: &Shared, settings: &AgentSettings) {
                     .expire(&on_node, Instant::now());
                 let mut latest = shared.latest.lock().expect("no panics hold the lock");
                 (latest.snapshot, latest.at) = (Some((usage, stats)), Some(Instant::now()));
-                wanted
             }
-            Err(err) => {
-                say(format_args!("warning: a snapshot failed: {err}"));
-                false
-            }
-        };
-        if wanted {
-            let attached = |on: bool| shared.tracing.store(on, Ordering::Relaxed);
-            if let Err(err) = window::trace(&settings.window, &shared.counters, attached).await {
-                say(format_args!("warning: a trace window failed: {err:#}"));
+            Err(err) => say(format_args!("warning: a snapshot failed: {err}")),
+        }
+    }
+}
+
+/// Trace windows, one after another while the latest snapshot calls for
+/// them, until `stopping`.
+async fn windows(
+    shared: &Shared,
+    settings: &AgentSettings,
+    mut wanted: watch::Receiver<bool>,
+    mut stopping: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            biased;
+            () = endpoint::stopped(&mut stopping) => return,
+            called = wanted.wait_for(|wanted| *wanted) => if called.is_err() { return },
+        }
+        let attached = |on: bool| shared.tracing.store(on, Ordering::Relaxed);
+        let traced = window::trace(&settings.window, &shared.counters, attached, &mut stopping);
+        if let Err(err) = traced.await {
+            say(format_args!("warning: a trace window failed: {err:#}"));
+            // Not straight into the next one: wait for a fresh verdict.
+            wanted.mark_unchanged();
+            tokio::select! {
+                () = endpoint::stopped(&mut stopping) => return,
+                _ = wanted.changed() => {}
             }
         }
     }

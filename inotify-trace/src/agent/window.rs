@@ -6,26 +6,22 @@
 //! node's syscalls pay nothing.
 use std::{
     path::{Path, PathBuf},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use anyhow::{Context as _, Result};
+use tokio::sync::watch;
 
 use super::counters::{Counters, CountingOutput};
 use crate::{
-    clock::WallClock,
     limits::NO_CAP,
     notices::say,
     pipeline::{Pipeline, PipelineSettings},
-    recording::{
-        metadata::{Filters, Metadata},
-        writer::RecordingFile,
-    },
+    recording::writer::RecordingFile,
     render::Format,
-    ring::RingReader,
     selection::Selection,
-    stream::Item,
-    tracer::{AttachMode, Tracer, TracerOptions},
+    session::{self, LiveSession},
+    tracer::{AttachMode, TracerOptions},
     usage::Usage,
 };
 
@@ -58,12 +54,15 @@ pub fn wanted(settings: &WindowSettings, usage: &Usage) -> bool {
     settings.always || highest_share(usage) >= settings.trace_above
 }
 
-/// One window: attach, count and record until `length` has passed, detach.
+/// One window: a live session whose pipeline also counts into
+/// `counters`, until `length` has passed or `stopping` turns true (the
+/// agent is stopping); its recording is ended properly either way.
 /// `attached` is told when the programs are attached and detached.
 pub async fn trace(
     settings: &WindowSettings,
     counters: &Counters,
     attached: impl Fn(bool),
+    stopping: &mut watch::Receiver<bool>,
 ) -> Result<()> {
     let selection = Selection::default();
     let options = TracerOptions {
@@ -73,13 +72,7 @@ pub async fn trace(
         kernel_logs: false,
         attribution: true,
     };
-    let clock = WallClock::now().context("reading the clocks")?;
-    let start_boot_ns = WallClock::boot_now_ns().context("reading the boot clock")?;
-    let filters = Filters {
-        selection: selection.clone(),
-        command: None,
-    };
-    let metadata = Metadata::of_this_session(&clock, start_boot_ns, filters);
+    let metadata = session::metadata(&selection, None)?;
     let record = match &settings.record_dir {
         Some(dir) => Some(recording_in(dir)?),
         None => None,
@@ -106,48 +99,31 @@ pub async fn trace(
         Err(err) => return Err(err),
     };
     pipeline.add_output(Box::new(CountingOutput(counters.clone())));
-    let mut tracer = Tracer::start(&options, &selection)?;
-    let mut reader = RingReader::new(tracer.take_ring()?, tracer.take_lost_counter()?)?;
+    let mut session = LiveSession::attach(pipeline, &options, &selection)?;
     attached(true);
-    let started = Instant::now();
-    let deadline = tokio::time::sleep(settings.length);
-    tokio::pin!(deadline);
-    pipeline.start()?;
-    let outcome: Result<()> = async {
-        loop {
-            let done = tokio::select! {
-                () = &mut deadline => true,
-                ready = reader.ready() => { ready?; false }
-            };
-            reader.drain(|item| pipeline.push(item))?;
-            pipeline.flush()?;
-            // A recording that failed has stopped writing; the window
-            // goes on counting.
-            if done {
-                return Ok(());
-            }
+    let stop = async {
+        tokio::select! {
+            () = tokio::time::sleep(settings.length) => {}
+            () = super::endpoint::stopped(stopping) => {}
         }
-    }
-    .await;
-    drop(tracer);
+    };
+    // A recording that failed has stopped writing; the window went on
+    // counting (`run` returns early only for that).
+    let ran = session.run(stop).await;
+    let ended = session.end();
     attached(false);
-    outcome?;
-    // Both run whatever stdout does, so the recording gets its end.
-    let ended = pipeline.push(Item::End(pipeline.end_now(started.elapsed().as_secs_f64())));
-    let finished = pipeline.finish();
-    if let Some(err) = pipeline.failure() {
+    if let Some(err) = &ended.failure {
         say(format_args!(
-            "warning: the window's recording stopped early: {err:#}"
+            "warning: the window's recording stopped early: {err}"
         ));
     }
     if let Some(dir) = &settings.record_dir {
         rotate(dir, settings.max_record_bytes)?;
     }
+    ran?;
     // The recorder keeps its own failure (above): an error here is the
     // summary line's.
-    ended
-        .and(finished)
-        .context("writing the window's summary to stdout")
+    ended.told.context("writing the window's summary to stdout")
 }
 
 /// Makes the record directory, private, if missing. The agent calls it at

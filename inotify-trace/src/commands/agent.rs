@@ -4,10 +4,14 @@ use std::process::ExitCode;
 
 use anyhow::{Context as _, Result};
 
-use crate::agent::{self, AgentSettings};
+use crate::{agent, settings::AgentSettings};
 
 pub fn agent(settings: AgentSettings) -> Result<ExitCode> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
+    // Two workers serve connections; snapshots and trace windows run on
+    // this thread (a window's pipeline is not Send), so a busy window does
+    // not hold up a scrape.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
         .enable_all()
         .build()
         .context("starting the async runtime")?;

@@ -1,31 +1,19 @@
-//! One live tracing session: build the pipeline, attach, push what the ring
-//! buffer holds through the pipeline until told to stop, then end the
-//! stream and print the summary.
-use std::{path::Path, process::ExitCode, time::Instant};
+//! `inotify-trace [-- COMMAND]`: a live session (`session`) that stops at a
+//! signal, at `--duration` or when the traced command exits, then the
+//! closing line.
+use std::{path::Path, process::ExitCode};
 
 use anyhow::{Context as _, Result};
-use nix::sys::signal::Signal;
 
 use crate::{
-    clock::WallClock,
     notices::{closing_line, say},
     pipeline::Pipeline,
-    recording::metadata::{Filters, Metadata},
-    ring::RingReader,
+    session::{self, LiveSession},
     settings::TraceSettings,
     signals::Signals,
-    stream::Item,
     traced_command::{self, TracedCommand},
     tracer::{AttachMode, Tracer},
 };
-
-/// What woke the loop.
-enum Wake {
-    Records,
-    Signal(Signal),
-    Deadline,
-    CommandExited(std::process::ExitStatus),
-}
 
 pub fn trace(settings: TraceSettings) -> Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -42,23 +30,12 @@ async fn run(settings: TraceSettings) -> Result<ExitCode> {
     // Signal handlers go in before attaching, so a SIGINT sent as soon as
     // "attached" shows still stops the session cleanly.
     let mut signals = Signals::new()?;
-    let clock = WallClock::now().context("reading the clocks")?;
-    let start_boot_ns = WallClock::boot_now_ns().context("reading the boot clock")?;
-    let filters = Filters {
-        selection: settings.selection.clone(),
-        command: settings.command.as_ref().map(|argv| {
-            argv.iter()
-                .map(|a| a.to_string_lossy().into_owned())
-                .collect()
-        }),
-    };
-    let metadata = Metadata::of_this_session(&clock, start_boot_ns, filters);
+    let metadata = session::metadata(&settings.selection, settings.command.as_deref())?;
     // The pipeline creates the recording: a name already taken is refused
     // before anything is loaded into the kernel.
-    let mut pipeline = Pipeline::new(&settings.pipeline(), &metadata)?;
-    let mut tracer = Tracer::start(&settings.tracer, &settings.selection)?;
-    let mut reader = RingReader::new(tracer.take_ring()?, tracer.take_lost_counter()?)?;
-    announce_setup(&settings, &tracer);
+    let pipeline = Pipeline::new(&settings.pipeline(), &metadata)?;
+    let mut session = LiveSession::attach(pipeline, &settings.tracer, &settings.selection)?;
+    announce_setup(&settings, session.tracer());
     say(format_args!(
         "attached; tracing inotify calls (Ctrl-C to stop)"
     ));
@@ -74,56 +51,37 @@ async fn run(settings: TraceSettings) -> Result<ExitCode> {
         },
         None => None,
     };
-    let started = Instant::now();
     let deadline = settings.duration.map(|d| tokio::time::Instant::now() + d);
-    pipeline.start()?;
-    pipeline.flush()?;
-    let mut exit_code = ExitCode::SUCCESS;
-    loop {
-        let wake = tokio::select! {
-            biased;
-            signal = signals.next() => Wake::Signal(signal),
-            () = until(deadline) => Wake::Deadline,
-            status = wait_for(command.as_mut()) => Wake::CommandExited(status?),
-            ready = reader.ready() => { ready?; Wake::Records }
-        };
-        // Every wake drains: after a stop, this picks up everything already
-        // submitted (the programs stay attached until the tracer is dropped).
-        reader.drain(|item| pipeline.push(item))?;
-        pipeline.flush()?;
-        tracer.flush_kernel_logs();
-        if pipeline.failure().is_some() {
-            break;
-        }
-        match wake {
-            Wake::Records => {}
-            Wake::Signal(signal) => match command.as_mut() {
-                // The command decides when the session ends; a second
-                // signal ends it regardless.
-                Some(command) if !command.signal_forwarded => command.forward(signal),
-                _ => break,
-            },
-            Wake::Deadline => break,
-            Wake::CommandExited(status) => {
-                exit_code = ExitCode::from(traced_command::exit_code(status));
-                break;
+    let stop = async {
+        loop {
+            tokio::select! {
+                biased;
+                signal = signals.next() => match command.as_mut() {
+                    // The command decides when the session ends; a second
+                    // signal ends it regardless.
+                    Some(command) if !command.signal_forwarded => command.forward(signal),
+                    _ => return Ok(ExitCode::SUCCESS),
+                },
+                () = until(deadline) => return Ok(ExitCode::SUCCESS),
+                status = wait_for(command.as_mut()) => {
+                    return status.map(|s| ExitCode::from(traced_command::exit_code(s)));
+                }
             }
         }
-    }
-    drop(tracer);
-
-    pipeline.push(Item::End(pipeline.end_now(started.elapsed().as_secs_f64())))?;
-    pipeline.finish()?;
+    };
+    let stopped: Option<Result<ExitCode>> = session.run(stop).await?;
+    let ended = session.end();
+    ended.told?;
     say(format_args!(
         "{}",
-        closing_line(pipeline.counts(), started.elapsed().as_secs_f64())
+        closing_line(ended.counts, ended.duration_s)
     ));
-    if let Some(err) = pipeline.failure() {
+    if let Some(err) = ended.failure {
         // The recording could not be written: the session stopped there.
         say(format_args!("error: {err}"));
         return Ok(ExitCode::FAILURE);
     }
-    Ok(exit_code)
+    stopped.unwrap_or(Ok(ExitCode::SUCCESS))
 }
 
 fn announce_setup(settings: &TraceSettings, tracer: &Tracer) {

@@ -48,7 +48,7 @@ fn end() -> End {
         limits: Limits::default(),
         events: 3,
         lost: 2,
-        held_now: vec![crate::stream::HeldNow {
+        held_now: vec![crate::usage::model::HeldNow {
             pid: 10,
             instances: 1,
             watches: 7,

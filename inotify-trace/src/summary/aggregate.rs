@@ -12,6 +12,24 @@ use std::{
 /// std's SipHash was a quarter of the tracer's CPU per event (perf).
 type FastState = foldhash::fast::RandomState;
 
+/// See `Aggregator::path_hasher`.
+#[derive(Clone)]
+struct PathHasher(foldhash::quality::FixedState);
+
+impl Default for PathHasher {
+    fn default() -> Self {
+        PathHasher(foldhash::quality::FixedState::with_seed(
+            0x1b07_1f7a_ce00_5eed,
+        ))
+    }
+}
+
+impl PathHasher {
+    fn hash_one(&self, path: &[u8]) -> u64 {
+        self.0.hash_one(path)
+    }
+}
+
 use inotify_trace_common::Comm;
 
 use super::{
@@ -47,7 +65,11 @@ pub struct Aggregator {
     failures: HashMap<(Kind, Errno), HashMap<u32, FailureCounts, FastState>, FastState>,
     /// A path is kept as its 64-bit hash; the quality variant, because the
     /// paths are anyone's choice and a collision would merge two of them.
-    path_hasher: foldhash::quality::RandomState,
+    /// Fixed keys: the distinct-path estimate past 128 paths depends on the
+    /// hashes, and `report` must print what the live session printed.
+    /// (A caller who can predict the hashes can make its own count wrong;
+    /// it cannot reach anyone else's.)
+    path_hasher: PathHasher,
 }
 
 /// What the session knows of one instance.
@@ -304,18 +326,16 @@ impl ProcessTable {
 /// Per uid, from every process (before `--top` cuts the table).
 /// Per pod: its processes' calls, new watches and failures, by new watches.
 fn pods(processes: &[ProcessSummary], places: &Attributor) -> Vec<PodSummary> {
-    let mut pods: BTreeMap<&str, PodSummary> = BTreeMap::new();
+    let mut pods: BTreeMap<String, PodSummary> = BTreeMap::new();
     for p in processes {
         let Some(place) = places.of_process(p.pid, p.cgroup_id) else {
             continue;
         };
-        let Some(uid) = place.pod_uid.as_deref() else {
+        let Some(id) = place.pod_id() else {
             continue;
         };
-        let pod = pods.entry(uid).or_insert_with(|| PodSummary {
-            namespace: place.namespace.clone(),
-            pod: place.pod.clone(),
-            pod_uid: uid.to_owned(),
+        let pod = pods.entry(id.uid.clone()).or_insert_with(|| PodSummary {
+            pod: id,
             processes: 0,
             calls: 0,
             new_watches: 0,
@@ -328,7 +348,7 @@ fn pods(processes: &[ProcessSummary], places: &Attributor) -> Vec<PodSummary> {
     }
     let mut pods: Vec<PodSummary> = pods.into_values().collect();
     pods.sort_by(|a, b| {
-        (b.new_watches, b.calls, &a.pod_uid).cmp(&(a.new_watches, a.calls, &b.pod_uid))
+        (b.new_watches, b.calls, &a.pod.uid).cmp(&(a.new_watches, a.calls, &b.pod.uid))
     });
     pods
 }
@@ -492,9 +512,11 @@ mod tests {
         assert_eq!(
             summary.pods,
             [PodSummary {
-                namespace: Some("shop".into()),
-                pod: Some("cart-7".into()),
-                pod_uid: "0a1b".into(),
+                pod: crate::pods::PodId {
+                    namespace: Some("shop".into()),
+                    name: Some("cart-7".into()),
+                    uid: "0a1b".into(),
+                },
                 processes: 2,
                 calls: 3,
                 new_watches: 2,
@@ -622,7 +644,7 @@ mod tests {
         let a = &feed.aggregator;
         let slot = |entry: usize| entry + 1; // hashbrown: one control byte a slot
         let bytes = a.processes.table.capacity() * slot(size_of::<ProcessSummary>())
-            + a.instances.capacity() * slot(size_of::<((u32, i32), i32)>());
+            + a.instances.capacity() * slot(size_of::<((u32, i32), Instance)>());
         let per_process = bytes / n as usize;
         assert!(per_process <= 256, "{per_process} bytes a process");
     }
@@ -654,6 +676,28 @@ mod tests {
             feed.aggregator.processes.get(2).unwrap().paths.size_of() <= 4096,
             "a sketch of fixed size"
         );
+    }
+
+    /// The estimate past 128 paths is the same in every run (and so in a
+    /// report of the recording): the path hashes have fixed keys.
+    #[test]
+    fn the_distinct_path_estimate_is_the_same_in_every_run() {
+        let estimate = || {
+            let mut feed = Feed::new();
+            for i in 0..851 {
+                feed.add(1, "watcher", 3, i + 1, &format!("/tree/d{i}"));
+            }
+            let summary = feed.summary(0);
+            let p = &summary.processes[0];
+            assert!(p.distinct_paths_estimated());
+            p.distinct_paths()
+        };
+        let first = estimate();
+        for _ in 0..3 {
+            assert_eq!(estimate(), first);
+        }
+        // And across processes of the tool: a fixed figure for these paths.
+        assert_eq!(first, 845, "the path hash changed");
     }
 
     #[test]

@@ -4,8 +4,11 @@ use std::io::{self, Write};
 
 use super::{FailureGroup, Summary};
 use crate::{
-    clock::local_time, escape::Escaped, event::comm_bytes, limits::Limit, pods::pod_name,
-    stream::HeldNow, usage::render::place_text,
+    clock::local_time,
+    escape::Escaped,
+    event::comm_bytes,
+    limits::Limit,
+    usage::{model::HeldNow, render::place_text},
 };
 
 pub fn write_summary(out: &mut impl Write, s: &Summary) -> io::Result<()> {
@@ -124,7 +127,7 @@ fn pods(out: &mut impl Write, s: &Summary) -> io::Result<()> {
         "POD", "PROCESSES", "CALLS", "NEW", "FAILED"
     )?;
     for pod in &s.pods {
-        let name = pod_name(pod.namespace.as_deref(), pod.pod.as_deref(), &pod.pod_uid);
+        let name = pod.pod.display_name();
         writeln!(
             out,
             "  {:<40} {:>9} {:>7} {:>7} {:>7}",

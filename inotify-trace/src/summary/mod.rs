@@ -53,9 +53,9 @@ pub struct Summary {
 
 impl Summary {
     /// Marks what the listed processes hold at the end.
-    pub fn hold(&mut self, held_now: &[crate::stream::HeldNow]) {
+    pub fn hold(&mut self, held_now: &[crate::usage::model::HeldNow]) {
         self.held_known = true;
-        let by_pid: std::collections::HashMap<u32, &crate::stream::HeldNow> =
+        let by_pid: std::collections::HashMap<u32, &crate::usage::model::HeldNow> =
             held_now.iter().map(|h| (h.pid, h)).collect();
         for p in &mut self.processes {
             if let Some(h) = by_pid.get(&p.pid) {
@@ -107,11 +107,8 @@ pub struct UserSummary {
 /// One pod's share of the session.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct PodSummary {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub namespace: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub pod: Option<String>,
-    pub pod_uid: String,
+    #[serde(flatten)]
+    pub pod: crate::pods::PodId,
     pub processes: u64,
     /// inotify_add_watch calls.
     pub calls: u64,

@@ -5,7 +5,7 @@ use cardinality_estimator::CardinalityEstimator;
 use inotify_trace_common::Comm;
 use serde::{ser::SerializeStruct, Serialize, Serializer};
 
-use crate::{errno::Errno, event::comm_bytes, pods::Attribution, stream::HeldNow};
+use crate::{errno::Errno, event::comm_bytes, pods::Attribution, usage::model::HeldNow};
 
 /// Distinct paths of a process are counted exactly up to this many (the
 /// estimator's exact representation), estimated past it.

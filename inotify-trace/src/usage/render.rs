@@ -7,7 +7,7 @@ use super::{
 use crate::{
     escape::Escaped,
     limits::{Limit, NO_CAP},
-    pods::{pod_name, Attribution},
+    pods::Attribution,
 };
 
 pub fn write(out: &mut impl Write, usage: &Usage) -> io::Result<()> {
@@ -121,7 +121,7 @@ fn pods(out: &mut impl Write, pods: &[PodUsage]) -> io::Result<()> {
         "POD", "INSTANCES", "WATCHES"
     )?;
     for pod in pods {
-        let name = pod_name(pod.namespace.as_deref(), pod.pod.as_deref(), &pod.pod_uid);
+        let name = pod.pod.display_name();
         let top = holder_text(pod.top_holder.as_ref());
         writeln!(
             out,

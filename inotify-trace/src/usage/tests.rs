@@ -458,9 +458,9 @@ fn holders_are_named_by_pod_and_the_pods_table_counts_them() {
     let pod = &usage.pods[0];
     assert_eq!(
         (
-            pod.namespace.as_deref(),
-            pod.pod.as_deref(),
-            pod.pod_uid.as_str()
+            pod.pod.namespace.as_deref(),
+            pod.pod.name.as_deref(),
+            pod.pod.uid.as_str()
         ),
         (Some("shop"), Some("cart-7"), POD_UID)
     );
