@@ -5,6 +5,7 @@
 //! user-namespace limit is per namespace), so they run one at a time:
 //! `cargo xtask test` passes `--test-threads=1`.
 pub mod node;
+pub mod scrape;
 
 use std::{
     io::{BufRead, BufReader, Read, Write},
@@ -593,4 +594,16 @@ pub fn fdinfo_watches(pid: u32) -> Vec<(i64, u64)> {
         }
     }
     watches
+}
+
+/// `program` as found in PATH, behind a symlink named `comm` in `dir`.
+pub fn renamed(program: &str, dir: &std::path::Path, comm: &str) -> PathBuf {
+    let real = ["/usr/bin", "/bin", "/usr/local/bin"]
+        .iter()
+        .map(|d| std::path::Path::new(d).join(program))
+        .find(|p| p.exists())
+        .unwrap_or_else(|| panic!("{program} is not installed (cargo xtask test installs it)"));
+    let link = dir.join(comm);
+    std::os::unix::fs::symlink(real, &link).unwrap();
+    link
 }

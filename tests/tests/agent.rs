@@ -2,9 +2,8 @@
 //! of them in a pod made of real cgroups; what `/metrics` serves must equal
 //! what `usage --json` reports for them.
 use std::{
-    io::{Read, Write},
-    net::TcpStream,
-    process::{Child, Command, Stdio},
+    io::Write,
+    process::{Command, Stdio},
     time::{Duration, Instant},
 };
 
@@ -12,51 +11,13 @@ use rstest::rstest;
 use serde_json::Value;
 use tests::{
     node::{strs, Layout, Node},
-    require_bpf, tracer_binary, unique_comm, Script, Workload,
+    require_bpf,
+    scrape::{free_port, get, query, sample, sample_with, scrape_until, Agent},
+    tracer_binary, unique_comm, Script, Workload,
 };
 
 /// A uid no one else on the machine uses.
 const UID: &str = "4243";
-
-/// A port free now on loopback.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// One HTTP GET: the status code and the body.
-fn get(port: u16, path: &str) -> Option<(u16, String)> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    let status = response.split_whitespace().nth(1)?.parse().ok()?;
-    let body = response.split_once("\r\n\r\n")?.1.to_owned();
-    Some((status, body))
-}
-
-/// The value of the sample whose name and labels are `series`.
-fn sample(metrics: &str, series: &str) -> Option<f64> {
-    metrics
-        .lines()
-        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-}
-
-struct Agent(Child);
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 #[test]
 fn metrics_equal_what_usage_reports_per_uid_and_per_pod() {
@@ -202,33 +163,6 @@ fn metrics_equal_what_usage_reports_per_uid_and_per_pod() {
     assert!(status.success(), "{status}");
 }
 
-/// The value of the first sample of `name` whose labels contain all of
-/// `labels` (`key="value"` pairs).
-fn sample_with(metrics: &str, name: &str, labels: &[&str]) -> Option<f64> {
-    metrics.lines().find_map(|line| {
-        let rest = line.strip_prefix(name)?.strip_prefix('{')?;
-        let (set, value) = rest.split_once("} ")?;
-        labels
-            .iter()
-            .all(|l| set.split(',').any(|pair| pair == *l))
-            .then(|| value.parse().ok())?
-    })
-}
-
-/// Polls `/metrics` until `done` says so (10 s at most).
-fn scrape_until(port: u16, what: &str, done: impl Fn(&str) -> bool) -> String {
-    let started = Instant::now();
-    loop {
-        if let Some((200, body)) = get(port, "/metrics") {
-            if done(&body) {
-                return body;
-            }
-        }
-        assert!(started.elapsed() < Duration::from_secs(15), "never: {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 /// Where the agent's recordings go.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum RecordDir {
@@ -369,34 +303,6 @@ fn a_window_traces_when_a_cap_is_near_and_counts_the_failure(#[case] record_dir:
                 && l.contains(&format!("\"pod\":\"{}\"", c.pod))),
         "{lines}"
     );
-}
-
-/// Percent-encodes a PromQL query for a URL.
-fn encoded(query: &str) -> String {
-    query
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-/// The value of an instant query's first result, from Prometheus's HTTP API.
-fn query(port: u16, promql: &str) -> Option<f64> {
-    let (status, body) = get(port, &format!("/api/v1/query?query={}", encoded(promql)))?;
-    if status != 200 {
-        return None;
-    }
-    // The body may come chunked: the JSON is from the first `{` to the last `}`.
-    let json = &body[body.find('{')?..=body.rfind('}')?];
-    let answer: Value = serde_json::from_str(json).ok()?;
-    answer["data"]["result"][0]["value"][1]
-        .as_str()?
-        .parse()
-        .ok()
 }
 
 /// The project's alert rules pass promtool's checks and its unit tests
@@ -590,4 +496,129 @@ fn a_real_prometheus_scrapes_the_agent() {
         std::thread::sleep(Duration::from_millis(200));
     }
     drop(holder);
+}
+
+/// Seconds since the epoch, as the agent stamps its snapshots.
+fn now_s() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+/// Scrapes until a snapshot taken after `after_s` (epoch seconds) is
+/// served, and returns that exposition.
+fn snapshot_after(port: u16, after_s: f64, what: &str) -> String {
+    scrape_until(port, what, |m| {
+        sample(m, "inotify_trace_last_snapshot_timestamp_seconds").is_some_and(|at| at > after_s)
+    })
+}
+
+/// With `--always-trace` the window never ends, yet snapshots go on: the
+/// first snapshot taken after a holder started shows it in the per-uid and
+/// per-pod gauges, and the first one after it exited no longer does, all
+/// while the window counts its calls. SIGTERM then ends the window's
+/// recording as a live session ends: it reports with no warning.
+#[test]
+fn gauges_follow_a_holder_while_a_window_traces_and_sigterm_ends_its_recording() {
+    require_bpf!();
+    let mut node = Node::new();
+    let c = node.container(Layout::SystemdContainerd, "app", true);
+    let dirs = node.dirs("g", 3);
+    let records = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut agent = Agent(
+        Command::new(tracer_binary())
+            .args(["agent", "--interval", "1s", "--always-trace"])
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(["--record-dir", records.path().to_str().unwrap()])
+            .args(["--host-root", node.host_root.path().to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    scrape_until(port, "the window attached", |m| {
+        sample(m, "inotify_trace_tracing") == Some(1.0)
+    });
+
+    // A holder in the pod, as a uid of its own, started during the window.
+    std::fs::set_permissions(
+        node.host_root.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let mut wrapper = node.inside(&c.cgroup);
+    for arg in ["setpriv", "--reuid=4245", "--regid=4245", "--clear-groups"] {
+        wrapper.push(arg.to_owned());
+    }
+    let comm = unique_comm("gwin");
+    let script = Script::new()
+        .init(3)
+        .add(&dirs[0], 1)
+        .add(&dirs[1], 2)
+        .add(&dirs[2], 3)
+        .then("sleep", "60");
+    let mut holder = Workload::start(&strs(&wrapper), &comm, &script.args());
+    script.check(&holder.release_and_read(4));
+    let held_at = now_s();
+    let user_series = "inotify_trace_user_watches{uid=\"4245\",userns=\"host\"}";
+    let pod_series = format!(
+        "inotify_trace_pod_watches{{namespace=\"shop\",pod=\"{}\"}}",
+        c.pod
+    );
+    let metrics = snapshot_after(port, held_at, "a snapshot after the holder started");
+    assert_eq!(sample(&metrics, user_series), Some(3.0), "{metrics}");
+    assert_eq!(sample(&metrics, &pod_series), Some(3.0), "{metrics}");
+    assert_eq!(
+        sample(&metrics, "inotify_trace_tracing"),
+        Some(1.0),
+        "still in the window"
+    );
+    // The window counted the holder's calls as they came.
+    let added = ["syscall=\"inotify_add_watch\"", "result=\"ok\""];
+    assert!(
+        sample_with(&metrics, "inotify_trace_calls_total", &added) >= Some(3.0),
+        "{metrics}"
+    );
+
+    drop(holder);
+    let gone_at = now_s();
+    let metrics = snapshot_after(port, gone_at, "a snapshot after the holder exited");
+    assert_eq!(sample(&metrics, user_series), None, "{metrics}");
+    assert_eq!(sample(&metrics, &pod_series), None, "{metrics}");
+    assert_eq!(sample(&metrics, "inotify_trace_tracing"), Some(1.0));
+
+    // SIGTERM in the middle of the window.
+    // SAFETY: a signal to our own child.
+    unsafe { libc::kill(agent.0.id() as i32, libc::SIGTERM) };
+    let status = agent.0.wait().unwrap();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut agent.0.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(status.success(), "{status}: {stderr}");
+    let recordings: Vec<_> = std::fs::read_dir(records.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert_eq!(recordings.len(), 1, "one window: {recordings:?}");
+    let report = Command::new(tracer_binary())
+        .args(["report", "--events", "--json", "--comm", &comm])
+        .arg(&recordings[0])
+        .output()
+        .unwrap();
+    let report_stderr = String::from_utf8_lossy(&report.stderr);
+    assert!(report.status.success(), "{report_stderr}");
+    assert_eq!(report_stderr, "", "no warning (cut short or other)");
+    let lines: Vec<Value> = String::from_utf8(report.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let adds = lines.iter().filter(|l| l["type"] == "add_watch").count();
+    assert_eq!(adds, 3, "{lines:#?}");
+    assert!(
+        lines.iter().any(|l| l["type"] == "summary"),
+        "the summary is recorded"
+    );
 }

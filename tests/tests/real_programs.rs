@@ -13,7 +13,7 @@ use std::{
 
 use rstest::rstest;
 use serde_json::Value;
-use tests::{fdinfo_watches, reported_path, require_bpf, unique_comm, Tracer};
+use tests::{fdinfo_watches, renamed, reported_path, require_bpf, unique_comm, Tracer};
 
 /// The tree every program watches: twelve directories (so that wds pass
 /// 9: fdinfo prints them in hex), two files.
@@ -43,18 +43,6 @@ impl Drop for Running {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// `program` as found in PATH, behind a symlink named `comm` in `dir`.
-fn renamed(program: &str, dir: &Path, comm: &str) -> PathBuf {
-    let real = ["/usr/bin", "/bin", "/usr/local/bin"]
-        .iter()
-        .map(|d| Path::new(d).join(program))
-        .find(|p| p.exists())
-        .unwrap_or_else(|| panic!("{program} is not installed (cargo xtask test installs it)"));
-    let link = dir.join(comm);
-    std::os::unix::fs::symlink(real, &link).unwrap();
-    link
 }
 
 impl Watcher {

@@ -4,8 +4,8 @@
 use std::{ffi::OsStr, os::unix::ffi::OsStrExt, process::Command};
 
 use tests::{
-    assert_events_match, require_bpf, tracer_binary, unique_comm, Script, Tracer, ENAMETOOLONG,
-    ENOENT,
+    assert_events_match, renamed, require_bpf, tracer_binary, unique_comm, Script, Tracer,
+    ENAMETOOLONG, ENOENT,
 };
 
 fn report(args: &[&str]) -> std::process::Output {
@@ -74,6 +74,76 @@ fn a_report_says_byte_for_byte_what_the_live_session_said() {
             "{}",
             String::from_utf8_lossy(&reported.stderr)
         );
+        assert_eq!(
+            String::from_utf8(reported.stdout).unwrap(),
+            live.stdout,
+            "json: {json}"
+        );
+    }
+}
+
+/// Real inotifywait sessions on trees of 200 to 900 directories: past 128
+/// distinct paths a process's count is an estimate, and `report` prints it
+/// (and every other figure) as the live session did, byte for byte, in
+/// text and in JSON.
+#[test]
+fn real_inotifywait_sessions_past_128_paths_report_as_they_were_live() {
+    require_bpf!();
+    let root = tempfile::tempdir().unwrap();
+    let comm = unique_comm("iw");
+    let inotifywait = renamed("inotifywait", root.path(), &comm);
+    let trees: Vec<std::path::PathBuf> = [200, 550, 900]
+        .iter()
+        .map(|&n| {
+            let tree = root.path().join(format!("tree{n}"));
+            for i in 0..n {
+                std::fs::create_dir_all(tree.join(format!("d{}/e{i}", i % 10))).unwrap();
+            }
+            tree
+        })
+        .collect();
+    for json in [false, true] {
+        let file = root.path().join(format!("iw-{json}.rec"));
+        let file = file.to_str().unwrap();
+        let mut args = vec!["--quiet", "--comm", &comm, "--record", file];
+        if json {
+            args.push("--json");
+        }
+        let tracer = Tracer::start(&args);
+        for tree in &trees {
+            // Without -q, inotifywait says when every watch is set.
+            let mut watcher = Command::new(&inotifywait)
+                .args(["-r", "-m"])
+                .arg(tree)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            let stderr = std::io::BufReader::new(watcher.stderr.take().unwrap());
+            let established = std::io::BufRead::lines(stderr)
+                .map_while(Result::ok)
+                .any(|line| line.contains("Watches established"));
+            assert!(established, "inotifywait did not set its watches");
+            watcher.kill().unwrap();
+            watcher.wait().unwrap();
+        }
+        let live = tracer.stop();
+        live.assert_clean_exit();
+        // The estimates are in play: each tree is past the exact count.
+        let estimated = match json {
+            false => live.stdout.matches('~').count(),
+            true => live
+                .stdout
+                .matches("\"distinct_paths_estimated\":true")
+                .count(),
+        };
+        assert_eq!(estimated, 3, "{}", live.stdout);
+        let mut report_args = vec![file];
+        if json {
+            report_args.push("--json");
+        }
+        let reported = report(&report_args);
+        assert!(reported.status.success(), "{reported:?}");
         assert_eq!(
             String::from_utf8(reported.stdout).unwrap(),
             live.stdout,

@@ -18,17 +18,23 @@ pub fn build() -> Result<PathBuf> {
         ));
         cmd::run(Command::new("rustup").args(["target", "add", TARGET]))?;
     }
+    // ring (rustls's cryptography) has C and assembly: cc needs a musl C
+    // compiler for this target.
+    crate::setup::apt_programs(&[("musl-gcc", "musl-tools")], "the static build")?;
     cmd::step(&format!(
         "building a static inotify-trace ({TARGET}, release)"
     ));
-    cmd::cargo(&[
-        "build",
-        "--release",
-        "--package",
-        "inotify-trace",
-        "--target",
-        TARGET,
-    ])?;
+    cmd::cargo_with_env(
+        &[
+            "build",
+            "--release",
+            "--package",
+            "inotify-trace",
+            "--target",
+            TARGET,
+        ],
+        &[("CC_x86_64_unknown_linux_musl", "musl-gcc".as_ref())],
+    )?;
     let built = cmd::target_dir()?
         .join(TARGET)
         .join("release/inotify-trace");

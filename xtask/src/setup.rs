@@ -245,16 +245,17 @@ pub fn test_programs() -> Result<()> {
                 .env("PIP_ROOT_USER_ACTION", "ignore"),
         )?;
     }
-    apt_programs()
+    apt_programs(&TEST_PROGRAMS, "the tests")
 }
 
-/// The Debian packages of [`TEST_PROGRAMS`] that are missing.
-fn apt_programs() -> Result<()> {
+/// Installs the Debian packages of `programs` ((program, package)) whose
+/// program is not on PATH, saying what for.
+pub fn apt_programs(programs: &[(&str, &str)], what_for: &str) -> Result<()> {
     let on_path = |program: &str| {
         std::env::var_os("PATH")
             .is_some_and(|path| std::env::split_paths(&path).any(|d| d.join(program).is_file()))
     };
-    let missing: Vec<&str> = TEST_PROGRAMS
+    let missing: Vec<&str> = programs
         .iter()
         .filter(|(program, _)| !on_path(program))
         .map(|(_, package)| *package)
@@ -263,7 +264,7 @@ fn apt_programs() -> Result<()> {
         return Ok(());
     }
     cmd::step(&format!(
-        "installing {} for the tests (apt-get install)",
+        "installing {} for {what_for} (apt-get install)",
         missing.join(" ")
     ));
     cmd::run(Command::new("apt-get").arg("update").arg("-q"))?;

@@ -1,19 +1,26 @@
 //! The agent's HTTP endpoint, bounded against abuse: it serves `/metrics`
 //! and `/healthz` over HTTP/1.1 (TLS when the web config asks for it) with
-//! at most [`MAX_CONNECTIONS`] connections at once (past that a new one is
-//! closed at once), headers of at most [`MAX_HEADER_BYTES`] that must arrive
+//! at most [`MAX_CONNECTIONS`] connections at once (past that the oldest is
+//! closed to make room, so holding connections open cannot lock a scraper
+//! out: a new scrape is served in milliseconds, long before a thousand
+//! newer connections make it the oldest), headers of at most [`MAX_HEADER_BYTES`] that must arrive
 //! within [`HEADER_TIMEOUT`], a TLS handshake within [`HANDSHAKE_TIMEOUT`],
 //! and no connection living past [`CONNECTION_LIFETIME`]. So idle
 //! connections (slowloris), huge headers or a burst of scrapes cost a
 //! bounded amount of memory, and a scrape is answered while they last.
-use std::{sync::Arc, time::Duration};
+use std::{
+    collections::BTreeMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::{
     io::{AsyncRead, AsyncWrite},
     net::{TcpListener, TcpStream},
-    sync::{watch, Semaphore},
+    sync::watch,
+    task::AbortHandle,
 };
 use tokio_rustls::TlsAcceptor;
 
@@ -32,6 +39,22 @@ pub const CONNECTION_LIFETIME: Duration = Duration::from_secs(120);
 /// `431 Request Header Fields Too Large`.
 pub const MAX_HEADER_BYTES: usize = 16 * 1024;
 
+/// Connections the kernel queues for `accept` (it caps this at
+/// net.core.somaxconn): a burst of connections is not reset before the
+/// agent gets to them.
+const BACKLOG: u32 = 4096;
+
+/// Listens on `addr`.
+pub fn listen(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = match addr {
+        std::net::SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        std::net::SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(BACKLOG)
+}
+
 /// Serves `app` on `listener` until `stop` turns true.
 pub async fn serve(
     listener: TcpListener,
@@ -39,7 +62,8 @@ pub async fn serve(
     app: Router,
     mut stop: watch::Receiver<bool>,
 ) {
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let open = Connections::default();
+    let mut next_id: u64 = 0;
     loop {
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -54,15 +78,44 @@ pub async fn serve(
             },
             () = stopped(&mut stop) => return,
         };
-        // Over the cap, the connection is dropped (closed) here.
-        let Ok(slot) = slots.clone().try_acquire_owned() else {
-            continue;
-        };
         let (tls, app) = (tls.clone(), app.clone());
-        tokio::spawn(async move {
-            let _slot = slot;
+        let id = next_id;
+        next_id += 1;
+        let mut table = open.lock();
+        if table.len() >= MAX_CONNECTIONS {
+            if let Some((_, oldest)) = table.pop_first() {
+                oldest.abort();
+            }
+        }
+        // The task removes itself when it ends (or is aborted); it cannot
+        // do so before it is in the table, whose lock is held here.
+        let leaving = Leaving(id, open.clone());
+        let task = tokio::spawn(async move {
+            let _leaving = leaving;
             let _ = tokio::time::timeout(CONNECTION_LIFETIME, connection(stream, tls, app)).await;
         });
+        table.insert(id, task.abort_handle());
+    }
+}
+
+/// The connections being served, oldest first.
+#[derive(Clone, Default)]
+struct Connections(Arc<Mutex<BTreeMap<u64, AbortHandle>>>);
+
+impl Connections {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, AbortHandle>> {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// Takes a connection out of the table when its task ends.
+struct Leaving(u64, Connections);
+
+impl Drop for Leaving {
+    fn drop(&mut self) {
+        self.1.lock().remove(&self.0);
     }
 }
 

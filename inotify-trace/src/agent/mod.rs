@@ -75,14 +75,12 @@ pub async fn run(settings: AgentSettings) -> Result<()> {
             basic_auth: None,
         },
     };
-    let listener = tokio::net::TcpListener::bind(settings.listen)
-        .await
-        .with_context(|| {
-            format!(
-                "listening on {} (is the port taken? see --listen)",
-                settings.listen
-            )
-        })?;
+    let listener = endpoint::listen(settings.listen).with_context(|| {
+        format!(
+            "listening on {} (is the port taken? see --listen)",
+            settings.listen
+        )
+    })?;
     let shared = Shared {
         latest: Arc::default(),
         counters: Counters::default(),

@@ -1,0 +1,104 @@
+//! Talking to the agent and to Prometheus over HTTP, for the agent's tests.
+use std::{
+    io::{Read, Write},
+    net::TcpStream,
+    process::Child,
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+
+/// A port free now on loopback.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// One HTTP GET: the status code and the body.
+pub fn get(port: u16, path: &str) -> Option<(u16, String)> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let status = response.split_whitespace().nth(1)?.parse().ok()?;
+    let body = response.split_once("\r\n\r\n")?.1.to_owned();
+    Some((status, body))
+}
+
+/// The value of the sample whose name and labels are `series`.
+pub fn sample(metrics: &str, series: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+pub struct Agent(pub Child);
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The value of the first sample of `name` whose labels contain all of
+/// `labels` (`key="value"` pairs).
+pub fn sample_with(metrics: &str, name: &str, labels: &[&str]) -> Option<f64> {
+    metrics.lines().find_map(|line| {
+        let rest = line.strip_prefix(name)?.strip_prefix('{')?;
+        let (set, value) = rest.split_once("} ")?;
+        labels
+            .iter()
+            .all(|l| set.split(',').any(|pair| pair == *l))
+            .then(|| value.parse().ok())?
+    })
+}
+
+/// Polls `/metrics` until `done` says so (10 s at most).
+pub fn scrape_until(port: u16, what: &str, done: impl Fn(&str) -> bool) -> String {
+    let started = Instant::now();
+    loop {
+        if let Some((200, body)) = get(port, "/metrics") {
+            if done(&body) {
+                return body;
+            }
+        }
+        assert!(started.elapsed() < Duration::from_secs(15), "never: {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Percent-encodes a PromQL query for a URL.
+pub fn encoded(query: &str) -> String {
+    query
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The value of an instant query's first result, from Prometheus's HTTP API.
+pub fn query(port: u16, promql: &str) -> Option<f64> {
+    let (status, body) = get(port, &format!("/api/v1/query?query={}", encoded(promql)))?;
+    if status != 200 {
+        return None;
+    }
+    // The body may come chunked: the JSON is from the first `{` to the last `}`.
+    let json = &body[body.find('{')?..=body.rfind('}')?];
+    let answer: Value = serde_json::from_str(json).ok()?;
+    answer["data"]["result"][0]["value"][1]
+        .as_str()?
+        .parse()
+        .ok()
+}
