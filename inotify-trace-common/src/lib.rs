@@ -58,10 +58,107 @@ impl Kind {
     /// The syscall (or syscalls) behind the kind, as people know them.
     pub const fn syscall(self) -> &'static str {
         match self {
-            Kind::AddWatch => "inotify_add_watch",
+            Kind::AddWatch => Syscall::AddWatch.name(),
+            // Both of `Syscall::Init` and `Syscall::Init1`, as one kind.
             Kind::Init => "inotify_init/init1",
-            Kind::RmWatch => "inotify_rm_watch",
+            Kind::RmWatch => Syscall::RmWatch.name(),
         }
+    }
+}
+
+/// The syscalls traced, each named once here: the kernel's name (its
+/// tracepoints are `sys_enter_<name>` and `sys_exit_<name>`, the metrics'
+/// `syscall` label), the kind of its records, and the eBPF programs of each
+/// attach mode (their names in the object, which the loader attaches and a
+/// unit test finds there).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Syscall {
+    AddWatch,
+    RmWatch,
+    Init1,
+    Init,
+}
+
+impl Syscall {
+    /// Every syscall traced.
+    pub const ALL: [Syscall; 4] = [
+        Syscall::AddWatch,
+        Syscall::RmWatch,
+        Syscall::Init1,
+        Syscall::Init,
+    ];
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            Syscall::AddWatch => "inotify_add_watch",
+            Syscall::RmWatch => "inotify_rm_watch",
+            Syscall::Init1 => "inotify_init1",
+            Syscall::Init => "inotify_init",
+        }
+    }
+
+    pub const fn kind(self) -> Kind {
+        match self {
+            Syscall::AddWatch => Kind::AddWatch,
+            Syscall::RmWatch => Kind::RmWatch,
+            Syscall::Init1 | Syscall::Init => Kind::Init,
+        }
+    }
+
+    /// The syscall a record is of (`FLAG_INIT1` tells the two inits apart).
+    pub const fn of_record(kind: Kind, flags: u32) -> Syscall {
+        match kind {
+            Kind::AddWatch => Syscall::AddWatch,
+            Kind::RmWatch => Syscall::RmWatch,
+            Kind::Init if flags & FLAG_INIT1 != 0 => Syscall::Init1,
+            Kind::Init => Syscall::Init,
+        }
+    }
+
+    /// How many arguments it takes (the enter program stashes them).
+    pub const fn args(self) -> usize {
+        match self {
+            Syscall::AddWatch => 3,
+            Syscall::RmWatch => 2,
+            Syscall::Init1 => 1,
+            Syscall::Init => 0,
+        }
+    }
+
+    /// The exit-only program (arguments read from the saved registers).
+    pub const fn exit_program(self) -> &'static str {
+        match self {
+            Syscall::AddWatch => "add_watch_exit",
+            Syscall::RmWatch => "rm_watch_exit",
+            Syscall::Init1 => "init1_exit",
+            Syscall::Init => "init_exit",
+        }
+    }
+
+    /// The enter program of enter+exit mode; none for a syscall without
+    /// arguments, whose exit-only program serves both modes.
+    pub const fn enter_program(self) -> Option<&'static str> {
+        match self {
+            Syscall::AddWatch => Some("add_watch_enter"),
+            Syscall::RmWatch => Some("rm_watch_enter"),
+            Syscall::Init1 => Some("init1_enter"),
+            Syscall::Init => None,
+        }
+    }
+
+    /// The exit program of enter+exit mode.
+    pub const fn exit_stashed_program(self) -> &'static str {
+        match self {
+            Syscall::AddWatch => "add_watch_exit_stashed",
+            Syscall::RmWatch => "rm_watch_exit_stashed",
+            Syscall::Init1 => "init1_exit_stashed",
+            Syscall::Init => Syscall::Init.exit_program(),
+        }
+    }
+
+    /// Whether a kernel may lack it (arm64 has no `inotify_init`).
+    pub const fn optional(self) -> bool {
+        matches!(self, Syscall::Init)
     }
 }
 

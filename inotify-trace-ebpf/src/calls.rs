@@ -8,7 +8,7 @@
 //! | `inotify_init()`                     | -1   | 0     |      |
 use aya_ebpf::{helpers::bpf_get_current_pid_tgid, programs::TracePointContext, EbpfContext};
 use aya_log_ebpf::debug;
-use inotify_trace_common::{Kind, FLAG_ARGS_MISSING, FLAG_INIT1};
+use inotify_trace_common::{Kind, Syscall, FLAG_ARGS_MISSING, FLAG_INIT1};
 
 use crate::caller::{current_task, Caller};
 use crate::filter::{caller_traced, pid_traced, result_traced};
@@ -16,29 +16,27 @@ use crate::maps::{StashedArgs, STASH};
 use crate::record::{Call, Record};
 use crate::syscall_args::{syscall_args_at_exit, REGS_AT_EXIT};
 
-#[derive(Clone, Copy)]
-pub enum Syscall {
-    AddWatch,
-    RmWatch,
-    Init1,
-    Init,
+/// How a syscall's arguments become a record (the table above).
+trait Recorded {
+    fn call(self, args: [u64; 3], ret: i64) -> Call;
+    fn call_without_args(self, ret: i64) -> Call;
 }
 
-impl Syscall {
+impl Recorded for Syscall {
     /// The record for a call with these arguments.
     #[inline(always)]
     fn call(self, args: [u64; 3], ret: i64) -> Call {
-        let (kind, flags, fd, arg, path) = match self {
+        let kind: Kind = self.kind();
+        let (flags, fd, arg, path) = match self {
             Syscall::AddWatch => (
-                Kind::AddWatch,
                 0,
                 args[0] as i32,
                 args[2] as u32,
                 Some(args[1] as *const u8),
             ),
-            Syscall::RmWatch => (Kind::RmWatch, 0, args[0] as i32, args[1] as u32, None),
-            Syscall::Init1 => (Kind::Init, FLAG_INIT1, -1, args[0] as u32, None),
-            Syscall::Init => (Kind::Init, 0, -1, 0, None),
+            Syscall::RmWatch => (0, args[0] as i32, args[1] as u32, None),
+            Syscall::Init1 => (FLAG_INIT1, -1, args[0] as u32, None),
+            Syscall::Init => (0, -1, 0, None),
         };
         Call {
             kind,

@@ -18,11 +18,14 @@ mod record;
 mod syscall_args;
 
 use aya_ebpf::{macros::tracepoint, programs::TracePointContext};
-use calls::{on_enter_stash, on_exit_from_regs, on_exit_from_stash, Syscall};
+use calls::{on_enter_stash, on_exit_from_regs, on_exit_from_stash};
+use inotify_trace_common::Syscall;
 
-/// One syscall's three programs: exit-only, and enter + exit.
+/// One syscall's three programs: exit-only, and enter + exit. Their names
+/// are `Syscall`'s `*_program` names (the loader attaches by those; a unit
+/// test finds each in the object).
 macro_rules! syscall_programs {
-    ($syscall:expr, $args:literal, $exit:ident, $enter:ident, $exit_stashed:ident) => {
+    ($syscall:expr, $exit:ident, $enter:ident, $exit_stashed:ident) => {
         #[tracepoint]
         pub fn $exit(ctx: TracePointContext) -> u32 {
             on_exit_from_regs(&ctx, $syscall);
@@ -31,7 +34,7 @@ macro_rules! syscall_programs {
 
         #[tracepoint]
         pub fn $enter(ctx: TracePointContext) -> u32 {
-            on_enter_stash::<$args>(&ctx);
+            on_enter_stash::<{ $syscall.args() }>(&ctx);
             0
         }
 
@@ -45,25 +48,17 @@ macro_rules! syscall_programs {
 
 syscall_programs!(
     Syscall::AddWatch,
-    3,
     add_watch_exit,
     add_watch_enter,
     add_watch_exit_stashed
 );
 syscall_programs!(
     Syscall::RmWatch,
-    2,
     rm_watch_exit,
     rm_watch_enter,
     rm_watch_exit_stashed
 );
-syscall_programs!(
-    Syscall::Init1,
-    1,
-    init1_exit,
-    init1_enter,
-    init1_exit_stashed
-);
+syscall_programs!(Syscall::Init1, init1_exit, init1_enter, init1_exit_stashed);
 
 /// `inotify_init()` has no arguments: one program serves both modes.
 #[tracepoint]

@@ -4,25 +4,29 @@
 //! The flow, one module per stage (imports run one way, down this list):
 //!
 //! ```text
-//! cli -> settings --------------------------------+
-//!                                                 v
-//! tracer (load, attach: the only root part)   pipeline: selection -> summary (aggregate)
-//!   ring  --Item-->  ----------------------->     |   usage::diagnosis (live)
-//!   recording::reader --Item-->  ------------>    v
-//!                                             stream::Output: render (human, json),
-//!                                             recording::writer, notices (stderr)
+//! cli -> settings --------------------------------------+
+//!                                                       v
+//! session (live: tracer -> ring)  --Item-->   pipeline: selection -> pods::Attributor
+//! recording::reader (report)      --Item-->     -> summary::aggregate, usage::diagnosis (live)
+//!                                               -> output::Output: render (human, json),
+//!                                                  recording::writer, notices (stderr),
+//!                                                  agent::counters (the agent's windows)
 //! ```
 //!
-//! - Entry points: `session` (live tracing), `report` (a recording),
-//!   `usage::command` (a /proc snapshot); `main.rs` only calls [`run`].
+//! - Entry points (`commands`): `trace` (a live session, `session`),
+//!   `report` (a recording), `usage` (a /proc snapshot, `usage::snapshot`),
+//!   `agent` (snapshots and trace windows served to Prometheus); `main.rs`
+//!   only calls [`run`].
 //! - The stream's vocabulary: `event` (records decoded; `Kind` from the
 //!   common crate), `errno`, `limits` (`Limit`), `selection`, `stream`
-//!   (`Item`, `Output`, `End`, `Counts`), `clock`.
-//! - Around them: `preflight` and `kernel_btf` (what the tracer needs from the
-//!   kernel), `traced_command` (`-- COMMAND`), `escape`, `status`, `stdout`.
-//! - `agent` (with `commands::agent`): usage snapshots served to Prometheus.
-//! - `pods`: where a caller runs (cgroup id or /proc/PID/cgroup -> pod,
-//!   container, unit, from the node's files), for the pipeline and `usage`.
+//!   (`Item`, `End`, `Counts`), `output` (`Output`), `clock`.
+//! - The kernel side: `tracer` (load, attach: the only root part), `ring`,
+//!   `preflight` and `kernel_btf` (what the tracer needs from the kernel),
+//!   `signals`, `traced_command` (`-- COMMAND`).
+//! - `usage`: the /proc snapshot (`model`, `snapshot`, `holdings`), the
+//!   diagnosis and its advice; `pods`: where a caller runs (cgroup id or
+//!   /proc/PID/cgroup -> `PodId`, container, unit, from the node's files).
+//! - Text: `escape`, `exact_text`, `status`, `stdout`.
 mod agent;
 pub mod cli;
 pub mod clock;

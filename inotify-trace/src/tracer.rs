@@ -10,8 +10,8 @@ use aya::{
 };
 use aya_log::EbpfLogger;
 use inotify_trace_common::{
-    Comm, Config, TaskLayout, CONFIG_GLOBAL, MAP_CGROUPS, MAP_COMMS, MAP_EVENTS, MAP_FOLLOW,
-    MAP_LOST, MAP_PIDS,
+    Comm, Config, Syscall, TaskLayout, CONFIG_GLOBAL, MAP_CGROUPS, MAP_COMMS, MAP_EVENTS,
+    MAP_FOLLOW, MAP_LOST, MAP_PIDS,
 };
 
 use crate::{kernel_btf, preflight, selection::Selection};
@@ -87,18 +87,6 @@ impl fmt::Display for CallerSource {
     }
 }
 
-/// One syscall's programs in each attach mode.
-struct Hook {
-    /// The syscall, as in `sys_exit_<syscall>`.
-    syscall: &'static str,
-    exit_only: &'static str,
-    /// None when the syscall has no arguments to stash.
-    enter: Option<&'static str>,
-    exit_stashed: &'static str,
-    /// Absent on some architectures (arm64 has no `inotify_init`).
-    optional: bool,
-}
-
 /// The programs that follow a traced command's descendants, and their
 /// `sched` tracepoints.
 const FOLLOW_PROGRAMS: [(&str, &str); 2] = [
@@ -106,48 +94,29 @@ const FOLLOW_PROGRAMS: [(&str, &str); 2] = [
     ("process_fork", "sched_process_fork"),
 ];
 
-const HOOKS: &[Hook] = &[
-    Hook {
-        syscall: "inotify_add_watch",
-        exit_only: "add_watch_exit",
-        enter: Some("add_watch_enter"),
-        exit_stashed: "add_watch_exit_stashed",
-        optional: false,
-    },
-    Hook {
-        syscall: "inotify_rm_watch",
-        exit_only: "rm_watch_exit",
-        enter: Some("rm_watch_enter"),
-        exit_stashed: "rm_watch_exit_stashed",
-        optional: false,
-    },
-    Hook {
-        syscall: "inotify_init1",
-        exit_only: "init1_exit",
-        enter: Some("init1_enter"),
-        exit_stashed: "init1_exit_stashed",
-        optional: false,
-    },
-    Hook {
-        syscall: "inotify_init",
-        exit_only: "init_exit",
-        enter: None,
-        exit_stashed: "init_exit",
-        optional: true,
-    },
-];
+/// The syscalls whose programs are attached (the common crate's table
+/// names each one's programs).
+const HOOKS: [Syscall; 4] = Syscall::ALL;
 
-impl Hook {
-    fn exit_tracepoint(&self) -> String {
-        format!("sys_exit_{}", self.syscall)
+/// Where a syscall's programs attach.
+trait Hook: Copy {
+    fn exit_tracepoint(self) -> String;
+    fn enter_tracepoint(self) -> String;
+    /// Whether this kernel has it (an optional one may be missing).
+    fn present(self) -> bool;
+}
+
+impl Hook for Syscall {
+    fn exit_tracepoint(self) -> String {
+        format!("sys_exit_{}", self.name())
     }
 
-    fn enter_tracepoint(&self) -> String {
-        format!("sys_enter_{}", self.syscall)
+    fn enter_tracepoint(self) -> String {
+        format!("sys_enter_{}", self.name())
     }
 
-    fn present(&self) -> bool {
-        !self.optional || preflight::tracepoint_exists("syscalls", &self.exit_tracepoint())
+    fn present(self) -> bool {
+        !self.optional() || preflight::tracepoint_exists("syscalls", &self.exit_tracepoint())
     }
 }
 
@@ -157,7 +126,7 @@ impl Tracer {
         let tracefs_mounted = preflight::ensure_tracefs()?;
         let tracepoints: Vec<String> = HOOKS
             .iter()
-            .filter(|h| !h.optional)
+            .filter(|h| !h.optional())
             .flat_map(|h| [h.exit_tracepoint(), h.enter_tracepoint()])
             .collect();
         preflight::check_tracepoints("syscalls", &tracepoints)?;
@@ -274,7 +243,7 @@ fn exit_programs_load(ebpf: &mut Ebpf) -> bool {
     HOOKS
         .iter()
         .filter(|h| h.present())
-        .all(|h| load(ebpf, h.exit_only).is_ok())
+        .all(|h| load(ebpf, h.exit_program()).is_ok())
 }
 
 fn fill_filters(ebpf: &mut Ebpf, selection: &Selection) -> Result<()> {
@@ -331,7 +300,7 @@ fn cgroup_ids(paths: &[String]) -> Result<Vec<u64>> {
 }
 
 fn attach(ebpf: &mut Ebpf, wanted: AttachMode) -> Result<AttachMode> {
-    let hooks: Vec<&Hook> = HOOKS.iter().filter(|h| h.present()).collect();
+    let hooks: Vec<Syscall> = HOOKS.into_iter().filter(|h| h.present()).collect();
     let exit_alone = match wanted {
         AttachMode::EnterExit => false,
         AttachMode::Exit => true,
@@ -341,20 +310,30 @@ fn attach(ebpf: &mut Ebpf, wanted: AttachMode) -> Result<AttachMode> {
     };
     for hook in hooks {
         if exit_alone {
-            load(ebpf, hook.exit_only).with_context(|| {
+            load(ebpf, hook.exit_program()).with_context(|| {
                 format!(
                     "the exit-only program {} did not load; try --attach enter-exit",
-                    hook.exit_only
+                    hook.exit_program()
                 )
             })?;
-            attach_one(ebpf, hook.exit_only, "syscalls", &hook.exit_tracepoint())?;
+            attach_one(
+                ebpf,
+                hook.exit_program(),
+                "syscalls",
+                &hook.exit_tracepoint(),
+            )?;
             continue;
         }
-        load(ebpf, hook.exit_stashed)?;
+        load(ebpf, hook.exit_stashed_program())?;
         // Exit first: an enter whose exit is not yet attached would leave a
         // stash entry behind.
-        attach_one(ebpf, hook.exit_stashed, "syscalls", &hook.exit_tracepoint())?;
-        if let Some(enter) = hook.enter {
+        attach_one(
+            ebpf,
+            hook.exit_stashed_program(),
+            "syscalls",
+            &hook.exit_tracepoint(),
+        )?;
+        if let Some(enter) = hook.enter_program() {
             load(ebpf, enter)?;
             attach_one(ebpf, enter, "syscalls", &hook.enter_tracepoint())?;
         }
@@ -471,7 +450,13 @@ mod tests {
         let object = aya_obj::Object::parse(EBPF_OBJECT).expect("the embedded eBPF object parses");
         let wanted = HOOKS
             .iter()
-            .flat_map(|h| [Some(h.exit_only), h.enter, Some(h.exit_stashed)])
+            .flat_map(|h| {
+                [
+                    Some(h.exit_program()),
+                    h.enter_program(),
+                    Some(h.exit_stashed_program()),
+                ]
+            })
             .flatten()
             .chain(FOLLOW_PROGRAMS.map(|(program, _)| program));
         for name in wanted {

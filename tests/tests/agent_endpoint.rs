@@ -16,7 +16,7 @@ use tests::{
     tracer_binary,
 };
 
-/// The DaemonSet's memory limit (deploy/kubernetes/inotify-trace.yaml).
+/// The DaemonSet's memory limit (deploy/kubernetes/base/inotify-trace.yaml).
 const MEMORY_LIMIT_BYTES: u64 = 128 << 20;
 
 /// A CA, a server certificate for 127.0.0.1 and a client certificate, made

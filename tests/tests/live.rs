@@ -332,24 +332,33 @@ fn human_output_is_one_escaped_line_per_event() {
 fn a_closed_stdout_ends_the_session_quietly() {
     require_bpf!();
     let comm = unique_comm("pipe");
-    // `head -n 2` takes the header and one event, then closes the pipe.
+    // `head -n 2` takes the header and one event, then closes the pipe; the
+    // tracer's stderr goes to a file, to wait for "attached" in it.
+    let dir = tempfile::tempdir().unwrap();
+    let (stderr_file, head_done) = (dir.path().join("stderr"), dir.path().join("head-done"));
     let script = format!(
-        "set -o pipefail; '{}' --comm '{comm}' --duration 60s | head -n 2 >/dev/null",
-        tracer_binary().display()
+        "set -o pipefail; '{}' --comm '{comm}' --duration 60s 2>'{}' | {{ head -n 2 >/dev/null; touch '{}'; }}",
+        tracer_binary().display(),
+        stderr_file.display(),
+        head_done.display(),
     );
-    let mut shell = Command::new("bash")
-        .args(["-c", &script])
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    // No "attached" line to wait on through the shell: wait for the programs.
-    std::thread::sleep(Duration::from_secs(2));
+    let mut shell = Command::new("bash").args(["-c", &script]).spawn().unwrap();
+    let wait_for = |what: &str, done: &dyn Fn() -> bool| {
+        let start = std::time::Instant::now();
+        while !done() {
+            assert!(start.elapsed() < Duration::from_secs(60), "never: {what}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    wait_for("attached", &|| {
+        std::fs::read_to_string(&stderr_file).is_ok_and(|s| s.contains("attached"))
+    });
     Script::new()
         .init(3)
         .add("/", 1)
         .add("/", 1)
         .run(&[], &comm);
-    std::thread::sleep(Duration::from_millis(500));
+    wait_for("head exited", &|| head_done.exists());
     // head has exited; the next events hit the closed pipe.
     Script::new()
         .init(3)
@@ -367,8 +376,7 @@ fn a_closed_stdout_ends_the_session_quietly() {
         );
         std::thread::sleep(Duration::from_millis(50));
     };
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(shell.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    let stderr = std::fs::read_to_string(&stderr_file).unwrap();
     assert!(status.success(), "exit status {status}: {stderr}");
     assert!(
         !stderr.contains("error") && !stderr.contains("panic"),

@@ -171,8 +171,9 @@ fn in_user_namespace(script: &str) -> String {
 
 /// What `in_user_namespace` runs for a diagnosis test: in a namespace whose
 /// watch cap is `cap`, `holder` (a shell word) watches each of `held` and
-/// stays 3 s; half a second later `failer` watches `failing` (and fails)
-/// and stays 1 s. It prints the holder's pid, then the namespace.
+/// stays 3 s; once the holder has made its calls (one line each in its
+/// output), `failer` watches `failing` (and fails) and stays 1 s. It prints
+/// the holder's pid, then the namespace.
 fn holder_then_failer(
     cap: u32,
     holder: &str,
@@ -184,12 +185,19 @@ fn holder_then_failer(
     let w = w.to_str().unwrap();
     let adds = |paths: &[String]| -> String { paths.iter().map(|p| format!(" add {p}")).collect() };
     format!(
-        "echo {cap} > /proc/sys/user/max_inotify_watches; \
-         {w} --comm {holder} init{} sleep 3 >/dev/null & echo $!; sleep 0.5; \
+        "echo {cap} > /proc/sys/user/max_inotify_watches; T=$(mktemp); \
+         {w} --comm {holder} init{} sleep 3 >$T & echo $!; {}; \
          {w} --comm {failer} init{} sleep 1 >/dev/null; kill $!; readlink /proc/self/ns/user",
         adds(held),
+        until_lines("$T", 1 + held.len()),
         adds(failing)
     )
+}
+
+/// A shell loop that waits until `file` has `n` lines (the workload prints
+/// one per call it made).
+fn until_lines(file: &str, n: usize) -> String {
+    format!("while [ \"$(wc -l < {file})\" -lt {n} ]; do sleep 0.01; done")
 }
 
 /// The holder's pid and the namespace, as `holder_then_failer` prints them.
@@ -268,9 +276,10 @@ fn a_traced_emfile_gets_a_diagnosis_of_instances() {
     let w = workload_binary();
     let w = w.to_str().unwrap();
     let script = format!(
-        "echo 2 > /proc/sys/user/max_inotify_instances; \
-         {w} --comm {holder} init init sleep 3 >/dev/null & echo $!; sleep 0.5; \
-         {w} --comm {failer} init sleep 1 >/dev/null; kill $!"
+        "echo 2 > /proc/sys/user/max_inotify_instances; T=$(mktemp); \
+         {w} --comm {holder} init init sleep 3 >$T & echo $!; {}; \
+         {w} --comm {failer} init sleep 1 >/dev/null; kill $!",
+        until_lines("$T", 2)
     );
     let tracer = Tracer::start(&["--json", "--comm", &failer]);
     let holder_pid: u64 = in_user_namespace(&script).trim().parse().unwrap();

@@ -10,12 +10,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::{
-    errno::Errno,
-    event::{Event, Kind},
-    output::Output,
-    pods::Attribution,
-};
+use inotify_trace_common::Syscall;
+
+use crate::{errno::Errno, event::Event, output::Output, pods::Attribution};
 
 /// Failure series kept at most (syscall, errno, pod, container): past it,
 /// new ones count under an empty pod and container, so a storm of pods
@@ -57,12 +54,7 @@ pub type Counters = Arc<Mutex<Counts>>;
 /// The syscall's name as the metrics label it (`inotify_init1` apart from
 /// `inotify_init`).
 fn syscall(event: &Event<'_>) -> &'static str {
-    match event.kind {
-        Kind::AddWatch => "inotify_add_watch",
-        Kind::RmWatch => "inotify_rm_watch",
-        Kind::Init if event.init1_flags().is_some() => "inotify_init1",
-        Kind::Init => "inotify_init",
-    }
+    Syscall::of_record(event.kind, event.header.flags).name()
 }
 
 /// Counts into the shared counters.
