@@ -2,7 +2,8 @@
 use std::{
     io::{Read, Write},
     net::TcpStream,
-    process::Child,
+    path::Path,
+    process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
 
@@ -101,4 +102,22 @@ pub fn query(port: u16, promql: &str) -> Option<f64> {
         .as_str()?
         .parse()
         .ok()
+}
+
+/// A real Prometheus server (Debian's) with `config`, its data in `dir`,
+/// its API on `port`; stopped when dropped.
+pub fn prometheus(config: &Path, dir: &Path, port: u16) -> Agent {
+    Agent(
+        Command::new("prometheus")
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("tsdb").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("prometheus (Debian's; cargo xtask test installs it)"),
+    )
 }

@@ -12,12 +12,42 @@ use serde_json::Value;
 use tests::{
     node::{strs, Layout, Node},
     require_bpf,
-    scrape::{free_port, get, query, sample, sample_with, scrape_until, Agent},
+    scrape::{free_port, get, prometheus, query, sample, sample_with, scrape_until, Agent},
     tracer_binary, unique_comm, Script, Workload,
 };
 
 /// A uid no one else on the machine uses.
 const UID: &str = "4243";
+
+/// A workload in the pod's cgroup running as `uid`, holding one instance
+/// with a watch on each of `dirs` (checked made) until dropped.
+fn holder_in_pod(node: &Node, cgroup: &str, uid: &str, dirs: &[String], comm: &str) -> Workload {
+    // The workload, as another uid, must reach the node's directories.
+    std::fs::set_permissions(
+        node.host_root.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let mut wrapper = node.inside(cgroup);
+    for arg in [
+        "setpriv".to_owned(),
+        format!("--reuid={uid}"),
+        format!("--regid={uid}"),
+        "--clear-groups".to_owned(),
+    ] {
+        wrapper.push(arg);
+    }
+    let script = dirs
+        .iter()
+        .zip(1..)
+        .fold(Script::new().init(3), |script, (dir, wd)| {
+            script.add(dir, wd)
+        })
+        .then("sleep", "60");
+    let mut holder = Workload::start(&strs(&wrapper), comm, &script.args());
+    script.check(&holder.release_and_read(1 + dirs.len()));
+    holder
+}
 
 #[test]
 fn metrics_equal_what_usage_reports_per_uid_and_per_pod() {
@@ -25,25 +55,8 @@ fn metrics_equal_what_usage_reports_per_uid_and_per_pod() {
     require_bpf!();
     let mut node = Node::new();
     let c = node.container(Layout::SystemdContainerd, "app", true);
-    let comm = unique_comm("agent");
-    let mut wrapper = node.inside(&c.cgroup);
-    for arg in ["setpriv", "--reuid=4243", "--regid=4243", "--clear-groups"] {
-        wrapper.push(arg.to_owned());
-    }
     let dirs = node.dirs("d", 3);
-    std::fs::set_permissions(
-        node.host_root.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
-    let script = Script::new()
-        .init(3)
-        .add(&dirs[0], 1)
-        .add(&dirs[1], 2)
-        .add(&dirs[2], 3)
-        .then("sleep", "30");
-    let mut holder = Workload::start(&strs(&wrapper), &comm, &script.args());
-    script.check(&holder.release_and_read(4));
+    let holder = holder_in_pod(&node, &c.cgroup, UID, &dirs, &unique_comm("agent"));
 
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
@@ -368,24 +381,8 @@ fn a_real_prometheus_scrapes_the_agent() {
     let mut node = Node::new();
     let c = node.container(Layout::SystemdCrioGuaranteed, "app", true);
     let dirs = node.dirs("p", 4);
-    let comm = unique_comm("prom");
     // A holder in the pod: 2 watches, as a uid of its own.
-    std::fs::set_permissions(
-        node.host_root.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
-    let mut wrapper = node.inside(&c.cgroup);
-    for arg in ["setpriv", "--reuid=4244", "--regid=4244", "--clear-groups"] {
-        wrapper.push(arg.to_owned());
-    }
-    let script = Script::new()
-        .init(3)
-        .add(&dirs[0], 1)
-        .add(&dirs[1], 2)
-        .then("sleep", "60");
-    let mut holder = Workload::start(&strs(&wrapper), &comm, &script.args());
-    script.check(&holder.release_and_read(3));
+    let holder = holder_in_pod(&node, &c.cgroup, "4244", &dirs[..2], &unique_comm("prom"));
 
     let (agent_port, prometheus_port) = (free_port(), free_port());
     let _agent = Agent(
@@ -409,19 +406,7 @@ fn a_real_prometheus_scrapes_the_agent() {
         ),
     )
     .unwrap();
-    let _prometheus = Agent(
-        Command::new("prometheus")
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                data.path().join("tsdb").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{prometheus_port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("prometheus (Debian's; cargo xtask test installs it)"),
-    );
+    let _prometheus = prometheus(&config, data.path(), prometheus_port);
 
     let usage = Command::new(tracer_binary())
         .args(["usage", "--json", "--pid", &holder.pid.to_string()])
@@ -543,24 +528,8 @@ fn gauges_follow_a_holder_while_a_window_traces_and_sigterm_ends_its_recording()
     });
 
     // A holder in the pod, as a uid of its own, started during the window.
-    std::fs::set_permissions(
-        node.host_root.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
-    let mut wrapper = node.inside(&c.cgroup);
-    for arg in ["setpriv", "--reuid=4245", "--regid=4245", "--clear-groups"] {
-        wrapper.push(arg.to_owned());
-    }
     let comm = unique_comm("gwin");
-    let script = Script::new()
-        .init(3)
-        .add(&dirs[0], 1)
-        .add(&dirs[1], 2)
-        .add(&dirs[2], 3)
-        .then("sleep", "60");
-    let mut holder = Workload::start(&strs(&wrapper), &comm, &script.args());
-    script.check(&holder.release_and_read(4));
+    let holder = holder_in_pod(&node, &c.cgroup, "4245", &dirs, &comm);
     let held_at = now_s();
     let user_series = "inotify_trace_user_watches{uid=\"4245\",userns=\"host\"}";
     let pod_series = format!(

@@ -12,7 +12,7 @@ use std::{
 
 use tests::{
     require_bpf,
-    scrape::{free_port, get, query, Agent},
+    scrape::{free_port, get, prometheus, query, Agent},
     tracer_binary,
 };
 
@@ -279,19 +279,7 @@ fn tls_and_basic_auth_from_a_web_config_and_a_real_prometheus_scrapes_it() {
         ),
     )
     .unwrap();
-    let _prometheus = Agent(
-        Command::new("prometheus")
-            .arg(format!("--config.file={}", prometheus_config.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("tsdb").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{prometheus_port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("prometheus (Debian's; cargo xtask test installs it)"),
-    );
+    let _prometheus = prometheus(&prometheus_config, dir.path(), prometheus_port);
     let started = Instant::now();
     loop {
         if query(prometheus_port, "up{job=\"tls\"}") == Some(1.0) {
