@@ -3,7 +3,6 @@
 use std::{ffi::OsString, path::PathBuf, time::Duration};
 
 use crate::{
-    agent::window::WindowSettings,
     cli::{AgentArgs, CallSelection, PlaceSelection, ReportArgs, TraceArgs, UsageArgs},
     pipeline::PipelineSettings,
     recording::writer::RecordingFile,
@@ -71,6 +70,17 @@ impl TraceSettings {
             host_root: &self.host_root,
         }
     }
+}
+
+/// When the agent traces (`agent::window`) and where it records.
+pub struct WindowSettings {
+    /// A share of a cap (0.8 for `--trace-above 80`).
+    pub trace_above: f64,
+    pub always: bool,
+    pub length: Duration,
+    pub record_dir: Option<PathBuf>,
+    pub max_record_bytes: u64,
+    pub host_root: PathBuf,
 }
 
 /// The agent's, from `inotify-trace agent`'s flags.

@@ -4,10 +4,7 @@
 //! come, and records the window to `--record-dir` (oldest recordings removed
 //! past `--max-record-bytes`). Between windows nothing is attached: the
 //! node's syscalls pay nothing.
-use std::{
-    path::{Path, PathBuf},
-    time::Duration,
-};
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
 use tokio::sync::watch;
@@ -21,19 +18,10 @@ use crate::{
     render::Format,
     selection::Selection,
     session::{self, LiveSession},
+    settings::WindowSettings,
     tracer::{AttachMode, TracerOptions},
     usage::Usage,
 };
-
-pub struct WindowSettings {
-    /// A share of a cap (0.8 for `--trace-above 80`).
-    pub trace_above: f64,
-    pub always: bool,
-    pub length: Duration,
-    pub record_dir: Option<PathBuf>,
-    pub max_record_bytes: u64,
-    pub host_root: PathBuf,
-}
 
 /// The highest share of a cap any uid uses in any scope (0 when no cap is
 /// known).
