@@ -222,6 +222,8 @@ pub struct TraceArgs {
     pub quiet: bool,
 
     /// Also write every event to FILE (mode 0600), for `inotify-trace report FILE`.
+    /// (`-` writes it to stdout, for a pipe: the events and the summary
+    /// then go to stderr.)
     #[arg(short = 'w', long = "record", value_name = "FILE")]
     pub record: Option<PathBuf>,
 
@@ -262,7 +264,8 @@ pub struct TraceArgs {
 
 #[derive(Debug, Args)]
 pub struct ReportArgs {
-    /// A recording made with `inotify-trace --record FILE`.
+    /// A recording made with `inotify-trace --record FILE` (`-`: read it
+    /// from stdin).
     pub file: PathBuf,
 
     /// Print the events themselves (then the summary), not only the summary.

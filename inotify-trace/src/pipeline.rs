@@ -73,7 +73,17 @@ impl Pipeline {
         if settings.live {
             outputs.push(Box::new(Notices::new(!settings.events)));
         }
-        outputs.push(render::printer(settings.format, clock, settings.events));
+        // With `-w -` stdout is the recording: the printer takes stderr.
+        let sink = match settings.record.is_some_and(|r| r.is_stdout()) {
+            true => render::Sink::Stderr,
+            false => render::Sink::Stdout,
+        };
+        outputs.push(render::printer(
+            settings.format,
+            clock,
+            settings.events,
+            sink,
+        ));
         Ok(Pipeline {
             selection: settings.selection.clone(),
             diagnoser: settings.live.then(|| Diagnoser::live(settings.host_root)),

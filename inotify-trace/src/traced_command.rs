@@ -13,10 +13,21 @@ pub struct TracedCommand {
 }
 
 impl TracedCommand {
-    pub fn spawn(argv: &[OsString]) -> Result<TracedCommand> {
+    /// `stdout_to_stderr`: stdout carries the recording (`-w -`), so the
+    /// command's own output goes to stderr instead.
+    pub fn spawn(argv: &[OsString], stdout_to_stderr: bool) -> Result<TracedCommand> {
         let (program, args) = argv.split_first().context("no command given after --")?;
-        let child = tokio::process::Command::new(program)
-            .args(args)
+        let mut command = tokio::process::Command::new(program);
+        command.args(args);
+        if stdout_to_stderr {
+            use std::os::fd::AsFd as _;
+            let stderr = std::io::stderr()
+                .as_fd()
+                .try_clone_to_owned()
+                .context("giving the command stderr as its stdout")?;
+            command.stdout(std::process::Stdio::from(stderr));
+        }
+        let child = command
             .spawn()
             .with_context(|| format!("could not start {}", program.to_string_lossy()))?;
         Ok(TracedCommand {

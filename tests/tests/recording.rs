@@ -152,6 +152,72 @@ fn real_inotifywait_sessions_past_128_paths_report_as_they_were_live() {
     }
 }
 
+/// `-w -` streams the recording to stdout (the summary then goes to
+/// stderr) and `report -` reads it from stdin: through a pipe, the report
+/// prints the live summary; no file named `-` is made; a terminal as stdout
+/// is refused with one line.
+#[test]
+fn a_recording_piped_from_w_dash_to_report_dash_gives_the_live_summary() {
+    require_bpf!();
+    use std::io::BufRead as _;
+    let dir = tempfile::tempdir().unwrap();
+    let comm = unique_comm("pipe");
+    let mut tracer = Command::new(tracer_binary())
+        .args(["-q", "-w", "-", "--comm", &comm])
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let report = Command::new(tracer_binary())
+        .args(["report", "-"])
+        .stdin(tracer.stdout.take().unwrap())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(tracer.stderr.take().unwrap());
+    let mut live = String::new();
+    while !live.contains("attached") {
+        assert_ne!(stderr.read_line(&mut live).unwrap(), 0, "{live}");
+    }
+    Script::new()
+        .init(3)
+        .add("/", 1)
+        .add("/nonexistent", ENOENT)
+        .run(&[], &comm);
+    // SAFETY: a signal to our own child.
+    unsafe { libc::kill(tracer.id() as i32, libc::SIGINT) };
+    std::io::Read::read_to_string(&mut stderr, &mut live).unwrap();
+    assert!(tracer.wait().unwrap().success(), "{live}");
+    let reported = report.wait_with_output().unwrap();
+    assert!(reported.status.success(), "{reported:?}");
+    assert_eq!(String::from_utf8_lossy(&reported.stderr), "");
+    let summary = String::from_utf8(reported.stdout).unwrap();
+    assert!(summary.contains(&comm), "{summary}");
+    assert!(
+        live.contains(&summary),
+        "the live summary (stderr):\n{live}\nthe report:\n{summary}"
+    );
+    assert!(live.contains("recording to stdout"), "{live}");
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert!(left.is_empty(), "no file made: {left:?}");
+
+    // stdout a terminal (a pty from util-linux's script): refused.
+    let on_terminal = Command::new("script")
+        .args(["-qec"])
+        .arg(format!("{} -w - -d 1s", tracer_binary().display()))
+        .arg("/dev/null")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&on_terminal.stdout);
+    assert!(!on_terminal.status.success(), "{text}");
+    assert!(text.contains("stdout is a terminal"), "{text}");
+    assert_eq!(text.trim_end().lines().count(), 1, "{text}");
+    assert!(std::fs::read_dir(dir.path()).unwrap().next().is_none());
+}
+
 #[test]
 fn a_killed_tracer_leaves_a_recording_that_reports() {
     require_bpf!();

@@ -13,9 +13,16 @@ pub fn report(settings: ReportSettings) -> Result<ExitCode> {
     for note in &settings.notes {
         say(format_args!("note: {note}"));
     }
-    let name = settings.file.display().to_string();
-    let file = File::open(&settings.file).with_context(|| format!("opening {name}"))?;
-    let mut reader = Reader::open(file).with_context(|| name.clone())?;
+    // `-` is stdin (`inotify-trace -w - | inotify-trace report -`).
+    let (name, input): (String, Box<dyn std::io::Read>) = match settings.file.as_os_str() == "-" {
+        true => ("stdin".to_owned(), Box::new(std::io::stdin().lock())),
+        false => {
+            let name = settings.file.display().to_string();
+            let file = File::open(&settings.file).with_context(|| format!("opening {name}"))?;
+            (name, Box::new(file))
+        }
+    };
+    let mut reader = Reader::open(input).with_context(|| name.clone())?;
     let mut pipeline = Pipeline::new(&settings.pipeline(), &reader.metadata)?;
     pipeline.start()?;
     while let Some(item) = reader.next_item().with_context(|| name.clone())? {

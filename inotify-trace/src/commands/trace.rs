@@ -41,7 +41,7 @@ async fn run(settings: TraceSettings) -> Result<ExitCode> {
     ));
 
     let mut command = match &settings.command {
-        Some(argv) => match TracedCommand::spawn(argv) {
+        Some(argv) => match TracedCommand::spawn(argv, recording_to_stdout(&settings)) {
             Ok(command) => Some(command),
             Err(err) => {
                 // As a shell says it: 127 for a command that could not start.
@@ -91,8 +91,12 @@ fn announce_setup(settings: &TraceSettings, tracer: &Tracer) {
             crate::preflight::TRACEFS
         ));
     }
-    if let Some(record) = &settings.record {
-        say(format_args!("recording to {}", Path::display(&record.path)));
+    match &settings.record {
+        Some(_) if recording_to_stdout(settings) => say(format_args!(
+            "recording to stdout; events and the summary go to stderr"
+        )),
+        Some(record) => say(format_args!("recording to {}", Path::display(&record.path))),
+        None => {}
     }
     if settings.verbose {
         let why = match (settings.tracer.attach, tracer.mode) {
@@ -108,6 +112,10 @@ fn announce_setup(settings: &TraceSettings, tracer: &Tracer) {
             crate::ring::POLL_INTERVAL,
         ));
     }
+}
+
+fn recording_to_stdout(settings: &TraceSettings) -> bool {
+    settings.record.as_ref().is_some_and(|r| r.is_stdout())
 }
 
 async fn until(deadline: Option<tokio::time::Instant>) {

@@ -34,6 +34,21 @@ pub fn create(path: &Path, force: bool) -> Result<File> {
     }
 }
 
+/// Stdout as the recording (`-w -`), refused when it is a terminal: the
+/// recording is binary.
+pub fn stdout() -> Result<File> {
+    use std::{io::IsTerminal as _, os::fd::AsFd as _};
+    let out = io::stdout();
+    if out.is_terminal() {
+        bail!("-w - writes the recording, which is binary, to stdout, and stdout is a terminal: pipe it (-w - | inotify-trace report -) or redirect it to a file");
+    }
+    let fd = out
+        .as_fd()
+        .try_clone_to_owned()
+        .context("taking stdout for the recording")?;
+    Ok(File::from(fd))
+}
+
 /// O_EXCL never follows a symlink planted in the meantime (it fails with
 /// EEXIST); O_NONBLOCK keeps a FIFO from blocking the open.
 fn create_new(path: &Path) -> io::Result<File> {

@@ -22,11 +22,18 @@ use crate::{
     usage::diagnosis::Diagnosis,
 };
 
-/// Where `--record` writes.
+/// Where `--record` writes: a file, or with `-` stdout (as `tcpdump -w -`).
 pub struct RecordingFile {
     pub path: PathBuf,
     /// Replace a file that exists.
     pub force: bool,
+}
+
+impl RecordingFile {
+    /// `-w -`: the recording is stdout, and what is printed goes to stderr.
+    pub fn is_stdout(&self) -> bool {
+        self.path.as_os_str() == "-"
+    }
 }
 
 pub struct Recorder {
@@ -61,7 +68,10 @@ impl Recorder {
     /// and the metadata. If they cannot be written (a full disk), the
     /// empty file is removed: it would hold nothing to report.
     pub fn create(path: &Path, force: bool, metadata: &Metadata) -> Result<Recorder> {
-        let file = super::file::create(path, force)?;
+        let file = match path.as_os_str() == "-" {
+            true => super::file::stdout()?,
+            false => super::file::create(path, force)?,
+        };
         let mut recorder = Recorder {
             file,
             path: path.to_owned(),
@@ -95,6 +105,9 @@ impl Recorder {
     /// (in a shared directory, it could have been renamed and replaced).
     fn remove_if_still_ours(&self) {
         use std::os::unix::fs::MetadataExt as _;
+        if self.path.as_os_str() == "-" {
+            return;
+        }
         let ours = self.file.metadata().map(|m| (m.dev(), m.ino()));
         let named = std::fs::symlink_metadata(&self.path).map(|m| (m.dev(), m.ino()));
         if let (Ok(ours), Ok(named)) = (ours, named) {

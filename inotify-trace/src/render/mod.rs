@@ -24,12 +24,24 @@ impl Format {
     }
 }
 
-/// The printer for a format, on a buffered stdout; with `events` false it
-/// prints the summary alone.
-pub fn printer(format: Format, clock: WallClock, events: bool) -> Box<dyn Output> {
+/// Where a printer writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sink {
+    Stdout,
+    /// When stdout carries the recording (`-w -`).
+    Stderr,
+}
+
+/// The printer for a format, buffered; with `events` false it prints the
+/// summary alone.
+pub fn printer(format: Format, clock: WallClock, events: bool, sink: Sink) -> Box<dyn Output> {
+    let out: Box<dyn io::Write> = match sink {
+        Sink::Stdout => Box::new(stdout::buffered()),
+        Sink::Stderr => Box::new(io::BufWriter::with_capacity(64 * 1024, io::stderr().lock())),
+    };
     let printer: Box<dyn Output> = match format {
-        Format::Human => Box::new(human::HumanPrinter::new(stdout::buffered(), clock)),
-        Format::Json => Box::new(json::JsonPrinter::new(stdout::buffered(), clock)),
+        Format::Human => Box::new(human::HumanPrinter::new(out, clock)),
+        Format::Json => Box::new(json::JsonPrinter::new(out, clock)),
     };
     match events {
         true => printer,
