@@ -435,6 +435,33 @@ fn bad_recordings_get_one_line_errors_and_cut_ones_a_warning() {
     assert!(String::from_utf8(out.stderr)
         .unwrap()
         .contains("missing.rec: No such file or directory"));
+
+    // An empty file, a header cut short, a directory: each said as it is.
+    let (empty, header) = (write("empty.rec", b""), write("header.rec", &good[..10]));
+    let folder = dir.path().to_str().unwrap().to_owned();
+    for (path, says) in [
+        (
+            empty.as_str(),
+            format!("{empty}: an empty file, not a recording"),
+        ),
+        (
+            header.as_str(),
+            format!("{header}: cut short in its header (10 of 16 bytes)"),
+        ),
+        (
+            folder.as_str(),
+            format!("{folder} is a directory: give a recording file"),
+        ),
+    ] {
+        let out = report(&[path]);
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(
+            stderr.starts_with(&format!("inotify-trace: error: {says}")),
+            "{stderr}"
+        );
+    }
 }
 
 #[test]

@@ -18,6 +18,9 @@ pub fn report(settings: ReportSettings) -> Result<ExitCode> {
         true => ("stdin".to_owned(), Box::new(std::io::stdin().lock())),
         false => {
             let name = settings.file.display().to_string();
+            if settings.file.is_dir() {
+                anyhow::bail!("{name} is a directory: give a recording file (one that inotify-trace --record FILE made)");
+            }
             let file = File::open(&settings.file).with_context(|| format!("opening {name}"))?;
             (name, Box::new(file))
         }

@@ -6,7 +6,7 @@ use std::io::{self, BufReader, Read};
 use super::{
     format::{
         checksum, parse_file_header, parse_frame_header, FrameKind, FILE_HEADER_SIZE,
-        FRAME_HEADER_SIZE, MAJOR, MAX_PAYLOAD, OLDEST_MAJOR,
+        FRAME_HEADER_SIZE, MAGIC, MAJOR, MAX_PAYLOAD, OLDEST_MAJOR,
     },
     metadata::Metadata,
 };
@@ -16,6 +16,10 @@ use crate::{event::Event, stream::Item};
 pub enum ReadError {
     #[error("not an inotify-trace recording (no INOTRACE header at byte 0)")]
     NotARecording,
+    #[error("an empty file, not a recording: the session that made it wrote nothing (was it stopped before it attached?)")]
+    Empty,
+    #[error("cut short in its header ({len} of {FILE_HEADER_SIZE} bytes): the session stopped before it wrote it, and there is nothing to report")]
+    HeaderCutShort { len: usize },
     #[error("written by a newer inotify-trace (format {major}.{minor}; this one reads {MAJOR}.x): report on it with a newer inotify-trace")]
     NewerMajor { major: u16, minor: u16 },
     #[error("corrupt at byte {offset}: {why}")]
@@ -48,6 +52,11 @@ impl<R: Read> Reader<R> {
         let mut header = [0u8; FILE_HEADER_SIZE];
         match read_full(&mut input, &mut header) {
             Ok(n) if n == FILE_HEADER_SIZE => {}
+            Ok(0) => return Err(ReadError::Empty),
+            // The start of a header, and then the end of the file.
+            Ok(len) if header[..len.min(MAGIC.len())] == MAGIC[..len.min(MAGIC.len())] => {
+                return Err(ReadError::HeaderCutShort { len })
+            }
             Ok(_) => return Err(ReadError::NotARecording),
             Err(cause) => return Err(ReadError::Io { offset: 0, cause }),
         }
