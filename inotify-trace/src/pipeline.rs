@@ -161,7 +161,20 @@ impl Pipeline {
                 self.counts.lost = self.counts.lost.saturating_add(count);
                 self.each(|o| o.lost(count))
             }
-            Item::Diagnosis(diagnosis) => self.diagnosis(*diagnosis),
+            // A recording's diagnosis is of one failed call: it passes the
+            // filters as that call did (live, only selected calls are
+            // diagnosed at all).
+            Item::Diagnosis(diagnosis) => {
+                let caller = self.selection.matches_process(
+                    diagnosis.pid,
+                    diagnosis.comm.bytes(),
+                    diagnosis.uid,
+                );
+                match caller && self.selection.matches_place(diagnosis.place.as_ref()) {
+                    true => self.diagnosis(*diagnosis),
+                    false => Ok(()),
+                }
+            }
             Item::Attribution(frame) => {
                 self.attributor.learn(*frame);
                 Ok(())

@@ -544,3 +544,48 @@ fn a_real_inotifywait_failing_and_exiting_is_diagnosed_in_its_namespace() {
     }
     assert!(d["snapshot_after_ms"].as_f64().unwrap() < 1000.0, "{d:#}");
 }
+
+/// A recording's diagnosis passes `report`'s filters as its failing call
+/// does: filtered on the failer it is printed and kept in the summary,
+/// filtered on anyone else (comm, pid, uid) it is neither.
+#[test]
+fn report_filters_apply_to_diagnoses() {
+    require_bpf!();
+    let (root, paths) = dirs((0..5).map(|i| format!("f{i}")));
+    let (holder, failer) = (unique_comm("rholder"), unique_comm("rfailer"));
+    let script = holder_then_failer(3, &holder, &paths[..3], &failer, &paths[3..]);
+    let record = root.path().join("diagnosed.rec");
+    let record = record.to_str().unwrap();
+    let tracer = Tracer::start(&["--quiet", "--record", record, "--comm", &failer]);
+    in_user_namespace(&script);
+    tracer.stop().assert_clean_exit();
+
+    let report = |filter: &[&str]| -> Vec<Value> {
+        let out = Command::new(tracer_binary())
+            .args(["report", "--events", "--json", record])
+            .args(filter)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let diagnoses = |lines: &[Value]| {
+        let printed = lines.iter().filter(|l| l["type"] == "diagnosis").count();
+        let summary = lines.iter().find(|l| l["type"] == "summary").unwrap();
+        (printed, summary["diagnoses"].as_array().unwrap().len())
+    };
+    assert_eq!(diagnoses(&report(&["--comm", &failer])), (1, 1));
+    assert_eq!(diagnoses(&report(&[])), (1, 1));
+    for other in [
+        &["--comm", "kubelet"][..],
+        &["--pid", "1"][..],
+        &["--uid", "4321"][..],
+    ] {
+        let lines = report(other);
+        assert_eq!(diagnoses(&lines), (0, 0), "{other:?}: {lines:#?}");
+    }
+}
