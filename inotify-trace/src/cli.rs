@@ -1,5 +1,5 @@
 //! Command-line flags, as parsed; `settings` turns them into validated
-//! settings.
+//! settings. [`parse`] adds the hints clap cannot give.
 use std::{ffi::OsString, path::PathBuf, time::Duration};
 
 use clap::{Args, Parser, Subcommand};
@@ -23,6 +23,52 @@ pub struct Cli {
 
     #[command(flatten)]
     pub trace: TraceArgs,
+}
+
+/// Parses the command line; an error says what clap says, plus a hint where
+/// the mistake is a common one: a command to trace without `--` before it,
+/// or a misspelt subcommand.
+pub fn parse() -> Cli {
+    use clap::{error::ErrorKind, CommandFactory as _};
+    let args: Vec<OsString> = std::env::args_os().collect();
+    let err = match Cli::try_parse_from(&args) {
+        Ok(cli) => return cli,
+        Err(err) => err,
+    };
+    let hint = match err.kind() {
+        ErrorKind::UnknownArgument => args
+            .get(1)
+            .and_then(|first| first.to_str())
+            .filter(|first| !first.starts_with('-'))
+            .and_then(|first| hint_for(first, &Cli::command())),
+        _ => None,
+    };
+    let code = err.exit_code();
+    let _ = err.print();
+    if let Some(hint) = hint {
+        eprintln!("\n  tip: {hint}");
+    }
+    std::process::exit(code)
+}
+
+/// A hint for a first word that is no subcommand: one it is close to, or,
+/// when it names a program, how to trace it.
+fn hint_for(first: &str, command: &clap::Command) -> Option<String> {
+    let closest = command
+        .get_subcommands()
+        .map(|s| s.get_name())
+        .filter(|name| *name != "help")
+        .map(|name| (strsim::levenshtein(first, name), name))
+        .min()
+        .filter(|(distance, _)| *distance <= 2);
+    if let Some((_, name)) = closest {
+        return Some(format!("did you mean `inotify-trace {name}`?"));
+    }
+    let on_path = std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(first).is_file()));
+    (on_path || first.contains('/')).then(|| {
+        format!("to trace a command, put -- before it: inotify-trace [OPTIONS] -- {first} ...")
+    })
 }
 
 #[derive(Debug, Subcommand)]
@@ -138,18 +184,40 @@ fn parse_interval(text: &str) -> Result<Duration, String> {
     Ok(interval)
 }
 
-/// Whose calls to show.
+/// Whose calls to show (live and in `report`), or whose instances (`usage`):
+/// one definition, so the flags mean the same everywhere.
 #[derive(Debug, Args)]
 pub struct CallerSelection {
-    /// Only calls made by this process (repeatable; a call passes if its pid is any
-    /// of them).
+    /// Only this process (repeatable; any of them passes): its calls, or in
+    /// `usage` the instances it holds (the per-uid totals still count every
+    /// instance). Live, a pid that is not running is refused.
     #[arg(short = 'p', long = "pid", value_name = "PID")]
     pub pids: Vec<u32>,
 
-    /// Only calls made by processes with this name (repeatable). The kernel keeps 15
-    /// bytes of a name, so a longer NAME matches on its first 15 bytes.
+    /// Only processes with this name (repeatable). The kernel keeps 15 bytes of a
+    /// name, so a longer NAME matches on its first 15 bytes.
     #[arg(short = 'c', long = "comm", value_name = "NAME", value_parser = parse_comm)]
     pub comms: Vec<String>,
+
+    /// Only this uid, a number or a user name (repeatable): the calls charged to
+    /// it, or in `usage` the instances charged to it. Live it is applied after
+    /// the kernel (other uids' calls still cross the ring buffer).
+    #[arg(long = "uid", value_name = "UID", value_parser = parse_uid)]
+    pub uids: Vec<u32>,
+}
+
+/// A uid: a number, or a user name of this machine's user database.
+fn parse_uid(text: &str) -> Result<u32, String> {
+    if let Ok(uid) = text.parse::<u32>() {
+        return Ok(uid);
+    }
+    match nix::unistd::User::from_name(text) {
+        Ok(Some(user)) => Ok(user.uid.as_raw()),
+        Ok(None) => Err(format!(
+            "{text:?} is neither a uid nor a user of this machine (give the number)"
+        )),
+        Err(err) => Err(format!("looking up user {text:?}: {err}")),
+    }
 }
 
 /// Which pods, namespaces and containers to show: applied after each
@@ -157,22 +225,24 @@ pub struct CallerSelection {
 /// `report` and in `usage`.
 #[derive(Debug, Args)]
 pub struct PlaceSelection {
-    /// Only callers in this pod: NAME in any namespace, or NAMESPACE/NAME
-    /// (repeatable).
+    /// Only callers (in `usage`: holders) in this pod: NAME in any namespace,
+    /// or NAMESPACE/NAME (repeatable).
     #[arg(long = "pod", value_name = "[NS/]NAME", value_parser = parse_name)]
     pub pods: Vec<String>,
 
-    /// Only callers in pods of this namespace (repeatable).
+    /// Only callers (holders) in pods of this namespace (repeatable).
     #[arg(long = "namespace", value_name = "NS", value_parser = parse_name)]
     pub namespaces: Vec<String>,
 
-    /// Only callers in a container of this name (repeatable).
+    /// Only callers (holders) in a container of this name (repeatable).
     #[arg(long = "container", value_name = "NAME", value_parser = parse_name)]
     pub containers: Vec<String>,
 
-    /// Only callers in this cgroup or below it: a path from the cgroup2 mount's
-    /// root (`/kubepods.slice`) or under the mount (repeatable). Live, filtered
-    /// in the kernel on the cgroup and the descendants it has at start.
+    /// Only callers (holders) in this cgroup or below it: a path from the
+    /// cgroup2 mount's root (`/kubepods.slice`) or under the mount (repeatable).
+    /// Live it is filtered in the kernel, on the cgroup and the descendants it
+    /// has at start; in `report`, on each call's recorded cgroup; in `usage`,
+    /// on each holder's cgroup now.
     #[arg(long = "cgroup", value_name = "PATH", value_parser = parse_name)]
     pub cgroups: Vec<String>,
 }
@@ -194,8 +264,8 @@ pub struct CallSelection {
 /// How to print a stream of calls and its summary.
 #[derive(Debug, Args)]
 pub struct Printing {
-    /// Print JSON Lines instead of text (docs/json.md): a line per event, and one for
-    /// the summary.
+    /// Print JSON Lines instead of text (docs/json.md): a line per event, lost
+    /// count and diagnosis, and one for the summary.
     #[arg(long)]
     pub json: bool,
 
@@ -275,29 +345,14 @@ pub struct ReportArgs {
     #[command(flatten)]
     pub selection: CallSelection,
 
-    /// Only calls made by this uid (repeatable).
-    #[arg(long = "uid", value_name = "UID")]
-    pub uids: Vec<u32>,
-
     #[command(flatten)]
     pub printing: Printing,
 }
 
 #[derive(Debug, Args)]
 pub struct UsageArgs {
-    /// Only instances held by this process (repeatable). The per-uid totals still
-    /// count every instance.
-    #[arg(short = 'p', long = "pid", value_name = "PID")]
-    pub pids: Vec<u32>,
-
-    /// Only instances held by processes with this name (repeatable; a longer NAME
-    /// matches on its first 15 bytes, as the kernel keeps them).
-    #[arg(short = 'c', long = "comm", value_name = "NAME", value_parser = parse_comm)]
-    pub comms: Vec<String>,
-
-    /// Only instances charged to this uid (repeatable).
-    #[arg(long = "uid", value_name = "UID")]
-    pub uids: Vec<u32>,
+    #[command(flatten)]
+    pub callers: CallerSelection,
 
     #[command(flatten)]
     pub places: PlaceSelection,
@@ -353,6 +408,11 @@ fn parse_comm(text: &str) -> Result<String, String> {
 /// represented as a point in time (it would overflow the clock).
 fn parse_duration(text: &str) -> Result<Duration, String> {
     let duration = humantime::parse_duration(text).map_err(|e| format!("{text:?}: {e}"))?;
+    if duration.is_zero() {
+        return Err(format!(
+            "{text:?} would end the session before it starts: give more than 0s"
+        ));
+    }
     std::time::Instant::now()
         .checked_add(duration)
         .filter(|_| duration <= MAX_DURATION)
@@ -423,7 +483,20 @@ mod tests {
         };
         assert_eq!(report.file, PathBuf::from("x.rec"));
         assert!(report.events);
-        assert_eq!(report.uids, [0]);
+        assert_eq!(report.selection.callers.uids, [0]);
+        // One --uid everywhere: live too, by number or by user name.
+        let cli = Cli::parse_from(["inotify-trace", "--uid", "root", "--uid", "7"]);
+        assert_eq!(cli.trace.selection.callers.uids, [0, 7]);
+        let cli = Cli::parse_from(["inotify-trace", "usage", "--uid", "root"]);
+        let Some(Action::Usage(usage)) = cli.action else {
+            panic!("{cli:?}")
+        };
+        assert_eq!(usage.callers.uids, [0]);
+        let err = Cli::try_parse_from(["inotify-trace", "--uid", "no-such-user-x"]).unwrap_err();
+        assert!(
+            err.to_string().contains("neither a uid nor a user"),
+            "{err}"
+        );
         assert!(
             Cli::try_parse_from(["inotify-trace", "--force"]).is_err(),
             "--force needs --record"
@@ -433,6 +506,7 @@ mod tests {
     #[test]
     fn durations_and_names_that_cannot_work_are_refused_when_parsed() {
         assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert!(parse_duration("0s").unwrap_err().contains("more than 0s"));
         assert!(parse_duration("18446744073709551615s")
             .unwrap_err()
             .contains("too long"));

@@ -2,8 +2,6 @@
 //! before handing over to the library.
 use std::process::ExitCode;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
-    inotify_trace::run(inotify_trace::cli::Cli::parse())
+    inotify_trace::run(inotify_trace::cli::parse())
 }

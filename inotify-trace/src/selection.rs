@@ -113,6 +113,17 @@ impl CommName {
 }
 
 impl Selection {
+    /// Whether it narrows anything down (by process or by place).
+    pub fn narrows(&self) -> bool {
+        !(self.pids.is_empty()
+            && self.comms.is_empty()
+            && self.uids.is_empty()
+            && self.pods.is_empty()
+            && self.namespaces.is_empty()
+            && self.containers.is_empty()
+            && self.cgroups.is_empty())
+    }
+
     /// Whether a traced call passes.
     pub fn matches(&self, event: &Event<'_>) -> bool {
         let h = &event.header;

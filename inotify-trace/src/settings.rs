@@ -3,7 +3,9 @@
 use std::{ffi::OsString, path::PathBuf, time::Duration};
 
 use crate::{
-    cli::{AgentArgs, CallSelection, PlaceSelection, ReportArgs, TraceArgs, UsageArgs},
+    cli::{
+        AgentArgs, CallSelection, CallerSelection, PlaceSelection, ReportArgs, TraceArgs, UsageArgs,
+    },
     pipeline::PipelineSettings,
     recording::writer::RecordingFile,
     render::Format,
@@ -32,8 +34,8 @@ pub struct TraceSettings {
 
 impl TraceSettings {
     pub fn from_cli(args: TraceArgs) -> Self {
-        let selection = call_selection(args.selection, Vec::new());
-        let notes = selection_notes(&selection, true);
+        let selection = call_selection(args.selection);
+        let notes = selection_notes(&selection);
         TraceSettings {
             selection,
             tracer: TracerOptions {
@@ -120,8 +122,8 @@ pub struct ReportSettings {
 
 impl ReportSettings {
     pub fn from_cli(args: ReportArgs) -> Self {
-        let selection = call_selection(args.selection, args.uids);
-        let notes = selection_notes(&selection, false);
+        let selection = call_selection(args.selection);
+        let notes = selection_notes(&selection);
         ReportSettings {
             selection,
             file: args.file,
@@ -157,11 +159,8 @@ pub struct UsageSettings {
 
 impl UsageSettings {
     pub fn from_cli(args: UsageArgs) -> Self {
-        let selection = Selection {
-            uids: args.uids,
-            ..place_selection(args.places, process_selection(args.pids, args.comms))
-        };
-        let notes = selection_notes(&selection, true);
+        let selection = place_selection(args.places, process_selection(args.callers));
+        let notes = selection_notes(&selection);
         UsageSettings {
             selection,
             host_root: args.host_root,
@@ -173,22 +172,19 @@ impl UsageSettings {
     }
 }
 
-fn process_selection(pids: Vec<u32>, comms: Vec<String>) -> Selection {
+fn process_selection(callers: CallerSelection) -> Selection {
     Selection {
-        pids,
-        comms: comms.into_iter().map(CommName::new).collect(),
+        pids: callers.pids,
+        comms: callers.comms.into_iter().map(CommName::new).collect(),
+        uids: callers.uids,
         ..Selection::default()
     }
 }
 
-fn call_selection(calls: CallSelection, uids: Vec<u32>) -> Selection {
+fn call_selection(calls: CallSelection) -> Selection {
     Selection {
-        uids,
         failed_only: calls.failed,
-        ..place_selection(
-            calls.places,
-            process_selection(calls.callers.pids, calls.callers.comms),
-        )
+        ..place_selection(calls.places, process_selection(calls.callers))
     }
 }
 
@@ -218,9 +214,8 @@ fn place_selection(places: PlaceSelection, selection: Selection) -> Selection {
     }
 }
 
-/// How `--comm` and `--pid` were understood. `live`: the pids are checked
-/// against the running processes.
-fn selection_notes(selection: &Selection, live: bool) -> Vec<String> {
+/// How `--comm` was understood.
+fn selection_notes(selection: &Selection) -> Vec<String> {
     let mut notes = Vec::new();
     for comm in selection.comms.iter().filter(|c| c.is_cut()) {
         notes.push(format!(
@@ -228,13 +223,6 @@ fn selection_notes(selection: &Selection, live: bool) -> Vec<String> {
             comm.name,
             String::from_utf8_lossy(&comm.key[..15])
         ));
-    }
-    if live {
-        for pid in &selection.pids {
-            if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
-                notes.push(format!("--pid {pid}: no such process is running now"));
-            }
-        }
     }
     notes
 }

@@ -275,19 +275,14 @@ fn fill_filters(ebpf: &mut Ebpf, selection: &Selection) -> Result<()> {
 /// inode numbers of their directories in the cgroup2 mount.
 fn cgroup_ids(paths: &[String]) -> Result<Vec<u64>> {
     use std::os::unix::fs::MetadataExt;
-    let fs = crate::pods::cgroupfs::CgroupFs::find(std::path::Path::new("/"))
-        .context("--cgroup needs cgroup v2, and no cgroup2 mount was found")?;
     let mut ids = Vec::new();
     for path in paths {
-        let dir = fs.mount_point().join(path.trim_start_matches('/'));
-        let mut pending = vec![dir.clone()];
+        let mut pending = vec![crate::pods::cgroupfs::selected_dir(path)?];
         while let Some(dir) = pending.pop() {
-            let meta = std::fs::metadata(&dir).with_context(|| {
-                format!(
-                    "--cgroup {path}: no such cgroup ({} does not exist)",
-                    dir.display()
-                )
-            })?;
+            // A cgroup removed while walking is simply not there.
+            let Ok(meta) = std::fs::metadata(&dir) else {
+                continue;
+            };
             ids.push(meta.ino());
             for entry in std::fs::read_dir(&dir)?.flatten() {
                 if entry.file_type().is_ok_and(|t| t.is_dir()) {

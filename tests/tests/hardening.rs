@@ -241,6 +241,14 @@ fn overflowing_durations_empty_names_and_missing_host_roots_are_refused_before_a
             &["--host-root", "/etc/passwd"][..],
             "error: invalid value '/etc/passwd' for '--host-root <DIR>': \"/etc/passwd\" is not a directory",
         ),
+        (
+            &["-d", "0s"][..],
+            "error: invalid value '0s' for '--duration <D>': \"0s\" would end the session before it starts: give more than 0s",
+        ),
+        (
+            &["--uid", "no-such-user-here"][..],
+            "error: invalid value 'no-such-user-here' for '--uid <UID>': \"no-such-user-here\" is neither a uid nor a user of this machine (give the number)",
+        ),
     ] {
         let out = run(&[args, &touch[..]].concat());
         let stderr = String::from_utf8(out.stderr).unwrap();
@@ -349,7 +357,7 @@ fn usage_says_when_it_could_not_read_every_process() {
     // Held by root: another user's process for uid 4244.
     let mut holder = tests::Workload::start(&[], &comm, &script.args());
     script.check(&holder.release_and_read(2));
-    let usage = |caps: &str| -> serde_json::Value {
+    let usage = |caps: &str, found: bool| -> serde_json::Value {
         let wrapper = as_user_with(caps);
         let out = Command::new(&wrapper[0])
             .args(&wrapper[1..])
@@ -357,16 +365,23 @@ fn usage_says_when_it_could_not_read_every_process() {
             .args(["usage", "--json", "--comm", &comm])
             .output()
             .unwrap();
-        assert!(out.status.success(), "{caps}: {out:?}");
+        // Nothing found is exit 1, said on stderr.
+        assert_eq!(out.status.success(), found, "{caps}: {out:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            stderr.contains("no process holding an inotify instance matches the filters ("),
+            !found,
+            "{stderr}"
+        );
         serde_json::from_slice(&out.stdout).unwrap()
     };
 
-    let blind = usage("");
+    let blind = usage("", false);
     assert_eq!(blind["partial"], true, "{blind:#}");
     assert!(blind["unreadable_processes"].as_u64().unwrap() >= 1);
     assert_eq!(blind["processes"], serde_json::json!([]), "{blind:#}");
 
-    let seeing = usage("+sys_ptrace,+dac_read_search");
+    let seeing = usage("+sys_ptrace,+dac_read_search", true);
     let pids: Vec<u64> = seeing["processes"]
         .as_array()
         .unwrap()
@@ -390,4 +405,101 @@ fn a_success_and_a_failure() -> tests::Script {
         .init(3)
         .add("/", 1)
         .add("/nonexistent", tests::ENOENT)
+}
+
+/// The mistakes a new user makes on the command line get a hint: a
+/// misspelt subcommand, a command to trace without `--`; a live `--pid`
+/// that is not running is refused (strace and perf refuse it too), and so
+/// is a `usage --cgroup` that does not exist; `usage` filters that match
+/// no holder say so and exit 1.
+#[test]
+fn common_mistakes_get_a_hint_and_filters_that_match_nothing_say_so() {
+    for (args, tip) in [
+        (&["repot"][..], "tip: did you mean `inotify-trace report`?"),
+        (
+            &["usag", "--json"][..],
+            "tip: did you mean `inotify-trace usage`?",
+        ),
+        (
+            &["inotifywait", "-m", "/tmp"][..],
+            "tip: to trace a command, put -- before it: inotify-trace [OPTIONS] -- inotifywait ...",
+        ),
+    ] {
+        let out = run(args);
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert_eq!(stderr.lines().last().map(str::trim), Some(tip), "{stderr}");
+    }
+    for (args, says) in [
+        (
+            &["--pid", "999999999"][..],
+            "inotify-trace: error: --pid 999999999: no such process is running (to trace a program from its start, run it after --)",
+        ),
+        (
+            &["usage", "--cgroup", "/no-such-cgroup-here"][..],
+            "inotify-trace: error: --cgroup /no-such-cgroup-here: no such cgroup (",
+        ),
+        (
+            &["usage", "--pid", "999999999"][..],
+            "inotify-trace: no process holding an inotify instance matches the filters",
+        ),
+        (
+            &["usage", "--pod", "no-such-pod", "--json"][..],
+            "inotify-trace: no process holding an inotify instance matches the filters",
+        ),
+    ] {
+        let out = run(args);
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+        assert!(stderr.starts_with(says), "{args:?}: {stderr}");
+    }
+    // The empty report is printed all the same, for scripts.
+    let out = run(&["usage", "--pod", "no-such-pod", "--json"]);
+    let usage: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(usage["processes"], serde_json::json!([]));
+}
+
+/// `--uid` means the same live as in `report` and `usage`, by number or by
+/// user name; `agent --listen` takes `:PORT` (every address, as exporters
+/// do) and `localhost:PORT`.
+#[test]
+fn uid_by_name_live_and_listen_addresses_as_exporters_take_them() {
+    require_bpf!();
+    let out = run(&[
+        "--uid", "root", "--uid", "nobody", "-q", "-d", "1s", "--json",
+    ]);
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(out.status.success(), "{stderr}");
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        summary["processes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["uid"] == 0 || p["uid"] == 65534),
+        "{summary:#}"
+    );
+    for (listen, serving) in [
+        (":0", "http://0.0.0.0:"),
+        ("localhost:0", "http://127.0.0.1:"),
+    ] {
+        let mut agent = Command::new(tracer_binary())
+            .args(["agent", "--listen", listen])
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut first = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(agent.stderr.take().unwrap()),
+            &mut first,
+        )
+        .unwrap();
+        let _ = agent.kill();
+        let _ = agent.wait();
+        assert!(
+            first.contains(&format!("serving metrics on {serving}")),
+            "{first}"
+        );
+    }
 }

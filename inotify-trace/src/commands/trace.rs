@@ -27,6 +27,18 @@ async fn run(settings: TraceSettings) -> Result<ExitCode> {
     for note in &settings.notes {
         say(format_args!("note: {note}"));
     }
+    // As strace and perf do: a pid that is not running would trace nothing,
+    // forever.
+    if let Some(pid) = settings
+        .selection
+        .pids
+        .iter()
+        .find(|pid| !Path::new(&format!("/proc/{pid}")).exists())
+    {
+        anyhow::bail!(
+            "--pid {pid}: no such process is running (to trace a program from its start, run it after --)"
+        );
+    }
     // Signal handlers go in before attaching, so a SIGINT sent as soon as
     // "attached" shows still stops the session cleanly.
     let mut signals = Signals::new()?;

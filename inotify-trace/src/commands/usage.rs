@@ -18,6 +18,11 @@ pub fn usage(settings: UsageSettings) -> Result<ExitCode> {
     for note in &settings.notes {
         say(format_args!("note: {note}"));
     }
+    // As live tracing does: a cgroup that does not exist is an error, not
+    // an empty table.
+    for cgroup in &settings.selection.cgroups {
+        crate::pods::cgroupfs::selected_dir(cgroup)?;
+    }
     let missing = missing_of(&[Capability::CAP_SYS_PTRACE, Capability::CAP_DAC_READ_SEARCH]);
     if !missing.is_empty() {
         say(format_args!(
@@ -52,5 +57,19 @@ pub fn usage(settings: UsageSettings) -> Result<ExitCode> {
     }
     .and_then(|()| out.flush())
     .context("writing the usage report")?;
+    // Filters that match no holder: said, and exit 1 (as grep does), with
+    // the (empty) report printed all the same for scripts. A partial
+    // snapshot says it looked only at what it could read.
+    if settings.selection.narrows() && usage.processes.is_empty() && usage.instances.is_empty() {
+        let unread = match usage.unreadable_processes {
+            0 => String::new(),
+            1 => " (1 process could not be read)".to_owned(),
+            n => format!(" ({n} processes could not be read)"),
+        };
+        say(format_args!(
+            "no process holding an inotify instance matches the filters{unread}"
+        ));
+        return Ok(ExitCode::FAILURE);
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -13,6 +13,22 @@ use std::{
     path::{Path, PathBuf},
 };
 
+/// The directory of a `--cgroup` path (from the cgroup2 mount's root) on
+/// this machine; an error naming the flag when there is no such cgroup.
+pub fn selected_dir(path: &str) -> anyhow::Result<PathBuf> {
+    use anyhow::Context as _;
+    let fs = CgroupFs::find(Path::new("/"))
+        .context("--cgroup needs cgroup v2, and no cgroup2 mount was found")?;
+    let dir = fs.mount_point().join(path.trim_start_matches('/'));
+    if !dir.is_dir() {
+        anyhow::bail!(
+            "--cgroup {path}: no such cgroup ({} does not exist)",
+            dir.display()
+        );
+    }
+    Ok(dir)
+}
+
 /// `FILEID_KERNFS`: the handle type of a kernfs node (include/linux/exportfs.h).
 const FILEID_KERNFS: i32 = 0xfe;
 
