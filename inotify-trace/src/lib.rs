@@ -26,7 +26,7 @@
 //! - `usage`: the /proc snapshot (`model`, `snapshot`, `holdings`), the
 //!   diagnosis and its advice; `pods`: where a caller runs (cgroup id or
 //!   /proc/PID/cgroup -> `PodId`, container, unit, from the node's files).
-//! - Text: `escape`, `exact_text`, `status`, `stdout`.
+//! - Text: `escape`, `exact_text`, `words`, `status`, `stdout`.
 mod agent;
 pub mod cli;
 pub mod clock;
@@ -56,6 +56,7 @@ mod summary;
 mod traced_command;
 mod tracer;
 pub mod usage;
+mod words;
 
 use std::process::ExitCode;
 

@@ -90,14 +90,6 @@ impl Limit {
             ),
         }
     }
-
-    /// Recommended values are multiples of this.
-    pub fn step(self) -> u64 {
-        match self {
-            Limit::Watches => 8192,
-            Limit::Instances => 128,
-        }
-    }
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

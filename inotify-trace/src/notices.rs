@@ -31,8 +31,9 @@ pub fn warn_lost(count: u64) {
 /// The session's last line: how many events, how many lost, how long.
 pub fn closing_line(counts: Counts, elapsed_s: f64) -> String {
     let mut line = format!(
-        "{} events, {} lost in {elapsed_s:.1}s",
-        counts.events, counts.lost
+        "{}, {} lost in {elapsed_s:.1}s",
+        crate::words::plural(counts.events, "event"),
+        counts.lost
     );
     if counts.undecodable > 0 {
         line.push_str(&format!(

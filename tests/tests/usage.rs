@@ -589,3 +589,128 @@ fn report_filters_apply_to_diagnoses() {
         assert_eq!(diagnoses(&lines), (0, 0), "{other:?}: {lines:#?}");
     }
 }
+
+/// The scenario a new user met (issue 24): in a user namespace capped at 50
+/// watches, `inotifywait -q -r -m A` takes 40, then `inotifywait -r B`,
+/// given a relative path, fails part way and exits. Every figure of the
+/// diagnosis agrees with "at the failure": 50 of 50 held, the holder's
+/// share 80% (not 100% of what is left), the advice from 50 used (128, a
+/// raise that scales, with no leak question for 40 watches) and how to
+/// enter the namespace to apply it; the holder comes with its command line
+/// and where its watches are, the failing path with the caller's working
+/// directory.
+#[test]
+fn a_diagnosis_agrees_with_itself_and_says_how_to_act() {
+    require_bpf!();
+    let bin = tempfile::tempdir().unwrap();
+    let (holder, failer) = (unique_comm("agree"), unique_comm("agfail"));
+    let (holder_bin, failer_bin) = (
+        inotifywait_as(bin.path(), &holder),
+        inotifywait_as(bin.path(), &failer),
+    );
+    let ((_a, held_tree), (b, _)) = (tree(39), tree(0));
+    for i in 0..20 {
+        std::fs::create_dir_all(b.path().join(format!("B/e{i}"))).unwrap();
+    }
+    let log = bin.path().join("holder.log");
+    let log = log.to_str().unwrap();
+    let script = format!(
+        "echo 50 > /proc/sys/user/max_inotify_watches; \
+         {holder_bin} -q -r -m {held_tree} >/dev/null 2>{log} & H=$!; \
+         while [ \"$(ls /proc/$H/fdinfo 2>/dev/null | wc -l)\" -lt 4 ] || \
+               [ \"$(grep -c inotify /proc/$H/fdinfo/* 2>/dev/null | awk -F: '{{s+=$2}} END {{print s}}')\" -lt 40 ]; do sleep 0.02; done; \
+         cd {} && {failer_bin} -r B >/dev/null 2>&1; echo $?; \
+         kill $H; wait; echo $H",
+        b.path().display()
+    );
+    let record = bin.path().join("agree.rec");
+    let record = record.to_str().unwrap();
+    let tracer = Tracer::start(&[
+        "--json", "--comm", &holder, "--comm", &failer, "--record", record,
+    ]);
+    let printed = in_user_namespace(&script);
+    let finished = tracer.stop();
+    finished.assert_clean_exit();
+    let mut printed = printed.lines();
+    assert_eq!(
+        printed.next(),
+        Some("1"),
+        "the failing inotifywait exits with 1"
+    );
+    let holder_pid: u64 = printed.next().unwrap().parse().unwrap();
+
+    let lines = finished.json_lines();
+    let d = lines
+        .iter()
+        .find(|l| l["type"] == "diagnosis")
+        .unwrap_or_else(|| panic!("no diagnosis: {lines:#?}"));
+    assert_eq!(d["at_failure"]["watches"], 50, "{d:#}");
+    assert_eq!(d["usage"]["max_watches"], 50, "{d:#}");
+    let first = &d["holders"][0];
+    assert_eq!(first["pid"].as_u64(), Some(holder_pid), "{d:#}");
+    assert_eq!(
+        (&first["watches"], &first["share_pct"]),
+        (&json!(40), &json!(80.0))
+    );
+    assert_eq!(
+        first["cmdline"],
+        json!([holder_bin, "-q", "-r", "-m", held_tree]),
+        "{d:#}"
+    );
+    assert_eq!(
+        (&first["where"][0]["path"], &first["where"][0]["watches"]),
+        (&json!(held_tree), &json!(40)),
+        "{d:#}"
+    );
+    let failing = d["holders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["pid"] == d["pid"])
+        .unwrap_or_else(|| panic!("the failer is counted: {d:#}"));
+    assert_eq!(
+        (&failing["watches"], &failing["share_pct"]),
+        (&json!(10), &json!(20.0))
+    );
+    // The failing path as given, relative, with the caller's directory.
+    let path = d["path"].as_str().unwrap();
+    assert!(path.starts_with("B/e"), "{d:#}");
+    assert_eq!(d["cwd"]["path"], json!(b.path().to_str().unwrap()), "{d:#}");
+    // The advice: from 50 used (half again: 75, above the cap, a power of
+    // two), applied inside the namespace.
+    let r = &d["recommendations"][0];
+    assert_eq!(
+        (&r["current"], &r["observed"], &r["recommended"]),
+        (&json!(50), &json!(50), &json!(128)),
+        "{d:#}"
+    );
+    assert_eq!(r["wrong_fix"], Value::Null, "40 watches are no leak: {d:#}");
+    let enter = r["commands"][0].as_str().unwrap();
+    assert!(
+        enter.starts_with("nsenter --user --target ")
+            && enter.contains("echo 128 > /proc/sys/user/max_inotify_watches"),
+        "{enter}"
+    );
+
+    // The same in text (the recording's report): one story.
+    let text = Command::new(tracer_binary())
+        .args(["report", record])
+        .output()
+        .unwrap();
+    assert!(text.status.success(), "{text:?}");
+    let rendered = String::from_utf8(text.stdout).unwrap();
+    for said in [
+        "held 50 of 50 watches".to_owned(),
+        format!(
+            "its path: {path} (relative: its working directory is {})",
+            b.path().display()
+        ),
+        "    40    80%".to_owned(),
+        format!("cmdline: {holder_bin} -q -r -m {held_tree}"),
+        format!("where: 40 under {held_tree}"),
+        "to raise user.max_inotify_watches".to_owned(),
+    ] {
+        assert!(rendered.contains(&said), "{said:?} not in:\n{rendered}");
+    }
+    assert!(!rendered.contains("but:"), "{rendered}");
+}

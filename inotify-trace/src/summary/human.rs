@@ -15,8 +15,10 @@ pub fn write_summary(out: &mut impl Write, s: &Summary) -> io::Result<()> {
     writeln!(out)?;
     writeln!(
         out,
-        "== inotify-trace summary: {:.1}s, {} events, {} lost ==",
-        s.duration_s, s.events, s.lost
+        "== inotify-trace summary: {:.1}s, {}, {} lost ==",
+        s.duration_s,
+        crate::words::plural(s.events, "event"),
+        s.lost
     )?;
     if s.lost > 0 {
         writeln!(
@@ -145,24 +147,7 @@ fn pods(out: &mut impl Write, s: &Summary) -> io::Result<()> {
 /// are and what the process is (`where: 860 under /srv/data/n; cmdline:
 /// inotifywait -r -m /srv/data/n`), escaped.
 fn where_and_command(held: &HeldNow) -> Option<String> {
-    let mut parts = Vec::new();
-    if !held.places.is_empty() {
-        let places: Vec<String> = held
-            .places
-            .iter()
-            .map(|p| format!("{} under {}", p.watches, p.dir))
-            .collect();
-        parts.push(format!("where: {}", places.join(", ")));
-    }
-    if !held.cmdline.is_empty() {
-        let args: Vec<String> = held
-            .cmdline
-            .iter()
-            .map(|a| Escaped(a.as_bytes()).to_string())
-            .collect();
-        parts.push(format!("cmdline: {}", args.join(" ")));
-    }
-    (!parts.is_empty()).then(|| parts.join("; "))
+    crate::usage::render::where_and_command(&held.places, &held.cmdline)
 }
 
 /// The PATHS column: `~` before an estimate.
@@ -313,15 +298,11 @@ mod tests {
     #[test]
     fn the_summary_reads_as_one_screen() {
         let holder = ProcessUsage {
-            pid: 10,
-            comm: ProcessName::from_bytes(b"greedy"),
-            uid: 0,
-            user_ns: None,
             instances: 1,
             watches: 8190,
-            place: None,
-            started_after_failure: false,
-            gone: false,
+            share_pct: Some(100.0),
+            cmdline: vec!["greedy".into(), "--watch".into(), "/srv".into()],
+            ..ProcessUsage::new(10, ProcessName::from_bytes(b"greedy"), 0)
         };
         let summary = Summary {
             kind: "summary",
@@ -422,6 +403,10 @@ mod tests {
                     instances: 2,
                     watches: 8192,
                 }),
+                path: Some(crate::exact_text::PathName(
+                    b"/sys/fs/cgroup/kubepods".to_vec(),
+                )),
+                cwd: None,
             }],
             utc_offset_s: 3600,
             held_known: true,
@@ -453,12 +438,14 @@ mod tests {
 
         Diagnoses (who held the budget when it ran out):
           diagnosis: kubelet (pid 20, uid 0) got ENOSPC from inotify_add_watch at 2026-05-28T20:26:41.000000000Z
+            its path: /sys/fs/cgroup/kubepods
             uid 0 held 8192 of 8192 watches and 2 of 128 instances at the failure
             the cap hit: the host's fs.inotify.max_user_watches (8192)
             snapshot taken 2.5 ms after the failure: 8192 watches and 2 instances held then
             by watches:
-                PID COMM            INSTANCES  WATCHES  POD/UNIT
-                 10 greedy                  1     8190
+                PID COMM            INSTANCES  WATCHES  SHARE  POD/UNIT
+                 10 greedy                  1     8190   100%
+                      cmdline: greedy --watch /srv
             to raise fs.inotify.max_user_watches from 8192: sysctl -w fs.inotify.max_user_watches=16384
               but: pid 10 (greedy) holds 100% of uid 0's watches
         "#);

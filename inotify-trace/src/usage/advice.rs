@@ -11,9 +11,11 @@ use crate::{exact_text::ProcessName, limits::Limit};
 pub const WATCH_COST_BYTES: u64 = 1080;
 /// Usage at or above this share of a limit gets a recommendation.
 const NEAR_LIMIT: f64 = 0.8;
-/// A single process holding more than this share of a uid's watches makes
-/// raising the limit the wrong fix.
+/// A single process holding more than this share of a uid's watches, and at
+/// least [`ONE_HOLDER_WATCHES`] of them, makes raising the limit the wrong
+/// fix (a few dozen watches under a tiny cap are no leak).
 const ONE_HOLDER: f64 = 0.5;
+const ONE_HOLDER_WATCHES: u64 = 1024;
 
 /// What was seen of one uid in one scope (the host, or a user namespace).
 #[derive(Clone, Debug, PartialEq)]
@@ -27,6 +29,8 @@ pub struct Observed {
     pub max_instances: Option<u64>,
     /// The process holding the most watches: pid, comm, watches.
     pub top_holder: Option<(u32, ProcessName, u64)>,
+    /// A process in the user namespace (to enter it with nsenter).
+    pub ns_member: Option<u32>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -70,16 +74,14 @@ fn recommend(
     if limit == 0 || (used as f64) < NEAR_LIMIT * limit as f64 {
         return None;
     }
-    let (step, host_name, ns_file) = (
-        resource.step(),
-        resource.sysctl(),
-        resource.namespace_file(),
-    );
-    // Half as much again as what is used now, rounded up: room for growth
-    // without a limit so large it stops catching leaks;
-    // and always above the current limit, as a round number.
-    let above_limit = (limit + 1).div_ceil(step) * step;
-    let recommended = ((used * 3 / 2).div_ceil(step) * step).max(above_limit);
+    let (host_name, ns_file) = (resource.sysctl(), resource.namespace_file());
+    // Half as much again as what is used, and above the current limit,
+    // rounded up to a power of two: room for growth that scales with the
+    // usage, without a limit so large it stops catching leaks.
+    let recommended = (used.saturating_mul(3) / 2)
+        .max(limit.saturating_add(1))
+        .checked_next_power_of_two()
+        .unwrap_or(u64::MAX);
     let (name, commands) = match o.user_ns {
         None => (
             host_name.to_owned(),
@@ -88,15 +90,22 @@ fn recommend(
                 format!("echo '{host_name} = {recommended}' > /etc/sysctl.d/90-inotify.conf"),
             ],
         ),
+        // Written from inside the namespace, by its owner: root on the host
+        // gets there with nsenter through any process in it.
         Some(ns) => (
             format!("user.{ns_file} (user namespace {ns})"),
             vec![format!(
-                "echo {recommended} > /proc/sys/user/{ns_file}   # inside user namespace {ns}, by its owner"
+                "nsenter --user --target {} -- sh -c 'echo {recommended} > /proc/sys/user/{ns_file}'   # user namespace {ns}",
+                o.ns_member.map_or_else(|| "PID".to_owned(), |pid| pid.to_string())
             )],
         ),
     };
     let wrong_fix = match (resource, &o.top_holder) {
-        (Limit::Watches, Some((pid, comm, held))) if used > 0 && (*held as f64) > ONE_HOLDER * used as f64 => {
+        (Limit::Watches, Some((pid, comm, held)))
+            if used > 0
+                && *held >= ONE_HOLDER_WATCHES
+                && (*held as f64) > ONE_HOLDER * used as f64 =>
+        {
             Some(format!(
                 "pid {pid} ({comm}) holds {:.0}% of uid {}'s watches: raising the limit only postpones the next failure; find out why it watches so much (a leak, or a recursive watch of a large tree?)",
                 100.0 * *held as f64 / used as f64,
@@ -132,6 +141,7 @@ mod tests {
             max_watches: Some(max_watches),
             max_instances: Some(128),
             top_holder: Some((42, ProcessName::from_bytes(b"kubelet"), top)),
+            ns_member: Some(42),
         }
     }
 
@@ -175,10 +185,22 @@ mod tests {
             r[0].limit,
             "user.max_inotify_instances (user namespace 4026532000)"
         );
+        // 3 of 3: half again (4), above the cap, as a power of two.
+        assert_eq!((r[0].recommended, r[0].max_kernel_memory_bytes), (4, None));
         assert_eq!(
-            (r[0].recommended, r[0].max_kernel_memory_bytes),
-            (128, None)
+            r[0].commands[0],
+            "nsenter --user --target 42 -- sh -c 'echo 4 > /proc/sys/user/max_inotify_instances'   # user namespace 4026532000"
         );
-        assert!(r[0].commands[0].starts_with("echo 128 > /proc/sys/user/max_inotify_instances"));
+    }
+
+    /// The advice scales with what was used: a cap of 50 full is raised to
+    /// 128, not to a host-sized 8192; a 40-watch holder is no leak.
+    #[test]
+    fn a_small_cap_gets_a_small_raise_and_no_leak_question() {
+        let r = &advise(&[observed(50, 50, 40)])[0];
+        assert_eq!((r.current, r.observed, r.recommended), (50, 50, 128));
+        assert_eq!(r.wrong_fix, None);
+        let r = &advise(&[observed(190_000, 192_530, 1000)])[0];
+        assert_eq!(r.recommended, 524_288);
     }
 }

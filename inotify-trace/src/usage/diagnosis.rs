@@ -17,12 +17,16 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
-use super::{advice::Recommendation, scan, snapshot, ProcessUsage, Source, UserUsage};
+use super::{
+    advice::{self, Observed, Recommendation},
+    holdings::holdings_now,
+    scan, snapshot, ProcessUsage, Source, UserUsage,
+};
 use crate::{
     clock::{rfc3339, WallClock},
     errno::Errno,
     event::{Event, Kind},
-    exact_text::ProcessName,
+    exact_text::{PathName, ProcessName},
     limits::Limit,
     pods::Attribution,
     selection::Selection,
@@ -69,6 +73,15 @@ pub struct Diagnosis {
     /// by the snapshot.
     #[serde(default)]
     pub at_failure: Option<Held>,
+    /// The failing add_watch's path, as the caller gave it (`path`, and
+    /// `path_base64` when it is not UTF-8).
+    #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<PathName>,
+    /// For a relative path: the caller's working directory then (from
+    /// /proc at the diagnosis; absent when the caller was gone), as
+    /// `{"path": ..., "path_base64": ...}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cwd: Option<PathName>,
 }
 
 /// Instances and watches held (or taken, as a session traced them).
@@ -99,6 +112,10 @@ pub struct Diagnoser {
     known: HashMap<u32, (Option<u64>, Instant)>,
     /// Where the node's files are, to name the holders' pods.
     host_root: PathBuf,
+    /// The working directory of each caller that passed a relative path,
+    /// read at its first such call (the caller may be gone by a failure's
+    /// diagnosis: inotifywait exits at once).
+    cwds: HashMap<u32, PathBuf>,
 }
 
 impl Diagnoser {
@@ -109,6 +126,26 @@ impl Diagnoser {
             last: HashMap::new(),
             known: HashMap::new(),
             host_root: host_root.to_owned(),
+            cwds: HashMap::new(),
+        }
+    }
+
+    /// Notes the caller's working directory at its first relative path
+    /// (one readlink per such process; bounded like `known`).
+    fn note_cwd(&mut self, event: &Event<'_>) {
+        let pid = event.header.pid;
+        if event.kind != Kind::AddWatch
+            || event.path.is_empty()
+            || event.path.starts_with(b"/")
+            || self.cwds.contains_key(&pid)
+        {
+            return;
+        }
+        if self.cwds.len() >= KNOWN_PIDS {
+            self.cwds.clear();
+        }
+        if let Ok(cwd) = std::fs::read_link(format!("/proc/{pid}/cwd")) {
+            self.cwds.insert(pid, cwd);
         }
     }
 
@@ -147,6 +184,7 @@ impl Diagnoser {
         traced: impl Fn(u32) -> Option<Held>,
         place: Option<&Attribution>,
     ) -> Option<Diagnosis> {
+        self.note_cwd(event);
         let errno = event.errno()?;
         let limit = Limit::hit_by(event.kind, errno)?;
         let now = Instant::now();
@@ -176,13 +214,20 @@ impl Diagnoser {
             host_root: self.host_root.clone(),
             ..Source::live(None)
         };
-        Some(diagnose(
+        let mut diagnosis = diagnose(
             &source,
             &failure,
             clock,
             snapshot_ns,
             traced(event.header.pid),
-        ))
+        );
+        if diagnosis.path.is_some() && diagnosis.cwd.is_none() {
+            diagnosis.cwd = self
+                .cwds
+                .get(&event.header.pid)
+                .map(|dir| PathName::from_path(dir));
+        }
+        Some(diagnosis)
     }
 }
 
@@ -239,15 +284,12 @@ pub fn diagnose(
     let gone = traced.filter(|held| failing_gone && !held.is_empty());
     if let Some(held) = gone {
         holders.push(ProcessUsage {
-            pid: h.pid,
-            comm: ProcessName::from_bytes(event.comm()),
-            uid,
             user_ns,
             instances: held.instances,
             watches: held.watches,
             place: failure.place.clone(),
-            started_after_failure: false,
             gone: true,
+            ..ProcessUsage::new(h.pid, ProcessName::from_bytes(event.comm()), uid)
         });
     }
     // Those that could have held the budget first, by what ran out.
@@ -276,6 +318,49 @@ pub fn diagnose(
             watches: now.watches.saturating_sub(later.watches) + gone.watches,
         }
     });
+    let used = |held: Held| match failure.limit {
+        Limit::Watches => held.watches,
+        Limit::Instances => held.instances,
+    };
+    if let Some(at) = at_failure.filter(|at| used(*at) > 0) {
+        for p in holders.iter_mut().filter(|p| !p.started_after_failure) {
+            let held = Held {
+                instances: p.instances,
+                watches: p.watches,
+            };
+            p.share_pct = Some((1000.0 * used(held) as f64 / used(at) as f64).round() / 10.0);
+        }
+    }
+    explain_holders(source, &mut holders);
+    // The advice is for what ran out: the holdings at the failure, not
+    // the snapshot's (the failer may have gone, later holders come).
+    let recommendations = match (&user, at_failure) {
+        (Some(u), Some(at)) => {
+            let top = holders
+                .iter()
+                .filter(|p| !p.started_after_failure)
+                .max_by_key(|p| (p.watches, std::cmp::Reverse(p.pid)));
+            let member = holders.iter().find(|p| !p.gone).map(|p| p.pid);
+            advice::advise(&[Observed {
+                uid,
+                user_ns,
+                watches: at.watches,
+                instances: at.instances,
+                max_watches: u.max_watches,
+                max_instances: u.max_instances,
+                top_holder: top.map(|p| (p.pid, p.comm, p.watches)),
+                ns_member: user_ns.and(member),
+            }])
+        }
+        _ => Vec::new(),
+    };
+    let path = (event.kind == Kind::AddWatch && !event.path.is_empty())
+        .then(|| PathName(event.path.to_vec()));
+    let cwd = path
+        .as_ref()
+        .filter(|p| !p.0.starts_with(b"/"))
+        .and_then(|_| std::fs::read_link(source.root.join(format!("{}/cwd", h.pid))).ok())
+        .map(|dir| PathName::from_path(&dir));
     Diagnosis {
         kind: "diagnosis".to_owned(),
         time: rfc3339(clock.wall(h.time_ns)).to_string(),
@@ -288,13 +373,34 @@ pub fn diagnose(
         user_ns,
         usage: user,
         holders,
-        recommendations: usage
-            .recommendations
-            .into_iter()
-            .filter(|r| r.uid == uid && r.user_ns == user_ns)
-            .collect(),
+        recommendations,
         place: failure.place.clone(),
         snapshot_after_ms: snapshot_ns.map(|at| at.saturating_sub(h.time_ns) as f64 / 1e6),
         at_failure,
+        path,
+        cwd,
     }
 }
+
+/// Holders given where their watches are and their command line, as the
+/// summary gives them: the first [`EXPLAINED`] still running.
+fn explain_holders(source: &Source<'_>, holders: &mut [ProcessUsage]) {
+    let chosen: Vec<u32> = holders
+        .iter()
+        .filter(|p| !p.gone)
+        .take(EXPLAINED)
+        .map(|p| p.pid)
+        .collect();
+    if chosen.is_empty() {
+        return;
+    }
+    for held in holdings_now(source, |pid| chosen.contains(&pid)) {
+        if let Some(p) = holders.iter_mut().find(|p| p.pid == held.pid) {
+            (p.places, p.cmdline) = (held.places, held.cmdline);
+        }
+    }
+}
+
+/// Holders whose places and command line a diagnosis looks up (each costs
+/// a walk of their watches' file handles).
+const EXPLAINED: usize = 3;

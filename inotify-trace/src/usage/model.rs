@@ -88,6 +88,36 @@ pub struct ProcessUsage {
     /// take.
     #[serde(default, skip_serializing_if = "is_false")]
     pub gone: bool,
+    /// In a diagnosis: its share, in percent, of what the uid held at the
+    /// failure in the limit that ran out (watches or instances).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub share_pct: Option<f64>,
+    /// In a diagnosis, for the first holders: where its watches are (as the
+    /// summary's `held_where`) and its command line.
+    #[serde(default, rename = "where", skip_serializing_if = "Vec::is_empty")]
+    pub places: Vec<Place>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cmdline: Vec<String>,
+}
+
+impl ProcessUsage {
+    /// A holder as /proc shows it, with nothing a diagnosis adds.
+    pub fn new(pid: u32, comm: ProcessName, uid: u32) -> ProcessUsage {
+        ProcessUsage {
+            pid,
+            comm,
+            uid,
+            user_ns: None,
+            instances: 0,
+            watches: 0,
+            started_after_failure: false,
+            place: None,
+            gone: false,
+            share_pct: None,
+            places: Vec::new(),
+            cmdline: Vec::new(),
+        }
+    }
 }
 
 fn is_false(b: &bool) -> bool {

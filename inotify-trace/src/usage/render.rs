@@ -8,15 +8,17 @@ use crate::{
     escape::Escaped,
     limits::{Limit, NO_CAP},
     pods::Attribution,
+    words::plural,
 };
 
 pub fn write(out: &mut impl Write, usage: &Usage) -> io::Result<()> {
     let watches: u64 = usage.instances.iter().map(|i| i.watches).sum();
     writeln!(
         out,
-        "inotify usage now: {} instances, {watches} watches, in {} processes (as listed)",
-        usage.instances.len(),
-        usage.processes.len()
+        "inotify usage now: {}, {}, in {} (as listed)",
+        plural(usage.instances.len() as u64, "instance"),
+        plural(watches, "watch"),
+        plural(usage.processes.len() as u64, "process"),
     )?;
     if usage.partial {
         let pids: Vec<String> = usage.unreadable_pids.iter().map(u32::to_string).collect();
@@ -203,6 +205,44 @@ pub fn recommendations(out: &mut impl Write, recommendations: &[Recommendation])
 
 /// A cap as shown: `?` when unreadable, `none` for a user namespace without
 /// a cap of its own.
+/// `3 of 50 watches`, or without a cap to count against, `3 watches (no
+/// cap of its own)` / `3 watches (cap unknown)`.
+fn held_of(n: u64, cap: Option<u64>, noun: &str) -> String {
+    match cap {
+        Some(NO_CAP) => format!("{} (no cap of its own)", plural(n, noun)),
+        None => format!("{} (cap unknown)", plural(n, noun)),
+        Some(cap) => format!("{n} of {}", plural(cap, noun)),
+    }
+}
+
+/// Arguments shown of a command line at most: the rest is cut with `...`.
+const CMDLINE_SHOWN: usize = 160;
+
+/// `where: 55 under /srv/data; cmdline: inotifywait -r -m /srv/data`, for a
+/// holder whose watches or command line are known.
+pub fn where_and_command(places: &[super::places::Place], cmdline: &[String]) -> Option<String> {
+    let mut parts = Vec::new();
+    if !places.is_empty() {
+        let places: Vec<String> = places
+            .iter()
+            .map(|p| format!("{} under {}", p.watches, p.dir))
+            .collect();
+        parts.push(format!("where: {}", places.join(", ")));
+    }
+    if !cmdline.is_empty() {
+        let args: Vec<String> = cmdline
+            .iter()
+            .map(|a| Escaped(a.as_bytes()).to_string())
+            .collect();
+        let mut text = args.join(" ");
+        if text.chars().count() > CMDLINE_SHOWN {
+            text = text.chars().take(CMDLINE_SHOWN - 3).collect::<String>() + "...";
+        }
+        parts.push(format!("cmdline: {text}"));
+    }
+    (!parts.is_empty()).then(|| parts.join("; "))
+}
+
 fn cap_text(cap: Option<u64>) -> String {
     match cap {
         None => "?".to_owned(),
@@ -230,6 +270,15 @@ pub fn diagnosis(out: &mut impl Write, d: &Diagnosis, indent: &str) -> io::Resul
         d.errno,
         d.time
     )?;
+    if let Some(path) = &d.path {
+        match &d.cwd {
+            Some(cwd) => writeln!(
+                out,
+                "{indent}  its path: {path} (relative: its working directory is {cwd})"
+            )?,
+            None => writeln!(out, "{indent}  its path: {path}")?,
+        }
+    }
     if let Some(u) = &d.usage {
         // What was held when the call failed, when the snapshot was told
         // apart from it (a diagnosis made live); else the snapshot alone.
@@ -239,12 +288,10 @@ pub fn diagnosis(out: &mut impl Write, d: &Diagnosis, indent: &str) -> io::Resul
         };
         writeln!(
             out,
-            "{indent}  uid {}{scope} held {} of {} watches and {} of {} instances {when}",
+            "{indent}  uid {}{scope} held {} and {} {when}",
             u.uid,
-            held.0,
-            cap_text(u.max_watches),
-            held.1,
-            cap_text(u.max_instances),
+            held_of(held.0, u.max_watches, "watch"),
+            held_of(held.1, u.max_instances, "instance"),
         )?;
         let cap = match d.limit {
             Limit::Watches => u.max_watches,
@@ -258,8 +305,10 @@ pub fn diagnosis(out: &mut impl Write, d: &Diagnosis, indent: &str) -> io::Resul
     } else if let Some(at) = d.at_failure {
         writeln!(
             out,
-            "{indent}  uid {}{scope} held at least {} watches and {} instances at the failure",
-            d.uid, at.watches, at.instances
+            "{indent}  uid {}{scope} held at least {} and {} at the failure",
+            d.uid,
+            plural(at.watches, "watch"),
+            plural(at.instances, "instance"),
         )?;
     } else {
         writeln!(
@@ -272,20 +321,27 @@ pub fn diagnosis(out: &mut impl Write, d: &Diagnosis, indent: &str) -> io::Resul
         let mut said = format!("{indent}  snapshot taken {after_ms:.1} ms after the failure");
         if let Some(u) = &d.usage {
             said += &format!(
-                ": {} watches and {} instances held then",
-                u.watches, u.instances
+                ": {} and {} held then",
+                plural(u.watches, "watch"),
+                plural(u.instances, "instance"),
             );
         }
         let gone = d.holders.iter().find(|p| p.gone);
         if let Some(p) = gone {
             said += &format!(
-                "; pid {} ({}), gone by then, had taken {} watches and {} instances in this session",
-                p.pid, p.comm, p.watches, p.instances
+                "; pid {} ({}), gone by then, had taken {} and {} in this session",
+                p.pid,
+                p.comm,
+                plural(p.watches, "watch"),
+                plural(p.instances, "instance"),
             );
         }
         let later = d.holders.iter().filter(|p| p.started_after_failure).count();
         if later > 0 {
-            said += &format!("; {later} holder(s) started after the failure, not counted");
+            said += &format!(
+                "; {} started after the failure, not counted",
+                plural(later as u64, "holder")
+            );
         }
         writeln!(out, "{said}")?;
     }
@@ -293,8 +349,8 @@ pub fn diagnosis(out: &mut impl Write, d: &Diagnosis, indent: &str) -> io::Resul
         writeln!(out, "{indent}  by {}:", d.limit.noun())?;
         writeln!(
             out,
-            "{indent}  {:>7} {:<15} {:>9} {:>8}  POD/UNIT",
-            "PID", "COMM", "INSTANCES", "WATCHES"
+            "{indent}  {:>7} {:<15} {:>9} {:>8} {:>6}  POD/UNIT",
+            "PID", "COMM", "INSTANCES", "WATCHES", "SHARE"
         )?;
     }
     for p in &d.holders {
@@ -310,15 +366,22 @@ pub fn diagnosis(out: &mut impl Write, d: &Diagnosis, indent: &str) -> io::Resul
             .into_iter()
             .filter(|s| !s.is_empty())
             .collect();
+        let share = p
+            .share_pct
+            .map_or_else(|| "-".to_owned(), |pct| format!("{pct:.0}%"));
         let row = format!(
-            "{indent}  {:>7} {:<15} {:>9} {:>8}  {}",
+            "{indent}  {:>7} {:<15} {:>9} {:>8} {:>6}  {}",
             p.pid,
             p.comm.to_string(),
             p.instances,
             p.watches,
+            share,
             tail.join("  ")
         );
         writeln!(out, "{}", row.trim_end())?;
+        if let Some(more) = where_and_command(&p.places, &p.cmdline) {
+            writeln!(out, "{indent}            {more}")?;
+        }
     }
     for r in &d.recommendations {
         writeln!(

@@ -159,17 +159,9 @@ fn targets(held: &HeldFd, resolver: &paths::Resolver) -> Vec<WatchTarget> {
 pub(super) fn processes(instances: &[InstanceUsage], held: &[HeldFd]) -> Vec<ProcessUsage> {
     let mut by_pid: BTreeMap<u32, ProcessUsage> = BTreeMap::new();
     for h in held {
-        by_pid.entry(h.pid).or_insert_with(|| ProcessUsage {
-            pid: h.pid,
-            comm: h.comm,
-            uid: h.euid,
-            user_ns: None,
-            instances: 0,
-            watches: 0,
-            place: None,
-            started_after_failure: false,
-            gone: false,
-        });
+        by_pid
+            .entry(h.pid)
+            .or_insert_with(|| ProcessUsage::new(h.pid, h.comm, h.euid));
     }
     for instance in instances {
         // A process holding one instance through two fds holds it once.
@@ -295,6 +287,7 @@ fn pods_of(instances: &[InstanceUsage], processes: &[ProcessUsage]) -> Vec<PodUs
 }
 
 fn observed(user: &UserUsage) -> Observed {
+    let top = user.top_holder.as_ref();
     Observed {
         uid: user.uid,
         user_ns: user.user_ns,
@@ -302,7 +295,8 @@ fn observed(user: &UserUsage) -> Observed {
         instances: user.instances,
         max_watches: user.max_watches,
         max_instances: user.max_instances,
-        top_holder: user.top_holder.as_ref().map(|p| (p.pid, p.comm, p.watches)),
+        top_holder: top.map(|p| (p.pid, p.comm, p.watches)),
+        ns_member: top.map(|p| p.pid),
     }
 }
 

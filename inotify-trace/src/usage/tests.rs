@@ -273,11 +273,12 @@ fn a_diagnosis_counts_a_gone_failer_and_leaves_out_later_holders() {
     for said in [
         "uid 100000 in user namespace 4026532999 held 4 of 4 watches and 2 of 128 instances at the failure",
         "the cap hit: user namespace 4026532999's user.max_inotify_watches (4)",
-        "pid 450 (inotifywait), gone by then, had taken 1 watches and 1 instances in this session",
-        "1 holder(s) started after the failure, not counted",
-        // No log directory for the pod here: it shows its uid.
-        "    401 late                    1        1  pod 1b2c3d4e-0000-4a5b-8c9d-0123456789ab  (started after the failure)",
-        "    450 inotifywait             1        1  shop/cart-7  (gone: as traced this session)",
+        "pid 450 (inotifywait), gone by then, had taken 1 watch and 1 instance in this session",
+        "1 holder started after the failure, not counted",
+        // No log directory for the pod here: it shows its uid. A later
+        // holder has no share of what ran out; the gone failer held 1 of 4.
+        "    401 late                    1        1      -  pod 1b2c3d4e-0000-4a5b-8c9d-0123456789ab  (started after the failure)",
+        "    450 inotifywait             1        1    25%  shop/cart-7  (gone: as traced this session)",
         "diagnosis: inotifywait (pid 450, uid 100000, in shop/cart-7) got ENOSPC",
     ] {
         assert!(text.contains(said), "{said:?} not in:\n{text}");
@@ -364,18 +365,17 @@ fn per_uid_totals_against_the_host_limits_and_the_namespace_caps() {
         ]
     );
     assert_eq!(usage.users[0].top_holder.as_ref().unwrap().pid, 200);
-    // uid 0 is above 80% of its limit, and kubelet holds 95% of it.
+    // uid 0 is above 80% of its limit; kubelet holds 95% of it, but 100
+    // watches are no leak to ask about (advice.rs: the dominant holder
+    // needs 1024 or more).
     assert_eq!(usage.recommendations.len(), 1);
     let r = &usage.recommendations[0];
     assert_eq!(
         (r.uid, r.current, r.observed, r.recommended),
-        (0, 120, 105, 8192)
+        // Half again of 105, above 120, as a power of two.
+        (0, 120, 105, 256)
     );
-    assert!(r
-        .wrong_fix
-        .as_deref()
-        .unwrap()
-        .starts_with("pid 200 (kubelet) holds 95%"));
+    assert_eq!(r.wrong_fix, None);
 }
 
 #[test]
