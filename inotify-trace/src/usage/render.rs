@@ -104,7 +104,7 @@ pub fn place_text(place: Option<&Attribution>) -> String {
 /// A TOP HOLDER column: `pid comm (N watches)`.
 fn holder_text(holder: Option<&ProcessUsage>) -> String {
     holder
-        .map(|p| format!("{} {} ({} watches)", p.pid, p.comm, p.watches))
+        .map(|p| format!("{} {} ({})", p.pid, p.comm, plural(p.watches, "watch")))
         .unwrap_or_default()
 }
 
