@@ -244,18 +244,23 @@ impl Aggregator {
                     .iter()
                     .map(|(&pid, f)| {
                         let process = self.processes.get(pid).expect("a failing pid was counted");
+                        let (examples, examples_base64) =
+                            ProcessFailures::examples_from(&f.examples);
+                        let comm = crate::event::comm_bytes(&process.comm);
                         ProcessFailures {
                             pid,
                             comm: process.comm,
+                            comm_base64: std::str::from_utf8(comm).is_err().then(|| {
+                                use base64::Engine as _;
+                                base64::engine::general_purpose::STANDARD.encode(comm)
+                            }),
                             uid: process.uid,
                             count: f.count,
                             first: clock.wall(f.first_ns),
                             last: clock.wall(f.last_ns),
-                            examples: f
-                                .examples
-                                .iter()
-                                .map(|p| String::from_utf8_lossy(p).into_owned())
-                                .collect(),
+                            examples,
+                            examples_base64,
+                            example_bytes: f.examples.clone(),
                         }
                     })
                     .collect();
@@ -450,6 +455,13 @@ mod tests {
             let mut h = add_watch(comm, ret);
             (h.pid, h.tid, h.fd) = (pid, pid, fd);
             self.send(h, path.as_bytes());
+        }
+
+        /// An add_watch with a comm and a path that need not be UTF-8.
+        fn add_bytes(&mut self, pid: u32, comm: &[u8], fd: i32, ret: i64, path: &[u8]) {
+            let mut h = add_watch("", ret);
+            (h.pid, h.tid, h.fd, h.comm) = (pid, pid, fd, inotify_trace_common::comm_key(comm));
+            self.send(h, path);
         }
 
         fn init(&mut self, pid: u32, comm: &str, ret: i64) {
@@ -675,6 +687,34 @@ mod tests {
         assert!(
             feed.aggregator.processes.get(2).unwrap().paths.size_of() <= 4096,
             "a sketch of fixed size"
+        );
+    }
+
+    /// A failing path or comm that is not UTF-8 keeps its exact bytes: JSON
+    /// carries base64 beside the lossy text, the text view escapes them.
+    #[test]
+    fn non_utf8_failing_paths_and_comms_keep_their_bytes() {
+        let mut feed = Feed::new();
+        feed.add(7, "ok", 3, -28, "/plain");
+        feed.add_bytes(8, b"w\xffx", 3, -28, b"/odd-\xff\x1b[31mred");
+        let summary = feed.summary(0);
+        let json = serde_json::to_value(&summary.failures[0].processes).unwrap();
+        let (plain, odd) = (&json[0], &json[1]);
+        assert_eq!(plain["examples"], serde_json::json!(["/plain"]));
+        assert!(plain.get("examples_base64").is_none() && plain.get("comm_base64").is_none());
+        assert_eq!(
+            odd["examples_base64"],
+            serde_json::json!(["L29kZC3/G1szMW1yZWQ="])
+        );
+        assert_eq!(odd["comm_base64"], "d/94");
+        let mut text = Vec::new();
+        super::super::human::write_summary(&mut text, &summary).unwrap();
+        let text = String::from_utf8(text).unwrap();
+        // The one escaping every text view uses, as live lines print it.
+        assert!(text.contains("/odd-\\xff\\u{1b}[31mred"), "{text}");
+        assert!(
+            !text.contains('\u{fffd}') && !text.contains('\x1b'),
+            "{text}"
         );
     }
 

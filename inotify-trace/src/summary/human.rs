@@ -192,8 +192,8 @@ fn failure_group(out: &mut impl Write, g: &FailureGroup, utc_offset_s: i32) -> i
             local_time(p.first, utc_offset_s),
             local_time(p.last, utc_offset_s)
         )?;
-        for path in &p.examples {
-            writeln!(out, "            {}", Escaped(path.as_bytes()))?;
+        for path in &p.example_bytes {
+            writeln!(out, "            {}", Escaped(path))?;
         }
     }
     Ok(())
@@ -331,17 +331,25 @@ mod tests {
                 call: Kind::AddWatch,
                 errno: Errno::ENOSPC,
                 count: 2,
-                processes: vec![ProcessFailures {
-                    pid: 20,
-                    comm: comm_key(b"kubelet"),
-                    uid: 0,
-                    count: 2,
-                    first: at(1),
-                    last: at(2),
-                    examples: vec![
-                        "/sys/fs/cgroup/kubepods/pod1".into(),
-                        "/sys/fs/cgroup/kubepods/\u{1b}[2J".into(),
-                    ],
+                processes: vec![{
+                    let example_bytes: Vec<Box<[u8]>> = vec![
+                        b"/sys/fs/cgroup/kubepods/pod1"[..].into(),
+                        b"/sys/fs/cgroup/kubepods/\x1b[2J"[..].into(),
+                    ];
+                    let (examples, examples_base64) =
+                        ProcessFailures::examples_from(&example_bytes);
+                    ProcessFailures {
+                        pid: 20,
+                        comm: comm_key(b"kubelet"),
+                        comm_base64: None,
+                        uid: 0,
+                        count: 2,
+                        first: at(1),
+                        last: at(2),
+                        examples,
+                        examples_base64,
+                        example_bytes,
+                    }
                 }],
             }],
             users: vec![UserSummary {

@@ -80,14 +80,45 @@ pub struct ProcessFailures {
     /// The kernel's 16 bytes; JSON shows the text up to the NUL (lossy).
     #[serde(serialize_with = "serialize_comm")]
     pub comm: Comm,
+    /// Beside `comm` when it is not UTF-8: its exact bytes, base64.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub comm_base64: Option<String>,
     pub uid: u32,
     pub count: u64,
     #[serde(serialize_with = "serialize_rfc3339")]
     pub first: SystemTime,
     #[serde(serialize_with = "serialize_rfc3339")]
     pub last: SystemTime,
-    /// Up to three distinct paths (add_watch only), lossy UTF-8.
+    /// Up to three distinct paths (add_watch only), as text (invalid UTF-8
+    /// replaced).
     pub examples: Vec<String>,
+    /// Beside `examples` when one of them is not UTF-8: each one's exact
+    /// bytes in base64, in the same order (`null` for those that are).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub examples_base64: Option<Vec<Option<String>>>,
+    /// The exact bytes, for the text view (escaped there).
+    #[serde(skip)]
+    pub example_bytes: Vec<Box<[u8]>>,
+}
+
+impl ProcessFailures {
+    /// The JSON forms of `example_bytes`: the text, and base64 beside it
+    /// when any is not UTF-8.
+    pub fn examples_from(bytes: &[Box<[u8]>]) -> (Vec<String>, Option<Vec<Option<String>>>) {
+        use base64::{engine::general_purpose::STANDARD, Engine as _};
+        let text = bytes
+            .iter()
+            .map(|p| String::from_utf8_lossy(p).into_owned())
+            .collect();
+        let lossy = bytes.iter().any(|p| std::str::from_utf8(p).is_err());
+        let exact = lossy.then(|| {
+            bytes
+                .iter()
+                .map(|p| std::str::from_utf8(p).is_err().then(|| STANDARD.encode(p)))
+                .collect()
+        });
+        (text, exact)
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
