@@ -71,9 +71,15 @@ pub fn run(cli: cli::Cli) -> ExitCode {
         Some(cli::Action::Agent(args)) => commands::agent(settings::AgentSettings::from_cli(args)),
         None => {
             if cli.trace.verbose {
+                // Said as every other line on stderr is: `inotify-trace: ...`.
                 env_logger::Builder::new()
                     .filter_level(log::LevelFilter::Warn)
                     .filter_module("inotify_trace", log::LevelFilter::Debug)
+                    .format(|out, record| {
+                        use std::io::Write as _;
+                        let level = record.level().as_str().to_ascii_lowercase();
+                        writeln!(out, "inotify-trace: {level}: {}", record.args())
+                    })
                     .init();
             }
             commands::trace(settings::TraceSettings::from_cli(cli.trace))

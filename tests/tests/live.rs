@@ -301,13 +301,24 @@ fn human_output_is_one_escaped_line_per_event() {
         header.starts_with("TIME") && header.ends_with("PATH"),
         "{header}"
     );
+    // FD: the instance a call used (`-` for an init: its new fd is its
+    // RESULT).
     assert_eq!(
         columns(next()),
-        [&pid, &pid, &uid, &comm, &place, "fd=3", "inotify_init1(0)"]
+        [
+            &pid,
+            &pid,
+            &uid,
+            &comm,
+            &place,
+            "-",
+            "fd=3",
+            "inotify_init1(0)"
+        ]
     );
     assert_eq!(
         columns(next()),
-        [&pid, &pid, &uid, &comm, &place, "wd=1", "/"]
+        [&pid, &pid, &uid, &comm, &place, "3", "wd=1", "/"]
     );
     assert_eq!(
         columns(next()),
@@ -317,6 +328,7 @@ fn human_output_is_one_escaped_line_per_event() {
             &uid,
             &comm,
             &place,
+            "3",
             "ENOENT",
             "/tmp/\\u{1b}[2Jgone\\nfake-line"
         ]

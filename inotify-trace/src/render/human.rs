@@ -13,7 +13,20 @@ use crate::{
     stream::Counts,
     summary::{human::write_summary, Summary},
     usage::{diagnosis::Diagnosis, render::diagnosis},
+    words::fit,
 };
+
+/// The FD column: the instance's fd, or `-`.
+struct FdText(Option<i32>);
+
+impl std::fmt::Display for FdText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(fd) => fd.to_string().fmt(f),
+            None => "-".fmt(f),
+        }
+    }
+}
 
 pub struct HumanPrinter<W: Write> {
     out: W,
@@ -52,8 +65,8 @@ impl<W: Write> Output for HumanPrinter<W> {
     fn start(&mut self) -> io::Result<()> {
         writeln!(
             self.out,
-            "{:<15} {:>7} {:>7} {:>6} {:<15} {:<24} {:<12} PATH",
-            "TIME", "PID", "TID", "UID", "COMM", "POD/UNIT", "RESULT"
+            "{:<15} {:>7} {:>7} {:>6} {:<15} {:<24} {:>4} {:<12} PATH",
+            "TIME", "PID", "TID", "UID", "COMM", "POD/UNIT", "FD", "RESULT"
         )
     }
 
@@ -74,15 +87,23 @@ impl<W: Write> Output for HumanPrinter<W> {
         let _ =
             std::fmt::Write::write_fmt(&mut self.comm, format_args!("{}", Escaped(event.comm())));
         write_result(&mut self.result, event);
+        // The instance the call used: two instances of one process are told
+        // apart by it (an init's new fd is its RESULT).
+        let fd = match event.kind {
+            Kind::Init => None,
+            _ if event.args_missing() => None,
+            _ => Some(h.fd),
+        };
         write!(
             self.out,
-            "{:<15} {:>7} {:>7} {:>6} {:<15} {:<24} {:<12} ",
+            "{:<15} {:>7} {:>7} {:>6} {:<15} {:<24} {:>4} {:<12} ",
             time,
             h.pid,
             h.tid,
             event.charged_uid(),
-            self.comm,
-            self.place,
+            fit(&self.comm, 15),
+            fit(&self.place, 24),
+            FdText(fd),
             self.result
         )?;
         match event.kind {
@@ -160,7 +181,10 @@ mod tests {
     fn lines_are_aligned_and_hostile_bytes_escaped() {
         let ok = record(&add_watch("kubelet", 1), b"/sys/fs/cgroup/kubepods");
         let hostile = record(&add_watch("evil\x1b[31m", -2), b"/tmp/\x1b]0;x\x07\xff");
-        let mut long = add_watch("kubelet", -36);
+        // A comm whose escaped form is longer than its column, in a pod
+        // whose name is longer than its own: both cut, the columns hold.
+        let mut long = add_watch("\u{fffd}", -36);
+        long.comm = *b"\xff\xff\xff\xff\xff\xff\0\0\0\0\0\0\0\0\0\0";
         long.flags = FLAG_PATH_TRUNCATED;
         let long = record(&long, b"/very/long");
         let mut init = add_watch("containerd", 5);
@@ -178,14 +202,21 @@ mod tests {
                 unit: Some("evil\x1b[2J.service".into()),
                 ..Attribution::default()
             },
+            Attribution {
+                namespace: Some("monitoring".into()),
+                pod: Some("prometheus-kube-prometheus-stack-0".into()),
+                pod_uid: Some("0c2d".into()),
+                container: Some("config-reloader".into()),
+                ..Attribution::default()
+            },
         ];
         let text = render(&[ok, hostile, long, record(&init, b"")], &places);
         insta::assert_snapshot!(text, @r"
-            PID     TID    UID COMM            POD/UNIT                 RESULT       PATH
-           4242    4243   1000 kubelet         kube-system/coredns-1    wd=1         /sys/fs/cgroup/kubepods
-           4242    4243   1000 evil\u{1b}[31m  evil\u{1b}[2J.service    ENOENT       /tmp/\u{1b}]0;x\u{7}\xff
-           4242    4243   1000 kubelet         -                        ENAMETOOLONG /very/long [truncated]
-           4242    4243   1000 containerd      -                        fd=5         inotify_init1(IN_NONBLOCK|IN_CLOEXEC)
+         PID     TID    UID COMM            POD/UNIT                   FD RESULT       PATH
+        4242    4243   1000 kubelet         kube-system/coredns-1       6 wd=1         /sys/fs/cgroup/kubepods
+        4242    4243   1000 evil\u{1b}[31m  evil\u{1b}[2J.service       6 ENOENT       /tmp/\u{1b}]0;x\u{7}\xff
+        4242    4243   1000 \xff\xff\xff\x… monitoring/prometheus-k…    6 ENAMETOOLONG /very/long [truncated]
+        4242    4243   1000 containerd      -                           - fd=5         inotify_init1(IN_NONBLOCK|IN_CLOEXEC)
         ");
     }
 }

@@ -9,6 +9,7 @@ use crate::{
     event::comm_bytes,
     limits::Limit,
     usage::{model::HeldNow, render::place_text},
+    words::fit,
 };
 
 pub fn write_summary(out: &mut impl Write, s: &Summary) -> io::Result<()> {
@@ -76,7 +77,7 @@ fn processes(out: &mut impl Write, s: &Summary) -> io::Result<()> {
         let row = format!(
             "  {:>7} {:<15} {:>6} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>5} {:>9}  {}",
             p.pid,
-            Escaped(comm_bytes(&p.comm)).to_string(),
+            fit(&Escaped(comm_bytes(&p.comm)).to_string(), 15),
             p.uid,
             p.calls,
             p.new_watches,
@@ -133,7 +134,7 @@ fn pods(out: &mut impl Write, s: &Summary) -> io::Result<()> {
         writeln!(
             out,
             "  {:<40} {:>9} {:>7} {:>7} {:>7}",
-            Escaped(name.as_bytes()).to_string(),
+            fit(&Escaped(name.as_bytes()).to_string(), 40),
             pod.processes,
             pod.calls,
             pod.new_watches,
@@ -186,7 +187,7 @@ fn failure_group(out: &mut impl Write, g: &FailureGroup, utc_offset_s: i32) -> i
             out,
             "    {:>7} {:<15} uid {:<6} {:>6}x  {} .. {}",
             p.pid,
-            Escaped(comm_bytes(&p.comm)).to_string(),
+            fit(&Escaped(comm_bytes(&p.comm)).to_string(), 15),
             p.uid,
             p.count,
             local_time(p.first, utc_offset_s),

@@ -8,7 +8,7 @@ use crate::{
     escape::Escaped,
     limits::{Limit, NO_CAP},
     pods::Attribution,
-    words::plural,
+    words::{fit, plural},
 };
 
 pub fn write(out: &mut impl Write, usage: &Usage) -> io::Result<()> {
@@ -51,11 +51,15 @@ pub fn write(out: &mut impl Write, usage: &Usage) -> io::Result<()> {
         let row = format!(
             "  {:>7} {:<15} {:>6} {:>9} {:>8} {ns:<12} {}",
             p.pid,
-            p.comm.to_string(),
+            fit(&p.comm.to_string(), 15),
             p.uid,
             p.instances,
             p.watches,
-            place_text(p.place.as_ref())
+            // As live lines say it: `-` for nowhere known.
+            match place_text(p.place.as_ref()).as_str() {
+                "" => "-".to_owned(),
+                place => place.to_owned(),
+            }
         );
         writeln!(out, "{}", row.trim_end())?;
     }
@@ -128,7 +132,7 @@ fn pods(out: &mut impl Write, pods: &[PodUsage]) -> io::Result<()> {
         writeln!(
             out,
             "  {:<40} {:>9} {:>8}  {top}",
-            Escaped(name.as_bytes()).to_string(),
+            fit(&Escaped(name.as_bytes()).to_string(), 40),
             pod.instances,
             pod.watches
         )?;
@@ -372,7 +376,7 @@ pub fn diagnosis(out: &mut impl Write, d: &Diagnosis, indent: &str) -> io::Resul
         let row = format!(
             "{indent}  {:>7} {:<15} {:>9} {:>8} {:>6}  {}",
             p.pid,
-            p.comm.to_string(),
+            fit(&p.comm.to_string(), 15),
             p.instances,
             p.watches,
             share,
