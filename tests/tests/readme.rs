@@ -36,10 +36,10 @@ fn masked(text: &str) -> String {
         (r"user namespace \d+", "user namespace NS"),
         (r"\d+\.\d+ ?(ms|s)\b", "DURATION"),
         (r"(max_user_(watches|instances)) = \d+", "$1 = LIMIT"),
-        // A table row's leading pid.
+        // A table row's leading pid, right-aligned: its width varies too.
         (
-            r"(?m)^((?:inotify-trace:)?\s+)\d+ (greedy-agent|kubelet)",
-            "${1}PID $2",
+            r"(?m)^((?:inotify-trace:)?)\s+\d+ (greedy-agent|kubelet)",
+            "$1 PID $2",
         ),
     ];
     let mut text = text.trim_end().to_owned();
