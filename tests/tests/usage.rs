@@ -90,7 +90,7 @@ fn usage_reports_known_instances_exactly_and_shared_ones_once() {
             "max_watches": report["limits"]["max_user_watches"],
             "watches_pct": report["users"][0]["watches_pct"],
             "instances_pct": report["users"][0]["instances_pct"],
-            "top_holder": {"pid": many.pid, "comm": many_comm, "uid": uid, "user_ns": null, "instances": 1, "watches": 50, "cgroup": own_cgroup()},
+            "top_holder": {"pid": many.pid, "comm": many_comm, "uid": uid, "user_ns": null, "instances": 1, "watches": 50, "cgroup_id": own_cgroup_id(), "cgroup": own_cgroup()},
         }])
     );
     let instances: Vec<(Value, u64)> = report["instances"]
@@ -258,12 +258,12 @@ fn a_traced_enospc_gets_a_diagnosis_naming_the_holder() {
     assert_eq!(d["holders"][0]["pid"].as_u64(), Some(holder_pid));
     assert_eq!(d["holders"][0]["comm"], holder);
     assert_eq!(d["holders"][0]["watches"], 3);
+    // All of what ran out, at the failure; 3 watches are no leak to ask
+    // about (the advice asks for a dominant holder of 1024 or more).
+    assert_eq!(d["holders"][0]["share_pct"], 100.0);
     let advice = &d["recommendations"][0];
     assert_eq!(advice["current"], 3);
-    assert!(advice["wrong_fix"]
-        .as_str()
-        .unwrap()
-        .starts_with(&format!("pid {holder_pid} ({holder}) holds 100%")));
+    assert_eq!(advice["wrong_fix"], Value::Null, "{d:#}");
     // The summary repeats it.
     let summary = lines.last().unwrap();
     assert_eq!(summary["diagnoses"][0], *d);
@@ -382,10 +382,8 @@ fn a_diagnosis_names_a_holder_whose_name_is_not_utf8() {
     assert_eq!(holder["pid"].as_u64(), Some(hog_pid), "{d:#}");
     assert_eq!(base64(&holder["comm_base64"]), HOG);
     assert_eq!(holder["watches"], 2);
-    assert!(d["recommendations"][0]["wrong_fix"]
-        .as_str()
-        .unwrap()
-        .starts_with(&format!("pid {hog_pid} (G\\xffREEDY) holds 100%")));
+    assert_eq!(holder["share_pct"], 100.0);
+    assert_eq!(d["recommendations"][0]["wrong_fix"], Value::Null, "{d:#}");
 }
 
 #[test]
@@ -619,8 +617,7 @@ fn a_diagnosis_agrees_with_itself_and_says_how_to_act() {
          {holder_bin} -q -r -m {held_tree} >/dev/null 2>{log} & H=$!; \
          while [ \"$(ls /proc/$H/fdinfo 2>/dev/null | wc -l)\" -lt 4 ] || \
                [ \"$(grep -c inotify /proc/$H/fdinfo/* 2>/dev/null | awk -F: '{{s+=$2}} END {{print s}}')\" -lt 40 ]; do sleep 0.02; done; \
-         cd {} && {failer_bin} -r B >/dev/null 2>&1; echo $?; \
-         kill $H; wait; echo $H",
+         cd {} && {failer_bin} -r B >/dev/null 2>&1; echo $?; echo $H",
         b.path().display()
     );
     let record = bin.path().join("agree.rec");
@@ -628,9 +625,9 @@ fn a_diagnosis_agrees_with_itself_and_says_how_to_act() {
     let tracer = Tracer::start(&[
         "--json", "--comm", &holder, "--comm", &failer, "--record", record,
     ]);
+    // The holder lives on, as a real one does (the diagnosis reads its
+    // command line after the failure): it is ended after the session.
     let printed = in_user_namespace(&script);
-    let finished = tracer.stop();
-    finished.assert_clean_exit();
     let mut printed = printed.lines();
     assert_eq!(
         printed.next(),
@@ -638,6 +635,10 @@ fn a_diagnosis_agrees_with_itself_and_says_how_to_act() {
         "the failing inotifywait exits with 1"
     );
     let holder_pid: u64 = printed.next().unwrap().parse().unwrap();
+    let finished = tracer.stop();
+    // SAFETY: a signal to the holder this test started.
+    unsafe { libc::kill(holder_pid as i32, libc::SIGKILL) };
+    finished.assert_clean_exit();
 
     let lines = finished.json_lines();
     let d = lines
@@ -672,10 +673,16 @@ fn a_diagnosis_agrees_with_itself_and_says_how_to_act() {
         (&failing["watches"], &failing["share_pct"]),
         (&json!(10), &json!(20.0))
     );
-    // The failing path as given, relative, with the caller's directory.
+    // The failing path as given, relative, with the caller's directory
+    // when it could be read (the failer's whole run takes a millisecond:
+    // it may be gone before the tracer reads its first relative call).
     let path = d["path"].as_str().unwrap();
     assert!(path.starts_with("B/e"), "{d:#}");
-    assert_eq!(d["cwd"]["path"], json!(b.path().to_str().unwrap()), "{d:#}");
+    let cwd = d.get("cwd").map(|cwd| cwd["path"].clone());
+    assert!(
+        cwd.is_none() || cwd == Some(json!(b.path().to_str().unwrap())),
+        "{d:#}"
+    );
     // The advice: from 50 used (half again: 75, above the cap, a power of
     // two), applied inside the namespace.
     let r = &d["recommendations"][0];
@@ -685,6 +692,13 @@ fn a_diagnosis_agrees_with_itself_and_says_how_to_act() {
         "{d:#}"
     );
     assert_eq!(r["wrong_fix"], Value::Null, "40 watches are no leak: {d:#}");
+    // One name per concept: the budget as the diagnosis names it, the
+    // setting apart (`limit`, the old name, kept for one release).
+    assert_eq!(
+        (&r["resource"], &r["sysctl"]),
+        (&d["limit"], &json!("user.max_inotify_watches")),
+        "{d:#}"
+    );
     let enter = r["commands"][0].as_str().unwrap();
     assert!(
         enter.starts_with("nsenter --user --target ")
@@ -701,10 +715,15 @@ fn a_diagnosis_agrees_with_itself_and_says_how_to_act() {
     let rendered = String::from_utf8(text.stdout).unwrap();
     for said in [
         "held 50 of 50 watches".to_owned(),
-        format!(
-            "its path: {path} (relative: its working directory is {})",
-            b.path().display()
-        ),
+        match cwd {
+            Some(_) => format!(
+                "its path: {path} (relative: its working directory is {})",
+                b.path().display()
+            ),
+            None => format!(
+                "its path: {path} (relative to its working directory, unknown: it was gone before it could be read)"
+            ),
+        },
         "    40    80%".to_owned(),
         format!("cmdline: {holder_bin} -q -r -m {held_tree}"),
         format!("where: 40 under {held_tree}"),
@@ -713,4 +732,47 @@ fn a_diagnosis_agrees_with_itself_and_says_how_to_act() {
         assert!(rendered.contains(&said), "{said:?} not in:\n{rendered}");
     }
     assert!(!rendered.contains("but:"), "{rendered}");
+}
+
+/// `usage` gives each holder the cgroup id its events carry, and the
+/// summary names init calls `instances_created` (`usage`'s `instances` are
+/// instances held; the summary's old `instances` stays for one release).
+#[test]
+fn usage_and_events_name_a_process_s_cgroup_and_instances_alike() {
+    require_bpf!();
+    let (_root, paths) = dirs((0..1).map(|i| format!("c{i}")));
+    let comm = unique_comm("cgid");
+    let tracer = Tracer::start(&["--json", "--comm", &comm]);
+    let script = Script::new().init(3).add(&paths[0], 1).then("sleep", "30");
+    let mut holder = Workload::start(&[], &comm, &script.args());
+    script.check(&holder.release_and_read(2));
+    let usage = Command::new(tracer_binary())
+        .args(["usage", "--json", "--pid", &holder.pid.to_string()])
+        .output()
+        .unwrap();
+    assert!(usage.status.success(), "{usage:?}");
+    let usage: Value = serde_json::from_slice(&usage.stdout).unwrap();
+    drop(holder);
+    let finished = tracer.stop();
+    let lines = finished.json_lines();
+    let event = lines.iter().find(|l| l["type"] == "add_watch").unwrap();
+    assert!(event["cgroup_id"].is_u64(), "{event}");
+    assert_eq!(
+        usage["processes"][0]["cgroup_id"], event["cgroup_id"],
+        "{usage:#}"
+    );
+    let summary = lines.iter().find(|l| l["type"] == "summary").unwrap();
+    let row = &summary["processes"][0];
+    assert_eq!(
+        (&row["instances_created"], &row["instances"]),
+        (&json!(1), &json!(1))
+    );
+    assert_eq!(usage["processes"][0]["instances"], 1, "held, in usage");
+}
+
+/// This process's cgroup v2 id: the inode of its cgroup's directory.
+fn own_cgroup_id() -> u64 {
+    use std::os::unix::fs::MetadataExt as _;
+    let dir = tests::node::cgroup2_mount().join(own_cgroup().trim_start_matches('/'));
+    std::fs::metadata(dir).unwrap().ino()
 }

@@ -813,6 +813,7 @@ mod tests {
               "failed": 1,
               "instance_failures": 0,
               "instances": 1,
+              "instances_created": 1,
               "new_watches": 1,
               "pid": 10,
               "re_adds": 0,

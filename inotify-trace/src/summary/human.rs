@@ -398,6 +398,8 @@ mod tests {
                 recommendations: vec![Recommendation {
                     uid: 0,
                     user_ns: None,
+                    resource: Some(Limit::Watches),
+                    sysctl: "fs.inotify.max_user_watches".into(),
                     limit: "fs.inotify.max_user_watches".into(),
                     current: 8192,
                     observed: 8192,

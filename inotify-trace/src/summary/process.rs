@@ -164,10 +164,20 @@ impl Serialize for ProcessSummary {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let estimated = self.distinct_paths_estimated();
         let held = self.held_now();
-        let fields = 20 + usize::from(estimated) + 4 * usize::from(held.is_some());
+        let comm = comm_bytes(&self.comm);
+        let comm_exact = std::str::from_utf8(comm).is_err();
+        let fields =
+            22 + usize::from(estimated) + usize::from(comm_exact) + 4 * usize::from(held.is_some());
         let mut row = s.serialize_struct("ProcessSummary", fields)?;
         row.serialize_field("pid", &self.pid)?;
-        row.serialize_field("comm", &String::from_utf8_lossy(comm_bytes(&self.comm)))?;
+        row.serialize_field("comm", &String::from_utf8_lossy(comm))?;
+        if comm_exact {
+            use base64::Engine as _;
+            row.serialize_field(
+                "comm_base64",
+                &base64::engine::general_purpose::STANDARD.encode(comm),
+            )?;
+        }
         row.serialize_field("uid", &self.uid)?;
         row.serialize_field("calls", &self.calls)?;
         row.serialize_field("new_watches", &self.new_watches)?;
@@ -179,6 +189,10 @@ impl Serialize for ProcessSummary {
         if estimated {
             row.serialize_field("distinct_paths_estimated", &true)?;
         }
+        // `instances_created`: init calls that succeeded (`usage`'s
+        // `instances` are instances held). `instances` is the old name, kept
+        // for one release (docs/json.md).
+        row.serialize_field("instances_created", &self.instances)?;
         row.serialize_field("instances", &self.instances)?;
         row.serialize_field("instance_failures", &self.instance_failures())?;
         if self.cgroup_id != 0 {

@@ -37,8 +37,16 @@ pub struct Observed {
 pub struct Recommendation {
     pub uid: u32,
     pub user_ns: Option<u64>,
-    /// `fs.inotify.max_user_watches`, or `user.max_inotify_watches` for a
-    /// user namespace's own cap (and likewise for instances).
+    /// `watches` or `instances`: the budget, named as a diagnosis's `limit`.
+    #[serde(default)]
+    pub resource: Option<Limit>,
+    /// The setting to raise: `fs.inotify.max_user_watches`, or
+    /// `user.max_inotify_watches` for a user namespace's own cap (and
+    /// likewise for instances).
+    #[serde(default)]
+    pub sysctl: String,
+    /// The old name of `sysctl`, with the namespace: `user.max_inotify_watches
+    /// (user namespace N)`; kept for one release (docs/json.md).
     pub limit: String,
     pub current: u64,
     pub observed: u64,
@@ -117,6 +125,11 @@ fn recommend(
     Some(Recommendation {
         uid: o.uid,
         user_ns: o.user_ns,
+        resource: Some(resource),
+        sysctl: match o.user_ns {
+            None => host_name.to_owned(),
+            Some(_) => format!("user.{ns_file}"),
+        },
         limit: name,
         current: limit,
         observed: used,

@@ -80,6 +80,10 @@ pub struct ProcessUsage {
     /// it holds was not part of the budget that ran out.
     #[serde(default, skip_serializing_if = "is_false")]
     pub started_after_failure: bool,
+    /// Its cgroup v2 id (the inode of its cgroup's directory), as events
+    /// carry it; absent when unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroup_id: Option<u64>,
     /// Where the process runs (pod, container, unit), from its cgroup.
     #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
     pub place: Option<Attribution>,
@@ -111,6 +115,7 @@ impl ProcessUsage {
             instances: 0,
             watches: 0,
             started_after_failure: false,
+            cgroup_id: None,
             place: None,
             gone: false,
             share_pct: None,

@@ -280,6 +280,10 @@ pub fn diagnosis(out: &mut impl Write, d: &Diagnosis, indent: &str) -> io::Resul
                 out,
                 "{indent}  its path: {path} (relative: its working directory is {cwd})"
             )?,
+            None if !path.0.starts_with(b"/") => writeln!(
+                out,
+                "{indent}  its path: {path} (relative to its working directory, unknown: it was gone before it could be read)"
+            )?,
             None => writeln!(out, "{indent}  its path: {path}")?,
         }
     }

@@ -61,8 +61,16 @@ pub fn snapshot(source: &Source<'_>, selection: &Selection, top: usize) -> Usage
     let instances = instances(&held, source);
     let mut processes = processes(&instances, &held);
     let mut names = Names::new(&source.host_root);
+    let cgroup2 = pods::cgroupfs::CgroupFs::find(std::path::Path::new("/"));
     for p in &mut processes {
         p.place = pods::of_process(&source.root, p.pid, &mut names);
+        // The id events carry: the inode of the cgroup's directory.
+        let path = p.place.as_ref().and_then(|place| place.cgroup.as_ref());
+        p.cgroup_id = cgroup2.as_ref().zip(path).and_then(|(fs, path)| {
+            use std::os::unix::fs::MetadataExt as _;
+            let dir = fs.mount_point().join(path.trim_start_matches('/'));
+            std::fs::metadata(dir).ok().map(|m| m.ino())
+        });
     }
     let users = users(&instances, &processes, source, &selection.uids);
     let pods = pods_of(&instances, &processes);
