@@ -289,10 +289,7 @@ fn a_traced_emfile_gets_a_diagnosis_of_instances() {
     let lines = finished.json_lines();
     let init = lines.iter().find(|l| l["type"] == "init").unwrap();
     assert_eq!(init["errno"], "EMFILE");
-    let d = lines
-        .iter()
-        .find(|l| l["type"] == "diagnosis")
-        .expect("a diagnosis");
+    let d = the_diagnosis(&lines);
     assert_eq!(
         (&d["call"], &d["errno"], &d["limit"]),
         (&json!("init"), &json!("EMFILE"), &json!("instances"))
@@ -373,10 +370,7 @@ fn a_diagnosis_names_a_holder_whose_name_is_not_utf8() {
     finished.assert_clean_exit();
 
     let lines = finished.json_lines();
-    let d = lines
-        .iter()
-        .find(|l| l["type"] == "diagnosis")
-        .unwrap_or_else(|| panic!("no diagnosis: {lines:#?}"));
+    let d = the_diagnosis(&lines);
     assert_eq!(d["usage"]["watches"], 2, "{d:#}");
     let holder = &d["holders"][0];
     assert_eq!(holder["pid"].as_u64(), Some(hog_pid), "{d:#}");
@@ -503,10 +497,7 @@ fn a_real_inotifywait_failing_and_exiting_is_diagnosed_in_its_namespace() {
         (&json!(failer), &json!(ns))
     );
 
-    let d = lines
-        .iter()
-        .find(|l| l["type"] == "diagnosis")
-        .unwrap_or_else(|| panic!("no diagnosis: {lines:#?}"));
+    let d = the_diagnosis(&lines);
     assert_eq!(
         (&d["pid"], &d["uid"], &d["user_ns"]),
         (&failure["pid"], &json!(0), &json!(ns)),
@@ -641,10 +632,7 @@ fn a_diagnosis_agrees_with_itself_and_says_how_to_act() {
     finished.assert_clean_exit();
 
     let lines = finished.json_lines();
-    let d = lines
-        .iter()
-        .find(|l| l["type"] == "diagnosis")
-        .unwrap_or_else(|| panic!("no diagnosis: {lines:#?}"));
+    let d = the_diagnosis(&lines);
     assert_eq!(d["at_failure"]["watches"], 50, "{d:#}");
     assert_eq!(d["usage"]["max_watches"], 50, "{d:#}");
     let first = &d["holders"][0];
@@ -775,4 +763,12 @@ fn own_cgroup_id() -> u64 {
     use std::os::unix::fs::MetadataExt as _;
     let dir = tests::node::cgroup2_mount().join(own_cgroup().trim_start_matches('/'));
     std::fs::metadata(dir).unwrap().ino()
+}
+
+/// The session's first diagnosis line (a test that provoked one).
+fn the_diagnosis(lines: &[Value]) -> &Value {
+    lines
+        .iter()
+        .find(|l| l["type"] == "diagnosis")
+        .unwrap_or_else(|| panic!("no diagnosis: {lines:#?}"))
 }
