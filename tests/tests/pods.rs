@@ -252,7 +252,16 @@ fn pod_filters_select_exactly_live_in_report_and_in_usage() {
             .args(args)
             .output()
             .unwrap();
-        assert!(out.status.success(), "{out:?}");
+        // Filters that match no holder: the empty report, a line, exit 1.
+        let found = serde_json::from_slice::<Value>(&out.stdout)
+            .is_ok_and(|u| u["processes"].as_array().is_some_and(|p| !p.is_empty()));
+        assert_eq!(out.status.success(), found, "{out:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr)
+                .contains("no process holding an inotify instance matches the filters"),
+            !found,
+            "{out:?}"
+        );
         serde_json::from_slice(&out.stdout).unwrap()
     };
     let usage_pids = |u: &Value| -> Vec<u64> {
