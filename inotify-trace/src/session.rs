@@ -50,6 +50,9 @@ pub struct Ended {
     /// Why an output stopped working (the recording could not be written),
     /// if one did.
     pub failure: Option<String>,
+    /// That failure was a closed pipe (`-w - | ...` whose reader stopped):
+    /// an end, as for `| head`, not an error.
+    pub closed_pipe: bool,
     /// Whether the end and the summary reached every output (stdout may be
     /// closed); the recorder is told first, so it has its end either way.
     pub told: io::Result<()>,
@@ -131,7 +134,17 @@ impl LiveSession {
             counts,
             duration_s,
             failure: pipeline.failure().map(|err| format!("{err:#}")),
+            closed_pipe: pipeline.failure().is_some_and(write_hit_a_closed_pipe),
             told: ended.and(finished),
         }
     }
+}
+
+/// Whether a recording's write failed on a closed pipe.
+fn write_hit_a_closed_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<crate::recording::writer::WriteError>()
+            .is_some_and(|w| w.cause.kind() == io::ErrorKind::BrokenPipe)
+    })
 }

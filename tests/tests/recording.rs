@@ -203,6 +203,26 @@ fn a_recording_piped_from_w_dash_to_report_dash_gives_the_live_summary() {
     let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
     assert!(left.is_empty(), "no file made: {left:?}");
 
+    // A reader that stops early (`| head`): the session ends, exit 0, no
+    // error (a closed pipe is an end, as for a closed stdout anywhere).
+    let stopped = Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "'{}' -q -w - -d 1s --comm '{comm}' 2>{}/stderr | head -c 20 >/dev/null; echo ${{PIPESTATUS[0]}}",
+            tracer_binary().display(),
+            dir.path().display()
+        ))
+        .output()
+        .unwrap();
+    let stderr = std::fs::read_to_string(dir.path().join("stderr")).unwrap();
+    std::fs::remove_file(dir.path().join("stderr")).unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&stopped.stdout).trim(),
+        "0",
+        "{stderr}"
+    );
+    assert!(!stderr.contains("error"), "{stderr}");
+
     // stdout a terminal (a pty from util-linux's script): refused.
     let on_terminal = Command::new("script")
         .args(["-qec"])

@@ -89,6 +89,11 @@ async fn run(settings: TraceSettings) -> Result<ExitCode> {
         closing_line(ended.counts, ended.duration_s)
     ));
     if let Some(err) = ended.failure {
+        // `-w - | reader` whose reader stopped: the end of the session, as
+        // a closed stdout is anywhere else.
+        if ended.closed_pipe {
+            return Ok(ExitCode::SUCCESS);
+        }
         // The recording could not be written: the session stopped there.
         say(format_args!("error: {err}"));
         return Ok(ExitCode::FAILURE);

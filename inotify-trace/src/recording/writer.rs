@@ -196,7 +196,11 @@ impl Recorder {
         self.pending.clear();
         self.pending_ends.clear();
         WriteError {
-            path: self.path.clone(),
+            // `-w -`: said as what it is.
+            path: match self.path.as_os_str() == "-" {
+                true => PathBuf::from("stdout"),
+                false => self.path.clone(),
+            },
             offset: whole,
             cause,
         }
