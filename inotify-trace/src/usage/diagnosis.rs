@@ -19,8 +19,9 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     advice::{self, Observed, Recommendation},
-    holdings::holdings_now,
-    scan, snapshot, ProcessUsage, Source, UserUsage,
+    holdings::where_and_cmdline,
+    scan::{self, HeldFd},
+    snapshot, ProcessUsage, Source, UserUsage,
 };
 use crate::{
     clock::{rfc3339, WallClock},
@@ -254,7 +255,7 @@ pub fn diagnose(
 ) -> Diagnosis {
     let (event, user_ns) = (failure.event, failure.user_ns);
     let (h, uid) = (&event.header, event.charged_uid());
-    let usage = snapshot(
+    let (usage, held) = snapshot::snapshot_and_fds(
         source,
         &Selection {
             uids: vec![uid],
@@ -331,7 +332,7 @@ pub fn diagnose(
             p.share_pct = Some((1000.0 * used(held) as f64 / used(at) as f64).round() / 10.0);
         }
     }
-    explain_holders(source, &mut holders);
+    explain_holders(source, &held, &mut holders);
     // The advice is for what ran out: the holdings at the failure, not
     // the snapshot's (the failer may have gone, later holders come).
     let recommendations = match (&user, at_failure) {
@@ -384,7 +385,7 @@ pub fn diagnose(
 
 /// Holders given where their watches are and their command line, as the
 /// summary gives them: the first [`EXPLAINED`] still running.
-fn explain_holders(source: &Source<'_>, holders: &mut [ProcessUsage]) {
+fn explain_holders(source: &Source<'_>, held: &[HeldFd], holders: &mut [ProcessUsage]) {
     let chosen: Vec<u32> = holders
         .iter()
         .filter(|p| !p.gone)
@@ -394,10 +395,9 @@ fn explain_holders(source: &Source<'_>, holders: &mut [ProcessUsage]) {
     if chosen.is_empty() {
         return;
     }
-    for held in holdings_now(source, |pid| chosen.contains(&pid)) {
-        if let Some(p) = holders.iter_mut().find(|p| p.pid == held.pid) {
-            (p.places, p.cmdline) = (held.places, held.cmdline);
-        }
+    let resolver = super::paths::Resolver::new();
+    for p in holders.iter_mut().filter(|p| chosen.contains(&p.pid)) {
+        (p.places, p.cmdline) = where_and_cmdline(held, source, p.pid, &resolver);
     }
 }
 

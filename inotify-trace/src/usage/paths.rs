@@ -1,13 +1,16 @@
 //! What a watch points at, from the file handle in its fdinfo line:
 //! `open_by_handle_at(2)` on a mount of the watch's device finds the object
 //! without walking the filesystem (it needs CAP_DAC_READ_SEARCH).
-use std::{collections::HashMap, ffi::CString, os::fd::AsRawFd, path::PathBuf};
+use std::{cell::RefCell, collections::HashMap, ffi::CString, os::fd::AsRawFd, path::PathBuf};
 
 use super::fdinfo::{FileHandle, Watch};
 
-/// Mount points by device (`major:minor`), from /proc/self/mountinfo.
+/// Mount points by device (`major:minor`), from /proc/self/mountinfo; each
+/// opened at its first watch (a node has hundreds of mounts, and a
+/// diagnosis during a storm of failures must not open them all).
 pub struct Resolver {
-    mounts: HashMap<(u32, u32), std::fs::File>,
+    points: HashMap<(u32, u32), PathBuf>,
+    opened: RefCell<HashMap<(u32, u32), Option<std::fs::File>>>,
 }
 
 impl Default for Resolver {
@@ -18,7 +21,7 @@ impl Default for Resolver {
 
 impl Resolver {
     pub fn new() -> Resolver {
-        let mut mounts = HashMap::new();
+        let mut points = HashMap::new();
         let infos = procfs::process::Process::myself().and_then(|me| me.mountinfo());
         for mount in infos.into_iter().flatten() {
             let Some((major, minor)) = mount.majmin.split_once(':') else {
@@ -27,27 +30,29 @@ impl Resolver {
             let (Ok(major), Ok(minor)) = (major.parse(), minor.parse()) else {
                 continue;
             };
-            if mounts.contains_key(&(major, minor)) {
-                continue;
-            }
-            // A real open, not O_PATH: open_by_handle_at refuses O_PATH
-            // fds as its mount fd (EBADF).
-            if let Ok(dir) = std::fs::OpenOptions::new()
-                .read(true)
-                .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
-                .open(&mount.mount_point)
-            {
-                mounts.insert((major, minor), dir);
-            }
+            points.entry((major, minor)).or_insert(mount.mount_point);
         }
-        Resolver { mounts }
+        Resolver {
+            points,
+            opened: RefCell::default(),
+        }
     }
 
     /// The path of a watched object, if the kernel can tell it.
     pub fn path(&self, watch: &Watch) -> Option<PathBuf> {
-        let mount = self.mounts.get(&watch.device())?;
         let handle = watch.handle.as_ref()?;
-        open_by_handle(mount.as_raw_fd(), handle)
+        let device = watch.device();
+        let mut opened = self.opened.borrow_mut();
+        let mount = opened.entry(device).or_insert_with(|| {
+            // A real open, not O_PATH: open_by_handle_at refuses O_PATH
+            // fds as its mount fd (EBADF).
+            std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
+                .open(self.points.get(&device)?)
+                .ok()
+        });
+        open_by_handle(mount.as_ref()?.as_raw_fd(), handle)
     }
 }
 

@@ -56,6 +56,17 @@ impl Source<'static> {
 /// Takes a snapshot of the processes `selection` chooses (its uids: the
 /// instances charged to them), listing `top` of each (0: all).
 pub fn snapshot(source: &Source<'_>, selection: &Selection, top: usize) -> Usage {
+    snapshot_and_fds(source, selection, top).0
+}
+
+/// The same, with the inotify fds it read: a diagnosis explains its
+/// holders from them rather than walk /proc again (a storm of failures
+/// must not stall the reader).
+pub(super) fn snapshot_and_fds(
+    source: &Source<'_>,
+    selection: &Selection,
+    top: usize,
+) -> (Usage, Vec<HeldFd>) {
     let scan = scan::inotify_fds(&source.root);
     let held = scan.held;
     let instances = instances(&held, source);
@@ -80,7 +91,7 @@ pub fn snapshot(source: &Source<'_>, selection: &Selection, top: usize) -> Usage
         instances.truncate(top);
         processes.truncate(top);
     }
-    Usage {
+    let usage = Usage {
         kind: "usage",
         limits: source.limits,
         instances,
@@ -91,7 +102,8 @@ pub fn snapshot(source: &Source<'_>, selection: &Selection, top: usize) -> Usage
         partial: !scan.unreadable.is_empty(),
         unreadable_processes: scan.unreadable.len() as u64,
         unreadable_pids: scan.unreadable.into_iter().take(UNREADABLE_NAMED).collect(),
-    }
+    };
+    (usage, held)
 }
 
 pub(super) fn instances(held: &[HeldFd], source: &Source<'_>) -> Vec<InstanceUsage> {
