@@ -3,7 +3,7 @@
 //! stay bytes end to end: escaped for people (`Display`), and in JSON as
 //! text with, when the bytes are not UTF-8, their exact value in base64
 //! beside it (`comm_base64`, `path_base64`), as events carry paths.
-use std::{borrow::Cow, fmt, path::Path};
+use std::{fmt, path::Path};
 
 use base64::{engine::general_purpose::STANDARD, Engine};
 use inotify_trace_common::{comm_key, Comm};
@@ -61,6 +61,14 @@ impl Serialize for PathName {
     }
 }
 
+/// The bytes in base64 when they are not UTF-8 (their text form then had
+/// to replace some): the `*_base64` companion of every lossy JSON string.
+pub fn base64_if_lossy(bytes: &[u8]) -> Option<String> {
+    std::str::from_utf8(bytes)
+        .is_err()
+        .then(|| STANDARD.encode(bytes))
+}
+
 /// `{key: text}`, plus `{key_base64: exact}` when the text had to replace
 /// invalid bytes.
 fn serialize_exact<S: Serializer>(
@@ -70,7 +78,7 @@ fn serialize_exact<S: Serializer>(
     bytes: &[u8],
 ) -> Result<S::Ok, S::Error> {
     let text = String::from_utf8_lossy(bytes);
-    let exact = matches!(text, Cow::Owned(_)).then(|| STANDARD.encode(bytes));
+    let exact = base64_if_lossy(bytes);
     let mut map = s.serialize_map(Some(1 + usize::from(exact.is_some())))?;
     map.serialize_entry(key, &text)?;
     if let Some(exact) = exact {

@@ -250,10 +250,7 @@ impl Aggregator {
                         ProcessFailures {
                             pid,
                             comm: process.comm,
-                            comm_base64: std::str::from_utf8(comm).is_err().then(|| {
-                                use base64::Engine as _;
-                                base64::engine::general_purpose::STANDARD.encode(comm)
-                            }),
+                            comm_base64: crate::exact_text::base64_if_lossy(comm),
                             uid: process.uid,
                             count: f.count,
                             first: clock.wall(f.first_ns),

@@ -105,18 +105,13 @@ impl ProcessFailures {
     /// The JSON forms of `example_bytes`: the text, and base64 beside it
     /// when any is not UTF-8.
     pub fn examples_from(bytes: &[Box<[u8]>]) -> (Vec<String>, Option<Vec<Option<String>>>) {
-        use base64::{engine::general_purpose::STANDARD, Engine as _};
+        use crate::exact_text::base64_if_lossy;
         let text = bytes
             .iter()
             .map(|p| String::from_utf8_lossy(p).into_owned())
             .collect();
         let lossy = bytes.iter().any(|p| std::str::from_utf8(p).is_err());
-        let exact = lossy.then(|| {
-            bytes
-                .iter()
-                .map(|p| std::str::from_utf8(p).is_err().then(|| STANDARD.encode(p)))
-                .collect()
-        });
+        let exact = lossy.then(|| bytes.iter().map(|p| base64_if_lossy(p)).collect());
         (text, exact)
     }
 }

@@ -165,18 +165,16 @@ impl Serialize for ProcessSummary {
         let estimated = self.distinct_paths_estimated();
         let held = self.held_now();
         let comm = comm_bytes(&self.comm);
-        let comm_exact = std::str::from_utf8(comm).is_err();
-        let fields =
-            22 + usize::from(estimated) + usize::from(comm_exact) + 4 * usize::from(held.is_some());
+        let comm_exact = crate::exact_text::base64_if_lossy(comm);
+        let fields = 22
+            + usize::from(estimated)
+            + usize::from(comm_exact.is_some())
+            + 4 * usize::from(held.is_some());
         let mut row = s.serialize_struct("ProcessSummary", fields)?;
         row.serialize_field("pid", &self.pid)?;
         row.serialize_field("comm", &String::from_utf8_lossy(comm))?;
-        if comm_exact {
-            use base64::Engine as _;
-            row.serialize_field(
-                "comm_base64",
-                &base64::engine::general_purpose::STANDARD.encode(comm),
-            )?;
+        if let Some(exact) = &comm_exact {
+            row.serialize_field("comm_base64", exact)?;
         }
         row.serialize_field("uid", &self.uid)?;
         row.serialize_field("calls", &self.calls)?;
