@@ -2,7 +2,7 @@
 //! inotify call into one record in the `EVENTS` ring buffer.
 //!
 //! Two ways to attach, chosen by userspace at start:
-//! - exit only (kernel 5.15+, x86_64): `sys_exit_*` reads the call's
+//! - exit only (kernel 5.15+, x86_64 and arm64): `sys_exit_*` reads the call's
 //!   arguments from the task's saved user registers, one program per call;
 //! - enter + exit (fallback): `sys_enter_*` stashes the arguments per thread,
 //!   `sys_exit_*` picks them up. About 50% dearer per call.

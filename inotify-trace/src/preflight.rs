@@ -21,6 +21,44 @@ pub enum PreflightError {
     Tracefs { cause: nix::Error },
     #[error("this kernel has no tracepoint {0} (syscall tracepoints need CONFIG_FTRACE_SYSCALLS)")]
     MissingTracepoint(String),
+    #[error("the container's seccomp profile forbids bpf(2): add CAP_SYS_ADMIN or run with seccompProfile Unconfined")]
+    SeccompForbidsBpf,
+    #[error("a seccomp filter forbids bpf(2) (Seccomp: 2 in /proc/self/status): run with seccompProfile Unconfined")]
+    SeccompFilterForbidsBpf,
+    #[error("this kernel ({release}) has no BPF ring buffer, which inotify-trace needs: it came in Linux 5.8")]
+    NoRingBuffer { release: String },
+}
+
+/// Whether bpf(2) works here and the kernel has the BPF ring buffer: one
+/// probe map made and closed. A container runtime's default seccomp profile
+/// lets bpf(2) through only with CAP_SYS_ADMIN and refuses it with EPERM
+/// otherwise, which aya would report as a failed map creation.
+pub fn check_bpf() -> Result<(), PreflightError> {
+    match aya::sys::is_map_supported(aya::maps::MapType::RingBuf) {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(PreflightError::NoRingBuffer {
+            release: nix::sys::utsname::uname()
+                .map(|u| u.release().to_string_lossy().into_owned())
+                .unwrap_or_else(|_| "unknown release".to_owned()),
+        }),
+        Err(e) if e.io_error.raw_os_error() == Some(libc::EPERM) && seccomp_filtered() => {
+            Err(match has(Capability::CAP_SYS_ADMIN) {
+                false => PreflightError::SeccompForbidsBpf,
+                true => PreflightError::SeccompFilterForbidsBpf,
+            })
+        }
+        // Anything else is for the load itself to report, with its context.
+        Err(_) => Ok(()),
+    }
+}
+
+/// Whether a seccomp filter applies to this process (`Seccomp: 2`).
+fn seccomp_filtered() -> bool {
+    std::fs::read_to_string("/proc/self/status").is_ok_and(|status| {
+        status
+            .lines()
+            .any(|l| l.strip_prefix("Seccomp:").is_some_and(|v| v.trim() == "2"))
+    })
 }
 
 /// Loading BPF programs takes CAP_BPF, attaching to tracepoints

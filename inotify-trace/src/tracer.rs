@@ -94,6 +94,10 @@ const FOLLOW_PROGRAMS: [(&str, &str); 2] = [
     ("process_fork", "sched_process_fork"),
 ];
 
+/// Whether the exit-only programs can read a call's arguments on the
+/// architecture this is built for (as the eBPF crate's `REGS_AT_EXIT`).
+const REGS_AT_EXIT_ARCH: bool = cfg!(any(target_arch = "x86_64", target_arch = "aarch64"));
+
 /// The syscalls whose programs are attached (the common crate's table
 /// names each one's programs).
 const HOOKS: [Syscall; 4] = Syscall::ALL;
@@ -123,6 +127,7 @@ impl Hook for Syscall {
 impl Tracer {
     pub fn start(options: &TracerOptions, selection: &Selection) -> Result<Tracer> {
         preflight::check_privileges()?;
+        preflight::check_bpf()?;
         let tracefs_mounted = preflight::ensure_tracefs()?;
         let tracepoints: Vec<String> = HOOKS
             .iter()
@@ -144,7 +149,7 @@ impl Tracer {
                 CallerSource::Helpers(format!("no task_struct layout in the kernel's BTF: {e:#}")),
             ),
         };
-        let mut config = Config {
+        let config = Config {
             tracer_pid: std::process::id(),
             filter_pids: u32::from(!selection.pids.is_empty()),
             filter_comms: u32::from(!selection.comms.is_empty()),
@@ -165,10 +170,21 @@ impl Tracer {
             // A kernel whose verifier refuses the task_struct loads may still
             // take the exit-only programs with helpers: try that before
             // falling back to enter+exit.
-            config.task = TaskLayout::default();
-            caller_source =
-                CallerSource::Helpers("the kernel refused the task_struct reads".to_owned());
-            ebpf = load_object(&config, options)?;
+            let helpers_only = Config {
+                task: TaskLayout::default(),
+                ..config
+            };
+            let mut with_helpers = load_object(&helpers_only, options)?;
+            if exit_programs_load(&mut with_helpers) {
+                caller_source =
+                    CallerSource::Helpers("the kernel refused the task_struct reads".to_owned());
+                ebpf = with_helpers;
+            }
+            // Otherwise it was not the task reads: this kernel has no
+            // exit-only mode at all (no bpf_task_pt_regs before 5.15). The
+            // object loaded with the layout stays: the enter+exit programs'
+            // probe reads of the credentials (euid, user namespace) use its
+            // offsets.
         }
         fill_filters(&mut ebpf, selection)?;
 
@@ -298,10 +314,16 @@ fn attach(ebpf: &mut Ebpf, wanted: AttachMode) -> Result<AttachMode> {
     let hooks: Vec<Syscall> = HOOKS.into_iter().filter(|h| h.present()).collect();
     let exit_alone = match wanted {
         AttachMode::EnterExit => false,
+        AttachMode::Exit if !REGS_AT_EXIT_ARCH => anyhow::bail!(
+            "--attach exit reads a call's arguments from saved registers, which this build does \
+             only on x86_64 and arm64: use --attach enter-exit"
+        ),
         AttachMode::Exit => true,
-        // Kernels before 5.15 (no bpf_task_pt_regs) or non-x86_64 builds
-        // refuse the exit-only programs at load time.
-        AttachMode::Auto => exit_programs_load(ebpf),
+        // Kernels before 5.15 (no bpf_task_pt_regs) refuse the exit-only
+        // programs at load time; on other architectures than these two the
+        // programs cannot read the arguments (syscall_args.rs in the eBPF
+        // crate) and would load but report nothing.
+        AttachMode::Auto => REGS_AT_EXIT_ARCH && exit_programs_load(ebpf),
     };
     for hook in hooks {
         if exit_alone {

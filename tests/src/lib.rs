@@ -5,6 +5,7 @@
 //! user-namespace limit is per namespace), so they run one at a time:
 //! `cargo xtask test` passes `--test-threads=1`.
 pub mod node;
+pub mod podman;
 pub mod scrape;
 
 use std::{
@@ -128,8 +129,14 @@ impl Tracer {
     /// the tracer, so that signals reach it).
     pub fn start_wrapped(wrapper: &[&str], args: &[&str]) -> Tracer {
         let mut command = wrapped(wrapper, &tracer_binary());
+        command.args(args);
+        Tracer::start_command(command)
+    }
+
+    /// The same for a command that runs the tracer some other way (e.g.
+    /// `podman run IMAGE ARGS...`, which passes signals on to it).
+    pub fn start_command(mut command: Command) -> Tracer {
         let mut child = command
-            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -422,6 +429,11 @@ impl Script {
     /// Forks a child that holds the instances for SECONDS.
     pub fn fork_hold(self, seconds: &str) -> Script {
         self.call(&["fork-hold", seconds], None)
+    }
+
+    /// Become `uid` before the calls that follow (the workload's `as-user`).
+    pub fn as_user(self, uid: &str) -> Script {
+        self.then("as-user", uid)
     }
 
     /// A step that makes no inotify call: `chdir DIR`, `limit-watches N`,

@@ -28,19 +28,11 @@ fn holder_in_pod(node: &Node, cgroup: &str, uid: &str, dirs: &[String], comm: &s
         std::os::unix::fs::PermissionsExt::from_mode(0o755),
     )
     .unwrap();
-    let mut wrapper = node.inside(cgroup);
-    for arg in [
-        "setpriv".to_owned(),
-        format!("--reuid={uid}"),
-        format!("--regid={uid}"),
-        "--clear-groups".to_owned(),
-    ] {
-        wrapper.push(arg);
-    }
+    let wrapper = node.inside(cgroup);
     let script = dirs
         .iter()
         .zip(1..)
-        .fold(Script::new().init(3), |script, (dir, wd)| {
+        .fold(Script::new().as_user(uid).init(3), |script, (dir, wd)| {
             script.add(dir, wd)
         })
         .then("sleep", "60");

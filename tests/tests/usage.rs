@@ -10,7 +10,6 @@ use tests::{
 
 /// A uid no one else on the machine uses, so its totals are exactly ours.
 const UID: &str = "4242";
-const AS_UID: [&str; 4] = ["setpriv", "--reuid=4242", "--regid=4242", "--clear-groups"];
 
 fn usage(args: &[&str]) -> Value {
     let out = Command::new(tracer_binary())
@@ -50,12 +49,13 @@ fn usage_reports_known_instances_exactly_and_shared_ones_once() {
 
     // A parent and its forked child holding one instance with 2 watches.
     let shared_script = Script::new()
+        .as_user(UID)
         .init(3)
         .add(&paths[0], 1)
         .add(&paths[1], 2)
         .fork_hold("30")
         .then("sleep", "30");
-    let mut shared = Workload::start(&AS_UID, &shared_comm, &shared_script.args());
+    let mut shared = Workload::start(&[], &shared_comm, &shared_script.args());
     let shared_calls = shared.release_and_read(4);
     shared_script.check(&shared_calls);
     let child = shared_calls.last().unwrap().ret as u64;
@@ -63,20 +63,21 @@ fn usage_reports_known_instances_exactly_and_shared_ones_once() {
     let many_script = paths[2..]
         .iter()
         .zip(1..)
-        .fold(Script::new().init(3), |script, (path, wd)| {
+        .fold(Script::new().as_user(UID).init(3), |script, (path, wd)| {
             script.add(path, wd)
         })
         .then("sleep", "30");
-    let mut many = Workload::start(&AS_UID, &many_comm, &many_script.args());
+    let mut many = Workload::start(&[], &many_comm, &many_script.args());
     many_script.check(&many.release_and_read(51));
     // One process with four empty instances.
     let empty_script = Script::new()
+        .as_user(UID)
         .init(3)
         .init(4)
         .init(5)
         .init(6)
         .then("sleep", "30");
-    let mut empty = Workload::start(&AS_UID, &empty_comm, &empty_script.args());
+    let mut empty = Workload::start(&[], &empty_comm, &empty_script.args());
     empty_script.check(&empty.release_and_read(4));
 
     let report = usage(&["--uid", UID]);

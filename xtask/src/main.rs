@@ -10,6 +10,7 @@ mod lint;
 mod setup;
 mod soak;
 mod tally;
+mod vm;
 
 use std::process::ExitCode;
 
@@ -52,9 +53,18 @@ enum Task {
         #[arg(long, default_value_t = 5)]
         minutes: u64,
     },
-    /// Build the static x86_64 binary (musl, the eBPF object embedded) at
-    /// dist/inotify-trace, which the Containerfile puts in an image.
+    /// Build the static binaries (musl, the eBPF object embedded) at
+    /// dist/amd64/inotify-trace and dist/arm64/inotify-trace, which the
+    /// Containerfile puts in an image by TARGETARCH.
     Dist,
+    /// Boot Debian's kernels (5.10, 6.1, 6.12 amd64; 6.12 arm64) under QEMU
+    /// and run the end-to-end checks inside each; kernels are cached under
+    /// target/vm/.
+    Vm {
+        /// Only these kernels of the matrix (e.g. 6.1-amd64).
+        #[arg(long = "kernel", value_name = "NAME")]
+        kernels: Vec<String>,
+    },
     /// Fuzz the recording reader with libFuzzer (installs cargo-fuzz if missing).
     Fuzz {
         /// How long to fuzz.
@@ -88,7 +98,7 @@ fn run(task: Task) -> Result<ExitCode> {
             lint::all()?;
             let mut totals = test_all()?;
             // The static binary a node runs: built, and tracing exactly.
-            let binary = dist::build()?;
+            let binary = dist::build(dist::Arch::Amd64)?;
             cmd::step("the static binary traces a workload exactly");
             let static_totals = tally::run_counting(
                 std::process::Command::new(cmd::cargo_program())
@@ -120,11 +130,15 @@ fn run(task: Task) -> Result<ExitCode> {
         }
         Task::Dist => {
             setup::all()?;
-            dist::build().map(|_| ExitCode::SUCCESS)
+            dist::build_all().map(|_| ExitCode::SUCCESS)
         }
         Task::Bench { smoke } => {
             setup::all()?;
             bench::run(smoke).map(|()| ExitCode::SUCCESS)
+        }
+        Task::Vm { kernels } => {
+            setup::all()?;
+            vm::run(&kernels).map(|()| ExitCode::SUCCESS)
         }
         Task::Fuzz { seconds } => {
             setup::all()?;

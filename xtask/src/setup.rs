@@ -213,13 +213,17 @@ fn tracefs() -> Result<()> {
 /// workload (watchmedo stands for python3-watchdog, which the tests use as a
 /// module); Prometheus scrapes the agent, and its promtool checks the
 /// metrics and the alert rules.
-const TEST_PROGRAMS: [(&str, &str); 6] = [
+const TEST_PROGRAMS: [(&str, &str); 8] = [
     ("inotifywait", "inotify-tools"),
     ("fswatch", "fswatch"),
     ("entr", "entr"),
     ("watchman", "watchman"),
     ("watchmedo", "python3-watchdog"),
     ("promtool", "prometheus"),
+    // The image under a real runtime (tests/tests/container.rs); runc, as
+    // crun refuses this machine kind's hybrid cgroup layout.
+    ("podman", "podman"),
+    ("runc", "runc"),
 ];
 
 /// The offline validator of Kubernetes manifests the tests run, from PyPI,

@@ -15,6 +15,10 @@
 //!   limit-watches N      set this user namespace's max_inotify_watches
 //!   limit-instances N    set this user namespace's max_inotify_instances
 //!   sleep SECONDS        wait (holding every instance made so far)
+//!   as-user UID          become UID (real, effective and saved uid and
+//!                        gid; no supplementary groups), as util-linux's
+//!                        `setpriv --reuid --regid --clear-groups` would, for
+//!                        guests whose busybox setpriv cannot
 //!   fork-hold SECONDS    fork a child that holds the inherited fds for
 //!                        SECONDS, then exits (reported as op "fork", ret = its pid)
 //! With --wait, prints {"ready":PID} and waits for a line on stdin first.
@@ -110,6 +114,7 @@ fn main() {
                 }
                 report(&mut out, call("fork", fd, 0, b"", child));
             }
+            "as-user" => become_user(&value()),
             "sleep" => {
                 let seconds: f64 = value()
                     .to_str()
@@ -176,6 +181,22 @@ fn decode_hex(hex: &str) -> Vec<u8> {
         .step_by(2)
         .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap_or_else(|_| fail("bad hex")))
         .collect()
+}
+
+fn become_user(uid: &OsStr) {
+    let id: u32 = uid
+        .to_str()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| fail("as-user needs a numeric uid"));
+    // SAFETY: plain syscalls; groups first, while still privileged.
+    let failed = unsafe {
+        libc::setgroups(0, std::ptr::null()) != 0
+            || libc::setresgid(id, id, id) != 0
+            || libc::setresuid(id, id, id) != 0
+    };
+    if failed {
+        fail(&format!("becoming uid {id} failed (errno {})", errno()));
+    }
 }
 
 fn fail(why: &str) -> ! {

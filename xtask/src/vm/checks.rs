@@ -1,0 +1,89 @@
+//! What a guest runs: a subset of the project's own end-to-end tests (the
+//! same code that checks this machine), built static for the guest's
+//! architecture and run there one at a time with `CI=true`.
+
+/// One end-to-end test run in every guest.
+#[derive(Clone, Copy, Debug)]
+pub struct Check {
+    /// The integration test file (`tests/tests/NAME.rs`).
+    pub suite: &'static str,
+    /// The test's full name, as libtest's `--exact` takes it.
+    pub test: &'static str,
+    /// Runs only where `auto` chose exit mode (the kernel has
+    /// `bpf_task_pt_regs`): `--attach exit` is refused elsewhere.
+    pub needs_exit_mode: bool,
+}
+
+const fn check(suite: &'static str, test: &'static str) -> Check {
+    Check {
+        suite,
+        test,
+        needs_exit_mode: false,
+    }
+}
+
+/// The subset: every kind of call reported exactly (both attach modes where
+/// the kernel allows them), a command followed into its children, record
+/// and report round trip, ENOSPC and EMFILE in a user namespace with their
+/// diagnosis, `usage` against fdinfo, pods named on real cgroups made in the
+/// guest, and the agent answering a scrape.
+pub const CHECKS: [Check; 11] = [
+    Check {
+        needs_exit_mode: true,
+        ..check(
+            "live",
+            "every_kind_of_call_is_reported_exactly::case_1_exit_only",
+        )
+    },
+    check(
+        "live",
+        "every_kind_of_call_is_reported_exactly::case_2_enter_exit",
+    ),
+    check("live", "enospc_inside_a_user_namespace"),
+    check("summary", "summary_counts_a_known_workload_exactly"),
+    check(
+        "summary",
+        "a_command_is_followed_into_its_grandchildren_and_its_status_returned",
+    ),
+    check(
+        "recording",
+        "a_report_says_byte_for_byte_what_the_live_session_said",
+    ),
+    check(
+        "usage",
+        "usage_reports_known_instances_exactly_and_shared_ones_once",
+    ),
+    check(
+        "usage",
+        "a_traced_enospc_gets_a_diagnosis_naming_the_holder",
+    ),
+    check("usage", "a_traced_emfile_gets_a_diagnosis_of_instances"),
+    check(
+        "pods",
+        "every_layout_names_pod_and_container_live_and_in_report",
+    ),
+    check(
+        "agent",
+        "metrics_equal_what_usage_reports_per_uid_and_per_pod",
+    ),
+];
+
+/// The test files a guest needs executables of.
+pub fn suites() -> Vec<&'static str> {
+    let mut suites: Vec<&str> = CHECKS.iter().map(|c| c.suite).collect();
+    suites.sort_unstable();
+    suites.dedup();
+    suites
+}
+
+/// The guest's list of checks, one per line: `SUITE TEST NEEDS` (NEEDS is
+/// `exit` or `any`), read by its `/init`.
+pub fn list() -> String {
+    CHECKS
+        .iter()
+        .map(|c| {
+            let needs = if c.needs_exit_mode { "exit" } else { "any" };
+            format!("{} {} {needs}\n", c.suite, c.test)
+        })
+        .collect()
+}

@@ -1,0 +1,293 @@
+//! `cargo xtask vm`: the tool proven on the kernels and architectures nodes
+//! run. Each kernel of the matrix (Debian's cloud kernels, fetched once and
+//! cached under `target/vm/`) boots under QEMU from an initramfs holding the
+//! static tracer and a subset of the end-to-end tests built static for its
+//! architecture; the tests run inside with `CI=true` and their results come
+//! back over the serial console.
+mod checks;
+mod initramfs;
+mod kernels;
+mod qemu;
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context as _, Result};
+use serde_json::json;
+
+use crate::{cmd, dist, dist::Arch};
+use kernels::{Kernel, MATRIX};
+
+/// What one kernel's guest reported.
+struct Outcome {
+    kernel: Kernel,
+    /// `uname -r` in the guest.
+    release: String,
+    /// The attach mode `auto` chose there, and why (`-v`'s words).
+    mode: String,
+    /// Each check: its name, `ok`/`fail`/`skip`, and the rest of its line.
+    checks: Vec<(String, String, String)>,
+    problem: Option<String>,
+    seconds: f64,
+}
+
+impl Outcome {
+    fn count(&self, status: &str) -> usize {
+        self.checks.iter().filter(|c| c.1 == status).count()
+    }
+
+    fn passed(&self) -> bool {
+        self.problem.is_none() && self.count("fail") == 0 && self.count("ok") > 0
+    }
+
+    /// `exit tracepoint alone` from `attach mode exit tracepoint alone (...)`.
+    fn mode_short(&self) -> &str {
+        let mode = self.mode.strip_prefix("attach mode ").unwrap_or(&self.mode);
+        mode.split(" (").next().unwrap_or(mode)
+    }
+}
+
+/// Runs the matrix (or the kernels named); fails unless every guest passed.
+pub fn run(names: &[String]) -> Result<()> {
+    let kernels = select(names)?;
+    let vm_dir = cmd::target_dir()?.join("vm");
+    std::fs::create_dir_all(&vm_dir)?;
+    let apt = kernels::Apt::new(&vm_dir)?;
+    let mut archs: Vec<Arch> = kernels.iter().map(|k| k.arch).collect();
+    archs.dedup();
+    let mut initramfs = Vec::new();
+    for arch in archs {
+        qemu::ensure_installed(arch)?;
+        initramfs.push((arch, guest_initramfs(arch, &apt, &vm_dir)?));
+    }
+    let mut outcomes = Vec::new();
+    for kernel in kernels {
+        let image = kernels::vmlinuz(&apt.unpacked(kernel.package, kernel.arch)?)?;
+        let archive = &initramfs.iter().find(|(a, _)| *a == kernel.arch).unwrap().1;
+        cmd::step(&format!(
+            "booting {} ({}) under QEMU and running {} checks in it",
+            kernel.name,
+            kernel.package,
+            checks::CHECKS.len()
+        ));
+        let log = vm_dir.join(format!("{}.console.log", kernel.name));
+        let console = qemu::boot(kernel.arch, &image, archive, &log)?;
+        let outcome = outcome(kernel, console);
+        cmd::step(&format!(
+            "{}: {} ({}), {} passed, {} failed, {} skipped in {:.0} s; console in {}",
+            kernel.name,
+            if outcome.passed() { "PASSED" } else { "FAILED" },
+            outcome.mode_short(),
+            outcome.count("ok"),
+            outcome.count("fail"),
+            outcome.count("skip"),
+            outcome.seconds,
+            log.display()
+        ));
+        if let Some(problem) = &outcome.problem {
+            eprintln!("{problem}");
+        }
+        outcomes.push(outcome);
+    }
+    let table = table(&outcomes);
+    println!("{table}");
+    std::fs::write(vm_dir.join("table.md"), &table)?;
+    std::fs::write(
+        vm_dir.join("results.json"),
+        serde_json::to_string_pretty(&results_json(&outcomes))?,
+    )?;
+    let failed: Vec<&str> = outcomes
+        .iter()
+        .filter(|o| !o.passed())
+        .map(|o| o.kernel.name)
+        .collect();
+    if !failed.is_empty() {
+        bail!("the VM matrix failed on {}", failed.join(", "));
+    }
+    Ok(())
+}
+
+fn select(names: &[String]) -> Result<Vec<Kernel>> {
+    if names.is_empty() {
+        return Ok(MATRIX.to_vec());
+    }
+    names
+        .iter()
+        .map(|name| {
+            MATRIX
+                .iter()
+                .copied()
+                .find(|k| k.name == name)
+                .with_context(|| {
+                    let known: Vec<&str> = MATRIX.iter().map(|k| k.name).collect();
+                    format!(
+                        "no kernel {name} in the matrix; it has {}",
+                        known.join(", ")
+                    )
+                })
+        })
+        .collect()
+}
+
+/// Builds what a guest of `arch` runs and archives it; returns the archive.
+fn guest_initramfs(arch: Arch, apt: &kernels::Apt, vm_dir: &std::path::Path) -> Result<PathBuf> {
+    let tracer = dist::build(arch)?;
+    let (workload, tests) = static_tests(arch)?;
+    let busybox = kernels::busybox(&apt.unpacked("busybox-static", arch)?)?;
+    let dir = vm_dir.join(arch.name());
+    std::fs::create_dir_all(&dir)?;
+    let archive = dir.join("initramfs.cpio");
+    initramfs::build(
+        &initramfs::Contents {
+            busybox: &busybox,
+            tracer: &tracer,
+            workload: &workload,
+            tests: &tests,
+        },
+        &dir.join("root"),
+        &archive,
+    )?;
+    Ok(archive)
+}
+
+/// The end-to-end tests the checks come from and their workload, built
+/// static (release, so the dependencies are the static tracer's) for `arch`.
+fn static_tests(arch: Arch) -> Result<(PathBuf, Vec<(String, PathBuf)>)> {
+    cmd::step(&format!(
+        "building the end-to-end tests for {} guests",
+        arch.name()
+    ));
+    let env = arch.build_env()?;
+    let out = cmd::output(
+        std::process::Command::new(cmd::cargo_program())
+            .current_dir(cmd::workspace_root())
+            .args(["test", "--release", "--package", "tests", "--no-run"])
+            .args(["--target", arch.target(), "--message-format=json"])
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .stderr(std::process::Stdio::inherit()),
+    )?;
+    let wanted = checks::suites();
+    let mut tests = Vec::new();
+    for line in out.lines() {
+        let Ok(message) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        let target = &message["target"];
+        let is_test = target["kind"]
+            .as_array()
+            .is_some_and(|k| k.iter().any(|k| k == "test"));
+        if let (true, Some(name), Some(executable)) = (
+            is_test,
+            target["name"].as_str(),
+            message["executable"].as_str(),
+        ) {
+            if wanted.contains(&name) {
+                tests.push((name.to_owned(), PathBuf::from(executable)));
+            }
+        }
+    }
+    if tests.len() != wanted.len() {
+        bail!(
+            "cargo built {} of the {} test files the guests run",
+            tests.len(),
+            wanted.len()
+        );
+    }
+    let workload = cmd::target_dir()?
+        .join(arch.target())
+        .join("release/inotify-workload");
+    dist::check_static_elf(&workload, arch)?;
+    for (_, executable) in &tests {
+        dist::check_static_elf(executable, arch)?;
+    }
+    Ok((workload, tests))
+}
+
+/// Reads a guest's `@@vm` lines.
+fn outcome(kernel: Kernel, console: qemu::Console) -> Outcome {
+    let mut outcome = Outcome {
+        kernel,
+        release: String::new(),
+        mode: String::new(),
+        checks: Vec::new(),
+        problem: console.problem,
+        seconds: console.seconds,
+    };
+    for line in &console.lines {
+        let (what, rest) = line.split_once(' ').unwrap_or((line, ""));
+        match what {
+            "kernel" => outcome.release = rest.to_owned(),
+            "mode" => outcome.mode = rest.to_owned(),
+            "check" => {
+                let mut words = rest.splitn(3, ' ');
+                let name = words.next().unwrap_or("").to_owned();
+                let status = words.next().unwrap_or("").to_owned();
+                outcome
+                    .checks
+                    .push((name, status, words.next().unwrap_or("").to_owned()));
+            }
+            _ => {}
+        }
+    }
+    // A guest that ran no check at all proves nothing.
+    if outcome.problem.is_none() && outcome.checks.is_empty() {
+        outcome.problem = Some("the guest reported no checks".to_owned());
+    }
+    outcome
+}
+
+/// The README's table of kernels tested, from this run.
+fn table(outcomes: &[Outcome]) -> String {
+    let date = cmd::output(
+        std::process::Command::new("date")
+            .arg("-u")
+            .arg("+%Y-%m-%d"),
+    )
+    .map(|d| d.trim().to_owned())
+    .unwrap_or_default();
+    let mut table = String::from(
+        "| Kernel (Debian package) | Arch | Stands for | Attach mode `auto` chose | Checks | Date |\n\
+         |---|---|---|---|---|---|\n",
+    );
+    for o in outcomes {
+        let result = match o.passed() {
+            true => format!("{} passed", o.count("ok")),
+            false => format!(
+                "FAILED ({} passed, {} failed)",
+                o.count("ok"),
+                o.count("fail")
+            ),
+        };
+        let skipped = match o.count("skip") {
+            0 => String::new(),
+            n => format!(", {n} skipped (exit mode not available)"),
+        };
+        table.push_str(&format!(
+            "| {} | {} | {} | {} | {result}{skipped} | {date} |\n",
+            o.kernel.package.trim_start_matches("linux-image-"),
+            o.kernel.arch.name(),
+            o.kernel.stands_for,
+            o.mode_short(),
+        ));
+    }
+    table
+}
+
+fn results_json(outcomes: &[Outcome]) -> serde_json::Value {
+    outcomes
+        .iter()
+        .map(|o| {
+            json!({
+                "kernel": o.kernel.name,
+                "package": o.kernel.package,
+                "release": o.release,
+                "attach_mode": o.mode,
+                "passed": o.passed(),
+                "seconds": o.seconds,
+                "problem": o.problem,
+                "checks": o.checks.iter().map(|(name, status, rest)| json!({
+                    "name": name, "status": status, "detail": rest,
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,155 @@
+//! Booting a guest under QEMU and reading its console: the `@@vm` lines its
+//! `/init` prints. A guest that hangs (no console output for a while, or
+//! past the whole deadline) or panics is stopped, and reported as failed with
+//! its console's last lines; the runner never waits on it forever.
+use std::{
+    collections::VecDeque,
+    io::{BufRead, BufReader},
+    path::Path,
+    process::{Command, Stdio},
+    sync::mpsc,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, Result};
+
+use crate::{cmd, dist::Arch};
+
+/// How long a guest may be silent (one check can take this long before its
+/// result line) and how long it may run in all.
+const SILENCE: Duration = Duration::from_secs(660);
+const DEADLINE: Duration = Duration::from_secs(40 * 60);
+
+/// What a guest said, and how its run ended.
+pub struct Console {
+    /// The `@@vm` lines, without the prefix.
+    pub lines: Vec<String>,
+    /// Why the run did not end with `@@vm end`, with the console's last lines.
+    pub problem: Option<String>,
+    pub seconds: f64,
+}
+
+/// The QEMU command line for `arch`: TCG (KVM guests hang in early boot on
+/// this machine kind), no disk, no network, the console on stdio.
+fn qemu(arch: Arch, kernel: &Path, initramfs: &Path) -> Command {
+    // A guest kernel's panic powers the machine off (panic=-1 with
+    // -no-reboot), so a crash ends the run at once. The CPU's random number
+    // instruction seeds the guest's pool: getrandom() must not wait.
+    let append = |console: &str| {
+        format!("console={console} panic=-1 oops=panic random.trust_cpu=on rdinit=/init quiet")
+    };
+    let mut command = match arch {
+        Arch::Amd64 => {
+            let mut c = Command::new("qemu-system-x86_64");
+            c.args(["-cpu", "max", "-append", &append("ttyS0")]);
+            c
+        }
+        Arch::Arm64 => {
+            let mut c = Command::new("qemu-system-aarch64");
+            // pauth-impdef: the cheap pointer-authentication algorithm, much
+            // faster to emulate than the architected one.
+            c.args(["-machine", "virt", "-cpu", "max,pauth-impdef=on"]);
+            c.args(["-append", &append("ttyAMA0")]);
+            c
+        }
+    };
+    command
+        .args(["-accel", "tcg", "-m", "2048", "-smp", "2"])
+        .args([
+            "-nographic",
+            "-no-reboot",
+            "-nic",
+            "none",
+            "-monitor",
+            "none",
+        ])
+        .arg("-kernel")
+        .arg(kernel)
+        .arg("-initrd")
+        .arg(initramfs);
+    command
+}
+
+/// The QEMU package for `arch` (Debian's names).
+pub fn ensure_installed(arch: Arch) -> Result<()> {
+    let (program, package) = match arch {
+        Arch::Amd64 => ("qemu-system-x86_64", "qemu-system-x86"),
+        Arch::Arm64 => ("qemu-system-aarch64", "qemu-system-arm"),
+    };
+    crate::setup::apt_programs(&[(program, package)], "the VM kernel matrix")
+}
+
+/// Boots the guest and reads its console until it powers off, writing the
+/// whole console to `log`.
+pub fn boot(arch: Arch, kernel: &Path, initramfs: &Path, log: &Path) -> Result<Console> {
+    let started = Instant::now();
+    let mut child = qemu(arch, kernel, initramfs)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("starting QEMU")?;
+    let (tx, rx) = mpsc::channel();
+    for stream in [
+        Box::new(child.stdout.take().context("QEMU's stdout")?) as Box<dyn std::io::Read + Send>,
+        Box::new(child.stderr.take().context("QEMU's stderr")?),
+    ] {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).split(b'\n').map_while(Result::ok) {
+                // Console text may hold any byte (and \r): keep it printable.
+                let line = String::from_utf8_lossy(&line).trim_end().to_owned();
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    drop(tx);
+    let mut console = std::fs::File::create(log)?;
+    let mut last = VecDeque::with_capacity(30);
+    let mut lines = Vec::new();
+    let mut ended = false;
+    let problem = loop {
+        let left = DEADLINE.saturating_sub(started.elapsed());
+        match rx.recv_timeout(SILENCE.min(left)) {
+            Ok(line) => {
+                use std::io::Write as _;
+                writeln!(console, "{line}")?;
+                if let Some(said) = line.strip_prefix("@@vm ") {
+                    if said == "end" {
+                        ended = true;
+                    }
+                    if said.starts_with("check ") || said.starts_with("out ") {
+                        cmd::step(&format!("  guest: {said}"));
+                    }
+                    lines.push(said.to_owned());
+                }
+                if last.len() == 30 {
+                    last.pop_front();
+                }
+                last.push_back(line);
+            }
+            // QEMU exited (the guest powered off, or crashed).
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                break (!ended).then(|| "the guest stopped before its last check".to_owned());
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                break Some(match left <= SILENCE {
+                    true => format!("the guest ran past {} min", DEADLINE.as_secs() / 60),
+                    false => format!("the guest said nothing for {} s", SILENCE.as_secs()),
+                });
+            }
+        }
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    Ok(Console {
+        lines,
+        problem: problem.map(|why| {
+            let tail: Vec<String> = last.into_iter().collect();
+            format!("{why}; its console ended with:\n{}", tail.join("\n"))
+        }),
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
