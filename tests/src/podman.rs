@@ -177,13 +177,20 @@ pub fn daemonset_args() -> Vec<String> {
 }
 
 /// `podman run` of the image with `flags`, with what this machine kind
-/// needs of any container: runc (crun refuses its hybrid cgroup layout)
-/// and a RLIMIT_NOFILE it can set (root here lacks CAP_SYS_RESOURCE).
+/// needs of any container: runc (crun refuses its hybrid cgroup layout),
+/// and limits of open files and processes it may set (root here lacks
+/// CAP_SYS_RESOURCE, and podman's defaults are above what runc may set).
 pub fn run(flags: &[String], args: &[&str]) -> Command {
     let mut command = Command::new("podman");
     command
         .args(["--runtime", "/usr/sbin/runc", "run", "--rm"])
-        .args(["--ulimit", "nofile=20000:20000", "--network", "none"])
+        .args([
+            "--ulimit",
+            "nofile=20000:20000",
+            "--ulimit",
+            "nproc=4096:4096",
+        ])
+        .args(["--network", "none"])
         .args(flags)
         .arg(IMAGE)
         .args(args);

@@ -24,7 +24,12 @@ macro_rules! require_podman {
 fn flags_for(node: &Node, recordings: &std::path::Path, without_caps: &[&str]) -> Vec<String> {
     podman::daemonset_flags(
         |host_path| match host_path {
-            "/var/log/pods" | "/var/log/containers" => format!("{}{host_path}", node.host_root()),
+            "/var/log/pods" | "/var/log/containers" => {
+                // On a node kubelet has made them; here the pretend node's.
+                let dir = format!("{}{host_path}", node.host_root());
+                std::fs::create_dir_all(&dir).unwrap();
+                dir
+            }
             "/var/lib/inotify-trace" => recordings.display().to_string(),
             // tracefs and the cgroup tree are the machine's own.
             other => other.to_owned(),

@@ -125,7 +125,7 @@ pub fn build(arch: Arch) -> Result<PathBuf> {
         .with_context(|| format!("copying {} to {}", built.display(), binary.display()))?;
     check_static_elf(&binary, arch)?;
     cmd::step(&format!(
-        "static binary: {} ({} bytes); image: podman build -f Containerfile -t inotify-trace .",
+        "static binary: {} ({} bytes); image (both platforms): podman build --platform linux/amd64,linux/arm64 --manifest inotify-trace -f Containerfile .",
         binary.display(),
         std::fs::metadata(&binary)?.len()
     ));

@@ -47,7 +47,8 @@ impl Outcome {
 }
 
 /// Runs the matrix (or the kernels named); fails unless every guest passed.
-pub fn run(names: &[String]) -> Result<()> {
+/// Returns how many checks passed in all.
+pub fn run(names: &[String]) -> Result<usize> {
     let kernels = select(names)?;
     let vm_dir = cmd::target_dir()?.join("vm");
     std::fs::create_dir_all(&vm_dir)?;
@@ -103,7 +104,7 @@ pub fn run(names: &[String]) -> Result<()> {
     if !failed.is_empty() {
         bail!("the VM matrix failed on {}", failed.join(", "));
     }
-    Ok(())
+    Ok(outcomes.iter().map(|o| o.count("ok")).sum())
 }
 
 fn select(names: &[String]) -> Result<Vec<Kernel>> {
@@ -290,4 +291,54 @@ fn results_json(outcomes: &[Outcome]) -> serde_json::Value {
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn console(lines: &[&str], problem: Option<&str>) -> qemu::Console {
+        qemu::Console {
+            lines: lines.iter().map(|l| (*l).to_owned()).collect(),
+            problem: problem.map(str::to_owned),
+            seconds: 1.0,
+        }
+    }
+
+    #[test]
+    fn a_guest_passes_only_with_checks_passed_and_none_failed() {
+        let lines = [
+            "kernel 6.1.0-50-cloud-amd64 x86_64",
+            "mode attach mode exit tracepoint alone (the kernel has bpf_task_pt_regs), caller ...",
+            "check live::a ok 2",
+            "check live::b skip auto chose another mode",
+            "end",
+        ];
+        let passed = outcome(MATRIX[1], console(&lines, None));
+        assert!(passed.passed());
+        assert_eq!(passed.mode_short(), "exit tracepoint alone");
+        assert_eq!((passed.count("ok"), passed.count("skip")), (1, 1));
+
+        let mut failing = lines.to_vec();
+        failing.insert(3, "check live::c fail 3");
+        assert!(!outcome(MATRIX[1], console(&failing, None)).passed());
+    }
+
+    #[test]
+    fn a_guest_that_stopped_early_or_ran_nothing_fails() {
+        let hung = outcome(
+            MATRIX[0],
+            console(
+                &["check live::a ok 2"],
+                Some("the guest said nothing for 660 s"),
+            ),
+        );
+        assert!(!hung.passed());
+        let silent = outcome(MATRIX[0], console(&["end"], None));
+        assert!(!silent.passed());
+        assert_eq!(
+            silent.problem.as_deref(),
+            Some("the guest reported no checks")
+        );
+    }
 }
