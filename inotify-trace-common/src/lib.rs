@@ -125,6 +125,16 @@ impl Syscall {
         }
     }
 
+    /// The fexit program (on the syscall's function).
+    pub const fn fexit_program(self) -> &'static str {
+        match self {
+            Syscall::AddWatch => "add_watch_fexit",
+            Syscall::RmWatch => "rm_watch_fexit",
+            Syscall::Init1 => "init1_fexit",
+            Syscall::Init => "init_fexit",
+        }
+    }
+
     /// The exit-only program (arguments read from the saved registers).
     pub const fn exit_program(self) -> &'static str {
         match self {
@@ -269,6 +279,15 @@ pub struct Config {
     /// Non-zero: only callers whose cgroup id is in the `CGROUPS` map pass
     /// (`--cgroup`: a cgroup and its descendants at start).
     pub filter_cgroups: u32,
+    /// Non-zero: the fexit programs read the syscall's `pt_regs` pointer, the
+    /// registers and the caller's credentials with `bpf_probe_read_kernel`
+    /// and the caller's ids with helpers, for kernels that take no BTF-typed
+    /// loads there (5.10: no `bpf_get_current_task_btf`, and its BTF
+    /// declares that argument's `pt_regs` only forward: "arg0 type FWD is
+    /// not a struct").
+    pub fexit_by_probe: u32,
+    /// Keeps the structure free of padding (below); always 0.
+    pub reserved: u32,
 }
 
 /// Byte offsets in the running kernel's structures, found by the loader in
@@ -333,7 +352,7 @@ impl TaskLayout {
 }
 
 // No padding anywhere in Config: every byte the loader writes is a field.
-const _: () = assert!(core::mem::size_of::<Config>() == 96);
+const _: () = assert!(core::mem::size_of::<Config>() == 104);
 
 /// Name of the global holding the [`Config`].
 pub const CONFIG_GLOBAL: &str = "CONFIG";

@@ -1,4 +1,5 @@
-//! The four inotify syscalls, each turned into one record at its exit.
+//! The four inotify syscalls, each turned into one record at its exit (a
+//! syscall tracepoint, or fexit on the syscall's function).
 //!
 //! | syscall                              | fd   | arg   | path |
 //! |--------------------------------------|------|-------|------|
@@ -6,15 +7,22 @@
 //! | `inotify_rm_watch(fd, wd)`           | fd   | wd    |      |
 //! | `inotify_init1(flags)`               | -1   | flags |      |
 //! | `inotify_init()`                     | -1   | 0     |      |
-use aya_ebpf::{helpers::bpf_get_current_pid_tgid, programs::TracePointContext, EbpfContext};
+use aya_ebpf::{
+    helpers::bpf_get_current_pid_tgid,
+    programs::{FExitContext, TracePointContext},
+    EbpfContext,
+};
 use aya_log_ebpf::debug;
 use inotify_trace_common::{Kind, Syscall, FLAG_ARGS_MISSING, FLAG_INIT1};
 
 use crate::caller::{current_task, Caller};
 use crate::filter::{caller_traced, pid_traced, result_traced};
+use crate::maps::config;
 use crate::maps::{StashedArgs, STASH};
 use crate::record::{Call, Record};
-use crate::syscall_args::{syscall_args_at_exit, REGS_AT_EXIT};
+use crate::syscall_args::{
+    syscall_args_at_exit, syscall_args_by_probe, syscall_args_in, REGS_AT_EXIT,
+};
 
 /// How a syscall's arguments become a record (the table above).
 trait Recorded {
@@ -85,15 +93,57 @@ fn exit_ret(ctx: &TracePointContext) -> i64 {
 /// lack the task's BTF).
 #[inline(always)]
 pub fn on_exit_from_regs(ctx: &TracePointContext, syscall: Syscall) {
-    let ret = exit_ret(ctx);
+    if syscall != Syscall::Init && !REGS_AT_EXIT {
+        return;
+    }
+    on_return(
+        exit_ret(ctx),
+        syscall,
+        || (syscall != Syscall::Init).then(current_task),
+        |task| task.map_or([0; 3], syscall_args_at_exit),
+    );
+}
+
+/// Fexit mode: the syscall function's own argument is the `pt_regs` the
+/// task saved at entry, and after it in the context comes the function's
+/// return value (read from the context, not with `bpf_get_func_ret`, which
+/// needs 5.17). No syscall tracepoint is attached, so no other syscall pays.
+/// Where the kernel takes no BTF-typed loads here (`fexit_by_probe`), the
+/// registers and the caller are read with probe reads and helpers instead.
+#[inline(always)]
+pub fn on_fexit(ctx: &FExitContext, syscall: Syscall) {
+    if !REGS_AT_EXIT {
+        return;
+    }
+    let ret: i64 = ctx.arg(1);
+    // A constant at load time: the verifier sees one branch only.
+    if config!(fexit_by_probe) != 0 {
+        let regs = ctx.as_ptr() as *const u64;
+        on_return(ret, syscall, || None, |_| syscall_args_by_probe(regs));
+    } else {
+        on_return(
+            ret,
+            syscall,
+            || (syscall != Syscall::Init).then(current_task),
+            |_| syscall_args_in(ctx.arg(0)),
+        );
+    }
+}
+
+/// One record for a call returning `ret`: the caller read through the task
+/// `task` gives (helpers without one), the arguments from `args` (given
+/// that task), each only once the call has passed the filters before it.
+#[inline(always)]
+fn on_return(
+    ret: i64,
+    syscall: Syscall,
+    task: impl FnOnce() -> Option<*const u8>,
+    args: impl FnOnce(Option<*const u8>) -> [u64; 3],
+) {
     if !result_traced(ret) {
         return;
     }
-    let task = match syscall {
-        Syscall::Init => None,
-        _ if REGS_AT_EXIT => Some(current_task()),
-        _ => return,
-    };
+    let task = task();
     let caller = task.map_or(Caller::Helpers, Caller::from_task);
     let pid_tgid = caller.pid_tgid();
     if !pid_traced(pid_tgid) {
@@ -102,7 +152,7 @@ pub fn on_exit_from_regs(ctx: &TracePointContext, syscall: Syscall) {
     let Some(record) = Record::start(caller) else {
         return;
     };
-    let args = task.map_or([0; 3], syscall_args_at_exit);
+    let args = args(task);
     record.send(pid_tgid, &syscall.call(args, ret));
 }
 

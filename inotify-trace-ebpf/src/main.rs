@@ -1,7 +1,11 @@
 //! The eBPF side of inotify-trace: syscall tracepoint programs that turn each
 //! inotify call into one record in the `EVENTS` ring buffer.
 //!
-//! Two ways to attach, chosen by userspace at start:
+//! Three ways to attach, chosen by userspace at start:
+//! - fexit (BPF trampolines, kernel 5.5+ with BTF): one program on each
+//!   syscall's function (`__x64_sys_*`, `__arm64_sys_*`), arguments from the
+//!   `pt_regs` it receives; no syscall tracepoint, so no other syscall of the
+//!   node takes the slow path;
 //! - exit only (kernel 5.15+, x86_64 and arm64): `sys_exit_*` reads the call's
 //!   arguments from the task's saved user registers, one program per call;
 //! - enter + exit (fallback): `sys_enter_*` stashes the arguments per thread,
@@ -17,15 +21,26 @@ mod maps;
 mod record;
 mod syscall_args;
 
-use aya_ebpf::{macros::tracepoint, programs::TracePointContext};
-use calls::{on_enter_stash, on_exit_from_regs, on_exit_from_stash};
+use aya_ebpf::{
+    macros::{fexit, tracepoint},
+    programs::{FExitContext, TracePointContext},
+};
+use calls::{on_enter_stash, on_exit_from_regs, on_exit_from_stash, on_fexit};
 use inotify_trace_common::Syscall;
 
-/// One syscall's three programs: exit-only, and enter + exit. Their names
+/// One syscall's programs: fexit, exit-only, and enter + exit. Their names
 /// are `Syscall`'s `*_program` names (the loader attaches by those; a unit
 /// test finds each in the object).
 macro_rules! syscall_programs {
-    ($syscall:expr, $exit:ident, $enter:ident, $exit_stashed:ident) => {
+    ($syscall:expr, $fexit:ident, $exit:ident, $enter:ident, $exit_stashed:ident) => {
+        // The kernel function is named at load time (it differs by
+        // architecture).
+        #[fexit]
+        pub fn $fexit(ctx: FExitContext) -> u32 {
+            on_fexit(&ctx, $syscall);
+            0
+        }
+
         #[tracepoint]
         pub fn $exit(ctx: TracePointContext) -> u32 {
             on_exit_from_regs(&ctx, $syscall);
@@ -48,22 +63,37 @@ macro_rules! syscall_programs {
 
 syscall_programs!(
     Syscall::AddWatch,
+    add_watch_fexit,
     add_watch_exit,
     add_watch_enter,
     add_watch_exit_stashed
 );
 syscall_programs!(
     Syscall::RmWatch,
+    rm_watch_fexit,
     rm_watch_exit,
     rm_watch_enter,
     rm_watch_exit_stashed
 );
-syscall_programs!(Syscall::Init1, init1_exit, init1_enter, init1_exit_stashed);
+syscall_programs!(
+    Syscall::Init1,
+    init1_fexit,
+    init1_exit,
+    init1_enter,
+    init1_exit_stashed
+);
 
-/// `inotify_init()` has no arguments: one program serves both modes.
+/// `inotify_init()` has no arguments: one program serves both tracepoint
+/// modes.
 #[tracepoint]
 pub fn init_exit(ctx: TracePointContext) -> u32 {
     on_exit_from_regs(&ctx, Syscall::Init);
+    0
+}
+
+#[fexit]
+pub fn init_fexit(ctx: FExitContext) -> u32 {
+    on_fexit(&ctx, Syscall::Init);
     0
 }
 

@@ -21,6 +21,8 @@ pub static CONFIG: Config = Config {
     task: TaskLayout::UNKNOWN,
     attribution: 0,
     filter_cgroups: 0,
+    fexit_by_probe: 0,
+    reserved: 0,
 };
 
 /// One of the loader's settings. The volatile read stops the compiler from

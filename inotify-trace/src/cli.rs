@@ -307,9 +307,17 @@ pub struct TraceArgs {
     #[arg(long, value_name = "SIZE", default_value = "8M", value_parser = parse_size)]
     pub ring_size: u32,
 
-    /// How to hook the syscalls: `exit` alone is cheapest (kernel 5.15+, x86_64),
-    /// `enter-exit` works on older kernels; `auto` picks the first that loads.
-    #[arg(long, value_name = "MODE", default_value = "auto")]
+    /// How to hook the syscalls: `fexit` costs no other syscall anything (BPF
+    /// trampolines; not where the kernel forbids them), `exit` alone is the cheapest
+    /// tracepoint mode (kernel 5.15+), `enter-exit` works on older kernels; `auto`
+    /// picks the first of these that loads, `tracepoint` the first tracepoint mode
+    /// (`-v` says which and why).
+    #[arg(
+        long,
+        value_name = "MODE",
+        default_value = "auto",
+        env = "INOTIFY_TRACE_ATTACH"
+    )]
     pub attach: AttachMode,
 
     /// Say more about what the tracer does (attach mode, kernel-side notes).

@@ -49,6 +49,9 @@ pub struct Pipeline {
     attributor: Attributor,
     aggregator: Aggregator,
     diagnoses: Vec<Diagnosis>,
+    /// Whether the summary is kept (off for a session without end, the
+    /// agent's continuous tracing, whose memory must not grow with time).
+    summarize: bool,
     counts: Counts,
     /// Every output, in the order they are told: the recorder first (it
     /// keeps what happened even if printing fails), the printer last.
@@ -93,6 +96,7 @@ impl Pipeline {
             },
             aggregator: Aggregator::default(),
             diagnoses: Vec::new(),
+            summarize: true,
             counts: Counts::default(),
             outputs,
             clock,
@@ -102,6 +106,13 @@ impl Pipeline {
             end: None,
             top: settings.top,
         })
+    }
+
+    /// Keeps no summary: its tables and diagnoses would grow for as long as
+    /// the session runs. Outputs are told every item all the same, and the
+    /// end's summary is empty.
+    pub fn without_summary(&mut self) {
+        self.summarize = false;
     }
 
     /// One more output, told after the others (the agent's counters).
@@ -135,7 +146,9 @@ impl Pipeline {
                 let place = key.and_then(|key| self.attributor.get(key));
                 self.counts.events += 1;
                 self.counts.failed += u64::from(event.header.ret < 0);
-                self.aggregator.observe(&event);
+                if self.summarize {
+                    self.aggregator.observe(&event);
+                }
                 self.outputs
                     .iter_mut()
                     .try_for_each(|o| o.event(&event, place))?;
@@ -238,7 +251,9 @@ impl Pipeline {
 
     fn diagnosis(&mut self, diagnosis: Diagnosis) -> io::Result<()> {
         self.each(|o| o.diagnosis(&diagnosis))?;
-        self.diagnoses.push(diagnosis);
+        if self.summarize {
+            self.diagnoses.push(diagnosis);
+        }
         Ok(())
     }
 

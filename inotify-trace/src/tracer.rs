@@ -5,7 +5,7 @@ use std::fmt;
 use anyhow::{Context as _, Result};
 use aya::{
     maps::{HashMap, MapData, PerCpuArray, RingBuf},
-    programs::TracePoint,
+    programs::{FExit, TracePoint},
     Ebpf, EbpfLoader,
 };
 use aya_log::EbpfLogger;
@@ -22,10 +22,18 @@ static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"),
 /// How the programs hook into the syscalls.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum AttachMode {
-    /// The exit tracepoint alone where the kernel allows it, else enter+exit.
+    /// The first the kernel allows of fexit, the exit tracepoint alone, and
+    /// enter+exit.
     Auto,
+    /// fexit programs (BPF trampolines) on the syscalls' functions: no other
+    /// syscall of the node pays (kernel 5.5+ with BTF; not where the kernel
+    /// forbids trampolines, e.g. when locked down).
+    Fexit,
+    /// The first the kernel allows of the exit tracepoint alone and
+    /// enter+exit: `auto` without fexit.
+    Tracepoint,
     /// The exit tracepoint alone, arguments read from the saved registers
-    /// (kernel 5.15+, x86_64).
+    /// (kernel 5.15+, x86_64 and arm64).
     Exit,
     /// Enter and exit tracepoints with a per-thread map (any kernel).
     EnterExit,
@@ -35,6 +43,8 @@ impl fmt::Display for AttachMode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             AttachMode::Auto => "auto",
+            AttachMode::Fexit => "fexit",
+            AttachMode::Tracepoint => "tracepoint",
             AttachMode::Exit => "exit tracepoint alone",
             AttachMode::EnterExit => "enter+exit tracepoints",
         })
@@ -64,6 +74,8 @@ pub struct Tracer {
     /// How the programs learn who the caller is.
     pub caller_source: CallerSource,
     pub tracefs_mounted: bool,
+    /// Why `auto` did not use fexit (said with `--verbose`).
+    pub fexit_refused: Option<String>,
 }
 
 /// Where the programs read the caller's pid, tid, comm and uid.
@@ -161,8 +173,29 @@ impl Tracer {
             // The cgroup filter needs the cgroup id read.
             attribution: u32::from(options.attribution || !selection.cgroups.is_empty()),
             filter_cgroups: u32::from(!selection.cgroups.is_empty()),
+            ..Config::default()
         };
+        let mut fexit_refused = None;
+        if matches!(options.attach, AttachMode::Auto | AttachMode::Fexit) {
+            match fexit_object(&config, options, selection) {
+                Ok((ebpf, helpers)) => {
+                    return Tracer::finish(
+                        ebpf,
+                        options,
+                        helpers.unwrap_or(caller_source),
+                        tracefs_mounted,
+                        AttachMode::Fexit,
+                        None,
+                    )
+                }
+                Err(e) if options.attach == AttachMode::Fexit => return Err(e),
+                Err(e) => fexit_refused = Some(format!("{e:#}")),
+            }
+        }
+        // A fresh object: nothing of a failed fexit attempt stays loaded or
+        // attached.
         let mut ebpf = load_object(&config, options)?;
+        fill_filters(&mut ebpf, selection)?;
         if options.attach != AttachMode::EnterExit
             && config.task.known != 0
             && !exit_programs_load(&mut ebpf)
@@ -175,6 +208,7 @@ impl Tracer {
                 ..config
             };
             let mut with_helpers = load_object(&helpers_only, options)?;
+            fill_filters(&mut with_helpers, selection)?;
             if exit_programs_load(&mut with_helpers) {
                 caller_source =
                     CallerSource::Helpers("the kernel refused the task_struct reads".to_owned());
@@ -186,19 +220,37 @@ impl Tracer {
             // probe reads of the credentials (euid, user namespace) use its
             // offsets.
         }
-        fill_filters(&mut ebpf, selection)?;
+        let mode = attach(&mut ebpf, options.attach)?;
+        if mode == AttachMode::EnterExit {
+            // The enter+exit programs always use the helpers.
+            caller_source = CallerSource::Helpers("enter+exit mode".to_owned());
+        }
+        Tracer::finish(
+            ebpf,
+            options,
+            caller_source,
+            tracefs_mounted,
+            mode,
+            fexit_refused,
+        )
+    }
 
+    /// Starts the logs and the fork following of an object whose filters
+    /// are filled and whose syscall programs are attached.
+    fn finish(
+        mut ebpf: Ebpf,
+        options: &TracerOptions,
+        caller_source: CallerSource,
+        tracefs_mounted: bool,
+        mode: AttachMode,
+        fexit_refused: Option<String>,
+    ) -> Result<Tracer> {
         let kernel_logs = match options.kernel_logs {
             true => Some(EbpfLogger::init(&mut ebpf).context("reading the eBPF programs' logs")?),
             false => None,
         };
-        let mode = attach(&mut ebpf, options.attach)?;
         if options.follow {
             follow_own_children(&mut ebpf)?;
-        }
-        if mode == AttachMode::EnterExit {
-            // The enter+exit programs always use the helpers.
-            caller_source = CallerSource::Helpers("enter+exit mode".to_owned());
         }
         Ok(Tracer {
             ebpf,
@@ -206,6 +258,7 @@ impl Tracer {
             mode,
             caller_source,
             tracefs_mounted,
+            fexit_refused,
         })
     }
 
@@ -310,10 +363,127 @@ fn cgroup_ids(paths: &[String]) -> Result<Vec<u64>> {
     Ok(ids)
 }
 
+/// The prefix of the syscalls' functions on this architecture (the
+/// functions fexit programs hook: `__x64_sys_inotify_add_watch`, ...).
+const SYSCALL_FUNCTION_PREFIX: Option<&str> = if cfg!(target_arch = "x86_64") {
+    Some("__x64_sys_")
+} else if cfg!(target_arch = "aarch64") {
+    Some("__arm64_sys_")
+} else {
+    None
+};
+
+/// An object with its filters filled and its fexit programs attached, with
+/// the caller's identity read from the task_struct, or (`Some` source) with
+/// helpers where the kernel does not take those reads in fexit programs
+/// (before 5.11 there is no `bpf_get_current_task_btf`); else why fexit is
+/// not possible here.
+fn fexit_object(
+    config: &Config,
+    options: &TracerOptions,
+    selection: &Selection,
+) -> Result<(Ebpf, Option<CallerSource>)> {
+    let attempt = |config: &Config| -> Result<Ebpf> {
+        let mut ebpf = load_object(config, options)?;
+        fill_filters(&mut ebpf, selection)?;
+        attach_fexit(&mut ebpf)?;
+        Ok(ebpf)
+    };
+    let first = match attempt(config) {
+        Ok(ebpf) => return Ok((ebpf, None)),
+        // EPERM (trampolines locked away, as on this machine kind) is the
+        // same for every variant; the verifier's EACCES or an unknown
+        // helper's EINVAL may not be.
+        Err(e) if format!("{e:#}").contains("(EPERM)") => return Err(e),
+        Err(e) => e,
+    };
+    // Older kernels refuse what newer ones take (5.10: no
+    // bpf_get_current_task_btf, and its BTF declares the argument's pt_regs
+    // only forward): probe reads there.
+    let by_probe = Config {
+        fexit_by_probe: 1,
+        ..*config
+    };
+    if let Ok(ebpf) = attempt(&by_probe) {
+        let why = "the kernel takes no BTF-typed loads in fexit programs";
+        return Ok((ebpf, Some(CallerSource::Helpers(why.to_owned()))));
+    }
+    Err(first)
+}
+
+/// Loads and attaches the fexit program of every syscall this kernel has;
+/// the error says why not (the kernel's errno where it refused).
+fn attach_fexit(ebpf: &mut Ebpf) -> Result<()> {
+    let prefix = SYSCALL_FUNCTION_PREFIX
+        .context("fexit is not built for this architecture (only x86_64 and arm64)")?;
+    let btf = aya::Btf::from_sys_fs()
+        .context("fexit needs the kernel's BTF (/sys/kernel/btf/vmlinux)")?;
+    for hook in HOOKS.into_iter().filter(|h| h.present()) {
+        let name = hook.fexit_program();
+        let function = format!("{prefix}{}", hook.name());
+        let program: &mut FExit = ebpf
+            .program_mut(name)
+            .with_context(|| format!("no program {name} in the eBPF object"))?
+            .try_into()?;
+        program
+            .load(&function, &btf)
+            .map_err(|e| refused("fexit", &function, e))?;
+        program
+            .attach()
+            .map_err(|e| refused("fexit", &function, e))?;
+    }
+    Ok(())
+}
+
+/// "fexit refused by the kernel (EPERM) on FUNCTION" for a refusal with an
+/// errno (with the verifier's own reason where it gave one), else what went
+/// wrong, naming the function.
+fn refused(what: &str, function: &str, e: aya::programs::ProgramError) -> anyhow::Error {
+    use aya::programs::ProgramError;
+    let (errno, verifier) = match &e {
+        ProgramError::LoadError {
+            io_error,
+            verifier_log,
+        } => (
+            io_error.raw_os_error(),
+            verifier_reason(&verifier_log.to_string()),
+        ),
+        ProgramError::SyscallError(e) => (e.io_error.raw_os_error(), None),
+        _ => (None, None),
+    };
+    match (errno, verifier) {
+        (Some(errno), verifier) => anyhow::anyhow!(
+            "{what} refused by the kernel ({:?}) on {function}{}",
+            nix::errno::Errno::from_raw(errno),
+            verifier.map_or_else(String::new, |why| format!(": the verifier says {why:?}"))
+        ),
+        (None, _) => anyhow::Error::new(e).context(format!("{what} on {function}")),
+    }
+}
+
+/// The verifier's reason for a refusal: the last two lines of its log that
+/// are not its closing statistics (the second often says why the last
+/// failed), at most 300 characters.
+fn verifier_reason(log: &str) -> Option<String> {
+    let reason: Vec<&str> = log
+        .lines()
+        .map(str::trim)
+        .filter(|l| {
+            !l.is_empty()
+                && !l.starts_with("processed ")
+                && !l.starts_with("verification time")
+                && !l.starts_with("stack depth")
+        })
+        .collect();
+    let last_two = &reason[reason.len().saturating_sub(2)..];
+    (!last_two.is_empty()).then(|| last_two.join(" / ").chars().take(300).collect())
+}
+
 fn attach(ebpf: &mut Ebpf, wanted: AttachMode) -> Result<AttachMode> {
     let hooks: Vec<Syscall> = HOOKS.into_iter().filter(|h| h.present()).collect();
     let exit_alone = match wanted {
         AttachMode::EnterExit => false,
+        AttachMode::Fexit => unreachable!("fexit is attached by attach_fexit"),
         AttachMode::Exit if !REGS_AT_EXIT_ARCH => anyhow::bail!(
             "--attach exit reads a call's arguments from saved registers, which this build does \
              only on x86_64 and arm64: use --attach enter-exit"
@@ -323,7 +493,7 @@ fn attach(ebpf: &mut Ebpf, wanted: AttachMode) -> Result<AttachMode> {
         // programs at load time; on other architectures than these two the
         // programs cannot read the arguments (syscall_args.rs in the eBPF
         // crate) and would load but report nothing.
-        AttachMode::Auto => REGS_AT_EXIT_ARCH && exit_programs_load(ebpf),
+        AttachMode::Auto | AttachMode::Tracepoint => REGS_AT_EXIT_ARCH && exit_programs_load(ebpf),
     };
     for hook in hooks {
         if exit_alone {
@@ -469,6 +639,7 @@ mod tests {
             .iter()
             .flat_map(|h| {
                 [
+                    Some(h.fexit_program()),
                     Some(h.exit_program()),
                     h.enter_program(),
                     Some(h.exit_stashed_program()),

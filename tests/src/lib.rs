@@ -41,6 +41,41 @@ pub fn bpf_available(test: &str) -> bool {
     false
 }
 
+/// Whether this kernel refuses fexit programs (this machine kind's kernel
+/// is locked down: BPF trampolines get EPERM), checked by asking the tracer
+/// for fexit: a refusal must be the one-line error, and where
+/// `INOTIFY_TRACE_FEXIT=required` (the VM matrix's kernels that allow
+/// trampolines) it fails the test instead.
+pub fn fexit_refused() -> bool {
+    let out = Command::new(tracer_binary())
+        .args([
+            "--attach",
+            "fexit",
+            "-q",
+            "-d",
+            "1ms",
+            "--comm",
+            "nobody-at-all",
+        ])
+        .output()
+        .expect("starting the tracer");
+    if out.status.success() {
+        return false;
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.starts_with("inotify-trace: error: --attach fexit failed (try --attach auto): fexit refused by the kernel (")
+            && stderr.lines().count() == 1,
+        "fexit failed otherwise than refused: {stderr}"
+    );
+    assert!(
+        std::env::var("INOTIFY_TRACE_FEXIT").as_deref() != Ok("required"),
+        "INOTIFY_TRACE_FEXIT=required, but {stderr}"
+    );
+    eprintln!("fexit is refused here: {}", stderr.trim());
+    true
+}
+
 /// Skips (or, under CI, fails) the calling test when BPF is unavailable.
 #[macro_export]
 macro_rules! require_bpf {

@@ -108,7 +108,13 @@ fn metrics_equal_what_usage_reports_per_uid_and_per_pod() {
         pod["watches"].as_f64(),
         "{metrics}"
     );
-    assert_eq!(sample(&metrics, "inotify_trace_tracing"), Some(0.0));
+    // Attached all the time where fexit works, else only in windows (and
+    // nothing here calls for one).
+    let continuous = !tests::fexit_refused();
+    assert_eq!(
+        sample(&metrics, "inotify_trace_tracing"),
+        Some(f64::from(u8::from(continuous)))
+    );
     // Without an Accept header: the older text format.
     assert!(!metrics.contains("# EOF"), "{metrics}");
     for line in metrics.lines() {
@@ -198,6 +204,89 @@ impl Drop for FullDisk {
     fn drop(&mut self) {
         let _ = Command::new("umount").arg(&self.0).status();
     }
+}
+
+/// Where the kernel allows fexit, the agent traces all the time: an ENOSPC
+/// provoked in a user namespace, far from any cap the windows watch (there
+/// are none: `--trace-above 100`), is counted at once; `/healthz` and the
+/// info series say how it traces. Where the kernel refuses fexit (this
+/// machine kind), the agent says why, once, and traces in windows only.
+#[test]
+fn where_fexit_works_the_agent_traces_continuously_and_counts_every_failure() {
+    require_bpf!();
+    let refused = tests::fexit_refused();
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut agent = Agent(
+        Command::new(tracer_binary())
+            .args(["agent", "--interval", "1s", "--listen", &listen])
+            .args(["--trace-above", "100"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let healthz = |want: &str| {
+        let started = Instant::now();
+        loop {
+            match get(port, "/healthz") {
+                Some((200, body)) if body.starts_with(want) => return body,
+                other => assert!(
+                    started.elapsed() < Duration::from_secs(30),
+                    "/healthz never said {want:?}: {other:?}"
+                ),
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    if refused {
+        let said = healthz("ok: tracing in windows only, as fexit refused by the kernel (");
+        let metrics = scrape_until(port, "the info series", |m| {
+            sample(
+                m,
+                r#"inotify_trace_tracing_info{scope="windows",mode="none"}"#,
+            ) == Some(1.0)
+        });
+        assert_eq!(
+            sample(&metrics, "inotify_trace_tracing"),
+            Some(0.0),
+            "{said}"
+        );
+        drop(agent);
+        return;
+    }
+    healthz("ok: tracing continuously with fexit");
+    scrape_until(port, "the info series", |m| {
+        sample(
+            m,
+            r#"inotify_trace_tracing_info{scope="continuous",mode="fexit"}"#,
+        ) == Some(1.0)
+            && sample(m, "inotify_trace_tracing") == Some(1.0)
+    });
+    let dirs = tempfile::tempdir().unwrap();
+    let (a, b) = (dirs.path().join("a"), dirs.path().join("b"));
+    std::fs::create_dir(&a).unwrap();
+    std::fs::create_dir(&b).unwrap();
+    let comm = unique_comm("cont");
+    let calls = Script::new()
+        .then("limit-watches", "1")
+        .init(3)
+        .add(a.to_str().unwrap(), 1)
+        .add(b.to_str().unwrap(), tests::ENOSPC)
+        .run(&["unshare", "-U", "-r"], &comm);
+    assert_eq!(calls.last().unwrap().ret, tests::ENOSPC);
+    let enospc = ["syscall=\"inotify_add_watch\"", "errno=\"ENOSPC\""];
+    let metrics = scrape_until(port, "the ENOSPC counted", |m| {
+        sample_with(m, "inotify_trace_failures_total", &enospc).is_some()
+    });
+    assert!(
+        sample_with(&metrics, "inotify_trace_failures_total", &enospc) >= Some(1.0),
+        "{metrics}"
+    );
+    let _ = agent.0.kill();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(agent.0.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert!(!stderr.contains("tracing in windows"), "{stderr}");
 }
 
 /// A uid in a user namespace at its cap starts a trace window; an ENOSPC

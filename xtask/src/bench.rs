@@ -128,10 +128,25 @@ pub fn run(smoke: bool) -> Result<()> {
         sizes.memory_pids, sizes.memory_paths
     ));
     results["memory"] = bench.memory(&sizes)?;
+    results["fexit_here"] = bench.fexit_here()?;
+    // fexit's cost where the kernel allows it, in a guest whose clocks count
+    // instructions (tens of ns are noise in real time on this machine).
+    if !smoke {
+        cmd::step(
+            "the attach modes in a 6.1 guest under QEMU -icount (instructions, not real time)",
+        );
+        results["guest"] = crate::vm::bench(&[], 5, 20_000)?;
+    }
 
     let path = bench.dir.join("results.json");
     std::fs::write(&path, serde_json::to_string_pretty(&results)? + "\n")?;
     print_table(&results);
+    match results.get("guest") {
+        Some(guest) => println!("\n{}", crate::vm::bench_table(guest)),
+        None => println!(
+            "(the attach modes' costs in a guest, fexit included: cargo xtask bench, or cargo xtask vm --bench)"
+        ),
+    }
     println!("(written to {})", path.display());
     Ok(())
 }
@@ -303,6 +318,29 @@ impl Bench {
         }
         let (a, b) = (median(&without), median(&with));
         Ok(json!({ "no_tracer": a, "tracer_attached": b, "extra": b - a }))
+    }
+
+    /// Whether this kernel takes fexit programs (this machine kind's does
+    /// not: then the tracer's one-line refusal).
+    fn fexit_here(&self) -> Result<Value> {
+        let out = Command::new(&self.tracer)
+            .args([
+                "--attach",
+                "fexit",
+                "-q",
+                "-d",
+                "1ms",
+                "--comm",
+                "nobody-at-all",
+            ])
+            .output()?;
+        Ok(match out.status.success() {
+            true => json!({ "allowed": true }),
+            false => json!({
+                "allowed": false,
+                "why": String::from_utf8_lossy(&out.stderr).trim(),
+            }),
+        })
     }
 
     /// CPU per event and peak RSS, early in a long run and at its end.
@@ -643,6 +681,7 @@ fn print_table(r: &Value) {
             .map_or_else(|| "-".to_owned(), |x| format!("{x:.1}"))
     };
     println!();
+    println!("Real time on this machine (wall clock; the machine is shared, so configurations run interleaved):");
     println!(
         "inotify-trace benchmark, {}, {} cores, kernel {}, `{}`",
         r["date"].as_str().unwrap_or(""),
@@ -748,4 +787,11 @@ fn print_table(r: &Value) {
         "(pid_max here is {}: a live session cannot see more distinct pids at once)",
         m["pid_max"]
     );
+    match r["fexit_here"]["allowed"].as_bool() {
+        Some(true) => println!("fexit: allowed on this kernel (`auto` uses it)"),
+        _ => println!(
+            "fexit: not on this kernel, so the figures above are the tracepoint modes' ({})",
+            r["fexit_here"]["why"].as_str().unwrap_or("?")
+        ),
+    }
 }

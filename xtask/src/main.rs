@@ -64,6 +64,14 @@ enum Task {
         /// Only these kernels of the matrix (e.g. 6.1-amd64).
         #[arg(long = "kernel", value_name = "NAME")]
         kernels: Vec<String>,
+        /// Instead of the checks, measure the attach modes' costs in one
+        /// guest whose clocks count instructions (the first --kernel, else
+        /// 6.1-amd64).
+        #[arg(long)]
+        bench: bool,
+        /// Interleaved rounds of the benchmark.
+        #[arg(long, default_value_t = 5, requires = "bench")]
+        rounds: u32,
     },
     /// Fuzz the recording reader with libFuzzer (installs cargo-fuzz if missing).
     Fuzz {
@@ -140,9 +148,16 @@ fn run(task: Task) -> Result<ExitCode> {
             setup::all()?;
             bench::run(smoke).map(|()| ExitCode::SUCCESS)
         }
-        Task::Vm { kernels } => {
+        Task::Vm {
+            kernels,
+            bench,
+            rounds,
+        } => {
             setup::all()?;
-            vm::run(&kernels).map(|_| ExitCode::SUCCESS)
+            match bench {
+                true => vm::bench(&kernels, rounds, 20_000).map(|_| ExitCode::SUCCESS),
+                false => vm::run(&kernels).map(|_| ExitCode::SUCCESS),
+            }
         }
         Task::Fuzz { seconds } => {
             setup::all()?;

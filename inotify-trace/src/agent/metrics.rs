@@ -9,7 +9,7 @@ use prometheus_client::{
     registry::Registry,
 };
 
-use super::counters::Counts;
+use super::{counters::Counts, Tracing};
 use crate::usage::Usage;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -32,6 +32,15 @@ struct CallLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TracingLabels {
+    /// `continuous` (fexit) or `windows` (tracepoints).
+    scope: String,
+    /// The attach mode of the programs attached now (`--attach`'s names), or
+    /// `none`.
+    mode: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct FailureLabels {
     syscall: String,
     errno: String,
@@ -49,7 +58,12 @@ pub struct SnapshotStats {
 
 /// The exposition of one snapshot and of what trace windows counted, as
 /// `/metrics` serves it (OpenMetrics text).
-pub fn exposition(usage: &Usage, stats: &SnapshotStats, counts: &Counts, tracing: bool) -> String {
+pub fn exposition(
+    usage: &Usage,
+    stats: &SnapshotStats,
+    counts: &Counts,
+    tracing: &Tracing,
+) -> String {
     let mut registry = Registry::default();
     let user = |name: &str, help: &str, registry: &mut Registry| {
         let family = Family::<UserLabels, Gauge>::default();
@@ -157,12 +171,32 @@ pub fn exposition(usage: &Usage, stats: &SnapshotStats, counts: &Counts, tracing
         lost,
     );
     let attached = Gauge::<i64>::default();
-    attached.set(i64::from(tracing));
+    attached.set(i64::from(tracing.attached.is_some()));
     registry.register(
         "inotify_trace_tracing",
-        "1 while the eBPF tracer is attached (a trace window), else 0",
+        "1 while the eBPF tracer is attached (all the time with fexit, else in a trace window), else 0",
         attached,
     );
+    let info = Family::<TracingLabels, Gauge>::default();
+    registry.register(
+        "inotify_trace_tracing_info",
+        "How the agent traces: scope continuous (fexit) or windows (tracepoints); mode the attach mode of the programs attached now, or none",
+        info.clone(),
+    );
+    let mode = tracing.attached.map_or("none".to_owned(), |m| {
+        clap::ValueEnum::to_possible_value(&m)
+            .map_or_else(|| m.to_string(), |v| v.get_name().to_owned())
+    });
+    let scope = if tracing.continuous {
+        "continuous"
+    } else {
+        "windows"
+    };
+    info.get_or_create(&TracingLabels {
+        scope: scope.to_owned(),
+        mode,
+    })
+    .set(1);
     single(
         &mut registry,
         "inotify_trace_snapshot_duration_seconds",
@@ -303,7 +337,11 @@ mod tests {
                 taken_at_s: 1_795_000_000.5,
             },
             &counts,
-            true,
+            &Tracing {
+                attached: Some(crate::tracer::AttachMode::Fexit),
+                continuous: true,
+                windows_because: None,
+            },
         );
         for line in [
             r#"inotify_trace_user_watches{uid="0",userns="host"} 8190"#,
@@ -315,6 +353,7 @@ mod tests {
             r#"inotify_trace_pod_instances{namespace="shop",pod="cart-7"} 1"#,
             "inotify_trace_lost_events_total 2",
             "inotify_trace_tracing 1",
+            r#"inotify_trace_tracing_info{scope="continuous",mode="fexit"} 1"#,
             r#"inotify_trace_calls_total{syscall="inotify_add_watch",result="ENOSPC"} 3"#,
             r#"inotify_trace_failures_total{syscall="inotify_add_watch",errno="ENOSPC",namespace="shop",pod="cart-7",container="app"} 3"#,
             "inotify_trace_snapshot_duration_seconds 0.25",
@@ -342,7 +381,7 @@ mod tests {
             duration_s: 0.0,
             taken_at_s: 0.0,
         };
-        let text = exposition(&usage, &stats, &Counts::default(), false);
+        let text = exposition(&usage, &stats, &Counts::default(), &Tracing::default());
         let line = r#"inotify_trace_pod_watches{namespace="ns\\",pod="a\"b\n# EOF"} 7"#;
         assert!(text.lines().any(|l| l == line), "{line:?} not in:\n{text}");
         assert_eq!(text.lines().filter(|l| *l == "# EOF").count(), 1, "{text}");

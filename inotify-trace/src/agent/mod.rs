@@ -2,10 +2,11 @@
 //! `--interval` it takes a `usage` snapshot from /proc (no eBPF attached, so
 //! no cost to the node's syscalls) and serves it to Prometheus at
 //! `/metrics` (docs/metrics.md), with liveness at `/healthz`, through a
-//! bounded `endpoint` (TLS and basic auth by `web_config`). When a uid
-//! nears a cap (or always, if asked) it traces for a window (`window`),
-//! counting calls and failures into the metrics as they come (`counters`);
-//! snapshots go on meanwhile.
+//! bounded `endpoint` (TLS and basic auth by `web_config`). Where the kernel
+//! allows fexit it traces all the time; elsewhere, when a uid nears a cap
+//! (or always, if asked), for a window (`window`); either way counting calls
+//! and failures into the metrics as they come (`counters`). Snapshots go on
+//! meanwhile.
 pub mod counters;
 pub mod endpoint;
 pub mod metrics;
@@ -13,10 +14,7 @@ pub mod web_config;
 pub mod window;
 
 use std::{
-    sync::{
-        atomic::{AtomicBool, Ordering},
-        Arc, Mutex,
-    },
+    sync::{Arc, Mutex},
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
@@ -41,6 +39,7 @@ use crate::{
     selection::Selection,
     settings::AgentSettings,
     signals::Signals,
+    tracer::AttachMode,
     usage::{snapshot, Source, Usage},
 };
 
@@ -51,11 +50,34 @@ struct Latest {
     at: Option<Instant>,
 }
 
+/// How the agent traces now.
+#[derive(Clone, Debug, Default)]
+pub struct Tracing {
+    /// The mode of the programs attached now, if any.
+    pub attached: Option<AttachMode>,
+    /// Attached all the time (fexit), not in windows.
+    pub continuous: bool,
+    /// Why the agent traces in windows: fexit is not possible here.
+    pub windows_because: Option<String>,
+}
+
+impl Tracing {
+    /// What `/healthz` says after "ok".
+    fn describe(&self) -> String {
+        match (&self.windows_because, self.attached) {
+            _ if self.continuous => "tracing continuously with fexit".to_owned(),
+            (Some(why), Some(mode)) => format!("tracing in a window ({mode}), as {why}"),
+            (Some(why), None) => format!("tracing in windows only, as {why}"),
+            (None, _) => "starting to trace".to_owned(),
+        }
+    }
+}
+
 #[derive(Clone)]
 struct Shared {
     latest: Arc<Mutex<Latest>>,
     counters: Counters,
-    tracing: Arc<AtomicBool>,
+    tracing: Arc<Mutex<Tracing>>,
     /// Older than this, the agent is not alive for `/healthz`.
     stale_after: Duration,
 }
@@ -121,7 +143,7 @@ pub async fn run(settings: AgentSettings) -> Result<()> {
         stop.send_replace(true);
     };
     tokio::select! {
-        ((), ()) = async { tokio::join!(stopped, windows(&shared, &settings, wanted, stopping)) } => {}
+        ((), ()) = async { tokio::join!(stopped, tracing(&shared, &settings, wanted, stopping)) } => {}
         never = snapshots(&shared, &settings, verdicts) => match never {},
     }
     server.await.context("serving HTTP")?;
@@ -158,6 +180,36 @@ async fn snapshots(
     }
 }
 
+/// Continuous tracing where the kernel allows fexit; else (or should it
+/// stop) trace windows.
+async fn tracing(
+    shared: &Shared,
+    settings: &AgentSettings,
+    wanted: watch::Receiver<bool>,
+    mut stopping: watch::Receiver<bool>,
+) {
+    let attached = |mode: Option<AttachMode>| {
+        let mut tracing = shared.tracing.lock().expect("no panics hold the lock");
+        (tracing.attached, tracing.continuous) = (mode, mode.is_some());
+    };
+    let continuous =
+        window::trace_continuously(&settings.window, &shared.counters, attached, &mut stopping);
+    let why = match continuous.await {
+        Ok(()) if *stopping.borrow() => return,
+        Ok(()) => "continuous tracing ended".to_owned(),
+        Err(err) => format!("{err:#}"),
+    };
+    say(format_args!(
+        "tracing in windows with tracepoints (they slow every syscall while attached): {why}"
+    ));
+    shared
+        .tracing
+        .lock()
+        .expect("no panics hold the lock")
+        .windows_because = Some(why);
+    windows(shared, settings, wanted, stopping).await;
+}
+
 /// Trace windows, one after another while the latest snapshot calls for
 /// them, until `stopping`.
 async fn windows(
@@ -172,7 +224,13 @@ async fn windows(
             () = endpoint::stopped(&mut stopping) => return,
             called = wanted.wait_for(|wanted| *wanted) => if called.is_err() { return },
         }
-        let attached = |on: bool| shared.tracing.store(on, Ordering::Relaxed);
+        let attached = |mode: Option<AttachMode>| {
+            shared
+                .tracing
+                .lock()
+                .expect("no panics hold the lock")
+                .attached = mode;
+        };
         let traced = window::trace(&settings.window, &shared.counters, attached, &mut stopping);
         if let Err(err) = traced.await {
             say(format_args!("warning: a trace window failed: {err:#}"));
@@ -213,12 +271,12 @@ async fn metrics(State(shared): State<Shared>, headers: HeaderMap) -> impl IntoR
         return (StatusCode::SERVICE_UNAVAILABLE, "no snapshot yet\n").into_response();
     };
     let counts = shared.counters.lock().expect("no panics hold the lock");
-    let text = exposition(
-        usage,
-        stats,
-        &counts,
-        shared.tracing.load(Ordering::Relaxed),
-    );
+    let tracing = shared
+        .tracing
+        .lock()
+        .expect("no panics hold the lock")
+        .clone();
+    let text = exposition(usage, stats, &counts, &tracing);
     let openmetrics = headers
         .get(header::ACCEPT)
         .and_then(|accept| accept.to_str().ok())
@@ -240,8 +298,17 @@ async fn metrics(State(shared): State<Shared>, headers: HeaderMap) -> impl IntoR
 async fn healthz(State(shared): State<Shared>) -> impl IntoResponse {
     let latest = shared.latest.lock().expect("no panics hold the lock");
     match latest.at {
-        Some(at) if at.elapsed() <= shared.stale_after => (StatusCode::OK, "ok\n"),
-        Some(_) => (StatusCode::SERVICE_UNAVAILABLE, "snapshots stalled\n"),
-        None => (StatusCode::SERVICE_UNAVAILABLE, "no snapshot yet\n"),
+        Some(at) if at.elapsed() <= shared.stale_after => {
+            let tracing = shared.tracing.lock().expect("no panics hold the lock");
+            (StatusCode::OK, format!("ok: {}\n", tracing.describe()))
+        }
+        Some(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "snapshots stalled\n".to_owned(),
+        ),
+        None => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no snapshot yet\n".to_owned(),
+        ),
     }
 }

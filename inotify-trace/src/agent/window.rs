@@ -1,9 +1,11 @@
-//! Trace windows: while a uid uses more than `--trace-above` of a cap (or
+//! The agent's tracing. Where the kernel allows fexit, all the time
+//! (`trace_continuously`): no other syscall pays for it. Elsewhere in trace
+//! windows, as syscall tracepoints tax every syscall of the node while
+//! attached: while a uid uses more than `--trace-above` of a cap (or
 //! always, with `--always-trace`), the agent attaches the tracer for
 //! `--trace-window`, counts every call and failure into its metrics as they
 //! come, and records the window to `--record-dir` (oldest recordings removed
-//! past `--max-record-bytes`). Between windows nothing is attached: the
-//! node's syscalls pay nothing.
+//! past `--max-record-bytes`). Between windows nothing is attached.
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
@@ -42,38 +44,82 @@ pub fn wanted(settings: &WindowSettings, usage: &Usage) -> bool {
     settings.always || highest_share(usage) >= settings.trace_above
 }
 
-/// One window: a live session whose pipeline also counts into
-/// `counters`, until `length` has passed or `stopping` turns true (the
-/// agent is stopping); its recording is ended properly either way.
-/// `attached` is told when the programs are attached and detached.
-pub async fn trace(
-    settings: &WindowSettings,
-    counters: &Counters,
-    attached: impl Fn(bool),
-    stopping: &mut watch::Receiver<bool>,
-) -> Result<()> {
-    let selection = Selection::default();
-    let options = TracerOptions {
+/// The agent's tracer: every call on the node, in `attach` mode.
+fn tracer_options(attach: AttachMode) -> TracerOptions {
+    TracerOptions {
         ring_size: 8 << 20,
-        attach: AttachMode::Auto,
+        attach,
         follow: false,
         kernel_logs: false,
         attribution: true,
-    };
+    }
+}
+
+/// Where the kernel allows fexit, tracing costs the node's other syscalls
+/// nothing, so the agent traces all the time: a live session that only
+/// counts into `counters` (no recording, no summary kept, so its memory does
+/// not grow with time), until `stopping`. An error at once is why fexit is
+/// not possible here (the agent then traces in windows).
+pub async fn trace_continuously(
+    settings: &WindowSettings,
+    counters: &Counters,
+    attached: impl Fn(Option<AttachMode>),
+    stopping: &mut watch::Receiver<bool>,
+) -> Result<()> {
+    let selection = Selection::default();
     let metadata = session::metadata(&selection, None)?;
-    let record = match &settings.record_dir {
-        Some(dir) => Some(recording_in(dir)?),
-        None => None,
-    };
-    let pipeline_settings = |record| PipelineSettings {
-        selection: &selection,
+    let mut pipeline = Pipeline::new(&pipeline_settings(settings, &selection, None), &metadata)?;
+    pipeline.without_summary();
+    pipeline.add_output(Box::new(CountingOutput(counters.clone())));
+    let mut session =
+        LiveSession::attach(pipeline, &tracer_options(AttachMode::Fexit), &selection)?;
+    attached(Some(session.tracer().mode));
+    let ran = session.run(super::endpoint::stopped(stopping)).await;
+    let ended = session.end();
+    attached(None);
+    ran?;
+    ended
+        .told
+        .context("writing the continuous session's end to stdout")
+}
+
+/// A window's (or the continuous session's) pipeline: JSON, the summary
+/// alone on stdout, recorded to `record`.
+fn pipeline_settings<'a>(
+    settings: &'a WindowSettings,
+    selection: &'a Selection,
+    record: Option<&'a RecordingFile>,
+) -> PipelineSettings<'a> {
+    PipelineSettings {
+        selection,
         format: Format::Json,
         events: false,
         top: 10,
         record,
         live: true,
         host_root: &settings.host_root,
+    }
+}
+
+/// One window: a live session whose pipeline also counts into
+/// `counters`, until `length` has passed or `stopping` turns true (the
+/// agent is stopping); its recording is ended properly either way.
+/// `attached` is told the mode when the programs are attached, and `None`
+/// when they are detached.
+pub async fn trace(
+    settings: &WindowSettings,
+    counters: &Counters,
+    attached: impl Fn(Option<AttachMode>),
+    stopping: &mut watch::Receiver<bool>,
+) -> Result<()> {
+    let selection = Selection::default();
+    let options = tracer_options(AttachMode::Tracepoint);
+    let metadata = session::metadata(&selection, None)?;
+    let record = match &settings.record_dir {
+        Some(dir) => Some(recording_in(dir)?),
+        None => None,
     };
+    let pipeline_settings = |record| pipeline_settings(settings, &selection, record);
     // A recording that cannot be written (a full disk) costs the recording,
     // not the window: the metrics count the calls all the same.
     let mut pipeline = match Pipeline::new(&pipeline_settings(record.as_ref()), &metadata) {
@@ -88,7 +134,7 @@ pub async fn trace(
     };
     pipeline.add_output(Box::new(CountingOutput(counters.clone())));
     let mut session = LiveSession::attach(pipeline, &options, &selection)?;
-    attached(true);
+    attached(Some(session.tracer().mode));
     let stop = async {
         tokio::select! {
             () = tokio::time::sleep(settings.length) => {}
@@ -99,7 +145,7 @@ pub async fn trace(
     // counting (`run` returns early only for that).
     let ran = session.run(stop).await;
     let ended = session.end();
-    attached(false);
+    attached(None);
     if let Some(err) = &ended.failure {
         say(format_args!(
             "warning: the window's recording stopped early: {err}"

@@ -46,7 +46,11 @@ async fn run(settings: TraceSettings) -> Result<ExitCode> {
     // The pipeline creates the recording: a name already taken is refused
     // before anything is loaded into the kernel.
     let pipeline = Pipeline::new(&settings.pipeline(), &metadata)?;
-    let mut session = LiveSession::attach(pipeline, &settings.tracer, &settings.selection)?;
+    let mut session = LiveSession::attach(pipeline, &settings.tracer, &settings.selection)
+        .map_err(|e| match settings.tracer.attach {
+            AttachMode::Fexit => e.context("--attach fexit failed (try --attach auto)"),
+            _ => e,
+        })?;
     announce_setup(&settings, session.tracer());
     say(format_args!(
         "attached; tracing inotify calls (Ctrl-C to stop)"
@@ -116,9 +120,19 @@ fn announce_setup(settings: &TraceSettings, tracer: &Tracer) {
         None => {}
     }
     if settings.verbose {
+        if let Some(refused) = &tracer.fexit_refused {
+            say(format_args!("{refused}: using the {}", tracer.mode));
+        }
         let why = match (settings.tracer.attach, tracer.mode) {
-            (AttachMode::Auto, AttachMode::Exit) => "the kernel has bpf_task_pt_regs",
-            (AttachMode::Auto, _) => "fallback: the exit-only programs did not load",
+            (AttachMode::Auto, AttachMode::Fexit) => {
+                "the kernel allows BPF trampolines on the syscall functions"
+            }
+            (AttachMode::Auto | AttachMode::Tracepoint, AttachMode::Exit) => {
+                "the kernel has bpf_task_pt_regs"
+            }
+            (AttachMode::Auto | AttachMode::Tracepoint, _) => {
+                "fallback: the exit-only programs did not load"
+            }
             _ => "as asked",
         };
         say(format_args!(

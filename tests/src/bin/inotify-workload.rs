@@ -20,7 +20,8 @@
 //!                        `setpriv --reuid --regid --clear-groups` would, for
 //!                        guests whose busybox setpriv cannot
 //!   fork-hold SECONDS    fork a child that holds the inherited fds for
-//!                        SECONDS, then exits (reported as op "fork", ret = its pid)
+//!                        SECONDS (or until the workload dies), then exits
+//!                        (reported as op "fork", ret = its pid)
 //! With --wait, prints {"ready":PID} and waits for a line on stdin first.
 use std::{
     ffi::{CString, OsStr},
@@ -107,8 +108,16 @@ fn main() {
                     .unwrap_or_else(|| fail("fork-hold needs seconds"));
                 // SAFETY: this program is single-threaded here (thread-add
                 // joins its thread); the child only sleeps and exits.
+                let parent = std::process::id() as libc::pid_t;
                 let child = unsafe { libc::fork() };
                 if child == 0 {
+                    // It goes with its parent (a test kills the workload when
+                    // done), so no holder outlives the test that made it.
+                    // SAFETY: plain prctl; then the parent may already be gone.
+                    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
+                    if unsafe { libc::getppid() } != parent {
+                        unsafe { libc::_exit(0) };
+                    }
                     std::thread::sleep(std::time::Duration::from_secs_f64(seconds));
                     unsafe { libc::_exit(0) };
                 }

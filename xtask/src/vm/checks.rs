@@ -9,9 +9,13 @@ pub struct Check {
     pub suite: &'static str,
     /// The test's full name, as libtest's `--exact` takes it.
     pub test: &'static str,
-    /// Runs only where `auto` chose exit mode (the kernel has
-    /// `bpf_task_pt_regs`): `--attach exit` is refused elsewhere.
+    /// Runs only where the kernel takes `--attach exit` (it has
+    /// `bpf_task_pt_regs`, 5.15+).
     pub needs_exit_mode: bool,
+    /// Runs in both of the guest's passes: `auto` (fexit where the kernel
+    /// allows it) and `tracepoint`; a test that names its attach mode itself
+    /// runs once.
+    pub both_passes: bool,
 }
 
 const fn check(suite: &'static str, test: &'static str) -> Check {
@@ -19,6 +23,16 @@ const fn check(suite: &'static str, test: &'static str) -> Check {
         suite,
         test,
         needs_exit_mode: false,
+        both_passes: true,
+    }
+}
+
+/// A test whose attach mode does not follow `INOTIFY_TRACE_ATTACH` (it
+/// passes `--attach` itself, or runs the agent): run once.
+const fn once(suite: &'static str, test: &'static str) -> Check {
+    Check {
+        both_passes: false,
+        ..check(suite, test)
     }
 }
 
@@ -26,19 +40,25 @@ const fn check(suite: &'static str, test: &'static str) -> Check {
 /// the kernel allows them), a command followed into its children, record
 /// and report round trip, ENOSPC and EMFILE in a user namespace with their
 /// diagnosis, `usage` against fdinfo, pods named on real cgroups made in the
-/// guest, and the agent answering a scrape.
-pub const CHECKS: [Check; 11] = [
+/// guest, the agent answering a scrape and, with fexit, tracing all the
+/// time.
+pub const CHECKS: [Check; 14] = [
     Check {
         needs_exit_mode: true,
-        ..check(
+        ..once(
             "live",
             "every_kind_of_call_is_reported_exactly::case_1_exit_only",
         )
     },
-    check(
+    once(
         "live",
         "every_kind_of_call_is_reported_exactly::case_2_enter_exit",
     ),
+    once(
+        "live",
+        "every_kind_of_call_is_reported_exactly::case_3_fexit",
+    ),
+    once("live", "verbose_says_which_attach_mode_was_chosen_and_why"),
     check("live", "enospc_inside_a_user_namespace"),
     check("summary", "summary_counts_a_known_workload_exactly"),
     check(
@@ -66,6 +86,10 @@ pub const CHECKS: [Check; 11] = [
         "agent",
         "metrics_equal_what_usage_reports_per_uid_and_per_pod",
     ),
+    once(
+        "agent",
+        "where_fexit_works_the_agent_traces_continuously_and_counts_every_failure",
+    ),
 ];
 
 /// The test files a guest needs executables of.
@@ -76,14 +100,20 @@ pub fn suites() -> Vec<&'static str> {
     suites
 }
 
-/// The guest's list of checks, one per line: `SUITE TEST NEEDS` (NEEDS is
-/// `exit` or `any`), read by its `/init`.
+/// The guest's list of checks, one per line: `SUITE TEST NEEDS PASSES`
+/// (NEEDS is `exit` or `any`, PASSES `both` or `once`), read by its `/init`.
 pub fn list() -> String {
     CHECKS
         .iter()
         .map(|c| {
             let needs = if c.needs_exit_mode { "exit" } else { "any" };
-            format!("{} {} {needs}\n", c.suite, c.test)
+            let passes = if c.both_passes { "both" } else { "once" };
+            format!("{} {} {needs} {passes}\n", c.suite, c.test)
         })
         .collect()
+}
+
+/// How many checks a guest runs in its two passes.
+pub fn count() -> usize {
+    CHECKS.len() + CHECKS.iter().filter(|c| c.both_passes).count()
 }

@@ -17,6 +17,8 @@ pub struct Contents<'a> {
     pub busybox: &'a Path,
     pub tracer: &'a Path,
     pub workload: &'a Path,
+    /// The benchmark's load generator (`cargo xtask vm --bench`).
+    pub load: &'a Path,
     /// Each test file's name and its executable.
     pub tests: &'a [(String, PathBuf)],
 }
@@ -36,10 +38,12 @@ pub fn build(contents: &Contents, stage: &Path, archive: &Path) -> Result<()> {
     copy(contents.tracer, "t/inotify-trace")?;
     // Where the tests look for it: next to the folder of their executable.
     copy(contents.workload, "t/inotify-workload")?;
+    copy(contents.load, "t/inotify-load")?;
     for (suite, executable) in contents.tests {
         copy(executable, &format!("t/deps/{suite}"))?;
     }
     write_executable(&stage.join("init"), include_str!("init.sh"))?;
+    std::fs::write(stage.join("t/bench.sh"), include_str!("bench.sh"))?;
     std::fs::write(stage.join("t/checks"), super::checks::list())?;
     // The user and group names the tools print or take.
     std::fs::write(

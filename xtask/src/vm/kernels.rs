@@ -21,6 +21,9 @@ pub struct Kernel {
     pub package: &'static str,
     /// Which nodes run a kernel of this line.
     pub stands_for: &'static str,
+    /// Whether `auto` must choose fexit there (the kernel allows BPF
+    /// trampolines on the syscall functions): a guest that falls back fails.
+    pub fexit: bool,
 }
 
 /// The matrix: the kernel lines nodes run, amd64 and arm64. To add one, add
@@ -32,24 +35,28 @@ pub const MATRIX: [Kernel; 4] = [
         arch: Arch::Amd64,
         package: "linux-image-5.10.0-32-cloud-amd64",
         stands_for: "Debian 11, Amazon Linux 2",
+        fexit: true,
     },
     Kernel {
         name: "6.1-amd64",
         arch: Arch::Amd64,
         package: "linux-image-6.1.0-50-cloud-amd64",
         stands_for: "Debian 12, Bottlerocket, COS",
+        fexit: true,
     },
     Kernel {
         name: "6.12-amd64",
         arch: Arch::Amd64,
         package: "linux-image-6.12.117+deb13-cloud-amd64",
         stands_for: "Debian 13, newer distributions",
+        fexit: true,
     },
     Kernel {
         name: "6.12-arm64",
         arch: Arch::Arm64,
         package: "linux-image-6.12.117+deb13-cloud-arm64",
         stands_for: "Graviton, Ampere",
+        fexit: true,
     },
 ];
 

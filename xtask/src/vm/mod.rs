@@ -4,6 +4,7 @@
 //! static tracer and a subset of the end-to-end tests built static for its
 //! architecture; the tests run inside with `CI=true` and their results come
 //! back over the serial console.
+mod bench;
 mod checks;
 mod initramfs;
 mod kernels;
@@ -24,6 +25,8 @@ struct Outcome {
     release: String,
     /// The attach mode `auto` chose there, and why (`-v`'s words).
     mode: String,
+    /// The one `--attach tracepoint` chose (the guest's second pass).
+    tracepoint_mode: String,
     /// Each check: its name, `ok`/`fail`/`skip`, and the rest of its line.
     checks: Vec<(String, String, String)>,
     problem: Option<String>,
@@ -39,12 +42,19 @@ impl Outcome {
         self.problem.is_none() && self.count("fail") == 0 && self.count("ok") > 0
     }
 
-    /// `exit tracepoint alone` from `attach mode exit tracepoint alone (...)`.
+    /// `fexit` from `attach mode fexit (...)`.
     fn mode_short(&self) -> &str {
-        let mode = self.mode.strip_prefix("attach mode ").unwrap_or(&self.mode);
-        mode.split(" (").next().unwrap_or(mode)
+        short(&self.mode)
     }
 }
+
+/// `exit tracepoint alone` from `attach mode exit tracepoint alone (...)`.
+fn short(mode: &str) -> &str {
+    let mode = mode.strip_prefix("attach mode ").unwrap_or(mode);
+    mode.split(" (").next().unwrap_or(mode)
+}
+
+impl Outcome {}
 
 /// Runs the matrix (or the kernels named); fails unless every guest passed.
 /// Returns how many checks passed in all.
@@ -68,10 +78,23 @@ pub fn run(names: &[String]) -> Result<usize> {
             "booting {} ({}) under QEMU and running {} checks in it",
             kernel.name,
             kernel.package,
-            checks::CHECKS.len()
+            checks::count()
         ));
         let log = vm_dir.join(format!("{}.console.log", kernel.name));
-        let console = qemu::boot(kernel.arch, &image, archive, &log)?;
+        // The tests' fexit checks fail rather than accept a refusal where
+        // the kernel is known to allow trampolines.
+        let init_env = match kernel.fexit {
+            true => "inotify_trace_fexit=required",
+            false => "",
+        };
+        let guest = qemu::Guest {
+            arch: kernel.arch,
+            kernel: &image,
+            initramfs: archive,
+            init_env: init_env.to_owned(),
+            icount: false,
+        };
+        let console = qemu::boot(&guest, &log)?;
         let outcome = outcome(kernel, console);
         cmd::step(&format!(
             "{}: {} ({}), {} passed, {} failed, {} skipped in {:.0} s; console in {}",
@@ -107,6 +130,44 @@ pub fn run(names: &[String]) -> Result<usize> {
     Ok(outcomes.iter().map(|o| o.count("ok")).sum())
 }
 
+pub use bench::table as bench_table;
+
+/// The attach modes' costs in one guest under `-icount` (the first kernel
+/// named, else 6.1 amd64), `rounds` interleaved rounds; prints the table
+/// and writes `target/vm/bench.json`.
+pub fn bench(names: &[String], rounds: u32, calls: u32) -> Result<serde_json::Value> {
+    let kernel = match select(names)?.first() {
+        Some(kernel) if !names.is_empty() => *kernel,
+        _ => MATRIX[1],
+    };
+    let vm_dir = cmd::target_dir()?.join("vm");
+    std::fs::create_dir_all(&vm_dir)?;
+    let apt = kernels::Apt::new(&vm_dir)?;
+    qemu::ensure_installed(kernel.arch)?;
+    let archive = guest_initramfs(kernel.arch, &apt, &vm_dir)?;
+    let image = kernels::vmlinuz(&apt.unpacked(kernel.package, kernel.arch)?)?;
+    cmd::step(&format!(
+        "benchmarking the attach modes in {} under QEMU -icount ({rounds} rounds of {calls} add_watch calls)",
+        kernel.name
+    ));
+    let guest = qemu::Guest {
+        arch: kernel.arch,
+        kernel: &image,
+        initramfs: &archive,
+        init_env: bench::init_env(rounds, calls),
+        icount: true,
+    };
+    let log = vm_dir.join(format!("{}.bench.console.log", kernel.name));
+    let console = qemu::boot(&guest, &log)?;
+    let results = bench::results(&kernel, &console)?;
+    println!("{}", bench::table(&results));
+    std::fs::write(
+        vm_dir.join("bench.json"),
+        serde_json::to_string_pretty(&results)? + "\n",
+    )?;
+    Ok(results)
+}
+
 fn select(names: &[String]) -> Result<Vec<Kernel>> {
     if names.is_empty() {
         return Ok(MATRIX.to_vec());
@@ -133,6 +194,8 @@ fn select(names: &[String]) -> Result<Vec<Kernel>> {
 fn guest_initramfs(arch: Arch, apt: &kernels::Apt, vm_dir: &std::path::Path) -> Result<PathBuf> {
     let tracer = dist::build(arch)?;
     let (workload, tests) = static_tests(arch)?;
+    let load = workload.with_file_name("inotify-load");
+    dist::check_static_elf(&load, arch)?;
     let busybox = kernels::busybox(&apt.unpacked("busybox-static", arch)?)?;
     let dir = vm_dir.join(arch.name());
     std::fs::create_dir_all(&dir)?;
@@ -142,6 +205,7 @@ fn guest_initramfs(arch: Arch, apt: &kernels::Apt, vm_dir: &std::path::Path) -> 
             busybox: &busybox,
             tracer: &tracer,
             workload: &workload,
+            load: &load,
             tests: &tests,
         },
         &dir.join("root"),
@@ -209,6 +273,7 @@ fn outcome(kernel: Kernel, console: qemu::Console) -> Outcome {
         kernel,
         release: String::new(),
         mode: String::new(),
+        tracepoint_mode: String::new(),
         checks: Vec::new(),
         problem: console.problem,
         seconds: console.seconds,
@@ -218,6 +283,7 @@ fn outcome(kernel: Kernel, console: qemu::Console) -> Outcome {
         match what {
             "kernel" => outcome.release = rest.to_owned(),
             "mode" => outcome.mode = rest.to_owned(),
+            "tracepoint-mode" => outcome.tracepoint_mode = rest.to_owned(),
             "check" => {
                 let mut words = rest.splitn(3, ' ');
                 let name = words.next().unwrap_or("").to_owned();
@@ -233,6 +299,12 @@ fn outcome(kernel: Kernel, console: qemu::Console) -> Outcome {
     if outcome.problem.is_none() && outcome.checks.is_empty() {
         outcome.problem = Some("the guest reported no checks".to_owned());
     }
+    if outcome.problem.is_none() && kernel.fexit && outcome.mode_short() != "fexit" {
+        outcome.problem = Some(format!(
+            "auto should choose fexit on this kernel, but chose: {}",
+            outcome.mode
+        ));
+    }
     outcome
 }
 
@@ -246,8 +318,8 @@ fn table(outcomes: &[Outcome]) -> String {
     .map(|d| d.trim().to_owned())
     .unwrap_or_default();
     let mut table = String::from(
-        "| Kernel (Debian package) | Arch | Stands for | Attach mode `auto` chose | Checks | Date |\n\
-         |---|---|---|---|---|---|\n",
+        "| Kernel (Debian package) | Arch | Stands for | `auto` chose | `tracepoint` chose | Checks | Date |\n\
+         |---|---|---|---|---|---|---|\n",
     );
     for o in outcomes {
         let result = match o.passed() {
@@ -260,14 +332,15 @@ fn table(outcomes: &[Outcome]) -> String {
         };
         let skipped = match o.count("skip") {
             0 => String::new(),
-            n => format!(", {n} skipped (exit mode not available)"),
+            n => format!(", {n} skipped (`--attach exit` refused)"),
         };
         table.push_str(&format!(
-            "| {} | {} | {} | {} | {result}{skipped} | {date} |\n",
+            "| {} | {} | {} | {} | {} | {result}{skipped} | {date} |\n",
             o.kernel.package.trim_start_matches("linux-image-"),
             o.kernel.arch.name(),
             o.kernel.stands_for,
             o.mode_short(),
+            short(&o.tracepoint_mode),
         ));
     }
     table
@@ -282,6 +355,7 @@ fn results_json(outcomes: &[Outcome]) -> serde_json::Value {
                 "package": o.kernel.package,
                 "release": o.release,
                 "attach_mode": o.mode,
+                "tracepoint_mode": o.tracepoint_mode,
                 "passed": o.passed(),
                 "seconds": o.seconds,
                 "problem": o.problem,
@@ -309,14 +383,14 @@ mod tests {
     fn a_guest_passes_only_with_checks_passed_and_none_failed() {
         let lines = [
             "kernel 6.1.0-50-cloud-amd64 x86_64",
-            "mode attach mode exit tracepoint alone (the kernel has bpf_task_pt_regs), caller ...",
+            "mode attach mode fexit (the kernel allows BPF trampolines on the syscall functions), caller ...",
             "check live::a ok 2",
             "check live::b skip auto chose another mode",
             "end",
         ];
         let passed = outcome(MATRIX[1], console(&lines, None));
         assert!(passed.passed());
-        assert_eq!(passed.mode_short(), "exit tracepoint alone");
+        assert_eq!(passed.mode_short(), "fexit");
         assert_eq!((passed.count("ok"), passed.count("skip")), (1, 1));
 
         let mut failing = lines.to_vec();
@@ -340,5 +414,21 @@ mod tests {
             silent.problem.as_deref(),
             Some("the guest reported no checks")
         );
+    }
+
+    #[test]
+    fn a_kernel_that_allows_fexit_fails_when_auto_falls_back() {
+        let lines = [
+            "mode attach mode exit tracepoint alone (the kernel has bpf_task_pt_regs), caller ...",
+            "check live::a ok 2",
+            "end",
+        ];
+        let fell_back = outcome(MATRIX[1], console(&lines, None));
+        assert!(MATRIX[1].fexit);
+        assert!(!fell_back.passed());
+        assert!(fell_back
+            .problem
+            .unwrap()
+            .starts_with("auto should choose fexit"));
     }
 }

@@ -31,14 +31,38 @@ pub struct Console {
 
 /// The QEMU command line for `arch`: TCG (KVM guests hang in early boot on
 /// this machine kind), no disk, no network, the console on stdio.
-fn qemu(arch: Arch, kernel: &Path, initramfs: &Path) -> Command {
+/// One guest to boot.
+pub struct Guest<'a> {
+    pub arch: Arch,
+    pub kernel: &'a Path,
+    pub initramfs: &'a Path,
+    /// `name=value` words for the kernel command line, which reach /init as
+    /// environment variables.
+    pub init_env: String,
+    /// Clocks that count instructions (`-icount shift=0,sleep=off`, one
+    /// vCPU): repeatable figures for the benchmark, in virtual ns.
+    pub icount: bool,
+}
+
+fn qemu(guest: &Guest) -> Command {
+    let Guest {
+        arch,
+        kernel,
+        initramfs,
+        init_env,
+        icount,
+    } = guest;
     // A guest kernel's panic powers the machine off (panic=-1 with
     // -no-reboot), so a crash ends the run at once. The CPU's random number
-    // instruction seeds the guest's pool: getrandom() must not wait.
+    // instruction seeds the guest's pool: getrandom() must not wait. Words
+    // of the form name=value the kernel does not know reach /init as
+    // environment variables (`init_env`).
     let append = |console: &str| {
-        format!("console={console} panic=-1 oops=panic random.trust_cpu=on rdinit=/init quiet")
+        format!(
+            "console={console} panic=-1 oops=panic random.trust_cpu=on rdinit=/init quiet {init_env}"
+        )
     };
-    let mut command = match arch {
+    let mut command = match *arch {
         Arch::Amd64 => {
             let mut c = Command::new("qemu-system-x86_64");
             c.args(["-cpu", "max", "-append", &append("ttyS0")]);
@@ -53,8 +77,12 @@ fn qemu(arch: Arch, kernel: &Path, initramfs: &Path) -> Command {
             c
         }
     };
+    match icount {
+        true => command.args(["-icount", "shift=0,sleep=off", "-smp", "1"]),
+        false => command.args(["-smp", "2"]),
+    };
     command
-        .args(["-accel", "tcg", "-m", "2048", "-smp", "2"])
+        .args(["-accel", "tcg", "-m", "2048"])
         .args([
             "-nographic",
             "-no-reboot",
@@ -81,9 +109,9 @@ pub fn ensure_installed(arch: Arch) -> Result<()> {
 
 /// Boots the guest and reads its console until it powers off, writing the
 /// whole console to `log`.
-pub fn boot(arch: Arch, kernel: &Path, initramfs: &Path, log: &Path) -> Result<Console> {
+pub fn boot(guest: &Guest, log: &Path) -> Result<Console> {
     let started = Instant::now();
-    let mut child = qemu(arch, kernel, initramfs)
+    let mut child = qemu(guest)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -120,7 +148,10 @@ pub fn boot(arch: Arch, kernel: &Path, initramfs: &Path, log: &Path) -> Result<C
                     if said == "end" {
                         ended = true;
                     }
-                    if said.starts_with("check ") || said.starts_with("out ") {
+                    if ["check ", "out ", "bench "]
+                        .iter()
+                        .any(|p| said.starts_with(p))
+                    {
                         cmd::step(&format!("  guest: {said}"));
                     }
                     lines.push(said.to_owned());
