@@ -31,6 +31,7 @@ mod agent;
 pub mod cli;
 pub mod clock;
 mod commands;
+pub mod culprits;
 mod errno;
 mod escape;
 pub mod event;

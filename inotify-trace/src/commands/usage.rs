@@ -38,7 +38,12 @@ pub fn usage(settings: UsageSettings) -> Result<ExitCode> {
         host_root: settings.host_root.clone(),
         ..Source::live(resolver)
     };
-    let usage = snapshot(&source, &settings.selection, settings.top);
+    let mut usage = snapshot(&source, &settings.selection, settings.top);
+    // Known programs among the holders shown, with their own fixes.
+    for p in &mut usage.processes {
+        let cmdline = crate::usage::scan_cmdline(&source, p.pid);
+        p.culprit = crate::usage::culprit_of(&source, p.pid, cmdline);
+    }
     let unknown_caps = usage
         .users
         .iter()

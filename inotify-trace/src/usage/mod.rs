@@ -26,3 +26,18 @@ pub use self::{
 
 #[cfg(test)]
 mod tests;
+
+/// The known program `pid` is, from its executable, maps and `cmdline`.
+pub(crate) fn culprit_of(
+    source: &Source<'_>,
+    pid: u32,
+    cmdline: Vec<String>,
+) -> Option<crate::culprits::Culprit> {
+    let traits = crate::culprits::Traits::of(&source.root, pid, cmdline);
+    crate::culprits::recognise(&traits).cloned()
+}
+
+/// `pid`'s command line.
+pub(crate) fn scan_cmdline(source: &Source<'_>, pid: u32) -> Vec<String> {
+    scan::cmdline(&source.root, pid)
+}

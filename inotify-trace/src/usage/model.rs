@@ -102,6 +102,10 @@ pub struct ProcessUsage {
     pub places: Vec<Place>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cmdline: Vec<String>,
+    /// A known program it is (`culprits/table.yaml`), with the fix its
+    /// project recommends: in `usage` and a diagnosis's first holders.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub culprit: Option<crate::culprits::Culprit>,
 }
 
 impl ProcessUsage {
@@ -121,6 +125,7 @@ impl ProcessUsage {
             share_pct: None,
             places: Vec::new(),
             cmdline: Vec::new(),
+            culprit: None,
         }
     }
 }

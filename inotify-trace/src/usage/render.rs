@@ -62,6 +62,9 @@ pub fn write(out: &mut impl Write, usage: &Usage) -> io::Result<()> {
             }
         );
         writeln!(out, "{}", row.trim_end())?;
+        if let Some(c) = &p.culprit {
+            writeln!(out, "            {}", culprit_line(c))?;
+        }
     }
     if usage.instances.iter().any(|i| i.paths.is_some()) {
         writeln!(out)?;
@@ -221,6 +224,25 @@ fn held_of(n: u64, cap: Option<u64>, noun: &str) -> String {
 
 /// Arguments shown of a command line at most: the rest is cut with `...`.
 const CMDLINE_SHOWN: usize = 160;
+
+/// `known: NAME (its watches: WHAT). Fix: FIX (LINK).` and whether raising
+/// the limit is the fix for it.
+pub fn culprit_line(c: &crate::culprits::Culprit) -> String {
+    let raise = match c.raise_limit.as_str() {
+        "watches" => " Raising max_user_watches is the right fix for it.",
+        "instances" => " Raising max_user_instances is the right fix for it.",
+        "no" => " Raising the limit only postpones the next failure.",
+        _ => "",
+    };
+    let link = c
+        .link
+        .as_ref()
+        .map_or_else(String::new, |l| format!(" ({l})"));
+    format!(
+        "known: {} (its watches: {}). Fix: {}{link}.{raise}",
+        c.name, c.watches_for, c.fix
+    )
+}
 
 /// `where: 55 under /srv/data; cmdline: inotifywait -r -m /srv/data`, for a
 /// holder whose watches or command line are known.
@@ -389,6 +411,9 @@ pub fn diagnosis(out: &mut impl Write, d: &Diagnosis, indent: &str) -> io::Resul
         writeln!(out, "{}", row.trim_end())?;
         if let Some(more) = where_and_command(&p.places, &p.cmdline) {
             writeln!(out, "{indent}            {more}")?;
+        }
+        if let Some(c) = &p.culprit {
+            writeln!(out, "{indent}            {}", culprit_line(c))?;
         }
     }
     for r in &d.recommendations {
