@@ -49,7 +49,9 @@ pub fn table() -> &'static [Culprit] {
 pub struct Traits {
     pub exe: Option<String>,
     pub cmdline: Vec<String>,
-    /// Read only if an entry needs it (a process's maps are long).
+    /// The file names of what it maps (`None`: unreadable). Always read:
+    /// the table's second entry matches on maps, so reading them lazily
+    /// would save nothing but for VS Code servers.
     pub maps: Option<Vec<String>>,
 }
 
