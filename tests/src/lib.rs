@@ -541,6 +541,13 @@ pub fn own_cgroup() -> String {
         .to_owned()
 }
 
+/// A shell loop that waits until `file` has `n` lines (the workload prints
+/// one per call it made). The file must exist before the loop starts: a
+/// missing one makes `[` fail, which ends the loop at once instead of waiting.
+pub fn until_lines(file: &str, n: usize) -> String {
+    format!("while [ \"$(wc -l < {file})\" -lt {n} ]; do sleep 0.01; done")
+}
+
 pub fn unique_comm(tag: &str) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
     static NEXT: AtomicU32 = AtomicU32::new(0);

@@ -11,8 +11,8 @@ use std::{
 
 use serde_json::Value;
 use tests::{
-    fdinfo_watches, require_bpf, tracer_binary, unique_comm, workload_binary, Script, Tracer,
-    Workload,
+    fdinfo_watches, require_bpf, tracer_binary, unique_comm, until_lines, workload_binary, Script,
+    Tracer, Workload,
 };
 
 struct Killed(Child);
@@ -195,13 +195,13 @@ fn a_diagnosis_names_the_known_program_that_holds_the_budget() {
     // In a user namespace capped at 3 watches: the editor's server takes them
     // all, then the failer's add_watch fails with ENOSPC.
     let script = format!(
-        "rm -f {ready}; echo 3 > /proc/sys/user/max_inotify_watches; \
+        ": > {ready}; echo 3 > /proc/sys/user/max_inotify_watches; \
          {node} --comm {holder} init add {} add {} add {} sleep 3 > {ready} & \
-         while [ \"$(wc -l < {ready})\" -lt 4 ]; do sleep 0.01; done; \
-         {w} --comm {failer} init add {} sleep 1 >/dev/null; kill $!",
+         {}; {w} --comm {failer} init add {} sleep 1 >/dev/null; kill $!",
         dirs[0],
         dirs[1],
         dirs[2],
+        until_lines(&ready.display().to_string(), 4),
         dirs[3],
         node = node.display(),
         ready = ready.display(),

@@ -5,7 +5,8 @@ use std::{os::unix::fs::PermissionsExt, process::Command};
 
 use serde_json::{json, Value};
 use tests::{
-    own_cgroup, require_bpf, tracer_binary, unique_comm, workload_binary, Script, Tracer, Workload,
+    own_cgroup, require_bpf, tracer_binary, unique_comm, until_lines, workload_binary, Script,
+    Tracer, Workload,
 };
 
 /// A uid no one else on the machine uses, so its totals are exactly ours.
@@ -193,12 +194,6 @@ fn holder_then_failer(
         until_lines("$T", 1 + held.len()),
         adds(failing)
     )
-}
-
-/// A shell loop that waits until `file` has `n` lines (the workload prints
-/// one per call it made).
-fn until_lines(file: &str, n: usize) -> String {
-    format!("while [ \"$(wc -l < {file})\" -lt {n} ]; do sleep 0.01; done")
 }
 
 /// The holder's pid and the namespace, as `holder_then_failer` prints them.
