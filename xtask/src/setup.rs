@@ -213,18 +213,26 @@ fn tracefs() -> Result<()> {
 /// workload (watchmedo stands for python3-watchdog, which the tests use as a
 /// module); Prometheus scrapes the agent, and its promtool checks the
 /// metrics and the alert rules.
-const TEST_PROGRAMS: [(&str, &str); 8] = [
+const TEST_PROGRAMS: [(&str, &str); 11] = [
     ("inotifywait", "inotify-tools"),
     ("fswatch", "fswatch"),
     ("entr", "entr"),
     ("watchman", "watchman"),
     ("watchmedo", "python3-watchdog"),
+    ("syncthing", "syncthing"),
+    // Node.js and npm, for chokidar (below).
+    ("node", "nodejs"),
+    ("npm", "npm"),
     ("promtool", "prometheus"),
     // The image under a real runtime (tests/tests/container.rs); runc, as
     // crun refuses this machine kind's hybrid cgroup layout.
     ("podman", "podman"),
     ("runc", "runc"),
 ];
+
+/// The Node.js watcher the culprit tests run, from npm, pinned (the same
+/// string as tests/src/watchers.rs's CHOKIDAR).
+const CHOKIDAR: &str = "chokidar@4.0.3";
 
 /// The offline validator of Kubernetes manifests the tests run, from PyPI,
 /// pinned (its schemas are those of its Kubernetes version).
@@ -249,7 +257,25 @@ pub fn test_programs() -> Result<()> {
                 .env("PIP_ROOT_USER_ACTION", "ignore"),
         )?;
     }
-    apt_programs(&TEST_PROGRAMS, "the tests")
+    apt_programs(&TEST_PROGRAMS, "the tests")?;
+    npm_global(CHOKIDAR)
+}
+
+/// Installs `package@version` with npm, globally, unless that version is
+/// there already.
+fn npm_global(package: &str) -> Result<()> {
+    let (name, version) = package.split_once('@').expect("package@version");
+    let root = cmd::output(Command::new("npm").args(["root", "-g"]))?;
+    let manifest = Path::new(root.trim()).join(name).join("package.json");
+    let installed = std::fs::read_to_string(&manifest)
+        .ok()
+        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+        .is_some_and(|json| json["version"] == version);
+    if installed {
+        return Ok(());
+    }
+    cmd::step(&format!("installing {package} for the tests (npm install -g)"));
+    cmd::run(Command::new("npm").args(["install", "-g", "--no-audit", "--no-fund", package]))
 }
 
 /// Installs the Debian packages of `programs` ((program, package)) whose

@@ -12,7 +12,9 @@ use serde::{Deserialize, Serialize};
 pub struct Culprit {
     pub id: String,
     pub name: String,
-    #[serde(rename = "match", skip_serializing)]
+    // Not written out (JSON, recordings): a culprit read back from a
+    // recording has no matcher, and needs none.
+    #[serde(rename = "match", skip_serializing, default)]
     matcher: Matcher,
     pub watches_for: String,
     pub fix: String,
@@ -187,5 +189,19 @@ mod tests {
             None
         );
         assert_eq!(recognise(&Traits::default()), None);
+    }
+
+    #[test]
+    fn a_culprit_written_out_reads_back_without_its_matcher() {
+        // As a recording's diagnosis frame carries it (JSON, no `match`).
+        for c in table() {
+            let json = serde_json::to_string(c).unwrap();
+            assert!(!json.contains("\"match\""), "{json}");
+            let back: Culprit = serde_json::from_str(&json).unwrap();
+            assert_eq!(
+                (back.id, back.fix, back.link, back.raise_limit),
+                (c.id.clone(), c.fix.clone(), c.link.clone(), c.raise_limit.clone())
+            );
+        }
     }
 }

@@ -1,0 +1,310 @@
+//! Real programs that hold inotify watches, as the tests run them: Debian's
+//! `tail -f`, python3-watchdog and syncthing, chokidar from npm on Debian's
+//! Node.js (all installed by `cargo xtask test`'s setup), and a process whose
+//! command line says `.vscode-server`. Each is started on a directory tree
+//! and waited for until it watches it, as /proc/PID/fdinfo shows.
+use std::{
+    ffi::OsString,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use crate::{fdinfo_watches, unique_comm, workload_binary};
+
+/// The chokidar the setup installs (npm, globally), pinned.
+pub const CHOKIDAR: &str = "chokidar@4.0.3";
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Program {
+    TailFollow,
+    PythonWatchdog,
+    Chokidar,
+    Syncthing,
+    VscodeServer,
+}
+
+impl Program {
+    pub const ALL: [Program; 5] = [
+        Program::TailFollow,
+        Program::PythonWatchdog,
+        Program::Chokidar,
+        Program::Syncthing,
+        Program::VscodeServer,
+    ];
+
+    /// The id the culprit table gives it.
+    pub fn culprit(self) -> &'static str {
+        match self {
+            Program::TailFollow => "tail-follow",
+            Program::PythonWatchdog => "python-watchdog",
+            Program::Chokidar => "node-watcher",
+            Program::Syncthing => "syncthing",
+            Program::VscodeServer => "vscode-server",
+        }
+    }
+
+    /// The table's name for it, as text output says it ("known: NAME (").
+    pub fn known_as(self) -> &'static str {
+        match self {
+            Program::TailFollow => "tail -f",
+            Program::PythonWatchdog => "Python watchdog",
+            Program::Chokidar => "Node.js file watcher",
+            Program::Syncthing => "Syncthing",
+            Program::VscodeServer => "VS Code server / code-server",
+        }
+    }
+
+    /// The watches it holds on a tree made by [`tree`]: `tail -f` follows
+    /// one file, the others watch each directory.
+    fn watches(self) -> usize {
+        match self {
+            Program::TailFollow | Program::VscodeServer => 1,
+            _ => TREE_DIRS.len(),
+        }
+    }
+
+    /// The command that starts it on `tree`, with its files in `dir`.
+    fn command(self, dir: &Path, tree: &Path) -> Vec<OsString> {
+        let tree = tree.as_os_str().to_owned();
+        match self {
+            Program::TailFollow => {
+                let followed = dir.join("followed.log");
+                std::fs::write(&followed, b"").unwrap();
+                vec!["tail".into(), "-f".into(), followed.into()]
+            }
+            Program::PythonWatchdog => {
+                let script = format!(
+                    "import time\nfrom watchdog.observers.inotify import InotifyObserver\n\
+                     from watchdog.events import FileSystemEventHandler\n\
+                     o = InotifyObserver(); o.schedule(FileSystemEventHandler(), {:?}, recursive=True); o.start()\n\
+                     time.sleep(120)\n",
+                    tree.to_str().unwrap()
+                );
+                // Debian's python3, which has python3-watchdog (another
+                // on PATH may not).
+                let python = crate::renamed("python3", dir, "python3");
+                vec![python.into(), "-c".into(), script.into()]
+            }
+            Program::Chokidar => {
+                let script = dir.join("watch.js");
+                std::fs::write(
+                    &script,
+                    "require('chokidar').watch(process.argv[2], { persistent: true });\n",
+                )
+                .unwrap();
+                let mut node_path = OsString::from("NODE_PATH=");
+                node_path.push(npm_global_root());
+                vec!["env".into(), node_path, "node".into(), script.into(), tree]
+            }
+            Program::Syncthing => {
+                let home = syncthing_home(dir, Path::new(&tree));
+                vec![
+                    "env".into(),
+                    "STNOUPGRADE=1".into(),
+                    "syncthing".into(),
+                    "serve".into(),
+                    "--home".into(),
+                    home.into(),
+                    "--no-browser".into(),
+                    "--no-upgrade".into(),
+                ]
+            }
+            Program::VscodeServer => vec![
+                vscode_server_program(dir).into(),
+                "--comm".into(),
+                unique_comm("vsc").into(),
+                "init".into(),
+                "add".into(),
+                tree,
+                "sleep".into(),
+                "120".into(),
+            ],
+        }
+    }
+}
+
+/// The directories of a test tree, relative to its root ("" is the root).
+const TREE_DIRS: [&str; 3] = ["", "a", "a/b"];
+
+/// Makes a tree of [`TREE_DIRS`] at `dir/tree`.
+pub fn tree(dir: &Path) -> PathBuf {
+    let tree = dir.join("tree");
+    for d in TREE_DIRS {
+        std::fs::create_dir_all(tree.join(d)).unwrap();
+    }
+    tree
+}
+
+/// A running program; killed with its children when dropped.
+pub struct Running {
+    pub program: Program,
+    child: Child,
+    /// The process that holds its watches (syncthing's monitor forks the
+    /// process that does the work).
+    pub holder: u32,
+}
+
+impl Running {
+    /// Starts `program` on `tree` behind `wrapper` (e.g. `unshare -U -r`)
+    /// and waits until one process of it holds the watches it should.
+    pub fn start(program: Program, dir: &Path, tree: &Path, wrapper: &[&str]) -> Running {
+        let argv: Vec<OsString> = wrapper
+            .iter()
+            .map(OsString::from)
+            .chain(program.command(dir, tree))
+            .collect();
+        let mut command = Command::new(&argv[0]);
+        command
+            .args(&argv[1..])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let child = command.spawn().unwrap();
+        let started = Instant::now();
+        let root = child.id();
+        let mut running = Running {
+            program,
+            child,
+            holder: root,
+        };
+        loop {
+            if let Some(holder) = std::iter::once(root)
+                .chain(descendants(root))
+                .find(|&pid| fdinfo_watches(pid).len() >= program.watches())
+            {
+                running.holder = holder;
+                return running;
+            }
+            if let Ok(Some(status)) = running.child.try_wait() {
+                panic!("{program:?} ({argv:?}) exited before it watched {tree:?}: {status}");
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "{program:?} ({argv:?}) did not watch {} directories of {tree:?} within 60 s",
+                program.watches()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The watches its holder holds now.
+    pub fn watches(&self) -> usize {
+        fdinfo_watches(self.holder).len()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        for pid in descendants(self.child.id()) {
+            // SAFETY: plain kill(2) of a process this test started.
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Every process below `pid`, from /proc/*/stat's parent pids.
+fn descendants(pid: u32) -> Vec<u32> {
+    let parents: Vec<(u32, u32)> = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            let child: u32 = e.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+            // The parent is the second field after the comm's closing ')'.
+            let parent = stat.rsplit_once(')')?.1.split_whitespace().nth(1)?;
+            Some((child, parent.parse().ok()?))
+        })
+        .collect();
+    let mut found = vec![pid];
+    let mut i = 0;
+    while i < found.len() {
+        let of = found[i];
+        found.extend(parents.iter().filter(|(_, p)| *p == of).map(|(c, _)| *c));
+        i += 1;
+    }
+    found.remove(0);
+    found
+}
+
+/// `npm root -g`: where the setup installed chokidar.
+fn npm_global_root() -> OsString {
+    let out = Command::new("npm").args(["root", "-g"]).output().unwrap();
+    assert!(out.status.success(), "npm root -g: {out:?}");
+    let root = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    assert!(
+        Path::new(&root).join("chokidar").is_dir(),
+        "{CHOKIDAR} is not installed in {root} (cargo xtask test installs it)"
+    );
+    root.into()
+}
+
+/// A syncthing home in `dir` sharing `folder` with its filesystem watcher
+/// on, and everything that would reach for the network off.
+fn syncthing_home(dir: &Path, folder: &Path) -> PathBuf {
+    let home = dir.join("syncthing");
+    let out = Command::new("syncthing")
+        .args(["generate", "--no-default-folder", "--home"])
+        .arg(&home)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "syncthing generate: {out:?}");
+    let config_file = home.join("config.xml");
+    let config = std::fs::read_to_string(&config_file).unwrap();
+    let device = config
+        .split("<device id=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("syncthing generate wrote a device id");
+    // The folder marker syncthing expects in a folder it shares.
+    std::fs::create_dir_all(folder.join(".stfolder")).unwrap();
+    let shared = format!(
+        "<folder id=\"test\" label=\"test\" path=\"{}\" type=\"sendreceive\" \
+         rescanIntervalS=\"3600\" fsWatcherEnabled=\"true\" fsWatcherDelayS=\"1\">\
+         <device id=\"{device}\"></device></folder>\n    <device id=",
+        folder.display()
+    );
+    let mut config = config.replacen("<device id=", &shared, 1);
+    for (from, to) in [
+        (
+            "<address>127.0.0.1:8384</address>",
+            "<address>127.0.0.1:0</address>",
+        ),
+        (
+            "<listenAddress>default</listenAddress>",
+            "<listenAddress>tcp://127.0.0.1:0</listenAddress>",
+        ),
+        (
+            "<globalAnnounceEnabled>true",
+            "<globalAnnounceEnabled>false",
+        ),
+        ("<localAnnounceEnabled>true", "<localAnnounceEnabled>false"),
+        ("<relaysEnabled>true", "<relaysEnabled>false"),
+        ("<natEnabled>true", "<natEnabled>false"),
+        ("<startBrowser>true", "<startBrowser>false"),
+        ("<urAccepted>0", "<urAccepted>-1"),
+        (
+            "<crashReportingEnabled>true",
+            "<crashReportingEnabled>false",
+        ),
+    ] {
+        assert!(config.contains(from), "syncthing's config has no {from}");
+        config = config.replace(from, to);
+    }
+    std::fs::write(&config_file, config).unwrap();
+    home
+}
+
+/// A copy of the workload reached through a path inside `.vscode-server`,
+/// as VS Code's server node is (`~/.vscode-server/bin/COMMIT/node`).
+pub fn vscode_server_program(dir: &Path) -> PathBuf {
+    let bin = dir.join(".vscode-server/bin/0123abcd");
+    std::fs::create_dir_all(&bin).unwrap();
+    let node = bin.join("node");
+    if !node.exists() {
+        std::os::unix::fs::symlink(workload_binary(), &node).unwrap();
+    }
+    node
+}
