@@ -10,7 +10,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::{fdinfo_watches, unique_comm, workload_binary};
+use crate::{fdinfo_watches, workload_binary};
 
 /// The chokidar the setup installs (npm, globally), pinned.
 pub const CHOKIDAR: &str = "chokidar@4.0.3";
@@ -52,6 +52,17 @@ impl Program {
             Program::Chokidar => "Node.js file watcher",
             Program::Syncthing => "Syncthing",
             Program::VscodeServer => "VS Code server / code-server",
+        }
+    }
+
+    /// Its comm, for a filter.
+    pub fn comm(self) -> &'static str {
+        match self {
+            Program::TailFollow => "tail",
+            Program::PythonWatchdog => "python3",
+            Program::Chokidar => "node",
+            Program::Syncthing => "syncthing",
+            Program::VscodeServer => VSCODE_COMM,
         }
     }
 
@@ -113,7 +124,7 @@ impl Program {
             Program::VscodeServer => vec![
                 vscode_server_program(dir).into(),
                 "--comm".into(),
-                unique_comm("vsc").into(),
+                VSCODE_COMM.into(),
                 "init".into(),
                 "add".into(),
                 tree,
@@ -123,6 +134,10 @@ impl Program {
         }
     }
 }
+
+/// The comm of the VS Code server stand-in: the table must match it by its
+/// command line, not by its name.
+const VSCODE_COMM: &str = "vsc-server-node";
 
 /// The directories of a test tree, relative to its root ("" is the root).
 const TREE_DIRS: [&str; 3] = ["", "a", "a/b"];

@@ -53,12 +53,20 @@ fn lines_under(text: &str, pid: u32) -> Vec<&str> {
         .collect()
 }
 
-/// Whether a line under `pid`'s row says "known: NAME (".
+/// Whether a line under `pid`'s first row says "known: NAME (".
 fn says_known(text: &str, pid: u32, program: Program) -> bool {
     let said = format!("known: {} (", program.known_as());
     lines_under(text, pid)
         .iter()
         .any(|l| l.trim_start().starts_with(&said))
+}
+
+/// The part of a report's text from the line that starts with `heading`.
+fn section<'a>(text: &'a str, heading: &str) -> &'a str {
+    let at = text
+        .find(&format!("\n{heading}"))
+        .unwrap_or_else(|| panic!("no {heading:?} in:\n{text}"));
+    &text[at + 1..]
 }
 
 #[test]
@@ -137,7 +145,8 @@ fn a_diagnosis_names_the_known_program_that_holds_the_budget() {
 /// In a user namespace, `program` watches a tree; the namespace's cap is
 /// then lowered to what it holds, so the failer's one add_watch fails with
 /// ENOSPC. The diagnosis, live and in the report of the recording, names
-/// the program as the first holder with its fix.
+/// the program as the first holder with its fix, and so does the summary's
+/// row of the program (traced too, still holding at the end).
 fn diagnosis_names(program: Program) {
     let dir = tempfile::tempdir().unwrap();
     let tree = tree(dir.path());
@@ -147,6 +156,8 @@ fn diagnosis_names(program: Program) {
         "--json",
         "--comm",
         &failer,
+        "--comm",
+        program.comm(),
         "-w",
         recording.to_str().unwrap(),
     ]);
@@ -183,6 +194,19 @@ fn diagnosis_names(program: Program) {
         program.culprit(),
         "{program:?}: {d:#}"
     );
+    let summary = lines.iter().find(|l| l["type"] == "summary").unwrap();
+    let row = summary["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["pid"] == holder)
+        .unwrap_or_else(|| panic!("{program:?}: {holder} in {summary:#}"));
+    assert_eq!(row["held_watches"], held, "{program:?}: {row:#}");
+    assert_eq!(
+        row["culprit"]["id"],
+        program.culprit(),
+        "{program:?}: {row:#}"
+    );
 
     // In the report's text, the line under the holder says it.
     let report = Command::new(tracer_binary())
@@ -192,5 +216,10 @@ fn diagnosis_names(program: Program) {
         .unwrap();
     assert!(report.status.success(), "{report:?}");
     let text = String::from_utf8(report.stdout).unwrap();
-    assert!(says_known(&text, holder, program), "{program:?}:\n{text}");
+    for heading in ["Processes, by new watches", "Diagnoses"] {
+        assert!(
+            says_known(section(&text, heading), holder, program),
+            "{program:?}, {heading}:\n{text}"
+        );
+    }
 }

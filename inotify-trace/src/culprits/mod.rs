@@ -7,15 +7,20 @@ use std::{path::Path, sync::OnceLock};
 
 use serde::{Deserialize, Serialize};
 
-/// One entry of the table.
+/// One entry of the table: how to recognise the program, and what it is.
+#[derive(Deserialize)]
+struct Entry {
+    #[serde(rename = "match")]
+    matcher: Matcher,
+    #[serde(flatten)]
+    culprit: Culprit,
+}
+
+/// A known program, as JSON and recordings carry it.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
 pub struct Culprit {
     pub id: String,
     pub name: String,
-    // Not written out (JSON, recordings): a culprit read back from a
-    // recording has no matcher, and needs none.
-    #[serde(rename = "match", skip_serializing, default)]
-    matcher: Matcher,
     pub watches_for: String,
     pub fix: String,
     pub link: Option<String>,
@@ -39,28 +44,33 @@ struct Matcher {
 }
 
 /// The table, parsed once (a bad table is a bug the unit tests catch).
-pub fn table() -> &'static [Culprit] {
-    static TABLE: OnceLock<Vec<Culprit>> = OnceLock::new();
+fn entries() -> &'static [Entry] {
+    static TABLE: OnceLock<Vec<Entry>> = OnceLock::new();
     TABLE.get_or_init(|| {
         serde_yaml_ng::from_str(include_str!("table.yaml")).expect("culprits/table.yaml parses")
     })
 }
 
+/// The known programs, in the table's order.
+pub fn table() -> impl Iterator<Item = &'static Culprit> {
+    entries().iter().map(|e| &e.culprit)
+}
+
 /// What is known of a process for matching.
 #[derive(Default)]
-pub struct Traits {
+pub struct Traits<'a> {
     pub exe: Option<String>,
-    pub cmdline: Vec<String>,
+    pub cmdline: &'a [String],
     /// The file names of what it maps (`None`: unreadable). Always read:
     /// the table's second entry matches on maps, so reading them lazily
     /// would save nothing but for VS Code servers.
     pub maps: Option<Vec<String>>,
 }
 
-impl Traits {
+impl<'a> Traits<'a> {
     /// What `/proc/PID` (under `proc_root`) shows of `pid`; what cannot be
     /// read stays empty.
-    pub fn of(proc_root: &Path, pid: u32, cmdline: Vec<String>) -> Traits {
+    pub fn of(proc_root: &Path, pid: u32, cmdline: &'a [String]) -> Traits<'a> {
         let dir = proc_root.join(pid.to_string());
         let exe = std::fs::read_link(dir.join("exe")).ok().and_then(|p| {
             // A replaced binary reads "/usr/bin/x (deleted)".
@@ -82,7 +92,10 @@ impl Traits {
 
 /// The first entry of the table that `traits` match.
 pub fn recognise(traits: &Traits) -> Option<&'static Culprit> {
-    table().iter().find(|c| c.matcher.matches(traits))
+    entries()
+        .iter()
+        .find(|e| e.matcher.matches(traits))
+        .map(|e| &e.culprit)
 }
 
 impl Matcher {
@@ -108,27 +121,29 @@ impl Matcher {
 mod tests {
     use super::*;
 
-    fn traits(exe: &str, cmdline: &[&str], maps: &[&str]) -> Traits {
-        Traits {
+    fn recognised(exe: &str, cmdline: &[&str], maps: &[&str]) -> Option<&'static str> {
+        let cmdline: Vec<String> = cmdline.iter().map(|s| (*s).to_owned()).collect();
+        let traits = Traits {
             exe: Some(exe.to_owned()),
-            cmdline: cmdline.iter().map(|s| (*s).to_owned()).collect(),
+            cmdline: &cmdline,
             maps: Some(maps.iter().map(|s| (*s).to_owned()).collect()),
-        }
+        };
+        recognise(&traits).map(|c| c.id.as_str())
     }
 
     #[test]
     fn the_table_parses_with_unique_ids_and_known_advice() {
-        let ids: Vec<&str> = table().iter().map(|c| c.id.as_str()).collect();
+        let ids: Vec<&str> = table().map(|c| c.id.as_str()).collect();
         let mut unique = ids.clone();
         unique.sort_unstable();
         unique.dedup();
         assert_eq!(unique.len(), ids.len(), "{ids:?}");
-        for c in table() {
+        for Entry { matcher, culprit: c } in entries() {
             assert!(
                 ["watches", "instances", "no", "none"].contains(&c.raise_limit.as_str()),
                 "{c:?}"
             );
-            assert!(c.matcher != Matcher::default(), "{} matches nothing", c.id);
+            assert!(*matcher != Matcher::default(), "{} matches nothing", c.id);
             assert!(
                 c.link.as_ref().is_none_or(|l| l.starts_with("https://")),
                 "{c:?}"
@@ -156,52 +171,35 @@ mod tests {
 
     #[test]
     fn specific_entries_win_over_general_ones() {
-        let vscode = traits(
-            "node",
-            &["/root/.vscode-server/bin/abc/node", "server-main.js"],
-            &[],
-        );
+        let vscode = ["/root/.vscode-server/bin/abc/node", "server-main.js"];
+        assert_eq!(recognised("node", &vscode, &[]), Some("vscode-server"));
         assert_eq!(
-            recognise(&vscode).map(|c| c.id.as_str()),
-            Some("vscode-server")
-        );
-        let node = traits("node", &["node", "watch.js"], &[]);
-        assert_eq!(
-            recognise(&node).map(|c| c.id.as_str()),
+            recognised("node", &["node", "watch.js"], &[]),
             Some("node-watcher")
         );
-        let dotnet = traits("MyApp", &["./MyApp"], &["libcoreclr.so", "libc.so.6"]);
         assert_eq!(
-            recognise(&dotnet).map(|c| c.id.as_str()),
+            recognised("MyApp", &["./MyApp"], &["libcoreclr.so", "libc.so.6"]),
             Some("dotnet-filesystemwatcher")
         );
-        let watchmedo = traits(
-            "python3.11",
-            &["/usr/bin/python3", "/usr/bin/watchmedo", "log"],
-            &[],
-        );
+        let watchmedo = ["/usr/bin/python3", "/usr/bin/watchmedo", "log"];
         assert_eq!(
-            recognise(&watchmedo).map(|c| c.id.as_str()),
+            recognised("python3.11", &watchmedo, &[]),
             Some("python-watchdog")
         );
         assert_eq!(
-            recognise(&traits("inotifywait", &["inotifywait", "-m", "/srv"], &[])),
+            recognised("inotifywait", &["inotifywait", "-m", "/srv"], &[]),
             None
         );
         assert_eq!(recognise(&Traits::default()), None);
     }
 
     #[test]
-    fn a_culprit_written_out_reads_back_without_its_matcher() {
+    fn a_culprit_written_out_reads_back_the_same() {
         // As a recording's diagnosis frame carries it (JSON, no `match`).
         for c in table() {
             let json = serde_json::to_string(c).unwrap();
             assert!(!json.contains("\"match\""), "{json}");
-            let back: Culprit = serde_json::from_str(&json).unwrap();
-            assert_eq!(
-                (back.id, back.fix, back.link, back.raise_limit),
-                (c.id.clone(), c.fix.clone(), c.link.clone(), c.raise_limit.clone())
-            );
+            assert_eq!(&serde_json::from_str::<Culprit>(&json).unwrap(), c);
         }
     }
 }

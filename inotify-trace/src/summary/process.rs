@@ -169,7 +169,8 @@ impl Serialize for ProcessSummary {
         let fields = 22
             + usize::from(estimated)
             + usize::from(comm_exact.is_some())
-            + 4 * usize::from(held.is_some());
+            + 4 * usize::from(held.is_some())
+            + usize::from(held.is_some_and(|h| h.culprit.is_some()));
         let mut row = s.serialize_struct("ProcessSummary", fields)?;
         row.serialize_field("pid", &self.pid)?;
         row.serialize_field("comm", &String::from_utf8_lossy(comm))?;
@@ -209,6 +210,9 @@ impl Serialize for ProcessSummary {
             }
             if !held.cmdline.is_empty() {
                 row.serialize_field("cmdline", &held.cmdline)?;
+            }
+            if let Some(culprit) = &held.culprit {
+                row.serialize_field("culprit", culprit)?;
             }
         }
         row.end()

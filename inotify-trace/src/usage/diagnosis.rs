@@ -398,7 +398,7 @@ fn explain_holders(source: &Source<'_>, held: &[HeldFd], holders: &mut [ProcessU
     let resolver = super::paths::Resolver::new();
     for p in holders.iter_mut().filter(|p| chosen.contains(&p.pid)) {
         (p.places, p.cmdline) = where_and_cmdline(held, source, p.pid, &resolver);
-        p.culprit = super::culprit_of(source, p.pid, p.cmdline.clone());
+        p.culprit = super::culprit_of(source, p.pid, &p.cmdline);
     }
 }
 

@@ -28,6 +28,7 @@ pub fn holdings_now(source: &Source<'_>, chosen: impl Fn(u32) -> bool) -> Vec<He
                 instances: p.instances,
                 watches: p.watches,
                 places,
+                culprit: super::culprit_of(source, p.pid, &cmdline),
                 cmdline,
             }
         })

@@ -31,7 +31,7 @@ mod tests;
 pub(crate) fn culprit_of(
     source: &Source<'_>,
     pid: u32,
-    cmdline: Vec<String>,
+    cmdline: &[String],
 ) -> Option<crate::culprits::Culprit> {
     let traits = crate::culprits::Traits::of(&source.root, pid, cmdline);
     crate::culprits::recognise(&traits).cloned()

@@ -176,4 +176,7 @@ pub struct HeldNow {
     /// Each argument as text (invalid UTF-8 replaced).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cmdline: Vec<String>,
+    /// The known program it is (`culprits/table.yaml`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub culprit: Option<crate::culprits::Culprit>,
 }
