@@ -274,7 +274,9 @@ fn npm_global(package: &str) -> Result<()> {
     if installed {
         return Ok(());
     }
-    cmd::step(&format!("installing {package} for the tests (npm install -g)"));
+    cmd::step(&format!(
+        "installing {package} for the tests (npm install -g)"
+    ));
     cmd::run(Command::new("npm").args(["install", "-g", "--no-audit", "--no-fund", package]))
 }
 

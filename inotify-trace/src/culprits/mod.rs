@@ -138,7 +138,11 @@ mod tests {
         unique.sort_unstable();
         unique.dedup();
         assert_eq!(unique.len(), ids.len(), "{ids:?}");
-        for Entry { matcher, culprit: c } in entries() {
+        for Entry {
+            matcher,
+            culprit: c,
+        } in entries()
+        {
             assert!(
                 ["watches", "instances", "no", "none"].contains(&c.raise_limit.as_str()),
                 "{c:?}"
