@@ -246,6 +246,7 @@ impl Pipeline {
         if let Some(end) = &self.end {
             summary.hold(&end.held_now);
         }
+        summary.find_leaks(self.start_boot_ns);
         self.each(|o| o.summary(&summary))
     }
 

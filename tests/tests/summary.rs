@@ -352,3 +352,107 @@ fn held_now_is_what_fdinfo_says_after_watched_directories_were_deleted() {
         "{p:#}"
     );
 }
+
+/// Seconds since midnight of an RFC 3339 UTC time with nanoseconds, as the
+/// tracer writes them.
+fn seconds_of_day(time: &str) -> f64 {
+    let clock = time.split_once('T').unwrap().1.trim_end_matches('Z');
+    let mut parts = clock.split(':');
+    let (h, m, s) = (parts.next(), parts.next(), parts.next());
+    let n = |p: Option<&str>| p.unwrap().parse::<f64>().unwrap();
+    n(h) * 3600.0 + n(m) * 60.0 + n(s)
+}
+
+#[test]
+fn watches_that_keep_growing_are_marked_a_leak_and_a_burst_is_not() {
+    require_bpf!();
+    let root = tempfile::tempdir().unwrap();
+    let file = |i: usize| {
+        let f = root.path().join(format!("f{i}"));
+        std::fs::write(&f, b"").unwrap();
+        f.to_str().unwrap().to_owned()
+    };
+    let (leaky, bursty) = (unique_comm("leaky"), unique_comm("bursty"));
+    let recording = root.path().join("rec");
+    let tracer = Tracer::start(&[
+        "--json",
+        "--comm",
+        &leaky,
+        "--comm",
+        &bursty,
+        "-w",
+        recording.to_str().unwrap(),
+    ]);
+    // A burst at the start (a recursive watcher's set-up), then it holds.
+    let mut burst = Script::new().init(3);
+    for i in 0..30 {
+        burst = burst.add(&file(i), i as i64 + 1);
+    }
+    let burst = burst.then("sleep", "60");
+    let mut bursting = Workload::start(&[], &bursty, &burst.args());
+    burst.check(&bursting.release_and_read(31));
+    // A new file every 50 ms, none removed: 40 of them before the session
+    // ends, more after.
+    let mut steady = Script::new().init(3);
+    for i in 0..80 {
+        steady = steady
+            .add(&file(100 + i), i as i64 + 1)
+            .then("sleep", "0.05");
+    }
+    let mut growing = Workload::start(&[], &leaky, &steady.args());
+    let calls = growing.release_and_read(41);
+    let finished = tracer.stop();
+    let burst_pid = bursting.pid;
+    drop((growing, bursting));
+    finished.assert_clean_exit();
+
+    let lines = finished.json_lines();
+    let summary = lines.iter().find(|l| l["type"] == "summary").unwrap();
+    let leaky_row = process(summary, calls[0].pid);
+    let new = leaky_row["new_watches"].as_u64().unwrap();
+    assert!(new >= 40, "{leaky_row:#}");
+    // Its pace, from the first new watch to the last the session saw.
+    let times: Vec<f64> = lines
+        .iter()
+        .filter(|l| l["type"] == "add_watch" && l["pid"] == calls[0].pid)
+        .map(|l| seconds_of_day(l["time"].as_str().unwrap()))
+        .collect();
+    let over_s = times.last().unwrap() - times[0];
+    let leak = &leaky_row["leak"];
+    assert!(
+        (leak["over_s"].as_f64().unwrap() - over_s).abs() < 1e-6,
+        "{leak:#} vs {over_s}"
+    );
+    let pace = (new - 1) as f64 / over_s * 60.0;
+    assert!(
+        (leak["new_per_minute"].as_f64().unwrap() - pace).abs() < 1e-3,
+        "{leak:#} vs {pace}"
+    );
+    let burst_row = process(summary, burst_pid);
+    assert_eq!(burst_row["new_watches"], 30, "{burst_row:#}");
+    assert!(burst_row.get("leak").is_none(), "{burst_row:#}");
+
+    // The report's text says it under the leaking row only.
+    let report = std::process::Command::new(tests::tracer_binary())
+        .arg("report")
+        .arg(&recording)
+        .output()
+        .unwrap();
+    assert!(report.status.success(), "{report:?}");
+    let text = String::from_utf8(report.stdout).unwrap();
+    assert_eq!(text.matches(" grows without bound: +").count(), 1, "{text}");
+    let row = text
+        .lines()
+        .position(|l| l.split_whitespace().next() == Some(&calls[0].pid.to_string()))
+        .unwrap();
+    assert!(
+        text.lines()
+            .skip(row + 1)
+            .take(3)
+            .any(|l| l.trim_start().starts_with(&format!(
+                "grows without bound: +{:.1} new watches a minute",
+                pace
+            ))),
+        "{text}"
+    );
+}

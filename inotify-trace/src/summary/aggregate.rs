@@ -120,6 +120,7 @@ impl Aggregator {
                     // A watch descriptor is an int in the kernel.
                     instance.highest_wd = h.ret as i32;
                     process.new_watches += 1;
+                    process.growth.saw(h.time_ns);
                     let user = user(&mut self.users, instance.creator.unwrap_or(uid));
                     user.watches_added += 1;
                     user.watches_charged_to_caller += u64::from(instance.creator.is_none());

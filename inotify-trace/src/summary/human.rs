@@ -100,6 +100,13 @@ fn processes(out: &mut impl Write, s: &Summary) -> io::Result<()> {
         if !line.is_empty() {
             writeln!(out, "  {:>7} {}", "", line.join("; "))?;
         }
+        if let Some(leak) = p.leak() {
+            writeln!(
+                out,
+                "  {:>7} grows without bound: +{:.1} new watches a minute for {:.0}s, none removed, all still held (a leak, unless its tree keeps gaining directories)",
+                "", leak.new_per_minute, leak.over_s
+            )?;
+        }
         if let Some(culprit) = p.held_now().and_then(|h| h.culprit.as_ref()) {
             let line = crate::usage::render::culprit_line(culprit);
             writeln!(out, "  {:>7} {}", "", Escaped(line.as_bytes()))?;

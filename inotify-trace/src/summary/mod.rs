@@ -2,6 +2,7 @@
 //! `aggregate` counts (pure, fed one event at a time); `human` and the
 //! `Serialize` impls render the result.
 pub(crate) mod aggregate;
+mod growth;
 pub(crate) mod human;
 mod process;
 
@@ -61,6 +62,16 @@ impl Summary {
             if let Some(h) = by_pid.get(&p.pid) {
                 p.set_held(h);
             }
+        }
+    }
+
+    /// Marks the rows whose watches grew without bound in a session that
+    /// started at boot-time `start_ns` (after [`Self::hold`]: a leak's
+    /// watches are all still held).
+    pub fn find_leaks(&mut self, start_ns: u64) {
+        let duration_ns = (self.duration_s * 1e9) as u64;
+        for p in &mut self.processes {
+            p.judge_growth(start_ns, duration_ns);
         }
     }
 }

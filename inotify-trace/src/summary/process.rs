@@ -5,6 +5,7 @@ use cardinality_estimator::CardinalityEstimator;
 use inotify_trace_common::Comm;
 use serde::{ser::SerializeStruct, Serialize, Serializer};
 
+use super::growth::{AtEnd, Growth, Leak};
 use crate::{errno::Errno, event::comm_bytes, pods::Attribution, usage::model::HeldNow};
 
 /// Distinct paths of a process are counted exactly up to this many (the
@@ -33,6 +34,8 @@ pub struct ProcessSummary {
     /// The distinct paths passed to add_watch: 8 bytes for up to two, a
     /// small array up to 128, then a fixed-size sketch (~3 KiB).
     pub(super) paths: CardinalityEstimator<u64>,
+    /// When its new watches came, to tell a leak from a burst.
+    pub(super) growth: Growth,
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -47,6 +50,8 @@ pub(super) struct RareCounts {
     pub held: Option<HeldNow>,
     /// Its pod, container or unit (listed rows only, set at the end).
     pub place: Option<Attribution>,
+    /// Its watches grew without bound over the session (set at the end).
+    pub leak: Option<Leak>,
 }
 
 static NONE: RareCounts = RareCounts {
@@ -56,6 +61,7 @@ static NONE: RareCounts = RareCounts {
     errors: Vec::new(),
     held: None,
     place: None,
+    leak: None,
 };
 
 impl ProcessSummary {
@@ -71,6 +77,7 @@ impl ProcessSummary {
             instances: 0,
             rare: None,
             paths: CardinalityEstimator::new(),
+            growth: Growth::default(),
         }
     }
 
@@ -108,6 +115,24 @@ impl ProcessSummary {
     /// Its pod, container or unit, when known.
     pub fn place(&self) -> Option<&Attribution> {
         self.rare().place.as_ref()
+    }
+
+    /// Its watches grew without bound over the session, at this pace.
+    pub fn leak(&self) -> Option<&Leak> {
+        self.rare().leak.as_ref()
+    }
+
+    /// Marks it a leak if its new watches say so, in a session from
+    /// `start_ns` lasting `duration_ns` (after [`Self::set_held`]).
+    pub(super) fn judge_growth(&mut self, start_ns: u64, duration_ns: u64) {
+        let at_end = AtEnd {
+            new_watches: self.new_watches,
+            removed: self.removed(),
+            held: self.held().map(|(_, watches)| watches),
+        };
+        if let Some(leak) = self.growth.leak(&at_end, start_ns, duration_ns) {
+            self.rare_mut().leak = Some(leak);
+        }
     }
 
     pub(super) fn set_place(&mut self, place: Attribution) {
@@ -170,7 +195,8 @@ impl Serialize for ProcessSummary {
             + usize::from(estimated)
             + usize::from(comm_exact.is_some())
             + 4 * usize::from(held.is_some())
-            + usize::from(held.is_some_and(|h| h.culprit.is_some()));
+            + usize::from(held.is_some_and(|h| h.culprit.is_some()))
+            + usize::from(self.leak().is_some());
         let mut row = s.serialize_struct("ProcessSummary", fields)?;
         row.serialize_field("pid", &self.pid)?;
         row.serialize_field("comm", &String::from_utf8_lossy(comm))?;
@@ -214,6 +240,9 @@ impl Serialize for ProcessSummary {
             if let Some(culprit) = &held.culprit {
                 row.serialize_field("culprit", culprit)?;
             }
+        }
+        if let Some(leak) = self.leak() {
+            row.serialize_field("leak", leak)?;
         }
         row.end()
     }
