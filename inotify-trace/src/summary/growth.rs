@@ -100,9 +100,14 @@ mod tests {
 
     #[test]
     fn steady_new_watches_to_the_end_are_a_leak_with_their_pace() {
-        let leak = growth(61, 0.5, 60.0).leak(&kept(61), 100 * S, 60 * S).unwrap();
+        let leak = growth(61, 0.5, 60.0)
+            .leak(&kept(61), 100 * S, 60 * S)
+            .unwrap();
         assert!((leak.over_s - 59.5).abs() < 1e-6, "{leak:?}");
-        assert!((leak.new_per_minute - 60.0 / 59.5 * 60.0).abs() < 1e-6, "{leak:?}");
+        assert!(
+            (leak.new_per_minute - 60.0 / 59.5 * 60.0).abs() < 1e-6,
+            "{leak:?}"
+        );
     }
 
     #[test]
