@@ -44,12 +44,12 @@ impl Program {
         }
     }
 
-    /// The table's name for it, as text output says it ("known: NAME (").
+    /// The table's name for it, as text output says it ("known: NAME: ").
     pub fn known_as(self) -> &'static str {
         match self {
             Program::TailFollow => "tail -f",
-            Program::PythonWatchdog => "Python watchdog",
-            Program::Chokidar => "Node.js file watcher",
+            Program::PythonWatchdog => "Python watchdog (watchmedo, Observer)",
+            Program::Chokidar => "Node.js file watcher (chokidar, webpack, vite, jest --watch)",
             Program::Syncthing => "Syncthing",
             Program::VscodeServer => "VS Code server / code-server",
         }

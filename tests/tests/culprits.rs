@@ -53,12 +53,13 @@ fn lines_under(text: &str, pid: u32) -> Vec<&str> {
         .collect()
 }
 
-/// Whether a line under `pid`'s first row says "known: NAME (".
+/// Whether the lines under `pid`'s first row say "known: NAME: ...", then
+/// "fix: ...".
 fn says_known(text: &str, pid: u32, program: Program) -> bool {
-    let said = format!("known: {} (", program.known_as());
-    lines_under(text, pid)
-        .iter()
-        .any(|l| l.trim_start().starts_with(&said))
+    let said = format!("known: {}: ", program.known_as());
+    lines_under(text, pid).windows(2).any(|two| {
+        two[0].trim_start().starts_with(&said) && two[1].trim_start().starts_with("fix: ")
+    })
 }
 
 /// The part of a report's text from the line that starts with `heading`.

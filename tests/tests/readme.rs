@@ -38,7 +38,7 @@ fn masked(text: &str) -> String {
         (r"(max_user_(watches|instances)) = \d+", "$1 = LIMIT"),
         // A table row's leading pid, right-aligned: its width varies too.
         (
-            r"(?m)^((?:inotify-trace:)?)\s+\d+ (greedy-agent|kubelet)",
+            r"(?m)^((?:inotify-trace:)?)\s+\d+ (watchmedo|kubelet)",
             "$1 PID $2",
         ),
     ];

@@ -107,9 +107,9 @@ fn processes(out: &mut impl Write, s: &Summary) -> io::Result<()> {
                 "", leak.new_per_minute, leak.over_s
             )?;
         }
-        if let Some(culprit) = p.held_now().and_then(|h| h.culprit.as_ref()) {
-            let line = crate::usage::render::culprit_line(culprit);
-            writeln!(out, "  {:>7} {}", "", Escaped(line.as_bytes()))?;
+        let culprit = p.held_now().and_then(|h| h.culprit.as_ref());
+        for line in culprit.into_iter().flat_map(crate::usage::render::culprit_lines) {
+            writeln!(out, "  {:>7} {line}", "")?;
         }
     }
     writeln!(
@@ -446,7 +446,8 @@ mod tests {
               PID COMM               UID   CALLS     NEW  RE-ADD REMOVED    HELD  FAILED   PATHS  INST INST-FAIL  ERRORS
                10 greedy               0    8200    8190      10       0    8190       0     100     1         0
                   where: 8190 under /srv/data/\xffn; cmdline: greedy -r /srv/data/\u{1b}n
-                  known: Python watchdog (watchmedo, Observer) (its watches: one watch per directory of each tree scheduled recursively). Fix: schedule fewer trees or non-recursively, ignore build and cache directories, or use the PollingObserver for huge trees (https://github.com/gorakhargosh/watchdog). Raising the limit only postpones the next failure.
+                  known: Python watchdog (watchmedo, Observer): one watch per directory of each tree scheduled recursively
+                  fix: schedule fewer trees or non-recursively, ignore build and cache directories, or use the PollingObserver for huge trees (https://github.com/gorakhargosh/watchdog). Raising the limit only postpones the next failure.
                20 kubelet              0       3       1       0       0       -       2       3     1         0  ENOSPC:2
           (REMOVED counts inotify_rm_watch calls only: a watch also goes when its directory is deleted or its instance closed. HELD: the watches held at the end; -: none)
 

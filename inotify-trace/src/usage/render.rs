@@ -62,8 +62,8 @@ pub fn write(out: &mut impl Write, usage: &Usage) -> io::Result<()> {
             }
         );
         writeln!(out, "{}", row.trim_end())?;
-        if let Some(c) = &p.culprit {
-            writeln!(out, "            {}", culprit_line(c))?;
+        for line in p.culprit.iter().flat_map(culprit_lines) {
+            writeln!(out, "            {line}")?;
         }
     }
     if usage.instances.iter().any(|i| i.paths.is_some()) {
@@ -225,9 +225,10 @@ fn held_of(n: u64, cap: Option<u64>, noun: &str) -> String {
 /// Arguments shown of a command line at most: the rest is cut with `...`.
 const CMDLINE_SHOWN: usize = 160;
 
-/// `known: NAME (its watches: WHAT). Fix: FIX (LINK).` and whether raising
-/// the limit is the fix for it.
-pub fn culprit_line(c: &crate::culprits::Culprit) -> String {
+/// Two lines under a known program's row: `known: NAME: WHAT ITS WATCHES
+/// ARE FOR` and `fix: FIX (LINK).` with whether raising the limit is the
+/// fix for it.
+pub fn culprit_lines(c: &crate::culprits::Culprit) -> [String; 2] {
     let raise = match c.raise_limit.as_str() {
         "watches" => " Raising max_user_watches is the right fix for it.",
         "instances" => " Raising max_user_instances is the right fix for it.",
@@ -238,10 +239,10 @@ pub fn culprit_line(c: &crate::culprits::Culprit) -> String {
         .link
         .as_ref()
         .map_or_else(String::new, |l| format!(" ({l})"));
-    format!(
-        "known: {} (its watches: {}). Fix: {}{link}.{raise}",
-        c.name, c.watches_for, c.fix
-    )
+    [
+        format!("known: {}: {}", c.name, c.watches_for),
+        format!("fix: {}{link}.{raise}", c.fix),
+    ]
 }
 
 /// `where: 55 under /srv/data; cmdline: inotifywait -r -m /srv/data`, for a
@@ -412,8 +413,8 @@ pub fn diagnosis(out: &mut impl Write, d: &Diagnosis, indent: &str) -> io::Resul
         if let Some(more) = where_and_command(&p.places, &p.cmdline) {
             writeln!(out, "{indent}            {more}")?;
         }
-        if let Some(c) = &p.culprit {
-            writeln!(out, "{indent}            {}", culprit_line(c))?;
+        for line in p.culprit.iter().flat_map(culprit_lines) {
+            writeln!(out, "{indent}            {line}")?;
         }
     }
     for r in &d.recommendations {
