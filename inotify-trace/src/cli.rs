@@ -82,6 +82,19 @@ pub enum Action {
     /// Serve the usage per uid and per pod to Prometheus, from a /proc snapshot every
     /// --interval (no eBPF attached): /metrics and /healthz (docs/metrics.md).
     Agent(AgentArgs),
+    /// Print the completion script for SHELL to stdout, e.g.
+    /// `inotify-trace completions bash > /etc/bash_completion.d/inotify-trace`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write the man pages, one per subcommand, into DIR (for packagers:
+    /// `cargo xtask dist` puts them in dist/man).
+    #[command(hide = true)]
+    ManPages {
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]

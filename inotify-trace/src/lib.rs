@@ -70,6 +70,8 @@ pub fn run(cli: cli::Cli) -> ExitCode {
         }
         Some(cli::Action::Usage(args)) => commands::usage(settings::UsageSettings::from_cli(args)),
         Some(cli::Action::Agent(args)) => commands::agent(settings::AgentSettings::from_cli(args)),
+        Some(cli::Action::Completions { shell }) => commands::completions(shell),
+        Some(cli::Action::ManPages { dir }) => commands::man_pages(&dir),
         None => {
             if cli.trace.verbose {
                 // Said as every other line on stderr is: `inotify-trace: ...`.

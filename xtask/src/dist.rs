@@ -2,7 +2,10 @@
 //! nodes run: a static binary (musl libc linked in, the eBPF object for that
 //! architecture embedded) at `dist/ARCH/inotify-trace` (ARCH as container
 //! platforms name it: amd64, arm64), which the Containerfile copies into an
-//! image of its own by `TARGETARCH`.
+//! image of its own by `TARGETARCH`; and what packagers install beside it,
+//! made by the amd64 binary itself from its command line's definition:
+//! `dist/completions/` (bash, zsh, fish) and `dist/man/` (a page per
+//! subcommand).
 use std::{
     path::{Path, PathBuf},
     process::Command,
@@ -90,7 +93,38 @@ fn add_rust_target(target: &str) -> Result<()> {
 /// Builds the static binary for every architecture; returns where they are.
 pub fn build_all() -> Result<Vec<PathBuf>> {
     check_containerfile()?;
-    Arch::ALL.into_iter().map(build).collect()
+    let binaries: Vec<PathBuf> = Arch::ALL.into_iter().map(build).collect::<Result<_>>()?;
+    manuals(&binaries[0])?;
+    Ok(binaries)
+}
+
+/// The completion scripts and man pages, from `binary` (one this machine
+/// runs), written afresh into `dist/completions` and `dist/man`.
+fn manuals(binary: &Path) -> Result<()> {
+    let dist = cmd::workspace_root().join("dist");
+    let (completions, man) = (dist.join("completions"), dist.join("man"));
+    for dir in [&completions, &man] {
+        if dir.exists() {
+            std::fs::remove_dir_all(dir)?;
+        }
+        std::fs::create_dir_all(dir)?;
+    }
+    // Where each shell looks for them (bash-completion, zsh's fpath, fish).
+    for (shell, file) in [
+        ("bash", "inotify-trace"),
+        ("zsh", "_inotify-trace"),
+        ("fish", "inotify-trace.fish"),
+    ] {
+        let script = cmd::output(Command::new(binary).args(["completions", shell]))?;
+        std::fs::write(completions.join(file), script)?;
+    }
+    cmd::run(Command::new(binary).arg("man-pages").arg(&man))?;
+    cmd::step(&format!(
+        "completions in {}, man pages in {}",
+        completions.display(),
+        man.display()
+    ));
+    Ok(())
 }
 
 /// Builds the static binary for `arch`; returns where it is

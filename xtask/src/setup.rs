@@ -213,7 +213,7 @@ fn tracefs() -> Result<()> {
 /// workload (watchmedo stands for python3-watchdog, which the tests use as a
 /// module); Prometheus scrapes the agent, and its promtool checks the
 /// metrics and the alert rules.
-const TEST_PROGRAMS: [(&str, &str); 11] = [
+const TEST_PROGRAMS: [(&str, &str); 12] = [
     ("inotifywait", "inotify-tools"),
     ("fswatch", "fswatch"),
     ("entr", "entr"),
@@ -224,15 +224,22 @@ const TEST_PROGRAMS: [(&str, &str); 11] = [
     ("node", "nodejs"),
     ("npm", "npm"),
     ("promtool", "prometheus"),
+    // `man -l` renders the man pages dist makes.
+    ("man", "man-db"),
     // The image under a real runtime (tests/tests/container.rs); runc, as
     // crun refuses this machine kind's hybrid cgroup layout.
     ("podman", "podman"),
     ("runc", "runc"),
 ];
 
-/// The Node.js watcher the culprit tests run, from npm, pinned (the same
-/// string as tests/src/watchers.rs's CHOKIDAR).
-const CHOKIDAR: &str = "chokidar@4.0.3";
+/// What the tests take from npm, pinned, installed globally: the Node.js
+/// watcher the culprit tests run (the same string as tests/src/watchers.rs's
+/// CHOKIDAR), and the Prometheus Operator's CRD schemas (as validators) for
+/// the ServiceMonitor and PodMonitor overlays.
+const NPM_PACKAGES: [&str; 2] = [
+    "chokidar@4.0.3",
+    "@kubernetes-models/prometheus-operator@6.0.0",
+];
 
 /// The offline validator of Kubernetes manifests the tests run, from PyPI,
 /// pinned (its schemas are those of its Kubernetes version).
@@ -258,13 +265,14 @@ pub fn test_programs() -> Result<()> {
         )?;
     }
     apt_programs(&TEST_PROGRAMS, "the tests")?;
-    npm_global(CHOKIDAR)
+    NPM_PACKAGES.into_iter().try_for_each(npm_global)
 }
 
 /// Installs `package@version` with npm, globally, unless that version is
 /// there already.
 fn npm_global(package: &str) -> Result<()> {
-    let (name, version) = package.split_once('@').expect("package@version");
+    // A scoped name starts with `@` too: the version is after the last.
+    let (name, version) = package.rsplit_once('@').expect("package@version");
     let root = cmd::output(Command::new("npm").args(["root", "-g"]))?;
     let manifest = Path::new(root.trim()).join(name).join("package.json");
     let installed = std::fs::read_to_string(&manifest)

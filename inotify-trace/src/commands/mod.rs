@@ -2,8 +2,15 @@
 //! default), report on a recording, show who holds the budget now. Each
 //! takes its validated settings and returns the exit status.
 mod agent;
+mod manuals;
 mod report;
 mod trace;
 mod usage;
 
-pub use self::{agent::agent, report::report, trace::trace, usage::usage};
+pub use self::{
+    agent::agent,
+    manuals::{completions, man_pages},
+    report::report,
+    trace::trace,
+    usage::usage,
+};

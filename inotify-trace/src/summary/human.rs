@@ -108,7 +108,10 @@ fn processes(out: &mut impl Write, s: &Summary) -> io::Result<()> {
             )?;
         }
         let culprit = p.held_now().and_then(|h| h.culprit.as_ref());
-        for line in culprit.into_iter().flat_map(crate::usage::render::culprit_lines) {
+        for line in culprit
+            .into_iter()
+            .flat_map(crate::usage::render::culprit_lines)
+        {
             writeln!(out, "  {:>7} {line}", "")?;
         }
     }

@@ -31,6 +31,9 @@ pub struct Observed {
     pub top_holder: Option<(u32, ProcessName, u64)>,
     /// A process in the user namespace (to enter it with nsenter).
     pub ns_member: Option<u32>,
+    /// On a Kubernetes node, the host's limits are best set on every node
+    /// at once (deploy/kubernetes/raise-inotify-limits.yaml).
+    pub kubernetes_node: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -91,13 +94,21 @@ fn recommend(
         .checked_next_power_of_two()
         .unwrap_or(u64::MAX);
     let (name, commands) = match o.user_ns {
-        None => (
-            host_name.to_owned(),
-            vec![
+        None => {
+            let mut commands = vec![
                 format!("sysctl -w {host_name}={recommended}"),
                 format!("echo '{host_name} = {recommended}' > /etc/sysctl.d/90-inotify.conf"),
-            ],
-        ),
+            ];
+            if o.kubernetes_node {
+                // The manifest's one place for the value: its ConfigMap key,
+                // the sysctl's last word.
+                let key = host_name.trim_start_matches("fs.inotify.");
+                commands.push(format!(
+                    "sed 's/^  {key}: .*/  {key}: \"{recommended}\"/' deploy/kubernetes/raise-inotify-limits.yaml | kubectl apply -f -   # every node of the cluster"
+                ));
+            }
+            (host_name.to_owned(), commands)
+        }
         // Written from inside the namespace, by its owner: root on the host
         // gets there with nsenter through any process in it.
         Some(ns) => (
@@ -155,7 +166,46 @@ mod tests {
             max_instances: Some(128),
             top_holder: Some((42, ProcessName::from_bytes(b"kubelet"), top)),
             ns_member: Some(42),
+            kubernetes_node: false,
         }
+    }
+
+    /// On a Kubernetes node, a third command sets the value on every node
+    /// through the limits DaemonSet: its sed, run on the real manifest,
+    /// changes that value in the ConfigMap and nothing else.
+    #[test]
+    fn on_a_kubernetes_node_the_limits_daemonset_is_offered() {
+        let o = Observed {
+            kubernetes_node: true,
+            ..observed(8000, 8192, 3000)
+        };
+        let r = &advise(&[o])[0];
+        assert_eq!(r.commands.len(), 3, "{:?}", r.commands);
+        let apply = &r.commands[2];
+        let (sed, rest) = apply.split_once(" | ").unwrap();
+        assert!(rest.starts_with("kubectl apply -f -"), "{apply}");
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+        let out = std::process::Command::new("sh")
+            .args(["-c", sed])
+            .current_dir(root)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let edited = String::from_utf8(out.stdout).unwrap();
+        let original = std::fs::read_to_string(format!(
+            "{root}/deploy/kubernetes/raise-inotify-limits.yaml"
+        ))
+        .unwrap();
+        let changed: Vec<(&str, &str)> = original
+            .lines()
+            .zip(edited.lines())
+            .filter(|(a, b)| a != b)
+            .collect();
+        assert_eq!(
+            changed.iter().map(|(_, b)| *b).collect::<Vec<_>>(),
+            ["  max_user_watches: \"16384\""],
+            "{changed:?}"
+        );
     }
 
     #[test]

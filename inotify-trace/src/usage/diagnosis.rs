@@ -343,6 +343,7 @@ pub fn diagnose(
                 .max_by_key(|p| (p.watches, std::cmp::Reverse(p.pid)));
             let member = holders.iter().find(|p| !p.gone).map(|p| p.pid);
             advice::advise(&[Observed {
+                kubernetes_node: source.kubernetes_node(),
                 uid,
                 user_ns,
                 watches: at.watches,

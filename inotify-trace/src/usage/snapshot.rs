@@ -38,6 +38,17 @@ pub struct Source<'a> {
     pub host_root: PathBuf,
 }
 
+impl Source<'_> {
+    /// Whether this is a Kubernetes node: kubelet's directories are under
+    /// the host root (its state, or the pod logs an agent's DaemonSet
+    /// mounts).
+    pub fn kubernetes_node(&self) -> bool {
+        ["var/lib/kubelet", "var/log/pods"]
+            .iter()
+            .any(|dir| self.host_root.join(dir).is_dir())
+    }
+}
+
 impl Source<'static> {
     /// The machine, as seen from this process.
     pub fn live(resolver: Option<&'static paths::Resolver>) -> Source<'static> {
@@ -85,7 +96,13 @@ pub(super) fn snapshot_and_fds(
     }
     let users = users(&instances, &processes, source, &selection.uids);
     let pods = pods_of(&instances, &processes);
-    let recommendations = advice::advise(&users.iter().map(observed).collect::<Vec<_>>());
+    let kubernetes = source.kubernetes_node();
+    let recommendations = advice::advise(
+        &users
+            .iter()
+            .map(|u| observed(u, kubernetes))
+            .collect::<Vec<_>>(),
+    );
     let (mut instances, mut processes) = select(instances, processes, &held, selection);
     if top > 0 {
         instances.truncate(top);
@@ -306,9 +323,10 @@ fn pods_of(instances: &[InstanceUsage], processes: &[ProcessUsage]) -> Vec<PodUs
     pods
 }
 
-fn observed(user: &UserUsage) -> Observed {
+fn observed(user: &UserUsage, kubernetes_node: bool) -> Observed {
     let top = user.top_holder.as_ref();
     Observed {
+        kubernetes_node,
         uid: user.uid,
         user_ns: user.user_ns,
         watches: user.watches,
