@@ -121,3 +121,28 @@ pub fn prometheus(config: &Path, dir: &Path, port: u16) -> Agent {
             .expect("prometheus (Debian's; cargo xtask test installs it)"),
     )
 }
+
+/// An instant query's whole answer: each result's labels and value, or the
+/// error Prometheus gave (a query that does not parse, an unknown function).
+pub fn query_result(port: u16, promql: &str) -> Result<Vec<(Value, f64)>, String> {
+    let (status, body) = get(port, &format!("/api/v1/query?query={}", encoded(promql)))
+        .ok_or_else(|| "Prometheus did not answer".to_owned())?;
+    let json = body
+        .find('{')
+        .zip(body.rfind('}'))
+        .map(|(from, to)| &body[from..=to])
+        .ok_or_else(|| format!("{status}: {body}"))?;
+    let answer: Value = serde_json::from_str(json).map_err(|e| format!("{e}: {json}"))?;
+    if status != 200 || answer["status"] != "success" {
+        return Err(format!("{status}: {answer}"));
+    }
+    Ok(answer["data"]["result"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| {
+            let value = r["value"][1].as_str().and_then(|v| v.parse().ok());
+            (r["metric"].clone(), value.unwrap_or(f64::NAN))
+        })
+        .collect())
+}

@@ -1,0 +1,175 @@
+//! The Grafana dashboard (deploy/grafana/inotify-trace.json) against a real
+//! Prometheus (Debian's) scraping the agent: every panel's query runs
+//! without error, and the per-uid panel gives the share `usage --json`
+//! reports for a holder the test makes.
+use std::{
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+use tests::{
+    require_bpf,
+    scrape::{free_port, prometheus, query_result, Agent},
+    tracer_binary, unique_comm, Script, Workload,
+};
+
+/// A uid no one else on the machine uses.
+const UID: &str = "4246";
+
+fn dashboard() -> Value {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../deploy/grafana/inotify-trace.json"
+    );
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// Every panel's (title, query) pairs.
+fn queries(dashboard: &Value) -> Vec<(String, String)> {
+    dashboard["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| {
+            let title = p["title"].as_str().unwrap().to_owned();
+            p["targets"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(move |t| (title.clone(), t["expr"].as_str().unwrap().to_owned()))
+        })
+        .collect()
+}
+
+/// A query as Grafana sends it: the node variable (`All` is `.*`) and the
+/// rate interval filled in.
+fn as_grafana_sends(expr: &str, node: &str) -> String {
+    expr.replace("$node", node)
+        .replace("$__rate_interval", "1m")
+}
+
+#[test]
+fn the_dashboard_has_a_node_variable_and_a_datasource_on_every_panel() {
+    let d = dashboard();
+    let variables: Vec<&str> = d["templating"]["list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(variables, ["datasource", "node"]);
+    for p in d["panels"].as_array().unwrap() {
+        assert_eq!(p["datasource"]["uid"], "${datasource}", "{p:#}");
+    }
+    let all: String = queries(&d).into_iter().map(|(_, q)| q).collect();
+    for metric in [
+        "inotify_trace_user_watches",
+        "inotify_trace_user_max_instances",
+        "inotify_trace_pod_watches",
+        "inotify_trace_pod_instances",
+        "inotify_trace_failures_total",
+        "inotify_trace_lost_events_total",
+        "inotify_trace_tracing_info",
+        "inotify_trace_snapshot_duration_seconds",
+    ] {
+        assert!(all.contains(metric), "no panel shows {metric}");
+    }
+}
+
+#[test]
+fn every_panel_query_runs_and_the_per_uid_panel_is_what_usage_says() {
+    require_bpf!();
+    // A holder as a uid of its own: 2 watches.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let paths: Vec<String> = ["a", "b"]
+        .iter()
+        .map(|n| {
+            let p = dir.path().join(n);
+            std::fs::create_dir(&p).unwrap();
+            p.to_str().unwrap().to_owned()
+        })
+        .collect();
+    let script = Script::new()
+        .as_user(UID)
+        .init(3)
+        .add(&paths[0], 1)
+        .add(&paths[1], 2)
+        .then("sleep", "60");
+    let mut holder = Workload::start(&[], unique_comm("dash"), &script.args());
+    script.check(&holder.release_and_read(3));
+
+    let (agent_port, prometheus_port) = (free_port(), free_port());
+    let _agent = Agent(
+        Command::new(tracer_binary())
+            .args(["agent", "--interval", "1s", "--trace-above", "100"])
+            .args(["--listen", &format!("127.0.0.1:{agent_port}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let data = tempfile::tempdir().unwrap();
+    let config = data.path().join("prometheus.yml");
+    // The `node` label the Kubernetes overlays' relabelling gives.
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
+             scrape_configs:\n  - job_name: inotify-trace\n    static_configs:\n\
+             \x20     - targets: ['127.0.0.1:{agent_port}']\n        labels:\n          node: dash-node\n"
+        ),
+    )
+    .unwrap();
+    let _prometheus = prometheus(&config, data.path(), prometheus_port);
+
+    let d = dashboard();
+    let per_uid = as_grafana_sends(&queries(&d)[0].1, "dash-node");
+    let started = Instant::now();
+    let ours = loop {
+        let result = query_result(prometheus_port, &per_uid).unwrap_or_default();
+        if let Some((_, value)) = result
+            .iter()
+            .find(|(labels, _)| labels["uid"] == UID && labels["userns"] == "host")
+        {
+            break *value;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "Prometheus never had {per_uid} for uid {UID}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let usage = Command::new(tracer_binary())
+        .args(["usage", "--json", "--uid", UID])
+        .output()
+        .unwrap();
+    let usage: Value = serde_json::from_slice(&usage.stdout).unwrap();
+    let user = usage["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["uid"] == 4246 && u["user_ns"].is_null())
+        .unwrap_or_else(|| panic!("uid {UID} in usage: {usage:#}"));
+    assert_eq!(user["watches"], 2, "{usage:#}");
+    let share = 100.0 * 2.0 / user["max_watches"].as_f64().unwrap();
+    assert!((ours - share).abs() < 1e-9, "panel {ours}, usage {share}");
+
+    // A query that does not parse is an error here (so the loop below can
+    // fail).
+    assert!(query_result(prometheus_port, "deriv(inotify_trace_user_watches[").is_err());
+    for node in ["dash-node", ".*"] {
+        for (title, expr) in queries(&d) {
+            let sent = as_grafana_sends(&expr, node);
+            if let Err(why) = query_result(prometheus_port, &sent) {
+                panic!("{title}: {sent}: {why}");
+            }
+        }
+    }
+    drop(holder);
+}
