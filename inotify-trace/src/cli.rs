@@ -363,6 +363,22 @@ pub struct ReportArgs {
     #[arg(long)]
     pub events: bool,
 
+    /// Also draw the recording as a timeline into FILE, an SVG picture: the
+    /// watches each charged uid held over time against its cap, the top
+    /// holders, every failed call and diagnosis (`-`: to stdout, instead of
+    /// the text report).
+    #[arg(long, value_name = "FILE")]
+    pub svg: Option<PathBuf>,
+
+    /// Also write FILE, one HTML page with the timeline and the summary
+    /// beside it (`-`: to stdout, instead of the text report).
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+
+    /// Let --svg and --html replace an existing regular FILE.
+    #[arg(long)]
+    pub force: bool,
+
     #[command(flatten)]
     pub selection: CallSelection,
 

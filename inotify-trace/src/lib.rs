@@ -54,6 +54,7 @@ mod status;
 mod stdout;
 pub mod stream;
 mod summary;
+mod timeline;
 mod traced_command;
 mod tracer;
 pub mod usage;

@@ -39,6 +39,11 @@ pub trait Output {
     fn lost(&mut self, _count: u64) -> io::Result<()> {
         Ok(())
     }
+    /// What an event that passed the selection did to a uid's budget (a
+    /// new watch, a removal, a failure), as the summary counts it.
+    fn change(&mut self, _change: &crate::summary::aggregate::Change) -> io::Result<()> {
+        Ok(())
+    }
     /// A usage snapshot taken because a call failed for a limit.
     fn diagnosis(&mut self, _diagnosis: &Diagnosis) -> io::Result<()> {
         Ok(())

@@ -41,6 +41,9 @@ pub struct PipelineSettings<'a> {
     /// containers and units of the callers' cgroups. A report knows what
     /// its recording says.
     pub host_root: &'a std::path::Path,
+    /// Print events and the summary (not when stdout carries a report's
+    /// picture instead).
+    pub print: bool,
 }
 
 pub struct Pipeline {
@@ -81,12 +84,14 @@ impl Pipeline {
             true => render::Sink::Stderr,
             false => render::Sink::Stdout,
         };
-        outputs.push(render::printer(
-            settings.format,
-            clock,
-            settings.events,
-            sink,
-        ));
+        if settings.print {
+            outputs.push(render::printer(
+                settings.format,
+                clock,
+                settings.events,
+                sink,
+            ));
+        }
         Ok(Pipeline {
             selection: settings.selection.clone(),
             diagnoser: settings.live.then(|| Diagnoser::live(settings.host_root)),
@@ -146,12 +151,16 @@ impl Pipeline {
                 let place = key.and_then(|key| self.attributor.get(key));
                 self.counts.events += 1;
                 self.counts.failed += u64::from(event.header.ret < 0);
-                if self.summarize {
-                    self.aggregator.observe(&event);
-                }
+                let change = match self.summarize {
+                    true => self.aggregator.observe(&event),
+                    false => None,
+                };
                 self.outputs
                     .iter_mut()
                     .try_for_each(|o| o.event(&event, place))?;
+                if let Some(change) = &change {
+                    self.outputs.iter_mut().try_for_each(|o| o.change(change))?;
+                }
                 let aggregator = &self.aggregator;
                 let diagnosis = self.diagnoser.as_mut().and_then(|d| {
                     d.consider(

@@ -70,6 +70,7 @@ impl TraceSettings {
             record: self.record.as_ref(),
             live: true,
             host_root: &self.host_root,
+            print: true,
         }
     }
 }
@@ -113,6 +114,12 @@ impl AgentSettings {
 
 pub struct ReportSettings {
     pub file: PathBuf,
+    /// The recording drawn as a timeline: an SVG, an HTML page (`-`:
+    /// stdout, instead of the text report).
+    pub svg: Option<PathBuf>,
+    pub html: Option<PathBuf>,
+    /// Let --svg and --html replace existing regular files.
+    pub force: bool,
     pub events: bool,
     pub selection: Selection,
     pub format: Format,
@@ -127,11 +134,23 @@ impl ReportSettings {
         ReportSettings {
             selection,
             file: args.file,
+            svg: args.svg,
+            html: args.html,
+            force: args.force,
             events: args.events,
             format: Format::from_flag(args.printing.json),
             top: args.printing.top,
             notes,
         }
+    }
+
+    /// Whether a picture takes stdout (`--svg -`, `--html -`): the text
+    /// report is then not printed.
+    pub fn picture_to_stdout(&self) -> bool {
+        [&self.svg, &self.html]
+            .into_iter()
+            .flatten()
+            .any(|p| p.as_os_str() == "-")
     }
 
     /// What the report's pipeline is built from.
@@ -144,6 +163,7 @@ impl ReportSettings {
             record: None,
             live: false,
             host_root: std::path::Path::new("/"),
+            print: !self.picture_to_stdout(),
         }
     }
 }

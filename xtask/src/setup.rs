@@ -213,7 +213,7 @@ fn tracefs() -> Result<()> {
 /// workload (watchmedo stands for python3-watchdog, which the tests use as a
 /// module); Prometheus scrapes the agent, and its promtool checks the
 /// metrics and the alert rules.
-const TEST_PROGRAMS: [(&str, &str); 12] = [
+const TEST_PROGRAMS: [(&str, &str); 14] = [
     ("inotifywait", "inotify-tools"),
     ("fswatch", "fswatch"),
     ("entr", "entr"),
@@ -226,6 +226,10 @@ const TEST_PROGRAMS: [(&str, &str); 12] = [
     ("promtool", "prometheus"),
     // `man -l` renders the man pages dist makes.
     ("man", "man-db"),
+    // A report's timeline: xmllint checks the SVG, headless Chromium
+    // renders it.
+    ("xmllint", "libxml2-utils"),
+    ("chromium", "chromium"),
     // The image under a real runtime (tests/tests/container.rs); runc, as
     // crun refuses this machine kind's hybrid cgroup layout.
     ("podman", "podman"),

@@ -98,6 +98,7 @@ fn pipeline_settings<'a>(
         record,
         live: true,
         host_root: &settings.host_root,
+        print: true,
     }
 }
 

@@ -6,7 +6,12 @@ use std::{fs::File, process::ExitCode};
 use anyhow::{Context as _, Result};
 
 use crate::{
-    notices::say, pipeline::Pipeline, recording::reader::Reader, settings::ReportSettings,
+    escape::Escaped,
+    notices::say,
+    pipeline::Pipeline,
+    recording::{file, reader::Reader},
+    settings::ReportSettings,
+    timeline::{Destination, Timeline},
 };
 
 pub fn report(settings: ReportSettings) -> Result<ExitCode> {
@@ -25,8 +30,33 @@ pub fn report(settings: ReportSettings) -> Result<ExitCode> {
             (name, Box::new(file))
         }
     };
+    let pictures = [("--svg", &settings.svg), ("--html", &settings.html)];
+    if pictures
+        .iter()
+        .all(|(_, p)| p.as_ref().is_some_and(|p| p.as_os_str() == "-"))
+    {
+        anyhow::bail!("--svg - and --html - both want stdout: write one of them to a file");
+    }
+    // Made before reading, so a path that cannot be written is refused
+    // before any work.
+    let [svg, html] = pictures.map(|(flag, path)| {
+        path.as_ref()
+            .map(|path| destination(flag, path, settings.force))
+            .transpose()
+    });
+    let (svg, html) = (svg?, html?);
     let mut reader = Reader::open(input).with_context(|| name.clone())?;
     let mut pipeline = Pipeline::new(&settings.pipeline(), &reader.metadata)?;
+    if svg.is_some() || html.is_some() {
+        let m = &reader.metadata;
+        let title = format!(
+            "inotify-trace: {}, recorded on {} from {}",
+            Escaped(name.as_bytes()),
+            Escaped(m.hostname.as_bytes()),
+            Escaped(m.start_time.as_bytes())
+        );
+        pipeline.add_output(Box::new(Timeline::new(svg, html, title, m)));
+    }
     pipeline.start()?;
     while let Some(item) = reader.next_item().with_context(|| name.clone())? {
         pipeline.push(item)?;
@@ -39,4 +69,20 @@ pub fn report(settings: ReportSettings) -> Result<ExitCode> {
     }
     pipeline.finish()?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Where `flag`'s picture goes: stdout for `-`, else a new private file
+/// (or, with `--force`, one renamed over a regular file).
+fn destination(flag: &str, path: &std::path::Path, force: bool) -> Result<Destination> {
+    if path.as_os_str() == "-" {
+        return Ok(Destination {
+            out: Box::new(std::io::stdout()),
+            name: "stdout".to_owned(),
+        });
+    }
+    let out = file::create_for(flag, path, force)?;
+    Ok(Destination {
+        out: Box::new(std::io::BufWriter::new(out)),
+        name: path.display().to_string(),
+    })
 }

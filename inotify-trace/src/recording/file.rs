@@ -1,4 +1,5 @@
-//! Creating the `--record` file as root without being turned against the
+//! Creating the `--record` file (and a report's `--svg` and `--html`) as
+//! root without being turned against the
 //! machine: the path is anyone's choice and may sit in a world-writable
 //! directory, where another user can plant a symlink, a FIFO or a device
 //! node under the name. So the file written is always one this process
@@ -18,13 +19,18 @@ use anyhow::{bail, Context as _, Result};
 /// Creates `path` for writing, refusing anything but a missing name or,
 /// with `force`, a regular file to replace.
 pub fn create(path: &Path, force: bool) -> Result<File> {
+    create_for("--record", path, force)
+}
+
+/// [`create`], for the file of `flag` (named in the errors).
+pub fn create_for(flag: &str, path: &Path, force: bool) -> Result<File> {
     let shown = path.display();
     match std::fs::symlink_metadata(path) {
         Err(err) if err.kind() == io::ErrorKind::NotFound => create_new(path)
             .with_context(|| format!("creating {shown}")),
         Err(err) => Err(err).with_context(|| format!("checking {shown}")),
         Ok(meta) if !meta.file_type().is_file() => bail!(
-            "{shown} is {}: --record writes only a new file or, with --force, replaces a regular one; choose another path",
+            "{shown} is {}: {flag} writes only a new file or, with --force, replaces a regular one; choose another path",
             describe(meta.file_type())
         ),
         Ok(_) if !force => bail!(

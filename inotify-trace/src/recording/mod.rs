@@ -1,7 +1,7 @@
 //! Recording a session to a file (`--record`) and reading it back
 //! (`inotify-trace report`). The format is documented byte by byte in
 //! docs/recording.md; `format` is its one definition in code.
-mod file;
+pub(crate) mod file;
 pub(crate) mod format;
 pub mod metadata;
 pub mod reader;

@@ -51,6 +51,27 @@ const EXAMPLES: usize = 3;
 /// in a storm of failures from many pids, the rest keep their counts only.
 const EXAMPLE_PROCESSES: usize = 64;
 
+/// What one event did to a uid's budget, as the kernel charges it (a watch
+/// to its instance's creator): what the timeline of a recording draws.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Change {
+    pub time_ns: u64,
+    pub pid: u32,
+    /// The uid charged.
+    pub uid: u32,
+    pub what: Changed,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Changed {
+    /// A new watch (not a re-add).
+    Added,
+    /// A watch removed by inotify_rm_watch.
+    Removed,
+    /// A call that failed with this errno.
+    Failed(Kind, Errno),
+}
+
 #[derive(Clone, Default)]
 pub struct Aggregator {
     processes: ProcessTable,
@@ -90,7 +111,8 @@ struct FailureCounts {
 }
 
 impl Aggregator {
-    pub fn observe(&mut self, event: &Event<'_>) {
+    /// Counts one event; returns what it did to a uid's budget, if anything.
+    pub fn observe(&mut self, event: &Event<'_>) -> Option<Change> {
         let h = &event.header;
         let uid = event.charged_uid();
         let process = self.processes.entry(h.pid, h.comm, uid);
@@ -102,6 +124,15 @@ impl Aggregator {
             process.cgroup_id = cgroup_id;
         }
         let failed = event.errno();
+        let mut change = None;
+        let mut changed = |uid: u32, what: Changed| {
+            change = Some(Change {
+                time_ns: h.time_ns,
+                pid: h.pid,
+                uid,
+                what,
+            });
+        };
         // Who the kernel charges for a call on an existing instance: its
         // creator when its init was traced, else (an instance made before
         // the session, or inherited across fork) the caller.
@@ -121,9 +152,11 @@ impl Aggregator {
                     instance.highest_wd = h.ret as i32;
                     process.new_watches += 1;
                     process.growth.saw(h.time_ns);
-                    let user = user(&mut self.users, instance.creator.unwrap_or(uid));
-                    user.watches_added += 1;
+                    let charged = instance.creator.unwrap_or(uid);
+                    let user = user(&mut self.users, charged);
+                    user.added();
                     user.watches_charged_to_caller += u64::from(instance.creator.is_none());
+                    changed(charged, Changed::Added);
                 } else {
                     process.re_adds += 1;
                 }
@@ -134,6 +167,7 @@ impl Aggregator {
                 process.path(self.path_hasher.hash_one(event.path));
                 let charged = creator(&self.instances).unwrap_or(uid);
                 user(&mut self.users, charged).add_watch_failures += 1;
+                changed(charged, Changed::Failed(Kind::AddWatch, errno));
             }
             (Kind::Init, None) => {
                 process.instances += 1;
@@ -145,16 +179,18 @@ impl Aggregator {
                 self.instances.insert((h.pid, h.ret as i32), instance);
                 user(&mut self.users, uid).instances_created += 1;
             }
-            (Kind::Init, Some(_)) => {
+            (Kind::Init, Some(errno)) => {
                 process.instance_failure();
                 user(&mut self.users, uid).instance_failures += 1;
+                changed(uid, Changed::Failed(Kind::Init, errno));
             }
             (Kind::RmWatch, None) => {
                 process.removal();
                 let charged = creator(&self.instances).unwrap_or(uid);
-                user(&mut self.users, charged).watches_removed += 1;
+                user(&mut self.users, charged).removed();
+                changed(charged, Changed::Removed);
             }
-            (Kind::RmWatch, Some(_)) => {}
+            (Kind::RmWatch, Some(errno)) => changed(uid, Changed::Failed(Kind::RmWatch, errno)),
         }
         if let Some(errno) = failed {
             let group = self.failures.entry((event.kind, errno)).or_default();
@@ -176,6 +212,7 @@ impl Aggregator {
                 failure.examples.push(event.path.into());
             }
         }
+        change
     }
 
     /// The summary: the per-process counts are its rows, moved out of the
@@ -366,6 +403,8 @@ fn user(users: &mut BTreeMap<u32, UserSummary>, uid: u32) -> &mut UserSummary {
         instances_created: 0,
         instance_failures: 0,
         add_watch_failures: 0,
+        peak_watches: 0,
+        held_seen: 0,
     })
 }
 
@@ -826,6 +865,7 @@ mod tests {
               "add_watch_failures": 1,
               "instance_failures": 0,
               "instances_created": 1,
+              "peak_watches": 1,
               "uid": 1000,
               "watches_added": 1,
               "watches_charged_to_caller": 0,

@@ -378,6 +378,8 @@ mod tests {
                 instances_created: 2,
                 instance_failures: 0,
                 add_watch_failures: 2,
+                peak_watches: 8191,
+                held_seen: 8191,
             }],
             pods: Vec::new(),
             limits: LimitsAtStartAndEnd {

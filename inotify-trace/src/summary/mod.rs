@@ -139,6 +139,26 @@ pub struct UserSummary {
     pub instances_created: u64,
     pub instance_failures: u64,
     pub add_watch_failures: u64,
+    /// The most watches it held at once as the session saw them: new
+    /// watches less removals, at their highest (what the timeline plots).
+    pub peak_watches: u64,
+    /// New watches less removals so far (below 0 when it removed watches
+    /// made before the session).
+    #[serde(skip)]
+    pub(crate) held_seen: i64,
+}
+
+impl UserSummary {
+    fn added(&mut self) {
+        self.watches_added += 1;
+        self.held_seen += 1;
+        self.peak_watches = self.peak_watches.max(self.held_seen.max(0) as u64);
+    }
+
+    fn removed(&mut self) {
+        self.watches_removed += 1;
+        self.held_seen -= 1;
+    }
 }
 
 /// One pod's share of the session.
