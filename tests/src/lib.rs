@@ -542,6 +542,15 @@ pub fn own_cgroup() -> String {
         .to_owned()
 }
 
+/// `inotify-trace report ARGS...`, run to its end.
+pub fn report<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> std::process::Output {
+    Command::new(tracer_binary())
+        .arg("report")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
 /// A shell loop that waits until `file` has `n` lines (the workload prints
 /// one per call it made). The file must exist before the loop starts: a
 /// missing one makes `[` fail, which ends the loop at once instead of waiting.

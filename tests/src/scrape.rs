@@ -146,3 +146,33 @@ pub fn query_result(port: u16, promql: &str) -> Result<Vec<(Value, f64)>, String
         })
         .collect())
 }
+
+/// A real Prometheus scraping the agent on `agent_port` every second (job
+/// `inotify-trace`, with `labels` on its series): the server, its API's
+/// port, and its data directory (removed when dropped).
+pub fn prometheus_scraping(
+    agent_port: u16,
+    labels: &[(&str, &str)],
+) -> (Agent, u16, tempfile::TempDir) {
+    let data = tempfile::tempdir().unwrap();
+    let config = data.path().join("prometheus.yml");
+    let labels: String = labels
+        .iter()
+        .map(|(k, v)| format!("          {k}: {v}\n"))
+        .collect();
+    let labels = match labels.is_empty() {
+        true => String::new(),
+        false => format!("        labels:\n{labels}"),
+    };
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
+             scrape_configs:\n  - job_name: inotify-trace\n    static_configs:\n\
+             \x20     - targets: ['127.0.0.1:{agent_port}']\n{labels}"
+        ),
+    )
+    .unwrap();
+    let port = free_port();
+    (prometheus(&config, data.path(), port), port, data)
+}

@@ -12,7 +12,9 @@ use serde_json::Value;
 use tests::{
     node::{strs, Layout, Node},
     require_bpf,
-    scrape::{free_port, get, prometheus, query, sample, sample_with, scrape_until, Agent},
+    scrape::{
+        free_port, get, prometheus_scraping, query, sample, sample_with, scrape_until, Agent,
+    },
     tracer_binary, unique_comm, Script, Workload,
 };
 
@@ -465,7 +467,7 @@ fn a_real_prometheus_scrapes_the_agent() {
     // A holder in the pod: 2 watches, as a uid of its own.
     let holder = holder_in_pod(&node, &c.cgroup, "4244", &dirs[..2], &unique_comm("prom"));
 
-    let (agent_port, prometheus_port) = (free_port(), free_port());
+    let agent_port = free_port();
     let _agent = Agent(
         Command::new(tracer_binary())
             .args(["agent", "--interval", "1s"])
@@ -477,17 +479,7 @@ fn a_real_prometheus_scrapes_the_agent() {
             .spawn()
             .unwrap(),
     );
-    let data = tempfile::tempdir().unwrap();
-    let config = data.path().join("prometheus.yml");
-    std::fs::write(
-        &config,
-        format!(
-            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
-             scrape_configs:\n  - job_name: inotify-trace\n    static_configs:\n      - targets: ['127.0.0.1:{agent_port}']\n"
-        ),
-    )
-    .unwrap();
-    let _prometheus = prometheus(&config, data.path(), prometheus_port);
+    let (_prometheus, prometheus_port, data) = prometheus_scraping(agent_port, &[]);
 
     let usage = Command::new(tracer_binary())
         .args(["usage", "--json", "--pid", &holder.pid.to_string()])

@@ -210,11 +210,7 @@ fn diagnosis_names(program: Program) {
     );
 
     // In the report's text, the line under the holder says it.
-    let report = Command::new(tracer_binary())
-        .arg("report")
-        .arg(&recording)
-        .output()
-        .unwrap();
+    let report = tests::report(&[&recording]);
     assert!(report.status.success(), "{report:?}");
     let text = String::from_utf8(report.stdout).unwrap();
     for heading in ["Processes, by new watches", "Diagnoses"] {

@@ -10,7 +10,7 @@ use std::{
 use serde_json::Value;
 use tests::{
     require_bpf,
-    scrape::{free_port, prometheus, query_result, Agent},
+    scrape::{free_port, prometheus_scraping, query_result, Agent},
     tracer_binary, unique_comm, Script, Workload,
 };
 
@@ -104,7 +104,7 @@ fn every_panel_query_runs_and_the_per_uid_panel_is_what_usage_says() {
     let mut holder = Workload::start(&[], unique_comm("dash"), &script.args());
     script.check(&holder.release_and_read(3));
 
-    let (agent_port, prometheus_port) = (free_port(), free_port());
+    let agent_port = free_port();
     let _agent = Agent(
         Command::new(tracer_binary())
             .args(["agent", "--interval", "1s", "--trace-above", "100"])
@@ -114,19 +114,9 @@ fn every_panel_query_runs_and_the_per_uid_panel_is_what_usage_says() {
             .spawn()
             .unwrap(),
     );
-    let data = tempfile::tempdir().unwrap();
-    let config = data.path().join("prometheus.yml");
     // The `node` label the Kubernetes overlays' relabelling gives.
-    std::fs::write(
-        &config,
-        format!(
-            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
-             scrape_configs:\n  - job_name: inotify-trace\n    static_configs:\n\
-             \x20     - targets: ['127.0.0.1:{agent_port}']\n        labels:\n          node: dash-node\n"
-        ),
-    )
-    .unwrap();
-    let _prometheus = prometheus(&config, data.path(), prometheus_port);
+    let (_prometheus, prometheus_port, _data) =
+        prometheus_scraping(agent_port, &[("node", "dash-node")]);
 
     let d = dashboard();
     let per_uid = as_grafana_sends(&queries(&d)[0].1, "dash-node");

@@ -4,17 +4,9 @@
 use std::{ffi::OsStr, os::unix::ffi::OsStrExt, process::Command};
 
 use tests::{
-    assert_events_match, renamed, require_bpf, tracer_binary, unique_comm, Script, Tracer,
+    assert_events_match, renamed, report, require_bpf, tracer_binary, unique_comm, Script, Tracer,
     ENAMETOOLONG, ENOENT,
 };
-
-fn report(args: &[&str]) -> std::process::Output {
-    Command::new(tracer_binary())
-        .arg("report")
-        .args(args)
-        .output()
-        .unwrap()
-}
 
 /// A directory with a non-UTF-8 name and a ~3000-byte path in it.
 fn tree() -> (tempfile::TempDir, String, String) {

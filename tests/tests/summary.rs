@@ -433,11 +433,7 @@ fn watches_that_keep_growing_are_marked_a_leak_and_a_burst_is_not() {
     assert!(burst_row.get("leak").is_none(), "{burst_row:#}");
 
     // The report's text says it under the leaking row only.
-    let report = std::process::Command::new(tests::tracer_binary())
-        .arg("report")
-        .arg(&recording)
-        .output()
-        .unwrap();
+    let report = tests::report(&[&recording]);
     assert!(report.status.success(), "{report:?}");
     let text = String::from_utf8(report.stdout).unwrap();
     assert_eq!(text.matches(" grows without bound: +").count(), 1, "{text}");

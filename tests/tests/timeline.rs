@@ -7,7 +7,7 @@
 use std::{path::Path, process::Command};
 
 use serde_json::Value;
-use tests::{require_bpf, tracer_binary, workload_binary};
+use tests::{report, require_bpf, tracer_binary, workload_binary};
 
 /// The failer's comm: markup and an ampersand, which the picture must
 /// carry as text.
@@ -51,14 +51,6 @@ fn record(dir: &Path) -> std::path::PathBuf {
         .unwrap();
     assert!(out.status.success(), "{out:?}");
     recording
-}
-
-fn report(args: &[&str]) -> std::process::Output {
-    Command::new(tracer_binary())
-        .arg("report")
-        .args(args)
-        .output()
-        .unwrap()
 }
 
 /// The (x, y) pairs of an SVG `points` attribute.
