@@ -9,7 +9,7 @@ use regex::Regex;
 use tests::{require_bpf, tracer_binary, workload_binary};
 
 /// The indented block that follows `# COMMAND` in the README, without the
-/// command line itself.
+/// command line itself, up to the next `# COMMAND` or the text after it.
 fn readme_block(command: &str) -> String {
     let readme = include_str!("../../README.md");
     let start = readme
@@ -18,7 +18,8 @@ fn readme_block(command: &str) -> String {
     readme[start..]
         .lines()
         .skip(1)
-        .take_while(|l| l.starts_with("    ") || l.is_empty())
+        // Up to the next command, or the text after the block.
+        .take_while(|l| (l.starts_with("    ") || l.is_empty()) && !l.starts_with("    # "))
         .map(|l| l.strip_prefix("    ").unwrap_or(l))
         .collect::<Vec<_>>()
         .join("\n")
@@ -38,10 +39,12 @@ fn masked(text: &str) -> String {
         (r"(max_user_(watches|instances)) = \d+", "$1 = LIMIT"),
         // A table row's leading pid, right-aligned: its width varies too.
         (
-            r"(?m)^((?:inotify-trace:)?)\s+\d+ (watchmedo|kubelet|holder)",
+            r"(?m)^((?:inotify-trace:)?)\s+\d+ (watchmedo|kubelet|holder|inotifywait)",
             "$1 PID $2",
         ),
-        (r"\b\d+ holder \(", "PID holder ("),
+        (r"\b\d+ (holder|inotifywait) \(", "PID $1 ("),
+        // A live line's pid and tid.
+        (r"(?m)^TIME\s+\d+\s+\d+\s", "TIME PID TID "),
         // A Users row's caps and shares (the host's caps are the
         // machine's), spacing collapsed: their width varies.
         (
@@ -85,9 +88,12 @@ fn printed(command: &str) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-/// The README's block under `# readme_command` is what was printed, masked.
+/// The README's block under `# readme_command` is what was printed, masked
+/// (a line `...` in the README stands for any lines up to the next one it
+/// shows).
 fn assert_same(readme_command: &str, printed: &str) {
     let (want, got) = (masked(&readme_block(readme_command)), masked(printed));
+    let got = elided_like(&want, &got);
     if want != got {
         let diff: Vec<String> = want
             .lines()
@@ -102,6 +108,27 @@ fn assert_same(readme_command: &str, printed: &str) {
             diff.join("\n")
         );
     }
+}
+
+/// `got` with the runs of lines the README elides (`...`) replaced by
+/// `...`: each runs up to the next line the README shows.
+fn elided_like(want: &str, got: &str) -> String {
+    let want: Vec<&str> = want.lines().collect();
+    let mut got = got.lines().peekable();
+    let mut out = Vec::new();
+    for (i, line) in want.iter().enumerate() {
+        if *line == "..." {
+            let next = want.get(i + 1).copied();
+            while got.peek().is_some_and(|g| Some(*g) != next) {
+                got.next();
+            }
+            out.push("...");
+        } else if let Some(g) = got.next() {
+            out.push(g);
+        }
+    }
+    out.extend(got);
+    out.join("\n")
 }
 
 #[test]
@@ -122,4 +149,21 @@ fn the_readmes_usage_example_is_what_the_tool_prints() {
     require_bpf!();
     let out = printed("sh tests/fixtures/readme-usage.sh");
     assert_same("inotify-trace usage --paths --comm holder", &out);
+}
+
+/// The pods examples: a live session and `usage`, on two inotifywaits in a
+/// pretend node's cgroups (tests/fixtures/readme-pods.sh).
+#[test]
+fn the_readmes_pods_examples_are_what_the_tool_prints() {
+    require_bpf!();
+    let live = printed("sh tests/fixtures/readme-pods.sh live");
+    assert_same(
+        "inotify-trace --host-root /tmp/demo-node/host --comm inotifywait --top 5",
+        &live,
+    );
+    let usage = printed("sh tests/fixtures/readme-pods.sh usage");
+    assert_same(
+        "inotify-trace usage --host-root /tmp/demo-node/host --comm inotifywait",
+        &usage,
+    );
 }
