@@ -39,7 +39,7 @@ fn masked(text: &str) -> String {
         (r"(max_user_(watches|instances)) = \d+", "$1 = LIMIT"),
         // A table row's leading pid, right-aligned: its width varies too.
         (
-            r"(?m)^((?:inotify-trace:)?)\s+\d+ (watchmedo|kubelet|holder|inotifywait)",
+            r"(?m)^((?:inotify-trace:)?)\s+\d+ (watchmedo|kubelet|holder|inotifywait|inotify-workloa)",
             "$1 PID $2",
         ),
         (r"\b\d+ (holder|inotifywait) \(", "PID $1 ("),
@@ -166,4 +166,13 @@ fn the_readmes_pods_examples_are_what_the_tool_prints() {
         "inotify-trace usage --host-root /tmp/demo-node/host --comm inotifywait",
         &usage,
     );
+}
+
+/// The first live lines (tests/fixtures/readme-live.sh: the workload's
+/// calls, one in a user namespace running out of its budget).
+#[test]
+fn the_readmes_live_lines_are_what_the_tool_prints() {
+    require_bpf!();
+    let out = printed("sh tests/fixtures/readme-live.sh");
+    assert_same("inotify-trace --comm inotify-workload", &out);
 }
