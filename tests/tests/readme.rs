@@ -43,6 +43,8 @@ fn masked(text: &str) -> String {
             "$1 PID $2",
         ),
         (r"\b\d+ (holder|inotifywait) \(", "PID $1 ("),
+        // The agent's port (the test's is a free one).
+        (r":\d+/metrics", ":PORT/metrics"),
         // A live line's pid and tid.
         (r"(?m)^TIME\s+\d+\s+\d+\s", "TIME PID TID "),
         // A Users row's caps and shares (the host's caps are the
@@ -175,4 +177,35 @@ fn the_readmes_live_lines_are_what_the_tool_prints() {
     require_bpf!();
     let out = printed("sh tests/fixtures/readme-live.sh");
     assert_same("inotify-trace --comm inotify-workload", &out);
+}
+
+/// The agent's first line, on a free port (the README's 9814 may be taken
+/// on a machine that runs tests).
+#[test]
+fn the_readmes_agent_line_is_what_the_agent_says() {
+    require_bpf!();
+    use std::io::BufRead as _;
+    let port = tests::scrape::free_port();
+    let mut agent = Command::new(tracer_binary())
+        .args([
+            "agent",
+            "--listen",
+            &format!("0.0.0.0:{port}"),
+            "--interval",
+            "15s",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(agent.stderr.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let _ = agent.kill();
+    let _ = agent.wait();
+    assert_same(
+        "inotify-trace agent --listen 0.0.0.0:9814 --interval 15s",
+        &first,
+    );
 }
