@@ -296,3 +296,47 @@ proptest! {
         }
     }
 }
+
+/// docs/recording.md's metadata and end examples have the keys the writer
+/// writes, at every level (the end's `held_now` aside: absent when empty).
+#[test]
+fn the_docs_examples_of_metadata_and_end_have_the_written_keys() {
+    fn keys(value: &serde_json::Value, at: &str, out: &mut Vec<String>) {
+        if let Some(object) = value.as_object() {
+            for (key, inner) in object {
+                out.push(format!("{at}/{key}"));
+                keys(inner, &format!("{at}/{key}"), out);
+            }
+        }
+    }
+    let docs = include_str!("../../../docs/recording.md");
+    let example = |starts: &str| -> serde_json::Value {
+        let at = docs
+            .find(starts)
+            .unwrap_or_else(|| panic!("no {starts} in docs"));
+        let text: String = docs[at..]
+            .lines()
+            .take_while(|l| l.starts_with("    "))
+            .map(str::trim)
+            .collect();
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
+    };
+    for (documented, written) in [
+        (
+            example("    {\"tool\":"),
+            serde_json::to_value(metadata()).unwrap(),
+        ),
+        (example("    {\"end_time\":"), {
+            let mut end = serde_json::to_value(end()).unwrap();
+            end.as_object_mut().unwrap().remove("held_now");
+            end
+        }),
+    ] {
+        let (mut want, mut got) = (Vec::new(), Vec::new());
+        keys(&documented, "", &mut want);
+        keys(&written, "", &mut got);
+        want.sort();
+        got.sort();
+        assert_eq!(want, got, "docs/recording.md: {documented}");
+    }
+}
