@@ -260,4 +260,22 @@ fn the_html_page_and_stdout_carry_the_picture() {
     assert_eq!(std::fs::read_to_string(&html).unwrap(), page);
     let forced = report(&[rec, "--html", html.to_str().unwrap(), "--force"]);
     assert!(forced.status.success(), "{forced:?}");
+
+    // A recording that turns out corrupt leaves no picture file behind,
+    // and replaces none, even with --force.
+    let corrupt = dir.path().join("corrupt.rec");
+    std::fs::write(&corrupt, b"INOTRACE").unwrap();
+    let svg = dir.path().join("never.svg");
+    let out = report(&[corrupt.to_str().unwrap(), "--svg", svg.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(!svg.exists(), "a picture of nothing was created");
+    let kept = std::fs::read_to_string(&html).unwrap();
+    let out = report(&[
+        corrupt.to_str().unwrap(),
+        "--html",
+        html.to_str().unwrap(),
+        "--force",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert_eq!(std::fs::read_to_string(&html).unwrap(), kept);
 }

@@ -37,8 +37,8 @@ pub fn report(settings: ReportSettings) -> Result<ExitCode> {
     {
         anyhow::bail!("--svg - and --html - both want stdout: write one of them to a file");
     }
-    // Made before reading, so a path that cannot be written is refused
-    // before any work.
+    // Checked before reading, so a path that cannot be written is refused
+    // before any work; the files are made when the pictures are ready.
     let [svg, html] = pictures.map(|(flag, path)| {
         path.as_ref()
             .map(|path| destination(flag, path, settings.force))
@@ -72,17 +72,15 @@ pub fn report(settings: ReportSettings) -> Result<ExitCode> {
 }
 
 /// Where `flag`'s picture goes: stdout for `-`, else a new private file
-/// (or, with `--force`, one renamed over a regular file).
-fn destination(flag: &str, path: &std::path::Path, force: bool) -> Result<Destination> {
+/// (or, with `--force`, one renamed over a regular file), checked now.
+fn destination(flag: &'static str, path: &std::path::Path, force: bool) -> Result<Destination> {
     if path.as_os_str() == "-" {
-        return Ok(Destination {
-            out: Box::new(std::io::stdout()),
-            name: "stdout".to_owned(),
-        });
+        return Ok(Destination::Stdout);
     }
-    let out = file::create_for(flag, path, force)?;
-    Ok(Destination {
-        out: Box::new(std::io::BufWriter::new(out)),
-        name: path.display().to_string(),
+    file::check_for(flag, path, force)?;
+    Ok(Destination::File {
+        flag,
+        path: path.to_owned(),
+        force,
     })
 }

@@ -25,9 +25,48 @@ pub fn create(path: &Path, force: bool) -> Result<File> {
 /// [`create`], for the file of `flag` (named in the errors).
 pub fn create_for(flag: &str, path: &Path, force: bool) -> Result<File> {
     let shown = path.display();
+    match existing(flag, path, force)? {
+        Existing::None => create_new(path).with_context(|| format!("creating {shown}")),
+        Existing::Replaced => replace(path).with_context(|| format!("replacing {shown}")),
+    }
+}
+
+/// What [`create_for`] would refuse, found without creating or replacing
+/// anything: a report checks its pictures' paths before reading the
+/// recording, and makes the files only once it has them to write, so a
+/// recording that turns out corrupt leaves no empty file and replaces none.
+pub fn check_for(flag: &str, path: &Path, force: bool) -> Result<()> {
+    if let Existing::None = existing(flag, path, force)? {
+        let dir = match path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => Path::new("."),
+        };
+        if !std::fs::metadata(dir)
+            .with_context(|| format!("creating {}", path.display()))?
+            .is_dir()
+        {
+            bail!(
+                "creating {}: {} is not a directory",
+                path.display(),
+                dir.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+enum Existing {
+    /// Nothing by that name: a new file.
+    None,
+    /// A regular file, to replace (`--force`).
+    Replaced,
+}
+
+/// What is at `path` now, or why `flag` may not write there.
+fn existing(flag: &str, path: &Path, force: bool) -> Result<Existing> {
+    let shown = path.display();
     match std::fs::symlink_metadata(path) {
-        Err(err) if err.kind() == io::ErrorKind::NotFound => create_new(path)
-            .with_context(|| format!("creating {shown}")),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(Existing::None),
         Err(err) => Err(err).with_context(|| format!("checking {shown}")),
         Ok(meta) if !meta.file_type().is_file() => bail!(
             "{shown} is {}: {flag} writes only a new file or, with --force, replaces a regular one; choose another path",
@@ -36,7 +75,7 @@ pub fn create_for(flag: &str, path: &Path, force: bool) -> Result<File> {
         Ok(_) if !force => bail!(
             "{shown} exists already: choose another file, or add --force to overwrite it"
         ),
-        Ok(_) => replace(path).with_context(|| format!("replacing {shown}")),
+        Ok(_) => Ok(Existing::Replaced),
     }
 }
 

@@ -18,11 +18,17 @@ use crate::{
 /// session's first part, and says so.
 pub const MAX_CHANGES: usize = 4 << 20;
 
-/// Where a picture goes.
-pub struct Destination {
-    pub out: Box<dyn Write>,
-    /// What the file is called, for errors.
-    pub name: String,
+/// Where a picture goes: stdout, or a file made when the picture is ready
+/// (its path checked before the recording is read: see
+/// `recording::file::check_for`), so a failed report leaves no file.
+pub enum Destination {
+    Stdout,
+    File {
+        /// The flag that named it, for errors.
+        flag: &'static str,
+        path: std::path::PathBuf,
+        force: bool,
+    },
 }
 
 pub struct Timeline {
@@ -75,10 +81,10 @@ impl Output for Timeline {
             ));
         }
         let picture = svg::svg(&chart, &title);
-        if let Some(d) = &mut self.svg {
+        if let Some(d) = &self.svg {
             write_to(d, picture.as_bytes())?;
         }
-        if let Some(d) = &mut self.html {
+        if let Some(d) = &self.html {
             let page = html::page(&title, &picture, summary)?;
             write_to(d, page.as_bytes())?;
         }
@@ -86,11 +92,21 @@ impl Output for Timeline {
     }
 }
 
-fn write_to(d: &mut Destination, bytes: &[u8]) -> io::Result<()> {
-    d.out
-        .write_all(bytes)
-        .and_then(|()| d.out.flush())
-        .map_err(|err| io::Error::new(err.kind(), format!("writing {}: {err}", d.name)))
+fn write_to(d: &Destination, bytes: &[u8]) -> io::Result<()> {
+    let (mut out, name): (Box<dyn Write>, String) = match d {
+        Destination::Stdout => (Box::new(io::stdout().lock()), "stdout".to_owned()),
+        Destination::File { flag, path, force } => {
+            let file = crate::recording::file::create_for(flag, path, *force)
+                .map_err(|err| io::Error::other(format!("{err:#}")))?;
+            (
+                Box::new(io::BufWriter::new(file)),
+                path.display().to_string(),
+            )
+        }
+    };
+    out.write_all(bytes)
+        .and_then(|()| out.flush())
+        .map_err(|err| io::Error::new(err.kind(), format!("writing {name}: {err}")))
 }
 
 #[cfg(test)]
