@@ -41,8 +41,9 @@ const fn once(suite: &'static str, test: &'static str) -> Check {
 /// and report round trip, ENOSPC and EMFILE in a user namespace with their
 /// diagnosis, `usage` against fdinfo, pods named on real cgroups made in the
 /// guest, the agent answering a scrape and, with fexit, tracing all the
-/// time.
-pub const CHECKS: [Check; 14] = [
+/// time; and the limits DaemonSet's script setting the guest's sysctls
+/// (ignored on hosts: it would change theirs).
+pub const CHECKS: [Check; 15] = [
     Check {
         needs_exit_mode: true,
         ..once(
@@ -90,6 +91,7 @@ pub const CHECKS: [Check; 14] = [
         "agent",
         "where_fexit_works_the_agent_traces_continuously_and_counts_every_failure",
     ),
+    once("deploy", "the_limits_daemonset_sets_both_sysctls_on_a_node"),
 ];
 
 /// The test files a guest needs executables of.
