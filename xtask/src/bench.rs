@@ -67,11 +67,13 @@ struct Bench {
     load: PathBuf,
     dir: PathBuf,
     watched: String,
-    bpftrace: Option<PathBuf>,
+    bpftrace: PathBuf,
 }
 
 pub fn run(smoke: bool) -> Result<()> {
     let sizes = if smoke { SMOKE } else { FULL };
+    // Every run compares with its peers: installed here when missing.
+    crate::packages::ensure(&crate::packages::BENCH)?;
     let release = cmd::build_release_bins()?;
     let dir = cmd::target_dir()?.join("bench");
     std::fs::create_dir_all(&dir)?;
@@ -85,7 +87,7 @@ pub fn run(smoke: bool) -> Result<()> {
         load: release.join("inotify-load"),
         watched: watched.to_str().context("non-UTF-8 path")?.to_owned(),
         dir,
-        bpftrace: find_on_path("bpftrace"),
+        bpftrace: find_on_path("bpftrace").context("bpftrace is not on PATH after its install")?,
     };
     let mut results = json!({
         "date": String::from_utf8_lossy(&Command::new("date").arg("-u").arg("+%Y-%m-%dT%H:%M:%SZ").output()?.stdout).trim(),
@@ -161,17 +163,15 @@ impl Bench {
                 Some(self.tracer_args(&["-q", "--record", record, "--force", "--no-attribution"])),
             ),
         ];
-        if let Some(bpftrace) = &self.bpftrace {
-            let bpftrace = bpftrace.to_str().unwrap().to_owned();
-            configs.push((
-                "bpftrace printf with path",
-                Some(vec![bpftrace.clone(), "-e".into(), BPFTRACE_PRINT.into()]),
-            ));
-            configs.push((
-                "bpftrace count in kernel",
-                Some(vec![bpftrace, "-e".into(), BPFTRACE_COUNT.into()]),
-            ));
-        }
+        let bpftrace = self.bpftrace.to_str().context("non-UTF-8 path")?.to_owned();
+        configs.push((
+            "bpftrace printf with path",
+            Some(vec![bpftrace.clone(), "-e".into(), BPFTRACE_PRINT.into()]),
+        ));
+        configs.push((
+            "bpftrace count in kernel",
+            Some(vec![bpftrace, "-e".into(), BPFTRACE_COUNT.into()]),
+        ));
         let mut samples: Vec<Vec<f64>> = vec![Vec::new(); configs.len()];
         for _ in 0..sizes.rounds {
             for (i, (_, tracer)) in configs.iter().enumerate() {
@@ -191,7 +191,7 @@ impl Bench {
         // drift (a few percent over minutes, in a VM) cancels out.
         let baseline = &samples[0];
         // An array, not an object: the rows keep this order in the table.
-        let mut rows: Vec<Value> = configs
+        let rows: Vec<Value> = configs
             .iter()
             .zip(&samples)
             .map(|((name, _), samples)| {
@@ -204,9 +204,6 @@ impl Bench {
                 })
             })
             .collect();
-        if self.bpftrace.is_none() {
-            rows.push(json!({ "name": "bpftrace", "note": "not installed" }));
-        }
         Ok(Value::Array(rows))
     }
 

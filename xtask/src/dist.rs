@@ -13,7 +13,7 @@ use std::{
 
 use anyhow::{bail, Context as _, Result};
 
-use crate::cmd;
+use crate::{cmd, packages};
 
 /// An architecture the static binary is built for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -58,14 +58,11 @@ impl Arch {
         let target_env = self.target().replace('-', "_");
         Ok(match self {
             Arch::Amd64 => {
-                crate::setup::apt_programs(&[("musl-gcc", "musl-tools")], "the static build")?;
+                packages::ensure(&packages::STATIC_AMD64)?;
                 vec![(format!("CC_{target_env}"), "musl-gcc".to_owned())]
             }
             Arch::Arm64 => {
-                crate::setup::apt_programs(
-                    &[("aarch64-linux-gnu-gcc", "gcc-aarch64-linux-gnu")],
-                    "the arm64 static build",
-                )?;
+                packages::ensure(&packages::STATIC_ARM64)?;
                 let gcc = "aarch64-linux-gnu-gcc".to_owned();
                 vec![
                     (format!("CC_{target_env}"), gcc.clone()),

@@ -6,7 +6,9 @@
 mod bench;
 mod cmd;
 mod dist;
+mod fresh;
 mod lint;
+mod packages;
 mod setup;
 mod soak;
 mod tally;
@@ -36,7 +38,14 @@ enum Task {
         args: Vec<String>,
     },
     /// Set up, lint, and run every test, the end-to-end ones one at a time.
-    Test,
+    Test {
+        /// Install and build everything the run needs (packages, tools, the
+        /// host and static binaries, the tests, the guests' kernels and
+        /// initramfs), then stop before running anything: what `cargo xtask
+        /// fresh` checks on a machine that has nothing.
+        #[arg(long)]
+        no_run: bool,
+    },
     /// Clippy with -D warnings on userspace and, separately, on the eBPF crate;
     /// rustfmt in check mode.
     Lint,
@@ -73,6 +82,16 @@ enum Task {
         #[arg(long, default_value_t = 5, requires = "bench")]
         rounds: u32,
     },
+    /// Prove the README's two commands on a machine that has nothing: a
+    /// minimal Debian root (cached under target/fresh/) gets rustup as a new
+    /// user installs it, then runs `cargo xtask run` and `cargo xtask test
+    /// --no-run` on a clean clone of HEAD, naming the step that fails.
+    Fresh {
+        /// The Rust toolchain the root's rustup installs (default: the
+        /// version of this machine's rustc; `stable` for today's release).
+        #[arg(long)]
+        toolchain: Option<String>,
+    },
     /// Fuzz the recording reader with libFuzzer (installs cargo-fuzz if missing).
     Fuzz {
         /// How long to fuzz.
@@ -100,13 +119,14 @@ fn run(task: Task) -> Result<ExitCode> {
             let binary = cmd::target_dir()?.join("release/inotify-trace");
             cmd::exec(&binary, &args)
         }
-        Task::Test => {
-            setup::all()?;
-            setup::test_programs()?;
-            lint::all()?;
-            // The static binaries first: the container test builds its
-            // image from dist/.
-            let binary = dist::build_all()?.swap_remove(0);
+        Task::Test { no_run } => {
+            let (binary, guests) = prepare_tests()?;
+            if no_run {
+                cmd::step(
+                    "everything the tests need is installed and built (--no-run: nothing run)",
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
             let mut totals = test_all()?;
             // The static binary a node runs traces exactly.
             cmd::step("the static binary traces a workload exactly");
@@ -126,7 +146,7 @@ fn run(task: Task) -> Result<ExitCode> {
             }
             totals.passed += static_totals.passed;
             // Every kernel and architecture of the matrix, in QEMU.
-            totals.passed += vm::run(&[])? as u64;
+            totals.passed += vm::boot_all(guests)? as u64;
             // The benchmark's figures are read from a full run; this short
             // one only keeps the command from rotting.
             cmd::step("benchmark smoke run (cargo xtask bench --smoke)");
@@ -159,6 +179,7 @@ fn run(task: Task) -> Result<ExitCode> {
                 false => vm::run(&kernels).map(|_| ExitCode::SUCCESS),
             }
         }
+        Task::Fresh { toolchain } => fresh::run(toolchain).map(|()| ExitCode::SUCCESS),
         Task::Fuzz { seconds } => {
             setup::all()?;
             fuzz(seconds).map(|()| ExitCode::SUCCESS)
@@ -188,11 +209,27 @@ fn fuzz(seconds: u64) -> Result<()> {
     )
 }
 
+/// Everything `cargo xtask test` installs and builds before it runs a test,
+/// in the order the run needs it; returns the static amd64 binary and the
+/// guests of the VM matrix.
+fn prepare_tests() -> Result<(std::path::PathBuf, vm::Prepared)> {
+    setup::all()?;
+    setup::test_programs()?;
+    packages::ensure(&packages::BENCH)?;
+    lint::all()?;
+    // The static binaries first: the container test builds its image from
+    // dist/.
+    let binary = dist::build_all()?.swap_remove(0);
+    cmd::step("building the tracer and the tests");
+    cmd::cargo(&["build", "--package", "inotify-trace"])?;
+    cmd::cargo(&["test", "--no-run", "--quiet"])?;
+    let guests = vm::prepare(&[])?;
+    Ok((binary, guests))
+}
+
 /// Unit tests and end-to-end tests. The end-to-end tests load eBPF programs
 /// and share the kernel's state, so every test runs one at a time.
 fn test_all() -> Result<tally::Totals> {
-    cmd::step("building the tracer and the test workload");
-    cmd::cargo(&["build", "--package", "inotify-trace"])?;
     let binary = cmd::target_dir()?.join("debug/inotify-trace");
     cmd::step("running all tests, one at a time");
     let totals = tally::run_counting(

@@ -9,7 +9,7 @@ use std::{
 
 use anyhow::{bail, Context as _, Result};
 
-use crate::cmd;
+use crate::{cmd, packages};
 
 /// The bpf-linker release known to work with the pinned aya crates.
 const BPF_LINKER_VERSION: &str = "0.13.0";
@@ -208,34 +208,6 @@ fn tracefs() -> Result<()> {
         .with_context(|| format!("mount tracefs by hand: mount -t tracefs tracefs {TRACEFS}"))
 }
 
-/// Real programs the end-to-end tests run, from Debian's packages:
-/// (program, package). The watchers are traced besides the tests' own
-/// workload (watchmedo stands for python3-watchdog, which the tests use as a
-/// module); Prometheus scrapes the agent, and its promtool checks the
-/// metrics and the alert rules.
-const TEST_PROGRAMS: [(&str, &str); 14] = [
-    ("inotifywait", "inotify-tools"),
-    ("fswatch", "fswatch"),
-    ("entr", "entr"),
-    ("watchman", "watchman"),
-    ("watchmedo", "python3-watchdog"),
-    ("syncthing", "syncthing"),
-    // Node.js and npm, for chokidar (below).
-    ("node", "nodejs"),
-    ("npm", "npm"),
-    ("promtool", "prometheus"),
-    // `man -l` renders the man pages dist makes.
-    ("man", "man-db"),
-    // A report's timeline: xmllint checks the SVG, headless Chromium
-    // renders it.
-    ("xmllint", "libxml2-utils"),
-    ("chromium", "chromium"),
-    // The image under a real runtime (tests/tests/container.rs); runc, as
-    // crun refuses this machine kind's hybrid cgroup layout.
-    ("podman", "podman"),
-    ("runc", "runc"),
-];
-
 /// What the tests take from npm, pinned, installed globally: the Node.js
 /// watcher the culprit tests run (the same string as tests/src/watchers.rs's
 /// CHOKIDAR), and the Prometheus Operator's CRD schemas (as validators) for
@@ -249,8 +221,8 @@ const NPM_PACKAGES: [&str; 2] = [
 /// pinned (its schemas are those of its Kubernetes version).
 const KUBERNETES_VALIDATE: &str = "kubernetes-validate==1.31.0";
 
-/// Installs the programs the tests run that are missing (apt-get and pip,
-/// as root).
+/// Installs what the tests run that is missing (apt-get, pip and npm, as
+/// root).
 pub fn test_programs() -> Result<()> {
     let validator = Command::new("python3")
         .args(["-m", "kubernetes_validate", "--version"])
@@ -262,13 +234,16 @@ pub fn test_programs() -> Result<()> {
         cmd::step(&format!(
             "installing {KUBERNETES_VALIDATE} for the tests (pip)"
         ));
+        // Debian's own python3 refuses a system-wide pip install (PEP 668)
+        // unless told; the machine's pyenv python ignores the variable.
         cmd::run(
             Command::new("python3")
                 .args(["-m", "pip", "install", "--quiet", KUBERNETES_VALIDATE])
-                .env("PIP_ROOT_USER_ACTION", "ignore"),
+                .env("PIP_ROOT_USER_ACTION", "ignore")
+                .env("PIP_BREAK_SYSTEM_PACKAGES", "1"),
         )?;
     }
-    apt_programs(&TEST_PROGRAMS, "the tests")?;
+    packages::ensure(&packages::TESTS)?;
     NPM_PACKAGES.into_iter().try_for_each(npm_global)
 }
 
@@ -290,32 +265,4 @@ fn npm_global(package: &str) -> Result<()> {
         "installing {package} for the tests (npm install -g)"
     ));
     cmd::run(Command::new("npm").args(["install", "-g", "--no-audit", "--no-fund", package]))
-}
-
-/// Installs the Debian packages of `programs` ((program, package)) whose
-/// program is not on PATH, saying what for.
-pub fn apt_programs(programs: &[(&str, &str)], what_for: &str) -> Result<()> {
-    let on_path = |program: &str| {
-        std::env::var_os("PATH")
-            .is_some_and(|path| std::env::split_paths(&path).any(|d| d.join(program).is_file()))
-    };
-    let missing: Vec<&str> = programs
-        .iter()
-        .filter(|(program, _)| !on_path(program))
-        .map(|(_, package)| *package)
-        .collect();
-    if missing.is_empty() {
-        return Ok(());
-    }
-    cmd::step(&format!(
-        "installing {} for {what_for} (apt-get install)",
-        missing.join(" ")
-    ));
-    cmd::run(Command::new("apt-get").arg("update").arg("-q"))?;
-    cmd::run(
-        Command::new("apt-get")
-            .args(["install", "-y", "-q", "--no-install-recommends"])
-            .args(&missing)
-            .env("DEBIAN_FRONTEND", "noninteractive"),
-    )
 }

@@ -52,7 +52,7 @@ pub fn build(contents: &Contents, stage: &Path, archive: &Path) -> Result<()> {
     )?;
     std::fs::write(stage.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n")?;
 
-    crate::setup::apt_programs(&[("cpio", "cpio")], "the guests' initramfs")?;
+    crate::packages::ensure(&crate::packages::INITRAMFS)?;
     let out = std::fs::File::create(archive)?;
     // `find .` lists the root first, so every folder precedes its files.
     let find = Command::new("find")

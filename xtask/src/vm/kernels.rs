@@ -71,7 +71,10 @@ impl Apt {
         for sub in ["lists/partial", "cache/archives/partial", "debs"] {
             std::fs::create_dir_all(dir.join(sub))?;
         }
-        std::fs::write(dir.join("matrix.sources"), sources(&host_debian_uri()?))?;
+        std::fs::write(
+            dir.join("matrix.sources"),
+            sources(&crate::packages::host_debian_uri()?),
+        )?;
         Ok(Apt { dir })
     }
 
@@ -161,37 +164,6 @@ fn sources(uri: &str) -> String {
         "Types: deb\nURIs: {uri}\nSuites: bullseye bookworm trixie\nComponents: main\n\
          Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg\n"
     )
-}
-
-/// The Debian mirror the host's apt uses (the one this machine can reach).
-fn host_debian_uri() -> Result<String> {
-    let mut candidates = vec![PathBuf::from("/etc/apt/sources.list")];
-    if let Ok(dir) = std::fs::read_dir("/etc/apt/sources.list.d") {
-        candidates.extend(dir.flatten().map(|e| e.path()));
-    }
-    for file in candidates {
-        let Ok(text) = std::fs::read_to_string(&file) else {
-            continue;
-        };
-        for line in text.lines() {
-            let line = line.trim();
-            // deb822 (`URIs: ...`) or one-line (`deb URI suite ...`).
-            let uri = line
-                .strip_prefix("URIs:")
-                .and_then(|rest| rest.split_whitespace().next())
-                .or_else(|| {
-                    let mut words = line.strip_prefix("deb ")?.split_whitespace();
-                    words.find(|w| w.contains("://"))
-                });
-            // Debian's main archive, not its security archive nor a
-            // third party's repository.
-            let debian = |u: &&str| u.trim_end_matches('/').ends_with("/debian");
-            if let Some(uri) = uri.filter(debian) {
-                return Ok(uri.to_owned());
-            }
-        }
-    }
-    bail!("no Debian mirror (a URI ending in /debian) in /etc/apt/sources.list(.d): the matrix downloads its kernels from the host's mirror")
 }
 
 /// busybox inside an unpacked busybox-static package (`/bin` before trixie,

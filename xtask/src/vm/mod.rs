@@ -54,11 +54,17 @@ fn short(mode: &str) -> &str {
     mode.split(" (").next().unwrap_or(mode)
 }
 
-impl Outcome {}
+/// What the guests boot, ready on disk: each kernel's image and each
+/// architecture's initramfs.
+pub struct Prepared {
+    vm_dir: PathBuf,
+    guests: Vec<(Kernel, PathBuf)>,
+    initramfs: Vec<(Arch, PathBuf)>,
+}
 
-/// Runs the matrix (or the kernels named); fails unless every guest passed.
-/// Returns how many checks passed in all.
-pub fn run(names: &[String]) -> Result<usize> {
+/// Installs QEMU, downloads the kernels (cached) and builds each
+/// architecture's initramfs: everything the matrix needs short of booting.
+pub fn prepare(names: &[String]) -> Result<Prepared> {
     let kernels = select(names)?;
     let vm_dir = cmd::target_dir()?.join("vm");
     std::fs::create_dir_all(&vm_dir)?;
@@ -70,9 +76,38 @@ pub fn run(names: &[String]) -> Result<usize> {
         qemu::ensure_installed(arch)?;
         initramfs.push((arch, guest_initramfs(arch, &apt, &vm_dir)?));
     }
+    let guests = kernels
+        .into_iter()
+        .map(|kernel| {
+            Ok((
+                kernel,
+                kernels::vmlinuz(&apt.unpacked(kernel.package, kernel.arch)?)?,
+            ))
+        })
+        .collect::<Result<_>>()?;
+    Ok(Prepared {
+        vm_dir,
+        guests,
+        initramfs,
+    })
+}
+
+/// Runs the matrix (or the kernels named); fails unless every guest passed.
+/// Returns how many checks passed in all.
+pub fn run(names: &[String]) -> Result<usize> {
+    boot_all(prepare(names)?)
+}
+
+/// Boots each prepared guest and reads its checks; fails unless every guest
+/// passed. Returns how many checks passed in all.
+pub fn boot_all(prepared: Prepared) -> Result<usize> {
+    let Prepared {
+        vm_dir,
+        guests,
+        initramfs,
+    } = prepared;
     let mut outcomes = Vec::new();
-    for kernel in kernels {
-        let image = kernels::vmlinuz(&apt.unpacked(kernel.package, kernel.arch)?)?;
+    for (kernel, image) in guests {
         let archive = &initramfs.iter().find(|(a, _)| *a == kernel.arch).unwrap().1;
         cmd::step(&format!(
             "booting {} ({}) under QEMU and running {} checks in it",

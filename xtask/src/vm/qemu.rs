@@ -100,11 +100,10 @@ fn qemu(guest: &Guest) -> Command {
 
 /// The QEMU package for `arch` (Debian's names).
 pub fn ensure_installed(arch: Arch) -> Result<()> {
-    let (program, package) = match arch {
-        Arch::Amd64 => ("qemu-system-x86_64", "qemu-system-x86"),
-        Arch::Arm64 => ("qemu-system-aarch64", "qemu-system-arm"),
-    };
-    crate::setup::apt_programs(&[(program, package)], "the VM kernel matrix")
+    crate::packages::ensure(match arch {
+        Arch::Amd64 => &crate::packages::QEMU_AMD64,
+        Arch::Arm64 => &crate::packages::QEMU_ARM64,
+    })
 }
 
 /// Boots the guest and reads its console until it powers off, writing the
