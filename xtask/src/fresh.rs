@@ -79,6 +79,7 @@ pub fn run(toolchain: Option<String>) -> Result<()> {
     let _ = std::fs::remove_file(root.join("etc/apt/sources.list"));
     std::fs::copy("/etc/resolv.conf", root.join("etc/resolv.conf"))
         .context("copying /etc/resolv.conf into the root (its DNS)")?;
+    trust_the_machines_authorities(&root)?;
     cmd::step(&format!(
         "cloning this repository's HEAD into the root ({CLONE}; uncommitted changes are not in it)"
     ));
@@ -176,9 +177,15 @@ fn steps(toolchain: &str) -> Vec<Step> {
 /// nothing of this session's variables but what the machine itself sets.
 fn in_root(root: &Path, script: &str) -> Command {
     let mut command = Command::new("chroot");
-    command.arg(root).args([
-        "/usr/bin/env",
-        "-i",
+    command.arg(root).args(["/usr/bin/env", "-i"]);
+    for name in TRUST_VARIABLES {
+        if let Some(value) = std::env::var_os(name) {
+            let mut pair = std::ffi::OsString::from(format!("{name}="));
+            pair.push(value);
+            command.arg(pair);
+        }
+    }
+    command.args([
         "HOME=/root",
         "USER=root",
         "LANG=C.UTF-8",
@@ -193,6 +200,37 @@ fn in_root(root: &Path, script: &str) -> Command {
         script,
     ]);
     command
+}
+
+/// Where a machine keeps the certificate authorities it adds to Debian's
+/// (on this kind, the workplace's egress proxy signs every TLS connection).
+const LOCAL_AUTHORITIES: &str = "/usr/local/share/ca-certificates";
+
+/// The variables by which a machine of this kind points its tools at its
+/// certificate bundle: part of the machine, so the root's commands get them.
+const TRUST_VARIABLES: [&str; 7] = [
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "CURL_CA_BUNDLE",
+    "GIT_SSL_CAINFO",
+    "NODE_EXTRA_CA_CERTS",
+    "PIP_CERT",
+    "REQUESTS_CA_BUNDLE",
+];
+
+/// The machine's own certificate authorities, in the root's bundle too: a
+/// new machine of this kind trusts them from the start.
+fn trust_the_machines_authorities(root: &Path) -> Result<()> {
+    let Ok(entries) = std::fs::read_dir(LOCAL_AUTHORITIES) else {
+        return Ok(());
+    };
+    let into = root.join(LOCAL_AUTHORITIES.trim_start_matches('/'));
+    std::fs::create_dir_all(&into)?;
+    for entry in entries.flatten() {
+        std::fs::copy(entry.path(), into.join(entry.file_name()))?;
+    }
+    cmd::run(Command::new("chroot").arg(root).args(["update-ca-certificates", "--fresh"]))
+        .context("adding the machine's certificate authorities to the root's bundle")
 }
 
 /// The host's release (`VERSION_CODENAME` of /etc/os-release).
