@@ -394,7 +394,12 @@ fn fexit_object(
         // EPERM (trampolines locked away, as on this machine kind) is the
         // same for every variant; the verifier's EACCES or an unknown
         // helper's EINVAL may not be.
-        Err(e) if format!("{e:#}").contains("(EPERM)") => return Err(e),
+        Err(e)
+            if e.downcast_ref::<Refused>()
+                .is_some_and(|r| r.errno == nix::errno::Errno::EPERM) =>
+        {
+            return Err(e)
+        }
         Err(e) => e,
     };
     // Older kernels refuse what newer ones take (5.10: no
@@ -435,10 +440,28 @@ fn attach_fexit(ebpf: &mut Ebpf) -> Result<()> {
     Ok(())
 }
 
-/// "fexit refused by the kernel (EPERM) on FUNCTION" for a refusal with an
-/// errno (with the verifier's own reason where it gave one), else what went
-/// wrong, naming the function.
-fn refused(what: &str, function: &str, e: aya::programs::ProgramError) -> anyhow::Error {
+/// The kernel refused to load or attach a program: which kind, on which
+/// function, with which errno, and the verifier's reason where it gave one.
+/// Typed, so that a caller tells EPERM (trampolines locked away) from the
+/// verifier's refusals by the errno itself, not by the message's words.
+#[derive(Debug, thiserror::Error)]
+#[error("{what} refused by the kernel ({errno:?}) on {function}{}", verifier_text(.verifier))]
+pub struct Refused {
+    what: &'static str,
+    function: String,
+    pub errno: nix::errno::Errno,
+    verifier: Option<String>,
+}
+
+fn verifier_text(verifier: &Option<String>) -> String {
+    verifier
+        .as_ref()
+        .map_or_else(String::new, |why| format!(": the verifier says {why:?}"))
+}
+
+/// A [`Refused`] for a refusal with an errno, else what went wrong, naming
+/// the function.
+fn refused(what: &'static str, function: &str, e: aya::programs::ProgramError) -> anyhow::Error {
     use aya::programs::ProgramError;
     let (errno, verifier) = match &e {
         ProgramError::LoadError {
@@ -451,13 +474,14 @@ fn refused(what: &str, function: &str, e: aya::programs::ProgramError) -> anyhow
         ProgramError::SyscallError(e) => (e.io_error.raw_os_error(), None),
         _ => (None, None),
     };
-    match (errno, verifier) {
-        (Some(errno), verifier) => anyhow::anyhow!(
-            "{what} refused by the kernel ({:?}) on {function}{}",
-            nix::errno::Errno::from_raw(errno),
-            verifier.map_or_else(String::new, |why| format!(": the verifier says {why:?}"))
-        ),
-        (None, _) => anyhow::Error::new(e).context(format!("{what} on {function}")),
+    match errno {
+        Some(errno) => anyhow::Error::new(Refused {
+            what,
+            function: function.to_owned(),
+            errno: nix::errno::Errno::from_raw(errno),
+            verifier,
+        }),
+        None => anyhow::Error::new(e).context(format!("{what} on {function}")),
     }
 }
 
@@ -671,5 +695,39 @@ mod tests {
         assert_eq!(field_offset(new, "child_pid"), Some(20));
         assert_eq!(field_offset(new, "parent_pid"), Some(12));
         assert_eq!(field_offset(new, "pid"), None);
+    }
+
+    /// A refusal reads as it always did, and the caller finds its errno
+    /// through any context added on the way up.
+    #[test]
+    fn a_refusal_keeps_its_words_and_its_errno_through_context() {
+        use anyhow::Context as _;
+        let refusal = super::Refused {
+            what: "fexit",
+            function: "__x64_sys_inotify_add_watch".to_owned(),
+            errno: nix::errno::Errno::EPERM,
+            verifier: None,
+        };
+        assert_eq!(
+            refusal.to_string(),
+            "fexit refused by the kernel (EPERM) on __x64_sys_inotify_add_watch"
+        );
+        let wrapped = Err::<(), _>(anyhow::Error::new(refusal))
+            .context("attaching")
+            .unwrap_err();
+        assert_eq!(
+            wrapped.downcast_ref::<super::Refused>().map(|r| r.errno),
+            Some(nix::errno::Errno::EPERM)
+        );
+        let verifier = super::Refused {
+            what: "fexit",
+            function: "f".to_owned(),
+            errno: nix::errno::Errno::EACCES,
+            verifier: Some("R1 invalid mem access".to_owned()),
+        };
+        assert_eq!(
+            verifier.to_string(),
+            "fexit refused by the kernel (EACCES) on f: the verifier says \"R1 invalid mem access\""
+        );
     }
 }

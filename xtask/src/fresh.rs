@@ -229,8 +229,12 @@ fn trust_the_machines_authorities(root: &Path) -> Result<()> {
     for entry in entries.flatten() {
         std::fs::copy(entry.path(), into.join(entry.file_name()))?;
     }
-    cmd::run(Command::new("chroot").arg(root).args(["update-ca-certificates", "--fresh"]))
-        .context("adding the machine's certificate authorities to the root's bundle")
+    cmd::run(
+        Command::new("chroot")
+            .arg(root)
+            .args(["update-ca-certificates", "--fresh"]),
+    )
+    .context("adding the machine's certificate authorities to the root's bundle")
 }
 
 /// The host's release (`VERSION_CODENAME` of /etc/os-release).
