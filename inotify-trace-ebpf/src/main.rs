@@ -1,5 +1,5 @@
-//! The eBPF side of inotify-trace: syscall tracepoint programs that turn each
-//! inotify call into one record in the `EVENTS` ring buffer.
+//! The eBPF side of inotify-trace: fexit and syscall tracepoint programs that
+//! turn each inotify call into one record in the `EVENTS` ring buffer.
 //!
 //! Three ways to attach, chosen by userspace at start:
 //! - fexit (BPF trampolines, kernel 5.5+ with BTF): one program on each

@@ -80,7 +80,9 @@ pub enum Action {
     /// the limits (read from /proc; no eBPF needed).
     Usage(UsageArgs),
     /// Serve the usage per uid and per pod to Prometheus, from a /proc snapshot every
-    /// --interval (no eBPF attached): /metrics and /healthz (docs/metrics.md).
+    /// --interval, with calls and failures counted by tracing (all the time where the
+    /// kernel allows fexit, else in windows near a cap): /metrics and /healthz
+    /// (docs/metrics.md).
     Agent(AgentArgs),
     /// Print the completion script for SHELL to stdout, e.g.
     /// `inotify-trace completions bash > /etc/bash_completion.d/inotify-trace`.

@@ -1,6 +1,8 @@
 //! inotify-trace: who adds inotify watches, who holds them, and which calls
 //! fail.
 //!
+//! This is the one module map (the README links here; a unit test below
+//! checks that it names every module and names none that does not exist).
 //! The flow, one module per stage (imports run one way, down this list):
 //!
 //! ```text
@@ -10,13 +12,26 @@
 //! recording::reader (report)      --Item-->     -> summary::aggregate, usage::diagnosis (live)
 //!                                               -> output::Output: render (human, json),
 //!                                                  recording::writer, notices (stderr),
-//!                                                  agent::counters (the agent's windows)
+//!                                                  agent::counters (the agent's windows),
+//!                                                  timeline (report --svg/--html)
 //! ```
 //!
 //! - Entry points (`commands`): `trace` (a live session, `session`),
 //!   `report` (a recording), `usage` (a /proc snapshot, `usage::snapshot`),
-//!   `agent` (snapshots and trace windows served to Prometheus); `main.rs`
-//!   only calls [`run`].
+//!   `agent` (snapshots and trace windows served to Prometheus), `manuals`
+//!   (completions and man pages); `main.rs` only calls [`run`].
+//! - A source produces `stream::Item`s (event, undecodable record, lost
+//!   count, diagnosis, end). `session::LiveSession` (one runner for
+//!   `commands::trace` and the agent's windows) attaches, pushes what the
+//!   ring buffer holds until its caller says stop, detaches and makes the
+//!   end item; `commands::report` pushes what a recording holds; nothing
+//!   else differs.
+//! - `pipeline::Pipeline`, built from settings, selects, counts, diagnoses
+//!   ENOSPC/EMFILE live (`usage::diagnosis`), aggregates the summary, and
+//!   hands every item to its outputs in order, with what each event did to a
+//!   uid's budget (`summary::aggregate::Change`) for the outputs that draw it
+//!   (`timeline`: `chart` works out what to show, `svg` and `html` draw it).
+//!   A new output is one type implementing `output::Output`.
 //! - The stream's vocabulary: `event` (records decoded; `Kind` from the
 //!   common crate), `errno`, `limits` (`Limit`), `selection`, `stream`
 //!   (`Item`, `End`, `Counts`), `output` (`Output`), `clock`.
@@ -24,8 +39,12 @@
 //!   `preflight` and `kernel_btf` (what the tracer needs from the kernel),
 //!   `signals`, `traced_command` (`-- COMMAND`).
 //! - `usage`: the /proc snapshot (`model`, `snapshot`, `holdings`), the
-//!   diagnosis and its advice; `pods`: where a caller runs (cgroup id or
-//!   /proc/PID/cgroup -> `PodId`, container, unit, from the node's files).
+//!   diagnosis and its advice; `culprits`: the known programs (`table.yaml`,
+//!   the one definition, and their recognition); `summary` (`aggregate`,
+//!   `process`, `growth`: a leak within a session, `human`); `pods`: where a
+//!   caller runs (cgroup id or /proc/PID/cgroup -> `PodId`, container, unit,
+//!   from the node's files); `agent` (snapshots, windows, `endpoint`,
+//!   `web_config`, `metrics`, `counters`).
 //! - Text: `escape`, `exact_text`, `words`, `status`, `stdout`.
 mod agent;
 pub mod cli;
@@ -95,6 +114,93 @@ pub fn run(cli: cli::Cli) -> ExitCode {
         Err(err) => {
             notices::say(format_args!("error: {err:#}"));
             ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod module_map_tests {
+    use std::path::Path;
+
+    const LIB: &str = include_str!("lib.rs");
+
+    /// The map: the `//!` lines at the top of this file.
+    fn map() -> String {
+        LIB.lines()
+            .take_while(|line| line.starts_with("//!"))
+            .map(|line| format!("{}\n", line.trim_start_matches("//!")))
+            .collect()
+    }
+
+    fn names_as_word(text: &str, name: &str) -> bool {
+        text.match_indices(name).any(|(at, _)| {
+            let before = text[..at].chars().next_back();
+            let after = text[at + name.len()..].chars().next();
+            let word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
+            !word(before) && !word(after)
+        })
+    }
+
+    #[test]
+    fn the_map_names_every_top_level_module() {
+        let map = map();
+        let declared: Vec<&str> = LIB
+            .lines()
+            .filter_map(|line| {
+                let line = line.strip_prefix("pub ").unwrap_or(line);
+                line.strip_prefix("mod ")?.strip_suffix(';')
+            })
+            .collect();
+        assert!(declared.len() > 20, "{declared:?}");
+        let missing: Vec<&&str> = declared
+            .iter()
+            .filter(|m| !names_as_word(&map, m))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "the module map in lib.rs does not name {missing:?}"
+        );
+    }
+
+    /// Every lower-case name in backticks in the map is a module (a file or
+    /// a folder somewhere under src/) or a file the map names by its path.
+    #[test]
+    fn every_module_the_map_names_exists() {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut modules = Vec::new();
+        let mut pending = vec![src.clone()];
+        while let Some(dir) = pending.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+                let path = entry.path();
+                let name = path.file_name().unwrap().to_string_lossy().into_owned();
+                if path.is_dir() {
+                    pending.push(path);
+                    modules.push(name);
+                } else {
+                    modules.push(name.trim_end_matches(".rs").to_owned());
+                    modules.push(name);
+                }
+            }
+        }
+        let map = map();
+        // `name` in text, but not [`name`], rustdoc's link to an item.
+        let pieces: Vec<&str> = map.split('`').collect();
+        let named = (1..pieces.len())
+            .step_by(2)
+            .filter(|&i| !pieces[i - 1].ends_with('['))
+            .map(|i| pieces[i]);
+        let module_like = |n: &&str| {
+            !n.is_empty()
+                && n.chars()
+                    .all(|c| c.is_ascii_lowercase() || c == '_' || c == ':' || c == '.')
+        };
+        for name in named.filter(module_like) {
+            for part in name.split("::") {
+                assert!(
+                    modules.iter().any(|m| m == part),
+                    "the module map in lib.rs names `{name}`, but there is no module {part} under src/"
+                );
+            }
         }
     }
 }

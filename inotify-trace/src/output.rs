@@ -1,7 +1,7 @@
 //! What consumes the stream: the event printers (`render`), the recorder
-//! (`recording::writer`), the notices on stderr (`notices`), and whatever
-//! comes next (metrics): each is one type implementing [`Output`], plugged
-//! into the pipeline where it is built.
+//! (`recording::writer`), the notices on stderr (`notices`), and the agent's
+//! counters (`agent::counters`) and the timeline (`timeline`): each is one
+//! type implementing [`Output`], plugged into the pipeline where it is built.
 use std::io;
 
 use crate::{

@@ -38,6 +38,20 @@ pub fn output(command: &mut Command) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// The host crates `cargo xtask test` tests and lints: the default members
+/// and the end-to-end tests, which are not a default member (the eBPF crate
+/// is linted on its own).
+pub const TESTED_PACKAGES: [&str; 8] = [
+    "--package",
+    "inotify-trace",
+    "--package",
+    "inotify-trace-common",
+    "--package",
+    "xtask",
+    "--package",
+    "tests",
+];
+
 pub fn cargo(args: &[&str]) -> Result<()> {
     cargo_with_env(args, &[])
 }

@@ -11,7 +11,14 @@ pub fn all() -> Result<()> {
     cmd::step("checking formatting (cargo fmt --check)");
     cmd::cargo(&["fmt", "--all", "--check"])?;
     cmd::step("clippy on userspace crates with -D warnings");
-    cmd::cargo(&["clippy", "--all-targets", "--", "-D", "warnings"])?;
+    cmd::cargo(
+        &[
+            &["clippy", "--all-targets"][..],
+            &cmd::TESTED_PACKAGES,
+            &["--", "-D", "warnings"],
+        ]
+        .concat(),
+    )?;
     cmd::step("clippy on the eBPF crate (bpfel-unknown-none) with -D warnings");
     let arch = std::env::consts::ARCH;
     cmd::run(

@@ -222,7 +222,7 @@ fn prepare_tests() -> Result<(std::path::PathBuf, vm::Prepared)> {
     let binary = dist::build_all()?.swap_remove(0);
     cmd::step("building the tracer and the tests");
     cmd::cargo(&["build", "--package", "inotify-trace"])?;
-    cmd::cargo(&["test", "--no-run", "--quiet"])?;
+    cmd::cargo(&[&["test", "--no-run", "--quiet"][..], &cmd::TESTED_PACKAGES].concat())?;
     let guests = vm::prepare(&[])?;
     Ok((binary, guests))
 }
@@ -235,7 +235,9 @@ fn test_all() -> Result<tally::Totals> {
     let totals = tally::run_counting(
         std::process::Command::new(cmd::cargo_program())
             .current_dir(cmd::workspace_root())
-            .args(["test", "--", "--test-threads=1"])
+            .arg("test")
+            .args(cmd::TESTED_PACKAGES)
+            .args(["--", "--test-threads=1"])
             .env("INOTIFY_TRACE_BIN", &binary),
     )?;
     // One closing line for the whole run: cargo's last `test result` line

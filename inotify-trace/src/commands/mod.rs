@@ -1,5 +1,6 @@
-//! The three things the tool does, one module each: trace live (the
-//! default), report on a recording, show who holds the budget now. Each
+//! The things the tool does, one module each: trace live (the default),
+//! report on a recording, show who holds the budget now, serve it to
+//! Prometheus (the agent), and write its own completions and man pages. Each
 //! takes its validated settings and returns the exit status.
 mod agent;
 mod manuals;
