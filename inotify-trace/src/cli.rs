@@ -116,10 +116,8 @@ pub struct AgentArgs {
     #[arg(long, value_name = "FILE")]
     pub web_config: Option<PathBuf>,
 
-    /// Where the node's filesystem is (its /var/log/pods, /var/log/containers),
-    /// for an agent running in a container with the host mounted there.
-    #[arg(long, value_name = "DIR", default_value = "/", value_parser = parse_host_root)]
-    pub host_root: PathBuf,
+    #[command(flatten)]
+    pub node: NodeRoot,
 
     /// Trace for a window when a uid uses this share of a cap or more, in
     /// percent (of fs.inotify.max_user_*, or a user namespace's caps).
@@ -170,24 +168,29 @@ fn parse_percent(text: &str) -> Result<f64, String> {
     }
 }
 
-/// A size in bytes: `512M`, `1G`, or a number.
+/// A size in bytes: `4096`, `64K`, `8M`, `1G` (binary multiples, any case;
+/// `KiB`/`MiB`/`GiB` and `KB`... too). The one size parser: the ring's size
+/// and the recordings' budget both take it.
 fn parse_bytes(text: &str) -> Result<u64, String> {
-    let (number, unit) = match text.char_indices().find(|(_, c)| c.is_ascii_alphabetic()) {
-        Some((at, _)) => text.split_at(at),
-        None => (text, ""),
-    };
-    let shift = match unit {
+    let upper = text.trim().to_ascii_uppercase();
+    let digits_end = upper
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(upper.len());
+    let (number, unit) = upper.split_at(digits_end);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size (e.g. 8M or 1G)"))?;
+    let shift = match unit.trim_end_matches("IB").trim_end_matches('B') {
         "" => 0,
-        "K" | "k" => 10,
-        "M" | "m" => 20,
-        "G" | "g" => 30,
-        _ => return Err(format!("{text:?}: give a size such as 512M or 1G")),
+        "K" => 10,
+        "M" => 20,
+        "G" => 30,
+        _ => return Err(format!("{text:?}: unknown unit (use K, M or G)")),
     };
     number
-        .parse::<u64>()
-        .ok()
-        .and_then(|n| n.checked_mul(1 << shift))
-        .ok_or_else(|| format!("{text:?}: give a size such as 512M or 1G"))
+        .checked_shl(shift)
+        .filter(|b| *b >> shift == number)
+        .ok_or_else(|| format!("{text:?} is too large"))
 }
 
 /// A snapshot interval: at least a second (a /proc scan costs), at most a day.
@@ -211,7 +214,7 @@ pub struct CallerSelection {
 
     /// Only processes with this name (repeatable). The kernel keeps 15 bytes of a
     /// name, so a longer NAME matches on its first 15 bytes.
-    #[arg(short = 'c', long = "comm", value_name = "NAME", value_parser = parse_comm)]
+    #[arg(short = 'c', long = "comm", value_name = "NAME", value_parser = non_empty("a process name"))]
     pub comms: Vec<String>,
 
     /// Only this uid, a number or a user name (repeatable): the calls charged to
@@ -242,15 +245,15 @@ fn parse_uid(text: &str) -> Result<u32, String> {
 pub struct PlaceSelection {
     /// Only callers (in `usage`: holders) in this pod: NAME in any namespace,
     /// or NAMESPACE/NAME (repeatable).
-    #[arg(long = "pod", value_name = "[NS/]NAME", value_parser = parse_name)]
+    #[arg(long = "pod", value_name = "[NS/]NAME", value_parser = non_empty("a name"))]
     pub pods: Vec<String>,
 
     /// Only callers (holders) in pods of this namespace (repeatable).
-    #[arg(long = "namespace", value_name = "NS", value_parser = parse_name)]
+    #[arg(long = "namespace", value_name = "NS", value_parser = non_empty("a name"))]
     pub namespaces: Vec<String>,
 
     /// Only callers (holders) in a container of this name (repeatable).
-    #[arg(long = "container", value_name = "NAME", value_parser = parse_name)]
+    #[arg(long = "container", value_name = "NAME", value_parser = non_empty("a name"))]
     pub containers: Vec<String>,
 
     /// Only callers (holders) in this cgroup or below it: a path from the
@@ -258,7 +261,7 @@ pub struct PlaceSelection {
     /// Live it is filtered in the kernel, on the cgroup and the descendants it
     /// has at start; in `report`, on each call's recorded cgroup; in `usage`,
     /// on each holder's cgroup now.
-    #[arg(long = "cgroup", value_name = "PATH", value_parser = parse_name)]
+    #[arg(long = "cgroup", value_name = "PATH", value_parser = non_empty("a name"))]
     pub cgroups: Vec<String>,
 }
 
@@ -339,10 +342,8 @@ pub struct TraceArgs {
     #[arg(short = 'v', long)]
     pub verbose: bool,
 
-    /// Where the node's filesystem is (its /var/log/pods, /var/log/containers),
-    /// for a tracer running in a container with the host mounted there.
-    #[arg(long, value_name = "DIR", default_value = "/", value_parser = parse_host_root)]
-    pub host_root: PathBuf,
+    #[command(flatten)]
+    pub node: NodeRoot,
 
     /// For the benchmark only: records without the caller's euid, user
     /// namespace and cgroup id, to measure what reading them costs.
@@ -396,11 +397,8 @@ pub struct UsageArgs {
     #[command(flatten)]
     pub places: PlaceSelection,
 
-    /// Where the node's filesystem is (its /var/log/pods, /var/log/containers),
-    /// for a tracer running in a container with the host mounted there.
-    /// Processes are read from this machine's /proc (run with the host's pids).
-    #[arg(long, value_name = "DIR", default_value = "/", value_parser = parse_host_root)]
-    pub host_root: PathBuf,
+    #[command(flatten)]
+    pub node: NodeRoot,
 
     /// Show what each watch points at (resolved from its file handle).
     #[arg(long)]
@@ -415,6 +413,17 @@ pub struct UsageArgs {
     pub top: usize,
 }
 
+/// Where the node's files are: one flag for the live tracer, `usage` and the
+/// agent.
+#[derive(Debug, Args)]
+pub struct NodeRoot {
+    /// Where the node's filesystem is (its /var/log/pods, /var/log/containers),
+    /// when running in a container with the host mounted there. Processes are
+    /// still read from this machine's /proc (run with the host's pids).
+    #[arg(long, value_name = "DIR", default_value = "/", value_parser = parse_host_root)]
+    pub host_root: PathBuf,
+}
+
 /// The node's root: a directory that exists (a typo would silently name no
 /// pod).
 fn parse_host_root(text: &str) -> Result<PathBuf, String> {
@@ -426,19 +435,11 @@ fn parse_host_root(text: &str) -> Result<PathBuf, String> {
     }
 }
 
-/// A pod, namespace or container name to select: never empty.
-fn parse_name(text: &str) -> Result<String, String> {
-    match text {
-        "" => Err("a name cannot be empty".to_owned()),
-        name => Ok(name.to_owned()),
-    }
-}
-
-/// A process name to select: never empty (no process has an empty name, so
-/// it would silently match nothing).
-fn parse_comm(text: &str) -> Result<String, String> {
-    match text {
-        "" => Err("a process name cannot be empty".to_owned()),
+/// A name to select by: never empty (nothing has an empty name, so it would
+/// silently match nothing). `what` names it in the error.
+fn non_empty(what: &'static str) -> impl Fn(&str) -> Result<String, String> + Clone {
+    move |text| match text {
+        "" => Err(format!("{what} cannot be empty")),
         name => Ok(name.to_owned()),
     }
 }
@@ -462,27 +463,10 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 /// Longer sessions are mistakes; the clocks could take far more.
 const MAX_DURATION: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
-/// Parses `4096`, `64K`, `8M`, `1G` (binary multiples; `KiB`/`MiB`/`GiB` too).
+/// The ring buffer's size: a size (`parse_bytes`) that the kernel takes for
+/// a ring, a power of two from a page to 1 GiB.
 fn parse_size(text: &str) -> Result<u32, String> {
-    let upper = text.trim().to_ascii_uppercase();
-    let digits_end = upper
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(upper.len());
-    let (number, unit) = upper.split_at(digits_end);
-    let number: u64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a size (e.g. 8M)"))?;
-    let shift = match unit.trim_end_matches("IB").trim_end_matches('B') {
-        "" => 0,
-        "K" => 10,
-        "M" => 20,
-        "G" => 30,
-        _ => return Err(format!("{text:?}: unknown unit (use K, M or G)")),
-    };
-    let bytes = number
-        .checked_shl(shift)
-        .filter(|b| *b >> shift == number)
-        .ok_or_else(|| format!("{text:?} is too large"))?;
+    let bytes = parse_bytes(text)?;
     let page = 4096;
     if !bytes.is_power_of_two() || bytes < page || bytes > 1 << 30 {
         return Err(format!(
@@ -570,5 +554,9 @@ mod tests {
         assert!(parse_size("8X").unwrap_err().contains("unknown unit"));
         assert!(parse_size("M").is_err());
         assert!(parse_size("99999999999999999999G").is_err());
+        assert_eq!(parse_bytes("1G"), Ok(1 << 30));
+        assert_eq!(parse_bytes("512m"), Ok(512 << 20));
+        assert_eq!(parse_bytes("3M"), Ok(3 << 20));
+        assert!(parse_bytes("-1").is_err());
     }
 }

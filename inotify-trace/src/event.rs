@@ -4,11 +4,11 @@
 //! the bytes, so a record from any source, the ring buffer or a recording
 //! file, is checked before it is trusted.
 use bytes::{Buf, BufMut};
-pub use inotify_trace_common::Kind;
 use inotify_trace_common::{
     Comm, EventHeader, FLAG_ARGS_MISSING, FLAG_CGROUP_MISSING, FLAG_CRED_MISSING, FLAG_INIT1,
     FLAG_PATH_TRUNCATED, FLAG_PATH_UNREADABLE, HEADER_SIZE, HEADER_SIZE_V1, PATH_CAPTURE_MAX,
 };
+pub use inotify_trace_common::{Kind, Syscall};
 
 use crate::errno::Errno;
 

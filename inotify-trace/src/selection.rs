@@ -23,7 +23,7 @@ pub struct Selection {
     /// `--pod [NS/]NAME`: callers in one of these pods. Pods start during a
     /// kubelet start, so these apply in userspace, after resolution.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub pods: Vec<PodName>,
+    pub pods: Vec<PodPattern>,
     /// `--namespace NS`: callers in a pod of one of these namespaces.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub namespaces: Vec<String>,
@@ -47,21 +47,22 @@ fn is_within(path: &str, dir: &str) -> bool {
             .is_some_and(|rest| rest.starts_with('/'))
 }
 
-/// A `--pod` as given: `NAME` (in any namespace) or `NS/NAME`.
+/// A `--pod` as given, a pattern that pods (`pods::PodId`) match: `NAME` (in
+/// any namespace) or `NS/NAME`.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PodName {
+pub struct PodPattern {
     pub namespace: Option<String>,
     pub name: String,
 }
 
-impl PodName {
-    pub fn parse(text: &str) -> PodName {
+impl PodPattern {
+    pub fn parse(text: &str) -> PodPattern {
         match text.split_once('/') {
-            Some((namespace, name)) => PodName {
+            Some((namespace, name)) => PodPattern {
                 namespace: Some(namespace.to_owned()),
                 name: name.to_owned(),
             },
-            None => PodName {
+            None => PodPattern {
                 namespace: None,
                 name: text.to_owned(),
             },
@@ -69,7 +70,7 @@ impl PodName {
     }
 }
 
-impl std::fmt::Display for PodName {
+impl std::fmt::Display for PodPattern {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &self.namespace {
             Some(namespace) => write!(f, "{namespace}/{}", self.name),
@@ -78,15 +79,15 @@ impl std::fmt::Display for PodName {
     }
 }
 
-impl Serialize for PodName {
+impl Serialize for PodPattern {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(self)
     }
 }
 
-impl<'de> Deserialize<'de> for PodName {
+impl<'de> Deserialize<'de> for PodPattern {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d).map(|text| PodName::parse(&text))
+        String::deserialize(d).map(|text| PodPattern::parse(&text))
     }
 }
 
@@ -223,7 +224,7 @@ mod tests {
         let any = Selection::default();
         assert!(any.matches_place(None) && any.matches_place(Some(&place)));
         let by = |pods: &[&str], namespaces: &[&str], containers: &[&str]| Selection {
-            pods: pods.iter().map(|p| PodName::parse(p)).collect(),
+            pods: pods.iter().map(|p| PodPattern::parse(p)).collect(),
             namespaces: namespaces.iter().map(|n| (*n).to_owned()).collect(),
             containers: containers.iter().map(|c| (*c).to_owned()).collect(),
             ..Selection::default()
@@ -239,7 +240,7 @@ mod tests {
         let json = serde_json::to_value(by(&["kube-system/coredns-1"], &["ns"], &["c"])).unwrap();
         assert_eq!(json["pods"], serde_json::json!(["kube-system/coredns-1"]));
         let back: Selection = serde_json::from_value(json).unwrap();
-        assert_eq!(back.pods, [PodName::parse("kube-system/coredns-1")]);
+        assert_eq!(back.pods, [PodPattern::parse("kube-system/coredns-1")]);
     }
 
     #[test]

@@ -9,7 +9,7 @@ use crate::{
     pipeline::PipelineSettings,
     recording::writer::RecordingFile,
     render::Format,
-    selection::{CommName, PodName, Selection},
+    selection::{CommName, PodPattern, Selection},
     tracer::TracerOptions,
 };
 
@@ -55,7 +55,7 @@ impl TraceSettings {
             }),
             command: (!args.command.is_empty()).then_some(args.command),
             verbose: args.verbose,
-            host_root: args.host_root,
+            host_root: args.node.host_root,
             notes,
         }
     }
@@ -106,7 +106,7 @@ impl AgentSettings {
                 length: args.trace_window,
                 record_dir: args.record_dir,
                 max_record_bytes: args.max_record_bytes,
-                host_root: args.host_root,
+                host_root: args.node.host_root,
             },
         }
     }
@@ -183,7 +183,7 @@ impl UsageSettings {
         let notes = selection_notes(&selection);
         UsageSettings {
             selection,
-            host_root: args.host_root,
+            host_root: args.node.host_root,
             paths: args.paths,
             format: Format::from_flag(args.json),
             top: args.top,
@@ -226,7 +226,7 @@ fn cgroup_path(given: &str) -> String {
 /// `selection` narrowed to the pods, namespaces and containers asked for.
 fn place_selection(places: PlaceSelection, selection: Selection) -> Selection {
     Selection {
-        pods: places.pods.iter().map(|p| PodName::parse(p)).collect(),
+        pods: places.pods.iter().map(|p| PodPattern::parse(p)).collect(),
         namespaces: places.namespaces,
         containers: places.containers,
         cgroups: places.cgroups.iter().map(|c| cgroup_path(c)).collect(),

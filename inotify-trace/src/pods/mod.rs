@@ -61,7 +61,7 @@ impl Attribution {
             .container_id
             .as_deref()
             .and_then(|id| names.container(id));
-        let (namespace, pod) = pod.map(|p| (p.namespace, p.name)).unzip();
+        let (namespace, pod) = pod.map_or((None, None), |p| (p.namespace, p.name));
         Attribution {
             cgroup: Some(cgroup),
             cgroup_gone: false,

@@ -12,22 +12,17 @@ use std::{
     time::{Duration, Instant},
 };
 
+use super::PodId;
+
 /// Directory scans are at least this far apart.
 const RESCAN_EVERY: Duration = Duration::from_secs(1);
 /// Entries kept at most (each directory's): a node runs a few hundred pods.
 const MAX_ENTRIES: usize = 65_536;
 
-/// A pod's namespace and name.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PodName {
-    pub namespace: String,
-    pub name: String,
-}
-
 pub struct Names {
     pods_dir: PathBuf,
     containers_dir: PathBuf,
-    pods: HashMap<String, PodName>,
+    pods: HashMap<String, PodId>,
     containers: HashMap<String, String>,
     scanned: Option<Instant>,
 }
@@ -44,8 +39,8 @@ impl Names {
         }
     }
 
-    /// The pod of this uid, if its log directory is there.
-    pub fn pod(&mut self, uid: &str) -> Option<PodName> {
+    /// The pod of this uid, named, if its log directory is there.
+    pub fn pod(&mut self, uid: &str) -> Option<PodId> {
         if !self.pods.contains_key(uid) {
             self.rescan();
         }
@@ -88,7 +83,7 @@ fn entries(dir: &Path) -> impl Iterator<Item = String> {
 
 /// `<namespace>_<pod>_<uid>`: namespaces and pod names are DNS names, with
 /// no `_`.
-fn pod_dir(name: &str) -> Option<(&str, PodName)> {
+fn pod_dir(name: &str) -> Option<(&str, PodId)> {
     let mut parts = name.split('_');
     let (namespace, pod, uid) = (parts.next()?, parts.next()?, parts.next()?);
     if parts.next().is_some() || namespace.is_empty() || pod.is_empty() || uid.is_empty() {
@@ -96,9 +91,10 @@ fn pod_dir(name: &str) -> Option<(&str, PodName)> {
     }
     Some((
         uid,
-        PodName {
-            namespace: namespace.to_owned(),
-            name: pod.to_owned(),
+        PodId {
+            namespace: Some(namespace.to_owned()),
+            name: Some(pod.to_owned()),
+            uid: uid.to_owned(),
         },
     ))
 }
@@ -136,9 +132,10 @@ mod tests {
         let mut names = Names::new(root.path());
         assert_eq!(
             names.pod("0a1b-2c3d"),
-            Some(PodName {
-                namespace: "kube-system".into(),
-                name: "coredns-7db6d8ff4d-x2x9z".into()
+            Some(PodId {
+                namespace: Some("kube-system".into()),
+                name: Some("coredns-7db6d8ff4d-x2x9z".into()),
+                uid: "0a1b-2c3d".into(),
             })
         );
         assert_eq!(names.container("abc123").as_deref(), Some("coredns"));

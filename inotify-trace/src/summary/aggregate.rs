@@ -30,7 +30,7 @@ impl PathHasher {
     }
 }
 
-use inotify_trace_common::Comm;
+use inotify_trace_common::{Comm, Syscall};
 
 use super::{
     FailureGroup, LimitsAtStartAndEnd, PodSummary, ProcessFailures, ProcessSummary, Summary,
@@ -68,8 +68,8 @@ pub enum Changed {
     Added,
     /// A watch removed by inotify_rm_watch.
     Removed,
-    /// A call that failed with this errno.
-    Failed(Kind, Errno),
+    /// A call of this syscall that failed with this errno.
+    Failed(Syscall, Errno),
 }
 
 #[derive(Clone, Default)]
@@ -167,7 +167,7 @@ impl Aggregator {
                 process.path(self.path_hasher.hash_one(event.path));
                 let charged = creator(&self.instances).unwrap_or(uid);
                 user(&mut self.users, charged).add_watch_failures += 1;
-                changed(charged, Changed::Failed(Kind::AddWatch, errno));
+                changed(charged, Changed::Failed(Syscall::AddWatch, errno));
             }
             (Kind::Init, None) => {
                 process.instances += 1;
@@ -182,7 +182,10 @@ impl Aggregator {
             (Kind::Init, Some(errno)) => {
                 process.instance_failure();
                 user(&mut self.users, uid).instance_failures += 1;
-                changed(uid, Changed::Failed(Kind::Init, errno));
+                changed(
+                    uid,
+                    Changed::Failed(Syscall::of_record(Kind::Init, h.flags), errno),
+                );
             }
             (Kind::RmWatch, None) => {
                 process.removal();
@@ -190,7 +193,7 @@ impl Aggregator {
                 user(&mut self.users, charged).removed();
                 changed(charged, Changed::Removed);
             }
-            (Kind::RmWatch, Some(errno)) => changed(uid, Changed::Failed(Kind::RmWatch, errno)),
+            (Kind::RmWatch, Some(errno)) => changed(uid, Changed::Failed(Syscall::RmWatch, errno)),
         }
         if let Some(errno) = failed {
             let group = self.failures.entry((event.kind, errno)).or_default();

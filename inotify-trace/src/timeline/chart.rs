@@ -7,7 +7,6 @@ use std::collections::HashMap;
 
 use crate::{
     escape::Escaped,
-    event::Kind,
     summary::{
         aggregate::{Change, Changed},
         Summary,
@@ -198,17 +197,13 @@ pub fn chart(changes: &[Change], facts: &Facts, start_ns: u64) -> Chart {
             };
             held_and_bands(&mine, &column_of, facts, &mut panel);
             for c in &mine {
-                if let Changed::Failed(kind, errno) = c.what {
+                if let Changed::Failed(syscall, errno) = c.what {
                     if marks_left == 0 {
                         marks_left_out += 1;
                         continue;
                     }
                     marks_left -= 1;
-                    let call = match kind {
-                        Kind::AddWatch => "inotify_add_watch",
-                        Kind::Init => "inotify_init",
-                        Kind::RmWatch => "inotify_rm_watch",
-                    };
+                    let call = syscall.name();
                     panel.failures.push(Mark {
                         at_s: at_s(c.time_ns),
                         pid: c.pid,

@@ -6,7 +6,7 @@ use super::{
 };
 use crate::{
     errno::Errno,
-    event::Kind,
+    event::Syscall,
     summary::aggregate::{Change, Changed},
 };
 
@@ -45,7 +45,7 @@ fn facts(host_cap: u64) -> Facts {
 /// Two holders and a failer: pid 1 takes 3, pid 2 takes 2 (the peak, 5),
 /// pid 1 gives one back, pid 3 fails.
 fn session() -> Vec<Change> {
-    let enospc = Changed::Failed(Kind::AddWatch, Errno::ENOSPC);
+    let enospc = Changed::Failed(Syscall::AddWatch, Errno::ENOSPC);
     vec![
         at(0.1, 1, 0, Changed::Added),
         at(0.2, 1, 0, Changed::Added),
@@ -100,7 +100,7 @@ fn the_svg_escapes_names_and_draws_the_cap_to_scale_or_says_it_is_above() {
 
 #[test]
 fn a_storm_of_failures_is_drawn_up_to_the_cap_and_says_how_many_are_not() {
-    let enospc = Changed::Failed(Kind::AddWatch, Errno::ENOSPC);
+    let enospc = Changed::Failed(Syscall::AddWatch, Errno::ENOSPC);
     let storm: Vec<Change> = (0..MARKS + 500)
         .map(|i| at(i as f64 / 2000.0, 10 + i as u32, 0, enospc))
         .collect();

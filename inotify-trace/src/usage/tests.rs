@@ -480,7 +480,7 @@ fn holders_are_named_by_pod_and_the_pods_table_counts_them() {
     );
 
     let only = take(&Selection {
-        pods: vec![crate::selection::PodName::parse("shop/cart-7")],
+        pods: vec![crate::selection::PodPattern::parse("shop/cart-7")],
         ..Selection::default()
     });
     let pids: Vec<u32> = only.processes.iter().map(|p| p.pid).collect();
