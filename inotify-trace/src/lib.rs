@@ -35,7 +35,9 @@
 //! - The stream's vocabulary: `event` (records decoded; `Kind` from the
 //!   common crate), `errno`, `limits` (`Limit`), `selection`, `stream`
 //!   (`Item`, `End`, `Counts`), `output` (`Output`), `clock`.
-//! - The kernel side: `tracer` (load, attach: the only root part), `ring`,
+//! - The kernel side: `tracer` (the attach-mode ladder; `object` loads and
+//!   fills the maps, `attach` attaches and types refusals: the only root
+//!   part), `ring`,
 //!   `preflight` and `kernel_btf` (what the tracer needs from the kernel),
 //!   `signals`, `traced_command` (`-- COMMAND`).
 //! - `usage`: the /proc snapshot (`model`, `snapshot`, `holdings`), the

@@ -149,3 +149,46 @@ pub fn check_tracepoints(category: &str, names: &[String]) -> Result<(), Preflig
         None => Ok(()),
     }
 }
+
+/// Where `child_pid` is in a `sched_process_fork` record on this kernel.
+pub(crate) fn fork_child_pid_offset() -> anyhow::Result<u32> {
+    use anyhow::Context as _;
+    let path = format!("{}/events/sched/sched_process_fork/format", TRACEFS);
+    let format = std::fs::read_to_string(&path)
+        .with_context(|| format!("reading {path} (following a command needs it)"))?;
+    field_offset(&format, "child_pid").with_context(|| format!("no child_pid field in {path}"))
+}
+
+/// The `offset:` of a field in a tracepoint format file.
+fn field_offset(format: &str, field: &str) -> Option<u32> {
+    format.lines().find_map(|line| {
+        let mut parts = line.trim().split(';');
+        let declaration = parts.next()?.strip_prefix("field:")?;
+        if declaration.split_whitespace().last()? != field {
+            return None;
+        }
+        parts.find_map(|p| p.trim().strip_prefix("offset:")?.parse().ok())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::field_offset;
+
+    #[test]
+    fn finds_child_pid_in_old_and_new_fork_formats() {
+        // Kernels before 6.10 embed the comms; later ones use __data_loc.
+        let old = "\tfield:char parent_comm[16];\toffset:8;\tsize:16;\tsigned:0;
+\tfield:pid_t parent_pid;\toffset:24;\tsize:4;\tsigned:1;
+\tfield:char child_comm[16];\toffset:28;\tsize:16;\tsigned:0;
+\tfield:pid_t child_pid;\toffset:44;\tsize:4;\tsigned:1;";
+        let new = "\tfield:__data_loc char[] parent_comm;\toffset:8;\tsize:4;\tsigned:0;
+\tfield:pid_t parent_pid;\toffset:12;\tsize:4;\tsigned:1;
+\tfield:__data_loc char[] child_comm;\toffset:16;\tsize:4;\tsigned:0;
+\tfield:pid_t child_pid;\toffset:20;\tsize:4;\tsigned:1;";
+        assert_eq!(field_offset(old, "child_pid"), Some(44));
+        assert_eq!(field_offset(new, "child_pid"), Some(20));
+        assert_eq!(field_offset(new, "parent_pid"), Some(12));
+        assert_eq!(field_offset(new, "pid"), None);
+    }
+}

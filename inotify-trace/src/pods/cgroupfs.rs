@@ -112,3 +112,26 @@ impl CgroupFs {
         Ok(path)
     }
 }
+
+/// The ids of the `--cgroup`s and of every cgroup below them now: the
+/// inode numbers of their directories in the cgroup2 mount.
+pub fn ids_below(paths: &[String]) -> anyhow::Result<Vec<u64>> {
+    use std::os::unix::fs::MetadataExt;
+    let mut ids = Vec::new();
+    for path in paths {
+        let mut pending = vec![selected_dir(path)?];
+        while let Some(dir) = pending.pop() {
+            // A cgroup removed while walking is simply not there.
+            let Ok(meta) = std::fs::metadata(&dir) else {
+                continue;
+            };
+            ids.push(meta.ino());
+            for entry in std::fs::read_dir(&dir)?.flatten() {
+                if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                    pending.push(entry.path());
+                }
+            }
+        }
+    }
+    Ok(ids)
+}
