@@ -4,7 +4,7 @@ use std::{ffi::OsString, path::PathBuf, time::Duration};
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::tracer::AttachMode;
+use crate::{file_arg::FileArg, tracer::AttachMode};
 
 /// Trace inotify calls live: who adds watches, on which paths, and which calls
 /// fail (ENOSPC when fs.inotify.max_user_watches is used up, EMFILE when
@@ -312,8 +312,8 @@ pub struct TraceArgs {
     /// Also write every event to FILE (mode 0600), for `inotify-trace report FILE`.
     /// (`-` writes it to stdout, for a pipe: the events and the summary
     /// then go to stderr.)
-    #[arg(short = 'w', long = "record", value_name = "FILE")]
-    pub record: Option<PathBuf>,
+    #[arg(short = 'w', long = "record", value_name = "FILE", value_parser = file_arg())]
+    pub record: Option<FileArg>,
 
     /// Replace the --record FILE if it exists and is a regular file (a new file is
     /// renamed over it; a link, FIFO or device is always refused).
@@ -360,7 +360,8 @@ pub struct TraceArgs {
 pub struct ReportArgs {
     /// A recording made with `inotify-trace --record FILE` (`-`: read it
     /// from stdin).
-    pub file: PathBuf,
+    #[arg(value_parser = file_arg())]
+    pub file: FileArg,
 
     /// Print the events themselves (then the summary), not only the summary.
     #[arg(long)]
@@ -370,13 +371,13 @@ pub struct ReportArgs {
     /// watches each charged uid held over time against its cap, the top
     /// holders, every failed call and diagnosis (`-`: to stdout, instead of
     /// the text report).
-    #[arg(long, value_name = "FILE")]
-    pub svg: Option<PathBuf>,
+    #[arg(long, value_name = "FILE", value_parser = file_arg())]
+    pub svg: Option<FileArg>,
 
     /// Also write FILE, one HTML page with the timeline and the summary
     /// beside it (`-`: to stdout, instead of the text report).
-    #[arg(long, value_name = "FILE")]
-    pub html: Option<PathBuf>,
+    #[arg(long, value_name = "FILE", value_parser = file_arg())]
+    pub html: Option<FileArg>,
 
     /// Let --svg and --html replace an existing regular FILE.
     #[arg(long)]
@@ -411,6 +412,12 @@ pub struct UsageArgs {
     /// List only the first N processes and instances, by watches (0: all).
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub top: usize,
+}
+
+/// A FILE, any bytes, `-` the standard stream.
+fn file_arg() -> impl clap::builder::TypedValueParser<Value = FileArg> {
+    use clap::builder::TypedValueParser as _;
+    clap::builder::PathBufValueParser::new().map(FileArg::from)
 }
 
 /// Where the node's files are: one flag for the live tracer, `usage` and the
@@ -504,7 +511,10 @@ mod tests {
         let Some(Action::Report(report)) = cli.action else {
             panic!("{cli:?}")
         };
-        assert_eq!(report.file, PathBuf::from("x.rec"));
+        assert_eq!(
+            report.file,
+            crate::file_arg::FileArg::Path(PathBuf::from("x.rec"))
+        );
         assert!(report.events);
         assert_eq!(report.selection.callers.uids, [0]);
         // One --uid everywhere: live too, by number or by user name.

@@ -47,7 +47,8 @@
 //!   caller runs (cgroup id or /proc/PID/cgroup -> `PodId`, container, unit,
 //!   from the node's files); `agent` (snapshots, windows, `endpoint`,
 //!   `web_config`, `metrics`, `counters`).
-//! - Text: `escape`, `exact_text`, `words`, `status`, `stdout`.
+//! - Text: `escape`, `exact_text`, `words`, `status`, `stdout`; files named
+//!   on the command line, `-` for the standard stream: `file_arg`.
 mod agent;
 pub mod cli;
 pub mod clock;
@@ -57,6 +58,7 @@ mod errno;
 mod escape;
 pub mod event;
 pub mod exact_text;
+mod file_arg;
 mod kernel_btf;
 mod limits;
 mod notices;

@@ -6,11 +6,12 @@ use crate::{
     cli::{
         AgentArgs, CallSelection, CallerSelection, PlaceSelection, ReportArgs, TraceArgs, UsageArgs,
     },
+    file_arg::FileArg,
     pipeline::PipelineSettings,
     recording::writer::RecordingFile,
     render::Format,
     selection::{CommName, PodPattern, Selection},
-    tracer::TracerOptions,
+    tracer::{AttachMode, TracerOptions},
 };
 
 pub struct TraceSettings {
@@ -83,7 +84,49 @@ pub struct WindowSettings {
     pub length: Duration,
     pub record_dir: Option<PathBuf>,
     pub max_record_bytes: u64,
+}
+
+/// How the agent's sessions trace, continuous or windowed: every call on
+/// the node, counted into the metrics, each window's summary one JSON line.
+pub struct AgentTraceSettings {
+    /// The ring buffer: 8 MiB holds a storm's second on a busy node (the
+    /// live tracer's default too).
+    pub ring_size: u32,
+    /// The rows of a window's JSON summary.
+    pub top: usize,
     pub host_root: PathBuf,
+}
+
+impl AgentTraceSettings {
+    /// The tracer of a session in `attach` mode.
+    pub fn tracer(&self, attach: AttachMode) -> TracerOptions {
+        TracerOptions {
+            ring_size: self.ring_size,
+            attach,
+            follow: false,
+            kernel_logs: false,
+            attribution: true,
+        }
+    }
+
+    /// A session's pipeline: JSON, the summary alone on stdout, recorded to
+    /// `record`.
+    pub fn pipeline<'a>(
+        &'a self,
+        selection: &'a Selection,
+        record: Option<&'a RecordingFile>,
+    ) -> PipelineSettings<'a> {
+        PipelineSettings {
+            selection,
+            format: Format::Json,
+            events: false,
+            top: self.top,
+            record,
+            live: true,
+            host_root: &self.host_root,
+            print: true,
+        }
+    }
 }
 
 /// The agent's, from `inotify-trace agent`'s flags.
@@ -92,6 +135,7 @@ pub struct AgentSettings {
     pub listen: std::net::SocketAddr,
     pub web_config: Option<PathBuf>,
     pub window: WindowSettings,
+    pub trace: AgentTraceSettings,
 }
 
 impl AgentSettings {
@@ -106,6 +150,10 @@ impl AgentSettings {
                 length: args.trace_window,
                 record_dir: args.record_dir,
                 max_record_bytes: args.max_record_bytes,
+            },
+            trace: AgentTraceSettings {
+                ring_size: 8 << 20,
+                top: 10,
                 host_root: args.node.host_root,
             },
         }
@@ -113,11 +161,11 @@ impl AgentSettings {
 }
 
 pub struct ReportSettings {
-    pub file: PathBuf,
+    pub file: FileArg,
     /// The recording drawn as a timeline: an SVG, an HTML page (`-`:
     /// stdout, instead of the text report).
-    pub svg: Option<PathBuf>,
-    pub html: Option<PathBuf>,
+    pub svg: Option<FileArg>,
+    pub html: Option<FileArg>,
     /// Let --svg and --html replace existing regular files.
     pub force: bool,
     pub events: bool,
@@ -150,7 +198,7 @@ impl ReportSettings {
         [&self.svg, &self.html]
             .into_iter()
             .flatten()
-            .any(|p| p.as_os_str() == "-")
+            .any(FileArg::is_std)
     }
 
     /// What the report's pipeline is built from.

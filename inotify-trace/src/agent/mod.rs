@@ -162,7 +162,7 @@ async fn snapshots(
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
-        let host_root = settings.window.host_root.clone();
+        let host_root = settings.trace.host_root.clone();
         match tokio::task::spawn_blocking(move || take_snapshot(host_root)).await {
             Ok((usage, stats)) => {
                 verdicts.send_replace(window::wanted(&settings.window, &usage));
@@ -193,7 +193,7 @@ async fn tracing(
         (tracing.attached, tracing.continuous) = (mode, mode.is_some());
     };
     let continuous =
-        window::trace_continuously(&settings.window, &shared.counters, attached, &mut stopping);
+        window::trace_continuously(&settings.trace, &shared.counters, attached, &mut stopping);
     let why = match continuous.await {
         Ok(()) if *stopping.borrow() => return,
         Ok(()) => "continuous tracing ended".to_owned(),
@@ -231,7 +231,13 @@ async fn windows(
                 .expect("no panics hold the lock")
                 .attached = mode;
         };
-        let traced = window::trace(&settings.window, &shared.counters, attached, &mut stopping);
+        let traced = window::trace(
+            &settings.trace,
+            &settings.window,
+            &shared.counters,
+            attached,
+            &mut stopping,
+        );
         if let Err(err) = traced.await {
             say(format_args!("warning: a trace window failed: {err:#}"));
             // Not straight into the next one: wait for a fresh verdict.

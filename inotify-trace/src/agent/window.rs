@@ -13,15 +13,15 @@ use tokio::sync::watch;
 
 use super::counters::{Counters, CountingOutput};
 use crate::{
+    file_arg::FileArg,
     limits::NO_CAP,
     notices::say,
-    pipeline::{Pipeline, PipelineSettings},
+    pipeline::Pipeline,
     recording::writer::RecordingFile,
-    render::Format,
     selection::Selection,
     session::{self, LiveSession},
-    settings::WindowSettings,
-    tracer::{AttachMode, TracerOptions},
+    settings::{AgentTraceSettings, WindowSettings},
+    tracer::AttachMode,
     usage::Usage,
 };
 
@@ -44,62 +44,34 @@ pub fn wanted(settings: &WindowSettings, usage: &Usage) -> bool {
     settings.always || highest_share(usage) >= settings.trace_above
 }
 
-/// The agent's tracer: every call on the node, in `attach` mode.
-fn tracer_options(attach: AttachMode) -> TracerOptions {
-    TracerOptions {
-        ring_size: 8 << 20,
-        attach,
-        follow: false,
-        kernel_logs: false,
-        attribution: true,
-    }
-}
-
 /// Where the kernel allows fexit, tracing costs the node's other syscalls
 /// nothing, so the agent traces all the time: a live session that only
 /// counts into `counters` (no recording, no summary kept, so its memory does
 /// not grow with time), until `stopping`. An error at once is why fexit is
 /// not possible here (the agent then traces in windows).
 pub async fn trace_continuously(
-    settings: &WindowSettings,
+    settings: &AgentTraceSettings,
     counters: &Counters,
     attached: impl Fn(Option<AttachMode>),
     stopping: &mut watch::Receiver<bool>,
 ) -> Result<()> {
-    let selection = Selection::default();
-    let metadata = session::metadata(&selection, None)?;
-    let mut pipeline = Pipeline::new(&pipeline_settings(settings, &selection, None), &metadata)?;
-    pipeline.without_summary();
-    pipeline.add_output(Box::new(CountingOutput(counters.clone())));
-    let mut session =
-        LiveSession::attach(pipeline, &tracer_options(AttachMode::Fexit), &selection)?;
-    attached(Some(session.tracer().mode));
-    let ran = session.run(super::endpoint::stopped(stopping)).await;
-    let ended = session.end();
-    attached(None);
+    let session = Session {
+        attach: AttachMode::Fexit,
+        record: None,
+        keep_summary: false,
+    };
+    let (ran, ended) = session
+        .run(
+            settings,
+            counters,
+            attached,
+            super::endpoint::stopped(stopping),
+        )
+        .await?;
     ran?;
     ended
         .told
         .context("writing the continuous session's end to stdout")
-}
-
-/// A window's (or the continuous session's) pipeline: JSON, the summary
-/// alone on stdout, recorded to `record`.
-fn pipeline_settings<'a>(
-    settings: &'a WindowSettings,
-    selection: &'a Selection,
-    record: Option<&'a RecordingFile>,
-) -> PipelineSettings<'a> {
-    PipelineSettings {
-        selection,
-        format: Format::Json,
-        events: false,
-        top: 10,
-        record,
-        live: true,
-        host_root: &settings.host_root,
-        print: true,
-    }
 }
 
 /// One window: a live session whose pipeline also counts into
@@ -108,57 +80,92 @@ fn pipeline_settings<'a>(
 /// `attached` is told the mode when the programs are attached, and `None`
 /// when they are detached.
 pub async fn trace(
-    settings: &WindowSettings,
+    settings: &AgentTraceSettings,
+    window: &WindowSettings,
     counters: &Counters,
     attached: impl Fn(Option<AttachMode>),
     stopping: &mut watch::Receiver<bool>,
 ) -> Result<()> {
-    let selection = Selection::default();
-    let options = tracer_options(AttachMode::Tracepoint);
-    let metadata = session::metadata(&selection, None)?;
-    let record = match &settings.record_dir {
+    let record = match &window.record_dir {
         Some(dir) => Some(recording_in(dir)?),
         None => None,
     };
-    let pipeline_settings = |record| pipeline_settings(settings, &selection, record);
-    // A recording that cannot be written (a full disk) costs the recording,
-    // not the window: the metrics count the calls all the same.
-    let mut pipeline = match Pipeline::new(&pipeline_settings(record.as_ref()), &metadata) {
-        Ok(pipeline) => pipeline,
-        Err(err) if record.is_some() => {
-            say(format_args!(
-                "warning: not recording this window, counting it only: {err:#}"
-            ));
-            Pipeline::new(&pipeline_settings(None), &metadata)?
-        }
-        Err(err) => return Err(err),
+    let session = Session {
+        attach: AttachMode::Tracepoint,
+        record,
+        keep_summary: true,
     };
-    pipeline.add_output(Box::new(CountingOutput(counters.clone())));
-    let mut session = LiveSession::attach(pipeline, &options, &selection)?;
-    attached(Some(session.tracer().mode));
     let stop = async {
         tokio::select! {
-            () = tokio::time::sleep(settings.length) => {}
+            () = tokio::time::sleep(window.length) => {}
             () = super::endpoint::stopped(stopping) => {}
         }
     };
     // A recording that failed has stopped writing; the window went on
     // counting (`run` returns early only for that).
-    let ran = session.run(stop).await;
-    let ended = session.end();
-    attached(None);
+    let (ran, ended) = session.run(settings, counters, attached, stop).await?;
     if let Some(err) = &ended.failure {
         say(format_args!(
             "warning: the window's recording stopped early: {err}"
         ));
     }
-    if let Some(dir) = &settings.record_dir {
-        rotate(dir, settings.max_record_bytes)?;
+    if let Some(dir) = &window.record_dir {
+        rotate(dir, window.max_record_bytes)?;
     }
     ran?;
     // The recorder keeps its own failure (above): an error here is the
     // summary line's.
     ended.told.context("writing the window's summary to stdout")
+}
+
+/// The one recipe of the agent's sessions, continuous or windowed: every
+/// call on the node, a pipeline that counts into the metrics (and records,
+/// and keeps a summary, if asked), attached in `attach` mode until a stop.
+struct Session {
+    attach: AttachMode,
+    record: Option<RecordingFile>,
+    keep_summary: bool,
+}
+
+impl Session {
+    /// Attaches, tells `attached` the mode, runs until `stop`, detaches and
+    /// tells `attached` None; returns how the run went and how it ended.
+    /// An error is one of attaching.
+    async fn run(
+        self,
+        settings: &AgentTraceSettings,
+        counters: &Counters,
+        attached: impl Fn(Option<AttachMode>),
+        stop: impl std::future::Future<Output = ()>,
+    ) -> Result<(Result<Option<()>>, session::Ended)> {
+        let selection = Selection::default();
+        let metadata = session::metadata(&selection, None)?;
+        let pipeline_settings = |record| settings.pipeline(&selection, record);
+        // A recording that cannot be written (a full disk) costs the
+        // recording, not the session: the metrics count the calls all the
+        // same.
+        let mut pipeline = match Pipeline::new(&pipeline_settings(self.record.as_ref()), &metadata)
+        {
+            Ok(pipeline) => pipeline,
+            Err(err) if self.record.is_some() => {
+                say(format_args!(
+                    "warning: not recording this window, counting it only: {err:#}"
+                ));
+                Pipeline::new(&pipeline_settings(None), &metadata)?
+            }
+            Err(err) => return Err(err),
+        };
+        if !self.keep_summary {
+            pipeline.without_summary();
+        }
+        pipeline.add_output(Box::new(CountingOutput(counters.clone())));
+        let mut session = LiveSession::attach(pipeline, &settings.tracer(self.attach), &selection)?;
+        attached(Some(session.tracer().mode));
+        let ran = session.run(stop).await;
+        let ended = session.end();
+        attached(None);
+        Ok((ran, ended))
+    }
 }
 
 /// Makes the record directory, private, if missing. The agent calls it at
@@ -183,7 +190,7 @@ fn recording_in(dir: &Path) -> Result<RecordingFile> {
     make_record_dir(dir)?;
     let name = chrono::Utc::now().format("inotify-trace-%Y%m%dT%H%M%S%.3fZ.rec");
     Ok(RecordingFile {
-        path: dir.join(name.to_string()),
+        path: FileArg::Path(dir.join(name.to_string())),
         force: false,
     })
 }

@@ -7,6 +7,7 @@ use anyhow::{Context as _, Result};
 
 use crate::{
     escape::Escaped,
+    file_arg::FileArg,
     notices::say,
     pipeline::Pipeline,
     recording::{file, reader::Reader},
@@ -19,21 +20,21 @@ pub fn report(settings: ReportSettings) -> Result<ExitCode> {
         say(format_args!("note: {note}"));
     }
     // `-` is stdin (`inotify-trace -w - | inotify-trace report -`).
-    let (name, input): (String, Box<dyn std::io::Read>) = match settings.file.as_os_str() == "-" {
-        true => ("stdin".to_owned(), Box::new(std::io::stdin().lock())),
-        false => {
-            let name = settings.file.display().to_string();
-            if settings.file.is_dir() {
+    let (name, input): (String, Box<dyn std::io::Read>) = match settings.file.path() {
+        None => ("stdin".to_owned(), Box::new(std::io::stdin().lock())),
+        Some(path) => {
+            let name = path.display().to_string();
+            if path.is_dir() {
                 anyhow::bail!("{name} is a directory: give a recording file (one that inotify-trace --record FILE made)");
             }
-            let file = File::open(&settings.file).with_context(|| format!("opening {name}"))?;
+            let file = File::open(path).with_context(|| format!("opening {name}"))?;
             (name, Box::new(file))
         }
     };
     let pictures = [("--svg", &settings.svg), ("--html", &settings.html)];
     if pictures
         .iter()
-        .all(|(_, p)| p.as_ref().is_some_and(|p| p.as_os_str() == "-"))
+        .all(|(_, p)| p.as_ref().is_some_and(FileArg::is_std))
     {
         anyhow::bail!("--svg - and --html - both want stdout: write one of them to a file");
     }
@@ -73,10 +74,10 @@ pub fn report(settings: ReportSettings) -> Result<ExitCode> {
 
 /// Where `flag`'s picture goes: stdout for `-`, else a new private file
 /// (or, with `--force`, one renamed over a regular file), checked now.
-fn destination(flag: &'static str, path: &std::path::Path, force: bool) -> Result<Destination> {
-    if path.as_os_str() == "-" {
+fn destination(flag: &'static str, path: &FileArg, force: bool) -> Result<Destination> {
+    let Some(path) = path.path() else {
         return Ok(Destination::Stdout);
-    }
+    };
     file::check_for(flag, path, force)?;
     Ok(Destination::File {
         flag,

@@ -112,11 +112,11 @@ fn announce_setup(settings: &TraceSettings, tracer: &Tracer) {
             crate::preflight::TRACEFS
         ));
     }
-    match &settings.record {
-        Some(_) if recording_to_stdout(settings) => say(format_args!(
+    match settings.record.as_ref().map(|record| record.path.path()) {
+        Some(None) => say(format_args!(
             "recording to stdout; events and the summary go to stderr"
         )),
-        Some(record) => say(format_args!("recording to {}", Path::display(&record.path))),
+        Some(Some(path)) => say(format_args!("recording to {}", path.display())),
         None => {}
     }
     if settings.verbose {

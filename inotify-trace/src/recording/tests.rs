@@ -79,7 +79,12 @@ fn small_recording() -> (Vec<Read>, Vec<u8>) {
     ];
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("small.rec");
-    let mut recorder = Recorder::create(&path, false, &metadata()).unwrap();
+    let mut recorder = Recorder::create(
+        &crate::file_arg::FileArg::Path(path.clone()),
+        false,
+        &metadata(),
+    )
+    .unwrap();
     recorder.event(&records[0]).unwrap();
     recorder.lost(2).unwrap();
     recorder.event(&records[1]).unwrap();
@@ -137,13 +142,26 @@ fn the_file_is_private_and_never_overwritten_without_force() {
     let path = dir.path().join("x.rec");
     std::fs::write(&path, b"precious").unwrap();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let err = Recorder::create(&path, false, &metadata()).err().unwrap();
+    let err = Recorder::create(
+        &crate::file_arg::FileArg::Path(path.clone()),
+        false,
+        &metadata(),
+    )
+    .err()
+    .unwrap();
     assert!(
         err.to_string().contains("exists already") && err.to_string().contains("--force"),
         "{err}"
     );
     assert_eq!(std::fs::read(&path).unwrap(), b"precious");
-    drop(Recorder::create(&path, true, &metadata()).unwrap());
+    drop(
+        Recorder::create(
+            &crate::file_arg::FileArg::Path(path.clone()),
+            true,
+            &metadata(),
+        )
+        .unwrap(),
+    );
     let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
     assert!(read_all(&std::fs::read(&path).unwrap())
@@ -230,7 +248,12 @@ fn a_version_1_recording_with_64_byte_records_still_reads() {
     let old = crate::event::fixtures::record_v1(&add_watch("kubelet", -28), b"/sys/fs/cgroup");
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("old.rec");
-    let mut recorder = Recorder::create(&path, false, &metadata()).unwrap();
+    let mut recorder = Recorder::create(
+        &crate::file_arg::FileArg::Path(path.clone()),
+        false,
+        &metadata(),
+    )
+    .unwrap();
     recorder.event(&old).unwrap();
     recorder.end(&end()).unwrap();
     drop(recorder);

@@ -16,6 +16,7 @@ use super::{
 };
 use crate::{
     event::Event,
+    file_arg::FileArg,
     output::Output,
     pods::{Attribution, CgroupAttribution},
     stream::{Counts, End},
@@ -24,7 +25,7 @@ use crate::{
 
 /// Where `--record` writes: a file, or with `-` stdout (as `tcpdump -w -`).
 pub struct RecordingFile {
-    pub path: PathBuf,
+    pub path: FileArg,
     /// Replace a file that exists.
     pub force: bool,
 }
@@ -32,13 +33,13 @@ pub struct RecordingFile {
 impl RecordingFile {
     /// `-w -`: the recording is stdout, and what is printed goes to stderr.
     pub fn is_stdout(&self) -> bool {
-        self.path.as_os_str() == "-"
+        self.path.is_std()
     }
 }
 
 pub struct Recorder {
     file: File,
-    path: PathBuf,
+    path: FileArg,
     /// Frames not yet written to the file.
     pending: Vec<u8>,
     /// Where each pending frame ends, as file offsets.
@@ -67,14 +68,14 @@ impl Recorder {
     /// `force` a new one renamed over a regular file); writes the header
     /// and the metadata. If they cannot be written (a full disk), the
     /// empty file is removed: it would hold nothing to report.
-    pub fn create(path: &Path, force: bool, metadata: &Metadata) -> Result<Recorder> {
-        let file = match path.as_os_str() == "-" {
-            true => super::file::stdout()?,
-            false => super::file::create(path, force)?,
+    pub fn create(path: &FileArg, force: bool, metadata: &Metadata) -> Result<Recorder> {
+        let file = match path.path() {
+            None => super::file::stdout()?,
+            Some(path) => super::file::create(path, force)?,
         };
         let mut recorder = Recorder {
             file,
-            path: path.to_owned(),
+            path: path.clone(),
             pending: Vec::with_capacity(FLUSH_AT),
             pending_ends: Vec::new(),
             written: 0,
@@ -95,7 +96,7 @@ impl Recorder {
             };
             anyhow::bail!(
                 "could not start the recording {}: {cause}; nothing was recorded and the file is removed: free some space, or record elsewhere",
-                path.display()
+                recorder.name().display()
             );
         }
         Ok(recorder)
@@ -105,16 +106,21 @@ impl Recorder {
     /// (in a shared directory, it could have been renamed and replaced).
     fn remove_if_still_ours(&self) {
         use std::os::unix::fs::MetadataExt as _;
-        if self.path.as_os_str() == "-" {
+        let Some(path) = self.path.path() else {
             return;
-        }
+        };
         let ours = self.file.metadata().map(|m| (m.dev(), m.ino()));
-        let named = std::fs::symlink_metadata(&self.path).map(|m| (m.dev(), m.ino()));
+        let named = std::fs::symlink_metadata(path).map(|m| (m.dev(), m.ino()));
         if let (Ok(ours), Ok(named)) = (ours, named) {
             if ours == named {
-                let _ = std::fs::remove_file(&self.path);
+                let _ = std::fs::remove_file(path);
             }
         }
+    }
+
+    /// The recording's name in messages: its path, or `stdout` for `-w -`.
+    fn name(&self) -> &Path {
+        self.path.path().unwrap_or(Path::new("stdout"))
     }
 
     /// One record exactly as the ring buffer held it.
@@ -197,10 +203,7 @@ impl Recorder {
         self.pending_ends.clear();
         WriteError {
             // `-w -`: said as what it is.
-            path: match self.path.as_os_str() == "-" {
-                true => PathBuf::from("stdout"),
-                false => self.path.clone(),
-            },
+            path: self.name().to_owned(),
             offset: whole,
             cause,
         }
