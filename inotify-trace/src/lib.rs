@@ -9,7 +9,7 @@
 //! cli -> settings --------------------------------------+
 //!                                                       v
 //! session (live: tracer -> ring)  --Item-->   pipeline: selection -> pods::Attributor
-//! recording::reader (report)      --Item-->     -> summary::aggregate, usage::diagnosis (live)
+//! recording::reader (report)      --Item-->     -> summary::aggregate, diagnosis (live)
 //!                                               -> output::Output: render (human, json),
 //!                                                  recording::writer, notices (stderr),
 //!                                                  agent::counters (the agent's windows),
@@ -27,7 +27,7 @@
 //!   end item; `commands::report` pushes what a recording holds; nothing
 //!   else differs.
 //! - `pipeline::Pipeline`, built from settings, selects, counts, diagnoses
-//!   ENOSPC/EMFILE live (`usage::diagnosis`), aggregates the summary, and
+//!   ENOSPC/EMFILE live (`diagnosis`), aggregates the summary, and
 //!   hands every item to its outputs in order, with what each event did to a
 //!   uid's budget (`summary::aggregate::Change`) for the outputs that draw it
 //!   (`timeline`: `chart` works out what to show, `svg` and `html` draw it).
@@ -40,25 +40,34 @@
 //!   part), `ring`,
 //!   `preflight` and `kernel_btf` (what the tracer needs from the kernel),
 //!   `signals`, `traced_command` (`-- COMMAND`).
-//! - `usage`: the /proc snapshot (`model`, `snapshot`, `holdings`), the
-//!   diagnosis and its advice; `culprits`: the known programs (`table.yaml`,
-//!   the one definition, and their recognition); `summary` (`aggregate`,
-//!   `process`, `growth`: a leak within a session, `human`); `pods`: where a
-//!   caller runs (cgroup id or /proc/PID/cgroup -> `PodId`, container, unit,
-//!   from the node's files); `agent` (snapshots, windows, `endpoint`,
-//!   `web_config`, `metrics`, `counters`).
-//! - Text: `escape`, `exact_text`, `words`, `status`, `stdout`; files named
+//! - `held`: what processes hold (`Held`, `HeldNow`, `Place`), the words the
+//!   stream, the summary, `usage` and the diagnosis share; `usage`: the
+//!   /proc snapshot (`model`, `snapshot`, `holdings`) and the `usage`
+//!   command's text (`render`); `diagnosis`: the snapshot of a failure's
+//!   budget (the `Diagnoser`, its model, its `text`), which reads `usage`'s
+//!   snapshot; `advice`: whether raising a cap is the fix, and to what (one
+//!   rule for `usage` and the diagnosis); `culprits`: the known programs
+//!   (`table.yaml`, the one definition, and their recognition); `summary`
+//!   (`aggregate`, `process`, `growth`: a leak within a session, `human`);
+//!   `pods`: where a caller runs (cgroup id or /proc/PID/cgroup -> `PodId`,
+//!   container, unit, from the node's files); `agent` (snapshots, windows,
+//!   `endpoint`, `web_config`, `metrics`, `counters`).
+//! - Text: `escape`, `exact_text`, `words` (counts in words, columns, and
+//!   the phrases every text view shares), `status`, `stdout`; files named
 //!   on the command line, `-` for the standard stream: `file_arg`.
+mod advice;
 mod agent;
 pub mod cli;
 pub mod clock;
 mod commands;
 pub mod culprits;
+mod diagnosis;
 mod errno;
 mod escape;
 pub mod event;
 pub mod exact_text;
 mod file_arg;
+mod held;
 mod kernel_btf;
 mod limits;
 mod notices;
@@ -205,6 +214,126 @@ mod module_map_tests {
                     "the module map in lib.rs names `{name}`, but there is no module {part} under src/"
                 );
             }
+        }
+    }
+
+    /// The top-level modules each file names (`crate::X`, `use crate::{X,
+    /// ...}`), outside its unit tests: module -> modules it imports.
+    fn imports() -> std::collections::BTreeMap<String, std::collections::BTreeSet<String>> {
+        let declared: Vec<String> = LIB
+            .lines()
+            .filter_map(|line| {
+                let line = line.strip_prefix("pub ").unwrap_or(line);
+                Some(line.strip_prefix("mod ")?.strip_suffix(';')?.to_owned())
+            })
+            .collect();
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut graph = std::collections::BTreeMap::new();
+        let mut pending = vec![src.clone()];
+        while let Some(dir) = pending.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    pending.push(path);
+                    continue;
+                }
+                let relative = path
+                    .strip_prefix(&src)
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned();
+                let top = relative.split('/').next().unwrap().trim_end_matches(".rs");
+                if !declared.iter().any(|m| m == top) || relative.ends_with("tests.rs") {
+                    continue;
+                }
+                let text = std::fs::read_to_string(&path).unwrap();
+                let text = text.split("#[cfg(test)]\nmod tests").next().unwrap();
+                let mut named: Vec<&str> = text.split("crate::").skip(1).collect();
+                // `use crate::{a::b, c, d::{e, f}};`: the names at depth 0.
+                for block in text.split("use crate::{").skip(1) {
+                    let mut depth = 0;
+                    let mut start = 0;
+                    for (at, c) in block.char_indices() {
+                        match c {
+                            '{' => depth += 1,
+                            '}' if depth == 0 => {
+                                named.push(&block[start..at]);
+                                break;
+                            }
+                            '}' => depth -= 1,
+                            ',' if depth == 0 => {
+                                named.push(&block[start..at]);
+                                start = at + 1;
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+                let edges = graph
+                    .entry(top.to_owned())
+                    .or_insert_with(std::collections::BTreeSet::new);
+                for name in named {
+                    let module: String = name
+                        .trim_start()
+                        .chars()
+                        .take_while(|c| c.is_alphanumeric() || *c == '_')
+                        .collect();
+                    if module != top && declared.contains(&module) {
+                        edges.insert(module);
+                    }
+                }
+            }
+        }
+        graph
+    }
+
+    /// Imports run one way: no two top-level modules import each other,
+    /// however indirectly.
+    #[test]
+    fn the_top_level_modules_import_each_other_without_a_cycle() {
+        let graph = imports();
+        assert!(graph.len() > 20 && graph.values().map(|e| e.len()).sum::<usize>() > 100);
+        // Kahn's algorithm: what cannot be ordered is on a cycle.
+        let mut left = graph.clone();
+        loop {
+            let leaves: Vec<String> = left
+                .iter()
+                .filter(|(_, edges)| edges.iter().all(|e| !left.contains_key(e)))
+                .map(|(m, _)| m.clone())
+                .collect();
+            if leaves.is_empty() {
+                break;
+            }
+            for leaf in leaves {
+                left.remove(&leaf);
+            }
+        }
+        assert!(
+            left.is_empty(),
+            "these modules import each other in a cycle: {left:?}"
+        );
+    }
+
+    /// The live stream and its stages speak the stream's words (`held`,
+    /// `diagnosis`), not the `usage` command's.
+    #[test]
+    fn the_stream_and_its_stages_import_nothing_from_usage() {
+        let graph = imports();
+        for module in [
+            "stream",
+            "pipeline",
+            "summary",
+            "timeline",
+            "render",
+            "notices",
+            "output",
+            "recording",
+        ] {
+            assert!(
+                !graph[module].contains("usage"),
+                "{module} imports from usage: {:?}",
+                graph[module]
+            );
         }
     }
 }

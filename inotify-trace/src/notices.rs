@@ -9,11 +9,11 @@ use std::{
 };
 
 use crate::{
+    diagnosis::{self, Diagnosis},
     event::DecodeError,
     output::Output,
     status::StatusLine,
     stream::{Counts, End},
-    usage::{diagnosis::Diagnosis, render::diagnosis},
 };
 
 /// One line on stderr, `inotify-trace: ` first.
@@ -81,7 +81,7 @@ impl Output for Notices {
     fn diagnosis(&mut self, d: &Diagnosis) -> io::Result<()> {
         if self.quiet {
             self.status.clear();
-            let _ = diagnosis(&mut io::stderr().lock(), d, "inotify-trace: ");
+            let _ = diagnosis::write_text(&mut io::stderr().lock(), d, "inotify-trace: ");
         }
         Ok(())
     }

@@ -5,11 +5,11 @@
 use std::io;
 
 use crate::{
+    diagnosis::Diagnosis,
     event::{DecodeError, Event},
     pods::{Attribution, CgroupAttribution},
     stream::{Counts, End},
     summary::Summary,
-    usage::diagnosis::Diagnosis,
 };
 
 /// Where the stream goes. Each method has a default that ignores what it

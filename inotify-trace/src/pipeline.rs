@@ -8,6 +8,7 @@ use anyhow::Result;
 
 use crate::{
     clock::WallClock,
+    diagnosis::{Diagnoser, Diagnosis},
     limits::Limits,
     notices::Notices,
     output::Output,
@@ -20,7 +21,6 @@ use crate::{
     selection::Selection,
     stream::{Counts, End, Item},
     summary::{aggregate::Aggregator, LimitsAtStartAndEnd},
-    usage::diagnosis::{Diagnoser, Diagnosis},
 };
 
 /// What the pipeline is built from.

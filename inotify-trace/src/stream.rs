@@ -4,10 +4,11 @@
 use serde::{Deserialize, Serialize};
 
 use crate::{
+    diagnosis::Diagnosis,
     event::{DecodeError, Event},
+    held::HeldNow,
     limits::Limits,
     pods::CgroupAttribution,
-    usage::{diagnosis::Diagnosis, model::HeldNow},
 };
 
 /// One thing a source produces.

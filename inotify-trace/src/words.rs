@@ -1,5 +1,8 @@
-//! Counts in words, and text cut to its column, as every text view writes
-//! them.
+//! Counts in words, text cut to its column, and the phrases every text view
+//! shares (live lines, the summary, `usage`, the diagnosis, the timeline): a
+//! process's place, a known program's two lines, where a holder's watches
+//! are.
+use crate::{culprits::Culprit, escape::Escaped, held::Place, pods::Attribution};
 
 /// `1 watch`, `2 watches`: the count and its noun.
 pub fn plural(n: u64, noun: &str) -> String {
@@ -22,6 +25,63 @@ pub fn fit(text: &str, width: usize) -> std::borrow::Cow<'_, str> {
     }
     let kept: String = text.chars().take(width.saturating_sub(1)).collect();
     (kept + "…").into()
+}
+
+/// A process's pod (and container), unit or container, escaped; empty
+/// when its cgroup says nothing.
+pub fn place_text(place: Option<&Attribution>) -> String {
+    match place.map(Attribution::label) {
+        Some(label) if label != "-" => Escaped(label.as_bytes()).to_string(),
+        _ => String::new(),
+    }
+}
+
+/// Arguments shown of a command line at most: the rest is cut with `...`.
+const CMDLINE_SHOWN: usize = 160;
+
+/// Two lines under a known program's row: `known: NAME: WHAT ITS WATCHES
+/// ARE FOR` and `fix: FIX (LINK).` with whether raising the limit is the
+/// fix for it.
+pub fn culprit_lines(c: &Culprit) -> [String; 2] {
+    let raise = match c.raise_limit.as_str() {
+        "watches" => " Raising max_user_watches is the right fix for it.",
+        "instances" => " Raising max_user_instances is the right fix for it.",
+        "no" => " Raising the limit only postpones the next failure.",
+        _ => "",
+    };
+    let link = c
+        .link
+        .as_ref()
+        .map_or_else(String::new, |l| format!(" ({l})"));
+    [
+        format!("known: {}: {}", c.name, c.watches_for),
+        format!("fix: {}{link}.{raise}", c.fix),
+    ]
+}
+
+/// `where: 55 under /srv/data; cmdline: inotifywait -r -m /srv/data`, for a
+/// holder whose watches or command line are known.
+pub fn where_and_command(places: &[Place], cmdline: &[String]) -> Option<String> {
+    let mut parts = Vec::new();
+    if !places.is_empty() {
+        let places: Vec<String> = places
+            .iter()
+            .map(|p| format!("{} under {}", p.watches, p.dir))
+            .collect();
+        parts.push(format!("where: {}", places.join(", ")));
+    }
+    if !cmdline.is_empty() {
+        let args: Vec<String> = cmdline
+            .iter()
+            .map(|a| Escaped(a.as_bytes()).to_string())
+            .collect();
+        let mut text = args.join(" ");
+        if text.chars().count() > CMDLINE_SHOWN {
+            text = text.chars().take(CMDLINE_SHOWN - 3).collect::<String>() + "...";
+        }
+        parts.push(format!("cmdline: {text}"));
+    }
+    (!parts.is_empty()).then(|| parts.join("; "))
 }
 
 #[cfg(test)]

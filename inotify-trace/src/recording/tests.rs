@@ -48,11 +48,11 @@ fn end() -> End {
         limits: Limits::default(),
         events: 3,
         lost: 2,
-        held_now: vec![crate::usage::model::HeldNow {
+        held_now: vec![crate::held::HeldNow {
             pid: 10,
             instances: 1,
             watches: 7,
-            places: vec![crate::usage::places::Place {
+            places: vec![crate::held::Place {
                 dir: crate::exact_text::PathName(b"/srv/\xff".to_vec()),
                 watches: 7,
             }],

@@ -15,12 +15,12 @@ use super::{
     metadata::Metadata,
 };
 use crate::{
+    diagnosis::Diagnosis,
     event::Event,
     file_arg::FileArg,
     output::Output,
     pods::{Attribution, CgroupAttribution},
     stream::{Counts, End},
-    usage::diagnosis::Diagnosis,
 };
 
 /// Where `--record` writes: a file, or with `-` stdout (as `tcpdump -w -`).

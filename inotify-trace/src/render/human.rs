@@ -5,6 +5,7 @@ use std::io::{self, Write};
 use super::init1_flags_text;
 use crate::{
     clock::{local_time, WallClock},
+    diagnosis::{self, Diagnosis},
     escape::Escaped,
     event::{Event, Kind},
     notices,
@@ -12,7 +13,6 @@ use crate::{
     pods::Attribution,
     stream::Counts,
     summary::{human::write_summary, Summary},
-    usage::{diagnosis::Diagnosis, render::diagnosis},
     words::fit,
 };
 
@@ -136,7 +136,7 @@ impl<W: Write> Output for HumanPrinter<W> {
     }
 
     fn diagnosis(&mut self, d: &Diagnosis) -> io::Result<()> {
-        diagnosis(&mut self.out, d, "  ")
+        diagnosis::write_text(&mut self.out, d, "  ")
     }
 
     fn flush(&mut self, _counts: &Counts) -> io::Result<()> {

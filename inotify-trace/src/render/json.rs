@@ -10,13 +10,13 @@ use serde::{Serialize, Serializer};
 
 use crate::{
     clock::{serialize_rfc3339, WallClock},
+    diagnosis::Diagnosis,
     errno::Errno,
     event::{Event, Kind},
     output::Output,
     pods::Attribution,
     stream::Counts,
     summary::Summary,
-    usage::diagnosis::Diagnosis,
 };
 
 pub struct JsonPrinter<W: Write> {

@@ -40,9 +40,9 @@ use crate::{
     clock::WallClock,
     errno::Errno,
     event::{Event, Kind},
+    held::Held,
     pods::{Attribution, Attributor},
     stream::Counts,
-    usage::diagnosis::Held,
 };
 
 /// How many example paths a failure keeps per process.

@@ -4,12 +4,8 @@ use std::io::{self, Write};
 
 use super::{FailureGroup, Summary};
 use crate::{
-    clock::local_time,
-    escape::Escaped,
-    event::comm_bytes,
-    limits::Limit,
-    usage::{model::HeldNow, render::place_text},
-    words::fit,
+    clock::local_time, escape::Escaped, event::comm_bytes, held::HeldNow, limits::Limit,
+    words::fit, words::place_text,
 };
 
 pub fn write_summary(out: &mut impl Write, s: &Summary) -> io::Result<()> {
@@ -35,7 +31,7 @@ pub fn write_summary(out: &mut impl Write, s: &Summary) -> io::Result<()> {
         writeln!(out)?;
         writeln!(out, "Diagnoses (who held the budget when it ran out):")?;
         for d in &s.diagnoses {
-            crate::usage::render::diagnosis(out, d, "  ")?;
+            crate::diagnosis::write_text(out, d, "  ")?;
         }
     }
     Ok(())
@@ -108,10 +104,7 @@ fn processes(out: &mut impl Write, s: &Summary) -> io::Result<()> {
             )?;
         }
         let culprit = p.held_now().and_then(|h| h.culprit.as_ref());
-        for line in culprit
-            .into_iter()
-            .flat_map(crate::usage::render::culprit_lines)
-        {
+        for line in culprit.into_iter().flat_map(crate::words::culprit_lines) {
             writeln!(out, "  {:>7} {line}", "")?;
         }
     }
@@ -162,7 +155,7 @@ fn pods(out: &mut impl Write, s: &Summary) -> io::Result<()> {
 /// are and what the process is (`where: 860 under /srv/data/n; cmdline:
 /// inotifywait -r -m /srv/data/n`), escaped.
 fn where_and_command(held: &HeldNow) -> Option<String> {
-    crate::usage::render::where_and_command(&held.places, &held.cmdline)
+    crate::words::where_and_command(&held.places, &held.cmdline)
 }
 
 /// The PATHS column: `~` before an estimate.
@@ -273,17 +266,15 @@ mod tests {
 
     use super::*;
     use crate::{
+        advice::Recommendation,
+        diagnosis::Diagnosis,
         errno::Errno,
         event::Kind,
         exact_text::{PathName, ProcessName},
+        held::{Held, Place},
         limits::Limits,
         summary::{LimitsAtStartAndEnd, ProcessFailures, ProcessSummary, UserSummary},
-        usage::{
-            advice::Recommendation,
-            diagnosis::{Diagnosis, Held},
-            places::Place,
-            ProcessUsage, UserUsage,
-        },
+        usage::{ProcessUsage, UserUsage},
     };
 
     fn at(seconds: u64) -> SystemTime {

@@ -41,7 +41,7 @@ pub struct Summary {
     pub pods: Vec<PodSummary>,
     pub limits: LimitsAtStartAndEnd,
     /// Usage snapshots taken when calls failed for a limit, in order.
-    pub diagnoses: Vec<crate::usage::diagnosis::Diagnosis>,
+    pub diagnoses: Vec<crate::diagnosis::Diagnosis>,
     /// The recording host's offset from UTC, for local times in the human
     /// rendering (JSON times are UTC).
     #[serde(skip)]
@@ -54,9 +54,9 @@ pub struct Summary {
 
 impl Summary {
     /// Marks what the listed processes hold at the end.
-    pub fn hold(&mut self, held_now: &[crate::usage::model::HeldNow]) {
+    pub fn hold(&mut self, held_now: &[crate::held::HeldNow]) {
         self.held_known = true;
-        let by_pid: std::collections::HashMap<u32, &crate::usage::model::HeldNow> =
+        let by_pid: std::collections::HashMap<u32, &crate::held::HeldNow> =
             held_now.iter().map(|h| (h.pid, h)).collect();
         for p in &mut self.processes {
             if let Some(h) = by_pid.get(&p.pid) {

@@ -6,7 +6,7 @@ use inotify_trace_common::Comm;
 use serde::{ser::SerializeStruct, Serialize, Serializer};
 
 use super::growth::{AtEnd, Growth, Leak};
-use crate::{errno::Errno, event::comm_bytes, pods::Attribution, usage::model::HeldNow};
+use crate::{errno::Errno, event::comm_bytes, held::HeldNow, pods::Attribution};
 
 /// Distinct paths of a process are counted exactly up to this many (the
 /// estimator's exact representation), estimated past it.

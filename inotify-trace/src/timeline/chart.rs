@@ -11,8 +11,7 @@ use crate::{
         aggregate::{Change, Changed},
         Summary,
     },
-    usage::render::place_text,
-    words::fit,
+    words::{fit, place_text},
 };
 
 /// Columns a panel is cut into: the held outline is each column's highest

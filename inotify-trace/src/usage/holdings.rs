@@ -3,12 +3,12 @@
 use std::collections::HashSet;
 
 use super::{
-    model::HeldNow,
     paths,
     places::{self, Place},
     scan::{self, HeldFd},
     snapshot, Source,
 };
+use crate::held::HeldNow;
 
 /// What each process `chosen` picks holds now (instances shared across
 /// fork counted once per process), where its watches are and its command
@@ -38,7 +38,7 @@ pub fn holdings_now(source: &Source<'_>, chosen: impl Fn(u32) -> bool) -> Vec<He
 /// Where `pid`'s watches are and its command line, from fds already read
 /// (a diagnosis passes its snapshot's: no second walk of /proc, no
 /// grouping of the machine's instances).
-pub(super) fn where_and_cmdline(
+pub(crate) fn where_and_cmdline(
     held: &[HeldFd],
     source: &Source<'_>,
     pid: u32,

@@ -6,8 +6,6 @@
 //! (`scan`, `fdinfo`, `identity`, `userns`), `holdings` what a session's
 //! processes hold at its end; `advice`, `diagnosis`, `paths`, `places` and
 //! `render` build on those.
-pub(crate) mod advice;
-pub mod diagnosis;
 pub(crate) mod fdinfo;
 pub(crate) mod holdings;
 pub(crate) mod identity;
@@ -25,7 +23,7 @@ pub use self::{
 };
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 /// The known program `pid` is, from its executable, maps and `cmdline`.
 pub(crate) fn culprit_of(

@@ -2,7 +2,7 @@
 //! and what a session's processes hold at its end: the serde model only.
 use serde::{Deserialize, Serialize};
 
-use super::{advice::Recommendation, places::Place};
+use crate::{advice::Recommendation, held::Place};
 use crate::{
     exact_text::{PathName, ProcessName},
     limits::Limits,
@@ -161,22 +161,4 @@ pub struct UserUsage {
     pub instances_pct: Option<f64>,
     /// The process holding the most of this uid's watches in this scope.
     pub top_holder: Option<ProcessUsage>,
-}
-
-/// One process's inotify instances and watches at the end of a session,
-/// from /proc, as `usage` counts them; where its watches are and its
-/// command line (absent from recordings of older versions).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct HeldNow {
-    pub pid: u32,
-    pub instances: u64,
-    pub watches: u64,
-    #[serde(default, rename = "where", skip_serializing_if = "Vec::is_empty")]
-    pub places: Vec<Place>,
-    /// Each argument as text (invalid UTF-8 replaced).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub cmdline: Vec<String>,
-    /// The known program it is (`culprits/table.yaml`), if any.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub culprit: Option<crate::culprits::Culprit>,
 }

@@ -3,8 +3,6 @@
 //! rows can be told apart and a recursive watch of a large tree shows.
 use std::{collections::HashMap, os::unix::ffi::OsStrExt, path::Path};
 
-use serde::{Deserialize, Serialize};
-
 use crate::exact_text::PathName;
 
 /// Directories given at most.
@@ -13,13 +11,7 @@ pub const PLACES: usize = 3;
 /// watches are, in bounded time at the end of a session.
 const SAMPLE: usize = 100_000;
 
-/// A directory and how many watched paths are in it or below it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Place {
-    #[serde(flatten)]
-    pub dir: PathName,
-    pub watches: u64,
-}
+pub use crate::held::Place;
 
 /// The directories that cover the paths: repeatedly, the deepest directory
 /// that holds at least half of the paths not yet covered (a watched path

@@ -4,7 +4,6 @@
 use std::{collections::BTreeMap, path::PathBuf};
 
 use super::{
-    advice::{self, Observed},
     fdinfo,
     identity::{self, FdRef, FileOrder},
     model::{Holder, InstanceUsage, PodUsage, ProcessUsage, Usage, UserUsage, WatchTarget},
@@ -13,6 +12,7 @@ use super::{
     userns::{self, NamespaceCaps},
 };
 use crate::{
+    advice::{self, Observed},
     exact_text::{PathName, ProcessName},
     limits::{Limits, NO_CAP},
     pods::{self, names::Names, Attribution},
@@ -73,7 +73,7 @@ pub fn snapshot(source: &Source<'_>, selection: &Selection, top: usize) -> Usage
 /// The same, with the inotify fds it read: a diagnosis explains its
 /// holders from them rather than walk /proc again (a storm of failures
 /// must not stall the reader).
-pub(super) fn snapshot_and_fds(
+pub(crate) fn snapshot_and_fds(
     source: &Source<'_>,
     selection: &Selection,
     top: usize,

@@ -17,20 +17,24 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
-use super::{
-    advice::{self, Observed, Recommendation},
-    holdings::where_and_cmdline,
-    scan::{self, HeldFd},
-    snapshot, ProcessUsage, Source, UserUsage,
-};
+mod text;
+
+pub use self::text::diagnosis as write_text;
 use crate::{
+    advice::{self, Observed, Recommendation},
     clock::{rfc3339, WallClock},
     errno::Errno,
     event::{Event, Kind},
     exact_text::{PathName, ProcessName},
+    held::Held,
     limits::Limit,
     pods::Attribution,
     selection::Selection,
+    usage::{
+        holdings::where_and_cmdline,
+        scan::{self, HeldFd},
+        snapshot, ProcessUsage, Source, UserUsage,
+    },
 };
 
 /// Snapshots of one scope are at least this far apart.
@@ -83,19 +87,6 @@ pub struct Diagnosis {
     /// `{"path": ..., "path_base64": ...}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cwd: Option<PathName>,
-}
-
-/// Instances and watches held (or taken, as a session traced them).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Held {
-    pub instances: u64,
-    pub watches: u64,
-}
-
-impl Held {
-    fn is_empty(self) -> bool {
-        self == Held::default()
-    }
 }
 
 /// Failing pids remembered at most: past it, the oldest are forgotten.
@@ -396,13 +387,16 @@ fn explain_holders(source: &Source<'_>, held: &[HeldFd], holders: &mut [ProcessU
     if chosen.is_empty() {
         return;
     }
-    let resolver = super::paths::Resolver::new();
+    let resolver = crate::usage::paths::Resolver::new();
     for p in holders.iter_mut().filter(|p| chosen.contains(&p.pid)) {
         (p.places, p.cmdline) = where_and_cmdline(held, source, p.pid, &resolver);
-        p.culprit = super::culprit_of(source, p.pid, &p.cmdline);
+        p.culprit = crate::usage::culprit_of(source, p.pid, &p.cmdline);
     }
 }
 
 /// Holders whose places and command line a diagnosis looks up (each costs
 /// a walk of their watches' file handles).
 const EXPLAINED: usize = 3;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,173 @@
+//! A diagnosis as text: the block the live notice, the summary and the
+//! report print.
+use std::io::{self, Write};
+
+use super::Diagnosis;
+use crate::{
+    limits::{Limit, NO_CAP},
+    words::{culprit_lines, fit, place_text, plural, where_and_command},
+};
+
+/// A diagnosis as a block of lines, each starting with `indent`.
+pub fn diagnosis(out: &mut impl Write, d: &Diagnosis, indent: &str) -> io::Result<()> {
+    let call = d.call.syscall();
+    let scope = d
+        .user_ns
+        .map_or_else(String::new, |ns| format!(" in user namespace {ns}"));
+    writeln!(
+        out,
+        "{indent}diagnosis: {} (pid {}, uid {}{}) got {} from {call} at {}",
+        d.comm,
+        d.pid,
+        d.uid,
+        match place_text(d.place.as_ref()).as_str() {
+            "" => String::new(),
+            place => format!(", in {place}"),
+        },
+        d.errno,
+        d.time
+    )?;
+    if let Some(path) = &d.path {
+        match &d.cwd {
+            Some(cwd) => writeln!(
+                out,
+                "{indent}  its path: {path} (relative: its working directory is {cwd})"
+            )?,
+            None if !path.0.starts_with(b"/") => writeln!(
+                out,
+                "{indent}  its path: {path} (relative to its working directory, unknown: it was gone before it could be read)"
+            )?,
+            None => writeln!(out, "{indent}  its path: {path}")?,
+        }
+    }
+    if let Some(u) = &d.usage {
+        // What was held when the call failed, when the snapshot was told
+        // apart from it (a diagnosis made live); else the snapshot alone.
+        let (held, when) = match d.at_failure {
+            Some(at) => ((at.watches, at.instances), "at the failure"),
+            None => ((u.watches, u.instances), "now"),
+        };
+        writeln!(
+            out,
+            "{indent}  uid {}{scope} held {} and {} {when}",
+            u.uid,
+            held_of(held.0, u.max_watches, "watch"),
+            held_of(held.1, u.max_instances, "instance"),
+        )?;
+        let cap = match d.limit {
+            Limit::Watches => u.max_watches,
+            Limit::Instances => u.max_instances,
+        };
+        writeln!(
+            out,
+            "{indent}  the cap hit: {}",
+            d.limit.which_hit(d.user_ns, cap)
+        )?;
+    } else if let Some(at) = d.at_failure {
+        writeln!(
+            out,
+            "{indent}  uid {}{scope} held at least {} and {} at the failure",
+            d.uid,
+            plural(at.watches, "watch"),
+            plural(at.instances, "instance"),
+        )?;
+    } else {
+        writeln!(
+            out,
+            "{indent}  no inotify instance of uid {}{scope} is visible now",
+            d.uid,
+        )?;
+    }
+    if let Some(after_ms) = d.snapshot_after_ms {
+        let mut said = format!("{indent}  snapshot taken {after_ms:.1} ms after the failure");
+        if let Some(u) = &d.usage {
+            said += &format!(
+                ": {} and {} held then",
+                plural(u.watches, "watch"),
+                plural(u.instances, "instance"),
+            );
+        }
+        let gone = d.holders.iter().find(|p| p.gone);
+        if let Some(p) = gone {
+            said += &format!(
+                "; pid {} ({}), gone by then, had taken {} and {} in this session",
+                p.pid,
+                p.comm,
+                plural(p.watches, "watch"),
+                plural(p.instances, "instance"),
+            );
+        }
+        let later = d.holders.iter().filter(|p| p.started_after_failure).count();
+        if later > 0 {
+            said += &format!(
+                "; {} started after the failure, not counted",
+                plural(later as u64, "holder")
+            );
+        }
+        writeln!(out, "{said}")?;
+    }
+    if !d.holders.is_empty() {
+        writeln!(out, "{indent}  by {}:", d.limit.noun())?;
+        writeln!(
+            out,
+            "{indent}  {:>7} {:<15} {:>9} {:>8} {:>6}  POD/UNIT",
+            "PID", "COMM", "INSTANCES", "WATCHES", "SHARE"
+        )?;
+    }
+    for p in &d.holders {
+        let note = if p.gone {
+            "(gone: as traced this session)"
+        } else if p.started_after_failure {
+            "(started after the failure)"
+        } else {
+            ""
+        };
+        let place = place_text(p.place.as_ref());
+        let tail: Vec<&str> = [place.as_str(), note]
+            .into_iter()
+            .filter(|s| !s.is_empty())
+            .collect();
+        let share = p
+            .share_pct
+            .map_or_else(|| "-".to_owned(), |pct| format!("{pct:.0}%"));
+        let row = format!(
+            "{indent}  {:>7} {:<15} {:>9} {:>8} {:>6}  {}",
+            p.pid,
+            fit(&p.comm.to_string(), 15),
+            p.instances,
+            p.watches,
+            share,
+            tail.join("  ")
+        );
+        writeln!(out, "{}", row.trim_end())?;
+        if let Some(more) = where_and_command(&p.places, &p.cmdline) {
+            writeln!(out, "{indent}            {more}")?;
+        }
+        for line in p.culprit.iter().flat_map(culprit_lines) {
+            writeln!(out, "{indent}            {line}")?;
+        }
+    }
+    for r in &d.recommendations {
+        writeln!(
+            out,
+            "{indent}  to raise {} from {}: {}",
+            r.limit,
+            r.current,
+            r.commands.join("; ")
+        )?;
+        if let Some(why) = &r.wrong_fix {
+            writeln!(out, "{indent}    but: {why}")?;
+        }
+    }
+    Ok(())
+}
+
+/// `3 of 50 watches`, or without a cap to count against, `3 watches (no
+/// cap of its own)` / `3 watches (cap unknown)`.
+fn held_of(n: u64, cap: Option<u64>, noun: &str) -> String {
+    match cap {
+        Some(NO_CAP) => format!("{} (no cap of its own)", plural(n, noun)),
+        None => format!("{} (cap unknown)", plural(n, noun)),
+        Some(cap) => format!("{n} of {}", plural(cap, noun)),
+    }
+}

@@ -1,0 +1,46 @@
+//! What processes hold, in the words the stream, the summary, `usage` and
+//! the diagnosis share: counts of instances and watches, a process's
+//! holdings at a session's end, and the directories its watches are under.
+//! Data only; `usage` reads them from /proc.
+use serde::{Deserialize, Serialize};
+
+use crate::exact_text::PathName;
+
+/// Instances and watches held (or taken, as a session traced them).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Held {
+    pub instances: u64,
+    pub watches: u64,
+}
+
+impl Held {
+    pub fn is_empty(self) -> bool {
+        self == Held::default()
+    }
+}
+
+/// One process's inotify instances and watches at the end of a session,
+/// from /proc, as `usage` counts them; where its watches are and its
+/// command line (absent from recordings of older versions).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeldNow {
+    pub pid: u32,
+    pub instances: u64,
+    pub watches: u64,
+    #[serde(default, rename = "where", skip_serializing_if = "Vec::is_empty")]
+    pub places: Vec<Place>,
+    /// Each argument as text (invalid UTF-8 replaced).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cmdline: Vec<String>,
+    /// The known program it is (`culprits/table.yaml`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub culprit: Option<crate::culprits::Culprit>,
+}
+
+/// A directory and how many watched paths are in it or below it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Place {
+    #[serde(flatten)]
+    pub dir: PathName,
+    pub watches: u64,
+}
