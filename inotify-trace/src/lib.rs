@@ -66,7 +66,7 @@ mod errno;
 mod escape;
 pub mod event;
 pub mod exact_text;
-mod file_arg;
+pub mod file_arg;
 mod held;
 mod kernel_btf;
 mod limits;

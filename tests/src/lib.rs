@@ -7,6 +7,7 @@
 pub mod node;
 pub mod podman;
 pub mod scrape;
+pub mod wait;
 pub mod watchers;
 
 use std::{

@@ -4,7 +4,7 @@ use std::{
     net::TcpStream,
     path::Path,
     process::{Child, Command, Stdio},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use serde_json::Value;
@@ -64,16 +64,11 @@ pub fn sample_with(metrics: &str, name: &str, labels: &[&str]) -> Option<f64> {
 
 /// Polls `/metrics` until `done` says so (10 s at most).
 pub fn scrape_until(port: u16, what: &str, done: impl Fn(&str) -> bool) -> String {
-    let started = Instant::now();
-    loop {
-        if let Some((200, body)) = get(port, "/metrics") {
-            if done(&body) {
-                return body;
-            }
-        }
-        assert!(started.elapsed() < Duration::from_secs(15), "never: {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    crate::wait::wait_until(what, Duration::from_secs(15), || {
+        get(port, "/metrics")
+            .filter(|(status, body)| *status == 200 && done(body))
+            .map(|(_, body)| body)
+    })
 }
 
 /// Percent-encodes a PromQL query for a URL.

@@ -7,10 +7,10 @@ use std::{
     ffi::OsString,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
-use crate::{fdinfo_watches, workload_binary};
+use crate::{fdinfo_watches, wait::wait_until, workload_binary};
 
 /// The chokidar the setup installs (npm, globally), pinned.
 pub const CHOKIDAR: &str = "chokidar@4.0.3";
@@ -176,31 +176,25 @@ impl Running {
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         let child = command.spawn().unwrap();
-        let started = Instant::now();
         let root = child.id();
         let mut running = Running {
             program,
             child,
             holder: root,
         };
-        loop {
-            if let Some(holder) = std::iter::once(root)
-                .chain(descendants(root))
-                .find(|&pid| fdinfo_watches(pid).len() >= program.watches())
-            {
-                running.holder = holder;
-                return running;
-            }
+        let what = format!(
+            "{program:?} ({argv:?}) watches {} directories of {tree:?}",
+            program.watches()
+        );
+        running.holder = wait_until(what, Duration::from_secs(60), || {
             if let Ok(Some(status)) = running.child.try_wait() {
                 panic!("{program:?} ({argv:?}) exited before it watched {tree:?}: {status}");
             }
-            assert!(
-                started.elapsed() < Duration::from_secs(60),
-                "{program:?} ({argv:?}) did not watch {} directories of {tree:?} within 60 s",
-                program.watches()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+            std::iter::once(root)
+                .chain(descendants(root))
+                .find(|&pid| fdinfo_watches(pid).len() >= program.watches())
+        });
+        running
     }
 
     /// The watches its holder holds now.

@@ -4,7 +4,7 @@
 use std::{
     io::Write,
     process::{Command, Stdio},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use rstest::rstest;
@@ -15,7 +15,9 @@ use tests::{
     scrape::{
         free_port, get, prometheus_scraping, query, sample, sample_with, scrape_until, Agent,
     },
-    tracer_binary, unique_comm, Script, Workload,
+    tracer_binary, unique_comm,
+    wait::{wait_for, wait_until},
+    Script, Workload,
 };
 
 /// A uid no one else on the machine uses.
@@ -67,19 +69,9 @@ fn metrics_equal_what_usage_reports_per_uid_and_per_pod() {
         "inotify_trace_pod_watches{{namespace=\"shop\",pod=\"{}\"}}",
         c.pod
     );
-    let started = Instant::now();
-    let metrics = loop {
-        if let Some((200, body)) = get(port, "/metrics") {
-            if sample(&body, &user_series).is_some() {
-                break body;
-            }
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "no metrics for uid {UID}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let metrics = scrape_until(port, &format!("metrics for uid {UID}"), |body| {
+        sample(body, &user_series).is_some()
+    });
     assert_eq!(get(port, "/healthz").map(|(status, _)| status), Some(200));
 
     let usage = Command::new(tracer_binary())
@@ -125,18 +117,9 @@ fn metrics_equal_what_usage_reports_per_uid_and_per_pod() {
 
     // The holder gone, its series go with the next snapshot.
     drop(holder);
-    let started = Instant::now();
-    loop {
-        let (_, body) = get(port, "/metrics").unwrap();
-        if sample(&body, &user_series).is_none() && sample(&body, &pod_series).is_none() {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "stale series: {body}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    scrape_until(port, "the holder's series gone", |body| {
+        sample(body, &user_series).is_none() && sample(body, &pod_series).is_none()
+    });
 
     // A second agent on the same port: a one-line error, exit 1.
     let taken = Command::new(tracer_binary())
@@ -229,17 +212,14 @@ fn where_fexit_works_the_agent_traces_continuously_and_counts_every_failure() {
             .unwrap(),
     );
     let healthz = |want: &str| {
-        let started = Instant::now();
-        loop {
-            match get(port, "/healthz") {
-                Some((200, body)) if body.starts_with(want) => return body,
-                other => assert!(
-                    started.elapsed() < Duration::from_secs(30),
-                    "/healthz never said {want:?}: {other:?}"
-                ),
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_until(
+            format!("/healthz says {want:?}"),
+            Duration::from_secs(30),
+            || match get(port, "/healthz") {
+                Some((200, body)) if body.starts_with(want) => Some(body),
+                _ => None,
+            },
+        )
     };
     if refused {
         let said = healthz("ok: tracing in windows only, as fexit refused by the kernel (");
@@ -498,17 +478,11 @@ fn a_real_prometheus_scrapes_the_agent() {
         c.pod
     );
     let user_query = "inotify_trace_user_watches{uid=\"4244\",userns=\"host\"}";
-    let started = Instant::now();
-    let stored = loop {
-        if let Some(value) = query(prometheus_port, &pod_query) {
-            break value;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "Prometheus never stored {pod_query}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let stored = wait_until(
+        format!("Prometheus stores {pod_query}"),
+        Duration::from_secs(30),
+        || query(prometheus_port, &pod_query),
+    );
     assert_eq!(Some(stored), pod["watches"].as_f64(), "{usage:#}");
     let user = usage["users"]
         .as_array()
@@ -545,14 +519,11 @@ fn a_real_prometheus_scrapes_the_agent() {
     assert!(unshare.wait().unwrap().success());
     let failures =
         "sum(inotify_trace_failures_total{errno=\"ENOSPC\",syscall=\"inotify_add_watch\"})";
-    let started = Instant::now();
-    while !query(prometheus_port, failures).is_some_and(|n| n >= 1.0) {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "Prometheus never saw the ENOSPC"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_for(
+        "Prometheus sees the ENOSPC",
+        Duration::from_secs(30),
+        || query(prometheus_port, failures).is_some_and(|n| n >= 1.0),
+    );
     drop(holder);
 }
 

@@ -14,6 +14,7 @@ use tests::{
     require_bpf,
     scrape::{free_port, get, prometheus, query, Agent},
     tracer_binary,
+    wait::{wait_for, wait_until},
 };
 
 /// The DaemonSet's memory limit (deploy/kubernetes/base/inotify-trace.yaml).
@@ -143,17 +144,23 @@ fn curl(args: &[&str]) -> (Option<u16>, String) {
 
 /// curl until the agent has a snapshot (503 before the first).
 fn curl_until_ready(args: &[&str]) -> u16 {
-    let started = Instant::now();
-    loop {
-        let (code, stderr) = curl(args);
-        match code {
-            Some(503) | None if started.elapsed() < Duration::from_secs(10) => {
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            Some(code) => return code,
-            None => panic!("curl {args:?}: {stderr}"),
+    // curl's last complaint, for the failure's message.
+    struct Said(std::cell::RefCell<String>);
+    impl std::fmt::Display for Said {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(
+                f,
+                "an answer other than 503 (curl said {:?})",
+                self.0.borrow()
+            )
         }
     }
+    let said = Said(Default::default());
+    wait_until(&said, Duration::from_secs(10), || {
+        let (code, stderr) = curl(args);
+        *said.0.borrow_mut() = stderr;
+        code.filter(|code| *code != 503)
+    })
 }
 
 fn rss_bytes(pid: u32) -> u64 {
@@ -177,14 +184,11 @@ fn hold_connections(port: u16, n: usize, preamble: &[u8]) -> Vec<TcpStream> {
             stream
         })
         .collect();
-    let started = Instant::now();
-    while accept_queue(port) != Some(0) {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "the agent never accepted the connections"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for(
+        "the agent accepts the connections",
+        Duration::from_secs(30),
+        || accept_queue(port) == Some(0),
+    );
     held
 }
 

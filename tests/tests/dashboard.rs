@@ -4,14 +4,16 @@
 //! reports for a holder the test makes.
 use std::{
     process::{Command, Stdio},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use serde_json::Value;
 use tests::{
     require_bpf,
     scrape::{free_port, prometheus_scraping, query_result, Agent},
-    tracer_binary, unique_comm, Script, Workload,
+    tracer_binary, unique_comm,
+    wait::wait_until,
+    Script, Workload,
 };
 
 /// A uid no one else on the machine uses.
@@ -120,21 +122,17 @@ fn every_panel_query_runs_and_the_per_uid_panel_is_what_usage_says() {
 
     let d = dashboard();
     let per_uid = as_grafana_sends(&queries(&d)[0].1, "dash-node");
-    let started = Instant::now();
-    let ours = loop {
-        let result = query_result(prometheus_port, &per_uid).unwrap_or_default();
-        if let Some((_, value)) = result
-            .iter()
-            .find(|(labels, _)| labels["uid"] == UID && labels["userns"] == "host")
-        {
-            break *value;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "Prometheus never had {per_uid} for uid {UID}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let ours = wait_until(
+        format!("Prometheus has {per_uid} for uid {UID}"),
+        Duration::from_secs(30),
+        || {
+            let result = query_result(prometheus_port, &per_uid).unwrap_or_default();
+            result
+                .iter()
+                .find(|(labels, _)| labels["uid"] == UID && labels["userns"] == "host")
+                .map(|(_, value)| *value)
+        },
+    );
     let usage = Command::new(tracer_binary())
         .args(["usage", "--json", "--uid", UID])
         .output()

@@ -7,7 +7,8 @@ use rstest::rstest;
 use serde_json::json;
 use tests::{
     add_watches, assert_events_match, event_for, own_cgroup, reported_path, require_bpf,
-    tracer_binary, unique_comm, Script, Tracer, Workload, EACCES, ENAMETOOLONG, ENOENT, ENOSPC,
+    tracer_binary, unique_comm, wait::wait_for, Script, Tracer, Workload, EACCES, ENAMETOOLONG,
+    ENOENT, ENOSPC,
 };
 
 /// A directory tree for one test: `dir`, `dir/sub`, `dir2`, a non-UTF-8
@@ -360,14 +361,7 @@ fn a_closed_stdout_ends_the_session_quietly() {
         head_done.display(),
     );
     let mut shell = Command::new("bash").args(["-c", &script]).spawn().unwrap();
-    let wait_for = |what: &str, done: &dyn Fn() -> bool| {
-        let start = std::time::Instant::now();
-        while !done() {
-            assert!(start.elapsed() < Duration::from_secs(60), "never: {what}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    };
-    wait_for("attached", &|| {
+    wait_for("attached", Duration::from_secs(60), || {
         std::fs::read_to_string(&stderr_file).is_ok_and(|s| s.contains("attached"))
     });
     Script::new()
@@ -375,7 +369,9 @@ fn a_closed_stdout_ends_the_session_quietly() {
         .add("/", 1)
         .add("/", 1)
         .run(&[], &comm);
-    wait_for("head exited", &|| head_done.exists());
+    wait_for("head exited", Duration::from_secs(60), || {
+        head_done.exists()
+    });
     // head has exited; the next events hit the closed pipe.
     Script::new()
         .init(3)

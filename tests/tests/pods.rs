@@ -7,7 +7,7 @@
 use serde_json::{json, Value};
 use tests::{
     node::{strs, Container, Layout, Node, LAYOUTS},
-    require_bpf, tracer_binary, unique_comm, Script, Tracer, Workload, EMFILE, ENOSPC,
+    require_bpf, tracer_binary, unique_comm, until_lines, Script, Tracer, Workload, EMFILE, ENOSPC,
 };
 
 /// What an event or row must say of a container.
@@ -158,7 +158,8 @@ fn a_removed_cgroup_and_an_unlogged_pod_are_reported_as_such() {
         script.run(&strs(&node.inside("system.slice/it-doomed.service")), &comm)[0].pid;
     std::fs::remove_dir(&doomed).unwrap();
     tracer.signal(libc::SIGCONT);
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    // Stopping drains what the ring buffer holds: the events of the calls
+    // made while the tracer was stopped are all read, and resolved now.
     let finished = tracer.stop();
     finished.assert_clean_exit();
 
@@ -382,12 +383,19 @@ fn a_diagnosis_names_both_pods() {
                 .join(" ")
         };
         let procs = |c: &Container| node.root.join(&c.cgroup).join("cgroup.procs");
+        // The failer starts once the holder has made its calls (one line
+        // each in $T); the holder lives until the script kills it.
+        let calls = holder_steps
+            .split(' ')
+            .filter(|s| matches!(*s, "init" | "add"))
+            .count();
         let script = format!(
-            "echo {cap} > /proc/sys/user/{limit}; \
-             sh -c 'echo $$ > {}; exec {w} --comm {holder} {} sleep 3' >/dev/null & echo $!; sleep 0.5; \
+            "echo {cap} > /proc/sys/user/{limit}; T=$(mktemp); \
+             sh -c 'echo $$ > {}; exec {w} --comm {holder} {} sleep 60' >$T & echo $!; {}; \
              sh -c 'echo $$ > {}; exec {w} --comm {failer} {} sleep 1' >/dev/null; kill $!",
             procs(&holder_c).display(),
             steps(holder_steps),
+            until_lines("$T", calls),
             procs(&failer_c).display(),
             steps(failer_steps),
         );

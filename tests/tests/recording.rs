@@ -1,11 +1,11 @@
 //! Recording a live session and reporting on it, against the real kernel
 //! and the real binary: the report must say exactly what the live session
 //! said, survive a killed tracer, and refuse bad files clearly.
-use std::{ffi::OsStr, os::unix::ffi::OsStrExt, process::Command};
+use std::{ffi::OsStr, os::unix::ffi::OsStrExt, process::Command, time::Duration};
 
 use tests::{
-    assert_events_match, renamed, report, require_bpf, tracer_binary, unique_comm, Script, Tracer,
-    ENAMETOOLONG, ENOENT,
+    assert_events_match, renamed, report, require_bpf, tracer_binary, unique_comm, wait::wait_for,
+    Script, Tracer, ENAMETOOLONG, ENOENT,
 };
 
 /// A directory with a non-UTF-8 name and a ~3000-byte path in it.
@@ -246,8 +246,23 @@ fn a_killed_tracer_leaves_a_recording_that_reports() {
     let calls = (0..200)
         .fold(Script::new().init(3), |script, _| script.add("/", 1))
         .run(&[], &comm);
-    // Records reach the file within a poll interval (10 ms).
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    // Records reach the file within a poll interval (10 ms): the file is
+    // read, as `report` would, until it holds the init and the 200 adds.
+    let recorded_events = |file: &std::path::Path| {
+        let reported = report(&[file.to_str().unwrap(), "--json"]);
+        let summary = reported
+            .stdout
+            .split(|&b| b == b'\n')
+            .rfind(|l| !l.is_empty());
+        summary
+            .and_then(|l| serde_json::from_slice::<serde_json::Value>(l).ok())
+            .and_then(|s| s["events"].as_u64())
+    };
+    wait_for(
+        "the recording holds all 201 calls",
+        Duration::from_secs(30),
+        || recorded_events(&file) == Some(201),
+    );
     tracer.signal(libc::SIGKILL);
     let killed = tracer.wait();
     assert_eq!(

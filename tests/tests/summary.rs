@@ -1,10 +1,13 @@
 //! The session summary against the real kernel: workloads of known shape
 //! must give exactly their numbers, and `-- COMMAND` must follow a command's
 //! descendants and return its exit status.
+use std::time::Duration;
+
 use serde_json::Value;
 use tests::{
-    fdinfo_watches, require_bpf, unique_comm, workload_binary, Script, Tracer, Workload, EMFILE,
-    ENOSPC,
+    fdinfo_watches, require_bpf, unique_comm,
+    wait::{wait_for, wait_until},
+    workload_binary, Script, Tracer, Workload, EMFILE, ENOSPC,
 };
 
 /// The summary: the last JSON line, and the only one with `--quiet`.
@@ -196,9 +199,16 @@ fn a_command_is_followed_into_its_grandchildren_and_its_status_returned() {
     let outsider_script = Script::new().init(3).add(d, 1);
     let outsider = Workload::start(&[], &child, &outsider_script.args());
     let outsider_pid = outsider.pid;
-    let script = format!("sleep 1; {script}");
+    // The command waits for the outsider's calls to be done.
+    let dir = tempfile::tempdir().unwrap();
+    let outsider_done = dir.path().join("outsider-done");
+    let script = format!(
+        "while [ ! -e {} ]; do sleep 0.01; done; {script}",
+        outsider_done.display()
+    );
     let tracer = Tracer::start(&["--json", "--quiet", "--", "sh", "-c", &script]);
     outsider_script.check(&outsider.release_all());
+    std::fs::write(&outsider_done, b"").unwrap();
     let finished = tracer.wait();
     assert_eq!(
         finished.status.code(),
@@ -314,23 +324,18 @@ fn held_now_is_what_fdinfo_says_after_watched_directories_were_deleted() {
         .spawn()
         .expect("inotifywait (inotify-tools; cargo xtask test installs it)");
     let pid = inotifywait.id();
-    let waited = std::time::Instant::now();
     // The root, a, b, c and their six subdirectories.
-    while fdinfo_watches(pid).len() < 10 {
-        assert!(
-            waited.elapsed().as_secs() < 10,
-            "inotifywait did not set up"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    wait_for("inotifywait sets up", Duration::from_secs(10), || {
+        fdinfo_watches(pid).len() >= 10
+    });
     std::fs::remove_dir_all(root.path().join("c")).unwrap();
     // The kernel drops a deleted directory's watch (IN_IGNORED) as it goes:
     // wait for fdinfo to settle rather than a fixed time.
-    let waited = std::time::Instant::now();
-    while fdinfo_watches(pid).len() > 7 && waited.elapsed().as_secs() < 10 {
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    let held = fdinfo_watches(pid).len() as u64;
+    let held = wait_until(
+        "inotifywait's watches settle",
+        Duration::from_secs(10),
+        || Some(fdinfo_watches(pid).len()).filter(|n| *n <= 7),
+    ) as u64;
     assert_eq!(held, 7, "three watches went with c, c/1 and c/2");
     let finished = tracer.stop();
     let _ = inotifywait.kill();

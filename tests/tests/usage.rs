@@ -188,7 +188,7 @@ fn holder_then_failer(
     let adds = |paths: &[String]| -> String { paths.iter().map(|p| format!(" add {p}")).collect() };
     format!(
         "echo {cap} > /proc/sys/user/max_inotify_watches; T=$(mktemp); \
-         {w} --comm {holder} init{} sleep 3 >$T & echo $!; {}; \
+         {w} --comm {holder} init{} sleep 60 >$T & echo $!; {}; \
          {w} --comm {failer} init{} sleep 1 >/dev/null; kill $!; readlink /proc/self/ns/user",
         adds(held),
         until_lines("$T", 1 + held.len()),
@@ -273,7 +273,7 @@ fn a_traced_emfile_gets_a_diagnosis_of_instances() {
     let w = w.to_str().unwrap();
     let script = format!(
         "echo 2 > /proc/sys/user/max_inotify_instances; T=$(mktemp); \
-         {w} --comm {holder} init init sleep 3 >$T & echo $!; {}; \
+         {w} --comm {holder} init init sleep 60 >$T & echo $!; {}; \
          {w} --comm {failer} init sleep 1 >/dev/null; kill $!",
         until_lines("$T", 2)
     );

@@ -172,7 +172,12 @@ fn synth_recording(file: &std::path::Path, pids: u64) {
     let clock = WallClock::now().expect("clocks");
     let start = WallClock::boot_now_ns().expect("boot clock");
     let metadata = Metadata::of_this_session(&clock, start, Default::default());
-    let mut recorder = Recorder::create(file, true, &metadata).expect("creating the recording");
+    let mut recorder = Recorder::create(
+        &inotify_trace::file_arg::FileArg::Path(file.to_owned()),
+        true,
+        &metadata,
+    )
+    .expect("creating the recording");
     let mut record = Vec::new();
     let mut time_ns = start;
     for pid in 1..=pids as u32 {
