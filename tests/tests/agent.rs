@@ -303,30 +303,14 @@ fn a_window_traces_when_a_cap_is_near_and_counts_the_failure(#[case] record_dir:
     // of the namespace's cap), which starts a window; once it is attached,
     // the failer in the pod calls and fails.
     let (holder, failer) = (unique_comm("whold"), unique_comm("wfail"));
-    let w = tests::workload_binary();
-    let w = w.to_str().unwrap();
     let procs = node.root.join(&c.cgroup).join("cgroup.procs");
-    let flag = records.path().join("attached");
-    let script = format!(
-        "echo 1 > /proc/sys/user/max_inotify_watches; \
-         {w} --comm {holder} init add {} sleep 20 >/dev/null & H=$!; \
-         while [ ! -e {} ]; do sleep 0.05; done; \
-         sh -c 'echo $$ > {}; exec {w} --comm {failer} init add {}' >/dev/null; \
-         kill $H; wait",
-        dirs[0],
-        flag.display(),
-        procs.display(),
-        dirs[1],
+    enospc_during_a_window(
+        port,
+        (&holder, &dirs[0]),
+        (&failer, &dirs[1]),
+        Some(&procs),
+        records.path(),
     );
-    let mut unshare = Command::new("unshare")
-        .args(["-U", "-r", "sh", "-c", &script])
-        .spawn()
-        .unwrap();
-    scrape_until(port, "a window attached", |m| {
-        sample(m, "inotify_trace_tracing") == Some(1.0)
-    });
-    std::fs::write(&flag, b"").unwrap();
-    assert!(unshare.wait().unwrap().success());
     let enospc = [
         "syscall=\"inotify_add_watch\"",
         "errno=\"ENOSPC\"",
@@ -496,27 +480,13 @@ fn a_real_prometheus_scrapes_the_agent() {
     // An ENOSPC in a user namespace at its cap, during the window that
     // state starts: the counter Prometheus stores rises.
     let (hold, fail) = (unique_comm("phold"), unique_comm("pfail"));
-    let w = tests::workload_binary();
-    let w = w.to_str().unwrap();
-    let flag = data.path().join("attached");
-    let script = format!(
-        "echo 1 > /proc/sys/user/max_inotify_watches; \
-         {w} --comm {hold} init add {} sleep 20 >/dev/null & H=$!; \
-         while [ ! -e {} ]; do sleep 0.05; done; \
-         {w} --comm {fail} init add {} >/dev/null; kill $H; wait",
-        dirs[2],
-        flag.display(),
-        dirs[3],
+    enospc_during_a_window(
+        agent_port,
+        (&hold, &dirs[2]),
+        (&fail, &dirs[3]),
+        None,
+        data.path(),
     );
-    let mut unshare = Command::new("unshare")
-        .args(["-U", "-r", "sh", "-c", &script])
-        .spawn()
-        .unwrap();
-    scrape_until(agent_port, "a window attached", |m| {
-        sample(m, "inotify_trace_tracing") == Some(1.0)
-    });
-    std::fs::write(&flag, b"").unwrap();
-    assert!(unshare.wait().unwrap().success());
     let failures =
         "sum(inotify_trace_failures_total{errno=\"ENOSPC\",syscall=\"inotify_add_watch\"})";
     wait_for(
@@ -634,4 +604,41 @@ fn gauges_follow_a_holder_while_a_window_traces_and_sigterm_ends_its_recording()
         lines.iter().any(|l| l["type"] == "summary"),
         "the summary is recorded"
     );
+}
+
+/// In a user namespace whose watch cap is 1, the holder (comm, directory)
+/// takes the one watch, which starts a window of the agent at `port`; once
+/// that window is attached, the failer (comm, directory) calls and gets
+/// ENOSPC, from the cgroup whose `cgroup.procs` is given, if any. `scratch`
+/// holds the flag that says "attached" to the namespace's shell.
+fn enospc_during_a_window(
+    port: u16,
+    (holder, held): (&str, &str),
+    (failer, failing): (&str, &str),
+    cgroup_procs: Option<&std::path::Path>,
+    scratch: &std::path::Path,
+) {
+    let w = tests::workload_binary();
+    let w = w.to_str().unwrap();
+    let flag = scratch.join("attached");
+    let enter_cgroup = cgroup_procs.map_or_else(String::new, |procs| {
+        format!("echo $$ > {}; ", procs.display())
+    });
+    let script = format!(
+        "echo 1 > /proc/sys/user/max_inotify_watches; \
+         {w} --comm {holder} init add {held} sleep 20 >/dev/null & H=$!; \
+         while [ ! -e {} ]; do sleep 0.05; done; \
+         sh -c '{enter_cgroup}exec {w} --comm {failer} init add {failing}' >/dev/null; \
+         kill $H; wait",
+        flag.display(),
+    );
+    let mut unshare = Command::new("unshare")
+        .args(["-U", "-r", "sh", "-c", &script])
+        .spawn()
+        .unwrap();
+    scrape_until(port, "a window attached", |m| {
+        sample(m, "inotify_trace_tracing") == Some(1.0)
+    });
+    std::fs::write(&flag, b"").unwrap();
+    assert!(unshare.wait().unwrap().success());
 }
