@@ -1,8 +1,10 @@
-//! Real programs that hold inotify watches, as the tests run them: Debian's
-//! `tail -f`, python3-watchdog and syncthing, chokidar from npm on Debian's
-//! Node.js (all installed by `cargo xtask test`'s setup), and a process whose
-//! command line says `.vscode-server`. Each is started on a directory tree
-//! and waited for until it watches it, as /proc/PID/fdinfo shows.
+//! Real programs that hold inotify watches, as the tests run them, in one
+//! harness: Debian's `tail -f`, python3-watchdog, syncthing, fswatch, entr
+//! and watchman, chokidar from npm on Debian's Node.js (all installed by
+//! `cargo xtask test`'s setup), and a process whose command line says
+//! `.vscode-server`. Each is started on a directory tree, under a comm of
+//! the test's choosing where the test filters on it, and waited for until it
+//! watches the tree, as /proc/PID/fdinfo shows.
 use std::{
     ffi::OsString,
     path::{Path, PathBuf},
@@ -22,10 +24,14 @@ pub enum Program {
     Chokidar,
     Syncthing,
     VscodeServer,
+    Fswatch,
+    Entr,
+    Watchman,
 }
 
 impl Program {
-    pub const ALL: [Program; 5] = [
+    /// The programs the culprit table knows.
+    pub const KNOWN: [Program; 5] = [
         Program::TailFollow,
         Program::PythonWatchdog,
         Program::Chokidar,
@@ -41,6 +47,7 @@ impl Program {
             Program::Chokidar => "node-watcher",
             Program::Syncthing => "syncthing",
             Program::VscodeServer => "vscode-server",
+            other => panic!("{other:?} is not in the culprit table"),
         }
     }
 
@@ -52,10 +59,11 @@ impl Program {
             Program::Chokidar => "Node.js file watcher (chokidar, webpack, vite, jest --watch)",
             Program::Syncthing => "Syncthing",
             Program::VscodeServer => "VS Code server / code-server",
+            other => panic!("{other:?} is not in the culprit table"),
         }
     }
 
-    /// Its comm, for a filter.
+    /// Its comm, for a filter, when started by [`Running::start`].
     pub fn comm(self) -> &'static str {
         match self {
             Program::TailFollow => "tail",
@@ -63,21 +71,29 @@ impl Program {
             Program::Chokidar => "node",
             Program::Syncthing => "syncthing",
             Program::VscodeServer => VSCODE_COMM,
+            Program::Fswatch => "fswatch",
+            Program::Entr => "entr",
+            Program::Watchman => "watchman",
         }
     }
 
-    /// The watches it holds on a tree made by [`tree`]: `tail -f` follows
-    /// one file, the others watch each directory.
-    fn watches(self) -> usize {
+    /// The watches it holds on `tree`: `tail -f` follows one file (the
+    /// stand-in for VS Code watches the root), entr the tree's files it is
+    /// given, the others every directory.
+    pub fn watches(self, tree: &Path) -> usize {
         match self {
             Program::TailFollow | Program::VscodeServer => 1,
-            _ => TREE_DIRS.len(),
+            Program::Entr => files(tree).len(),
+            _ => directories(tree),
         }
     }
 
-    /// The command that starts it on `tree`, with its files in `dir`.
-    fn command(self, dir: &Path, tree: &Path) -> Vec<OsString> {
+    /// The command that starts it on `tree` under the comm `comm` (a link
+    /// to the program by that name, where the program is Debian's), with
+    /// its files in `dir`.
+    fn command(self, dir: &Path, tree: &Path, comm: &str) -> Vec<OsString> {
         let tree = tree.as_os_str().to_owned();
+        let as_comm = |program: &str| crate::renamed(program, dir, comm).into_os_string();
         match self {
             Program::TailFollow => {
                 let followed = dir.join("followed.log");
@@ -85,17 +101,39 @@ impl Program {
                 vec!["tail".into(), "-f".into(), followed.into()]
             }
             Program::PythonWatchdog => {
-                let script = format!(
-                    "import time\nfrom watchdog.observers.inotify import InotifyObserver\n\
+                let script = "import sys, time\n\
+                     from watchdog.observers.inotify import InotifyObserver\n\
                      from watchdog.events import FileSystemEventHandler\n\
-                     o = InotifyObserver(); o.schedule(FileSystemEventHandler(), {:?}, recursive=True); o.start()\n\
-                     time.sleep(120)\n",
-                    tree.to_str().unwrap()
-                );
+                     o = InotifyObserver(); o.schedule(FileSystemEventHandler(), sys.argv[1], recursive=True); o.start()\n\
+                     time.sleep(600)\n";
                 // Debian's python3, which has python3-watchdog (another
                 // on PATH may not).
-                let python = crate::renamed("python3", dir, "python3");
-                vec![python.into(), "-c".into(), script.into()]
+                vec![as_comm("python3"), "-c".into(), script.into(), tree]
+            }
+            Program::Fswatch => vec![
+                as_comm("fswatch"),
+                "-r".into(),
+                "-m".into(),
+                "inotify_monitor".into(),
+                tree,
+            ],
+            // entr reads the files to watch from its stdin (below).
+            Program::Entr => vec![as_comm("entr"), "-n".into(), "-p".into(), "true".into()],
+            Program::Watchman => {
+                let state = |name: &str| {
+                    let mut arg = OsString::from(format!("--{name}="));
+                    arg.push(dir.join(name));
+                    arg
+                };
+                vec![
+                    as_comm("watchman"),
+                    "--foreground".into(),
+                    "--no-save-state".into(),
+                    state("sockname"),
+                    state("statefile"),
+                    state("logfile"),
+                    state("pidfile"),
+                ]
             }
             Program::Chokidar => {
                 let script = dir.join("watch.js");
@@ -139,16 +177,47 @@ impl Program {
 /// command line, not by its name.
 const VSCODE_COMM: &str = "vsc-server-node";
 
-/// The directories of a test tree, relative to its root ("" is the root).
+/// The directories of a small test tree, relative to its root ("" is the
+/// root).
 const TREE_DIRS: [&str; 3] = ["", "a", "a/b"];
 
 /// Makes a tree of [`TREE_DIRS`] at `dir/tree`.
 pub fn tree(dir: &Path) -> PathBuf {
+    tree_of(dir, &TREE_DIRS, &[])
+}
+
+/// Makes a tree of these directories and (empty) files at `dir/tree`.
+pub fn tree_of(dir: &Path, dirs: &[&str], files: &[&str]) -> PathBuf {
     let tree = dir.join("tree");
-    for d in TREE_DIRS {
+    for d in dirs {
         std::fs::create_dir_all(tree.join(d)).unwrap();
     }
+    for f in files {
+        std::fs::write(tree.join(f), b"").unwrap();
+    }
     tree
+}
+
+/// The directories of `tree`, itself included.
+fn directories(tree: &Path) -> usize {
+    1 + std::fs::read_dir(tree)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|e| directories(&e.path()))
+        .sum::<usize>()
+}
+
+/// The files of `tree`, at any depth.
+fn files(tree: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(tree)
+        .unwrap()
+        .flatten()
+        .flat_map(|e| match e.file_type().is_ok_and(|t| t.is_dir()) {
+            true => files(&e.path()),
+            false => vec![e.path()],
+        })
+        .collect()
 }
 
 /// A running program; killed with its children when dropped.
@@ -164,35 +233,58 @@ impl Running {
     /// Starts `program` on `tree` behind `wrapper` (e.g. `unshare -U -r`)
     /// and waits until one process of it holds the watches it should.
     pub fn start(program: Program, dir: &Path, tree: &Path, wrapper: &[&str]) -> Running {
+        Running::start_as(program, dir, tree, wrapper, program.comm())
+    }
+
+    /// [`Running::start`] under the comm `comm`.
+    pub fn start_as(
+        program: Program,
+        dir: &Path,
+        tree: &Path,
+        wrapper: &[&str],
+        comm: &str,
+    ) -> Running {
+        // Counted on the tree as given: syncthing's command adds a marker
+        // directory it does not watch.
+        let watches = program.watches(tree);
         let argv: Vec<OsString> = wrapper
             .iter()
             .map(OsString::from)
-            .chain(program.command(dir, tree))
+            .chain(program.command(dir, tree, comm))
             .collect();
         let mut command = Command::new(&argv[0]);
         command
             .args(&argv[1..])
-            .stdin(Stdio::null())
+            .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
-        let child = command.spawn().unwrap();
+        let mut child = command.spawn().unwrap();
+        // entr is told its files on stdin; the others get an empty one.
+        let mut stdin = child.stdin.take().unwrap();
+        if program == Program::Entr {
+            use std::io::Write as _;
+            for file in files(tree) {
+                writeln!(stdin, "{}", file.display()).unwrap();
+            }
+        }
+        drop(stdin);
+        if program == Program::Watchman {
+            ask_watchman_to_watch(dir, tree);
+        }
         let root = child.id();
         let mut running = Running {
             program,
             child,
             holder: root,
         };
-        let what = format!(
-            "{program:?} ({argv:?}) watches {} directories of {tree:?}",
-            program.watches()
-        );
+        let what = format!("{program:?} ({argv:?}) holds {watches} watches on {tree:?}");
         running.holder = wait_until(what, Duration::from_secs(60), || {
             if let Ok(Some(status)) = running.child.try_wait() {
                 panic!("{program:?} ({argv:?}) exited before it watched {tree:?}: {status}");
             }
             std::iter::once(root)
                 .chain(descendants(root))
-                .find(|&pid| fdinfo_watches(pid).len() >= program.watches())
+                .find(|&pid| fdinfo_watches(pid).len() >= watches)
         });
         running
     }
@@ -236,6 +328,24 @@ fn descendants(pid: u32) -> Vec<u32> {
     }
     found.remove(0);
     found
+}
+
+/// The watchman client (comm `watchman`, not traced) asks the server
+/// started with its files in `dir` to watch `tree`, once its socket is there.
+fn ask_watchman_to_watch(dir: &Path, tree: &Path) {
+    let mut sockname = OsString::from("--sockname=");
+    sockname.push(dir.join("sockname"));
+    crate::wait::wait_for("watchman's server answers", Duration::from_secs(10), || {
+        Command::new("watchman")
+            .arg(&sockname)
+            .args(["--no-spawn", "watch"])
+            .arg(tree)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap()
+            .success()
+    });
 }
 
 /// `npm root -g`: where the setup installed chokidar.
