@@ -544,6 +544,26 @@ pub fn own_cgroup() -> String {
 }
 
 /// `inotify-trace report ARGS...`, run to its end.
+/// `inotify-trace usage --json ARGS`, which must succeed: its report.
+pub fn usage_json(args: &[&str]) -> Value {
+    serde_json::from_str(usage_run(&[&["--json"], args].concat()).trim()).unwrap()
+}
+
+/// `inotify-trace usage ARGS` in text, which must succeed.
+pub fn usage_text(args: &[&str]) -> String {
+    usage_run(args)
+}
+
+fn usage_run(args: &[&str]) -> String {
+    let out = Command::new(tracer_binary())
+        .arg("usage")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "usage {args:?}: {out:?}");
+    String::from_utf8(out.stdout).expect("usage prints UTF-8")
+}
+
 pub fn report<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> std::process::Output {
     Command::new(tracer_binary())
         .arg("report")

@@ -42,6 +42,33 @@ pub fn sample(metrics: &str, series: &str) -> Option<f64> {
 
 pub struct Agent(pub Child);
 
+impl Agent {
+    /// `inotify-trace agent --interval 1s --listen 127.0.0.1:PORT ARGS` on a
+    /// free port: the agent, stopped when dropped, and its port. Its output
+    /// is dropped.
+    pub fn start(args: &[&str]) -> (Agent, u16) {
+        Agent::spawn(args, Stdio::null())
+    }
+
+    /// [`Agent::start`] with its stderr piped, for a test that reads it.
+    pub fn start_with_stderr(args: &[&str]) -> (Agent, u16) {
+        Agent::spawn(args, Stdio::piped())
+    }
+
+    fn spawn(args: &[&str], stderr: Stdio) -> (Agent, u16) {
+        let port = free_port();
+        let child = Command::new(crate::tracer_binary())
+            .args(["agent", "--interval", "1s"])
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .unwrap();
+        (Agent(child), port)
+    }
+}
+
 impl Drop for Agent {
     fn drop(&mut self) {
         let _ = self.0.kill();

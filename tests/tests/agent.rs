@@ -12,9 +12,7 @@ use serde_json::Value;
 use tests::{
     node::{strs, Layout, Node},
     require_bpf,
-    scrape::{
-        free_port, get, prometheus_scraping, query, sample, sample_with, scrape_until, Agent,
-    },
+    scrape::{get, prometheus_scraping, query, sample, sample_with, scrape_until, Agent},
     tracer_binary, unique_comm,
     wait::{wait_for, wait_until},
     Script, Workload,
@@ -54,16 +52,9 @@ fn metrics_equal_what_usage_reports_per_uid_and_per_pod() {
     let dirs = node.dirs("d", 3);
     let holder = holder_in_pod(&node, &c.cgroup, UID, &dirs, &unique_comm("agent"));
 
-    let port = free_port();
+    let (agent, port) =
+        Agent::start_with_stderr(&["--host-root", node.host_root.path().to_str().unwrap()]);
     let listen = format!("127.0.0.1:{port}");
-    let agent = Agent(
-        Command::new(tracer_binary())
-            .args(["agent", "--interval", "1s", "--listen", &listen])
-            .args(["--host-root", node.host_root.path().to_str().unwrap()])
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
     let user_series = format!("inotify_trace_user_watches{{uid=\"{UID}\",userns=\"host\"}}");
     let pod_series = format!(
         "inotify_trace_pod_watches{{namespace=\"shop\",pod=\"{}\"}}",
@@ -74,12 +65,12 @@ fn metrics_equal_what_usage_reports_per_uid_and_per_pod() {
     });
     assert_eq!(get(port, "/healthz").map(|(status, _)| status), Some(200));
 
-    let usage = Command::new(tracer_binary())
-        .args(["usage", "--json", "--uid", UID])
-        .args(["--host-root", node.host_root.path().to_str().unwrap()])
-        .output()
-        .unwrap();
-    let usage: Value = serde_json::from_slice(&usage.stdout).unwrap();
+    let usage = tests::usage_json(&[
+        "--uid",
+        UID,
+        "--host-root",
+        node.host_root.path().to_str().unwrap(),
+    ]);
     let user = &usage["users"][0];
     assert_eq!(user["watches"], 3, "{usage:#}");
     assert_eq!(
@@ -200,17 +191,7 @@ impl Drop for FullDisk {
 fn where_fexit_works_the_agent_traces_continuously_and_counts_every_failure() {
     require_bpf!();
     let refused = tests::fexit_refused();
-    let port = free_port();
-    let listen = format!("127.0.0.1:{port}");
-    let mut agent = Agent(
-        Command::new(tracer_binary())
-            .args(["agent", "--interval", "1s", "--listen", &listen])
-            .args(["--trace-above", "100"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
+    let (mut agent, port) = Agent::start_with_stderr(&["--trace-above", "100"]);
     let healthz = |want: &str| {
         wait_until(
             format!("/healthz says {want:?}"),
@@ -286,19 +267,16 @@ fn a_window_traces_when_a_cap_is_near_and_counts_the_failure(#[case] record_dir:
     let dirs = node.dirs("w", 2);
     let records = tempfile::tempdir().unwrap();
     let _full = (record_dir == RecordDir::Full).then(|| FullDisk::mount(records.path()));
-    let port = free_port();
-    let listen = format!("127.0.0.1:{port}");
-    let _agent = Agent(
-        Command::new(tracer_binary())
-            .args(["agent", "--interval", "1s", "--listen", &listen])
-            .args(["--trace-above", "90", "--trace-window", "4s"])
-            .args(["--record-dir", records.path().to_str().unwrap()])
-            .args(["--host-root", node.host_root.path().to_str().unwrap()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let (_agent, port) = Agent::start(&[
+        "--trace-above",
+        "90",
+        "--trace-window",
+        "4s",
+        "--record-dir",
+        records.path().to_str().unwrap(),
+        "--host-root",
+        node.host_root.path().to_str().unwrap(),
+    ]);
     // In one user namespace with a cap of 1 watch: the holder takes it (100%
     // of the namespace's cap), which starts a window; once it is attached,
     // the failer in the pod calls and fails.
@@ -383,20 +361,7 @@ fn the_rules_and_the_exposition_pass_promtool() {
             .expect("promtool (Debian's prometheus; cargo xtask test installs it)");
         assert!(out.status.success(), "promtool {args:?}: {out:?}");
     }
-    let port = free_port();
-    let _agent = Agent(
-        Command::new(tracer_binary())
-            .args([
-                "agent",
-                "--interval",
-                "1s",
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-            ])
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let (_agent, port) = Agent::start(&[]);
     let metrics = scrape_until(port, "a snapshot", |m| m.contains("inotify_trace_snapshot"));
     let mut check = Command::new("promtool")
         .args(["check", "metrics"])
@@ -431,26 +396,22 @@ fn a_real_prometheus_scrapes_the_agent() {
     // A holder in the pod: 2 watches, as a uid of its own.
     let holder = holder_in_pod(&node, &c.cgroup, "4244", &dirs[..2], &unique_comm("prom"));
 
-    let agent_port = free_port();
-    let _agent = Agent(
-        Command::new(tracer_binary())
-            .args(["agent", "--interval", "1s"])
-            .args(["--listen", &format!("127.0.0.1:{agent_port}")])
-            .args(["--trace-above", "90", "--trace-window", "5s"])
-            .args(["--host-root", node.host_root.path().to_str().unwrap()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let (_agent, agent_port) = Agent::start(&[
+        "--trace-above",
+        "90",
+        "--trace-window",
+        "5s",
+        "--host-root",
+        node.host_root.path().to_str().unwrap(),
+    ]);
     let (_prometheus, prometheus_port, data) = prometheus_scraping(agent_port, &[]);
 
-    let usage = Command::new(tracer_binary())
-        .args(["usage", "--json", "--pid", &holder.pid.to_string()])
-        .args(["--host-root", node.host_root.path().to_str().unwrap()])
-        .output()
-        .unwrap();
-    let usage: Value = serde_json::from_slice(&usage.stdout).unwrap();
+    let usage = tests::usage_json(&[
+        "--pid",
+        &holder.pid.to_string(),
+        "--host-root",
+        node.host_root.path().to_str().unwrap(),
+    ]);
     let pod = usage["pods"]
         .as_array()
         .unwrap()
@@ -525,18 +486,13 @@ fn gauges_follow_a_holder_while_a_window_traces_and_sigterm_ends_its_recording()
     let c = node.container(Layout::SystemdContainerd, "app", true);
     let dirs = node.dirs("g", 3);
     let records = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let mut agent = Agent(
-        Command::new(tracer_binary())
-            .args(["agent", "--interval", "1s", "--always-trace"])
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .args(["--record-dir", records.path().to_str().unwrap()])
-            .args(["--host-root", node.host_root.path().to_str().unwrap()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
+    let (mut agent, port) = Agent::start_with_stderr(&[
+        "--always-trace",
+        "--record-dir",
+        records.path().to_str().unwrap(),
+        "--host-root",
+        node.host_root.path().to_str().unwrap(),
+    ]);
     scrape_until(port, "the window attached", |m| {
         sample(m, "inotify_trace_tracing") == Some(1.0)
     });

@@ -6,7 +6,7 @@ use std::{
     io::{BufRead, BufReader, Write},
     net::TcpStream,
     path::{Path, PathBuf},
-    process::{Command, Stdio},
+    process::Command,
     time::{Duration, Instant},
 };
 
@@ -102,23 +102,18 @@ fn certificates(dir: &Path) {
 /// An agent serving with `web_config`; returns it and its port once it
 /// has said where it serves.
 fn agent(web_config: Option<&Path>) -> (Agent, u16) {
-    let port = free_port();
-    let mut command = Command::new(tracer_binary());
-    command
-        .args(["agent", "--interval", "1s"])
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    if let Some(config) = web_config {
-        command.arg("--web-config").arg(config);
-    }
-    let mut child = command.spawn().unwrap();
+    let config = web_config.map(|c| c.to_str().unwrap());
+    let args = match config {
+        Some(config) => vec!["--web-config", config],
+        None => vec![],
+    };
+    let (mut agent, port) = Agent::start_with_stderr(&args);
     let mut first = String::new();
-    BufReader::new(child.stderr.take().unwrap())
+    BufReader::new(agent.0.stderr.take().unwrap())
         .read_line(&mut first)
         .unwrap();
     assert!(first.contains("serving metrics on"), "{first}");
-    (Agent(child), port)
+    (agent, port)
 }
 
 /// curl's answer: the HTTP status it got (`None` when it got none: a

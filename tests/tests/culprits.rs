@@ -9,23 +9,13 @@ use std::process::Command;
 
 use serde_json::Value;
 use tests::{
-    require_bpf, tracer_binary, unique_comm,
+    require_bpf, unique_comm,
     watchers::{tree, Program, Running},
     workload_binary, Script, Tracer, Workload,
 };
 
 fn usage(args: &[&str]) -> (Value, String) {
-    let run = |json: bool| {
-        let out = Command::new(tracer_binary())
-            .arg("usage")
-            .args(json.then_some("--json"))
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{out:?}");
-        String::from_utf8(out.stdout).unwrap()
-    };
-    (serde_json::from_str(run(true).trim()).unwrap(), run(false))
+    (tests::usage_json(args), tests::usage_text(args))
 }
 
 fn culprit_of(usage: &Value, pid: u32) -> &Value {

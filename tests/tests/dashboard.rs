@@ -2,16 +2,13 @@
 //! Prometheus (Debian's) scraping the agent: every panel's query runs
 //! without error, and the per-uid panel gives the share `usage --json`
 //! reports for a holder the test makes.
-use std::{
-    process::{Command, Stdio},
-    time::Duration,
-};
+use std::time::Duration;
 
 use serde_json::Value;
 use tests::{
     require_bpf,
-    scrape::{free_port, prometheus_scraping, query_result, Agent},
-    tracer_binary, unique_comm,
+    scrape::{prometheus_scraping, query_result, Agent},
+    unique_comm,
     wait::wait_until,
     Script, Workload,
 };
@@ -106,16 +103,7 @@ fn every_panel_query_runs_and_the_per_uid_panel_is_what_usage_says() {
     let mut holder = Workload::start(&[], unique_comm("dash"), &script.args());
     script.check(&holder.release_and_read(3));
 
-    let agent_port = free_port();
-    let _agent = Agent(
-        Command::new(tracer_binary())
-            .args(["agent", "--interval", "1s", "--trace-above", "100"])
-            .args(["--listen", &format!("127.0.0.1:{agent_port}")])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let (_agent, agent_port) = Agent::start(&["--trace-above", "100"]);
     // The `node` label the Kubernetes overlays' relabelling gives.
     let (_prometheus, prometheus_port, _data) =
         prometheus_scraping(agent_port, &[("node", "dash-node")]);
@@ -133,11 +121,7 @@ fn every_panel_query_runs_and_the_per_uid_panel_is_what_usage_says() {
                 .map(|(_, value)| *value)
         },
     );
-    let usage = Command::new(tracer_binary())
-        .args(["usage", "--json", "--uid", UID])
-        .output()
-        .unwrap();
-    let usage: Value = serde_json::from_slice(&usage.stdout).unwrap();
+    let usage = tests::usage_json(&["--uid", UID]);
     let user = usage["users"]
         .as_array()
         .unwrap()

@@ -13,14 +13,7 @@ use tests::{
 const UID: &str = "4242";
 
 fn usage(args: &[&str]) -> Value {
-    let out = Command::new(tracer_binary())
-        .arg("usage")
-        .arg("--json")
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    serde_json::from_slice(&out.stdout).unwrap()
+    tests::usage_json(args)
 }
 
 /// Directories anyone can watch.
@@ -343,11 +336,7 @@ fn a_holder_with_a_non_utf8_name_is_counted_with_its_exact_name_and_paths() {
     assert_eq!(base64(&paths[1]["path_base64"]), odd, "byte for byte");
 
     // In text, escaped: never raw bytes on a terminal.
-    let text = Command::new(tracer_binary())
-        .args(["usage", "--pid", &pid, "--paths"])
-        .output()
-        .unwrap();
-    let text = String::from_utf8(text.stdout).expect("text output is UTF-8");
+    let text = tests::usage_text(&["--pid", &pid, "--paths"]);
     assert!(text.contains("G\\xffREEDY"), "{text}");
     assert!(text.contains("odd-\\xfe\\n"), "{text}");
 }
@@ -730,12 +719,7 @@ fn usage_and_events_name_a_process_s_cgroup_and_instances_alike() {
     let script = Script::new().init(3).add(&paths[0], 1).then("sleep", "30");
     let mut holder = Workload::start(&[], &comm, &script.args());
     script.check(&holder.release_and_read(2));
-    let usage = Command::new(tracer_binary())
-        .args(["usage", "--json", "--pid", &holder.pid.to_string()])
-        .output()
-        .unwrap();
-    assert!(usage.status.success(), "{usage:?}");
-    let usage: Value = serde_json::from_slice(&usage.stdout).unwrap();
+    let usage = usage(&["--pid", &holder.pid.to_string()]);
     drop(holder);
     let finished = tracer.stop();
     let lines = finished.json_lines();
