@@ -20,19 +20,29 @@ impl Held {
 }
 
 /// One process's inotify instances and watches at the end of a session,
-/// from /proc, as `usage` counts them; where its watches are and its
-/// command line (absent from recordings of older versions).
+/// from /proc, as `usage` counts them, and what it is (its facts are absent
+/// from recordings of older versions).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HeldNow {
     pub pid: u32,
     pub instances: u64,
     pub watches: u64,
+    #[serde(flatten)]
+    pub facts: HolderFacts,
+}
+
+/// What a holder is, beyond its counts: where its watches are, its command
+/// line, and the known program it is; each left out where not known (in
+/// JSON, each key is then absent).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HolderFacts {
     #[serde(default, rename = "where", skip_serializing_if = "Vec::is_empty")]
     pub places: Vec<Place>,
     /// Each argument as text (invalid UTF-8 replaced).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cmdline: Vec<String>,
-    /// The known program it is (`culprits/table.yaml`), if any.
+    /// The known program it is (`culprits/table.yaml`), with the fix its
+    /// project recommends.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub culprit: Option<crate::culprits::Culprit>,
 }

@@ -2,7 +2,7 @@
 //! shares (live lines, the summary, `usage`, the diagnosis, the timeline): a
 //! process's place, a known program's two lines, where a holder's watches
 //! are.
-use crate::{culprits::Culprit, escape::Escaped, held::Place, pods::Attribution};
+use crate::{culprits::Culprit, escape::Escaped, held::HolderFacts, pods::Attribution};
 
 /// `1 watch`, `2 watches`: the count and its noun.
 pub fn plural(n: u64, noun: &str) -> String {
@@ -61,7 +61,8 @@ pub fn culprit_lines(c: &Culprit) -> [String; 2] {
 
 /// `where: 55 under /srv/data; cmdline: inotifywait -r -m /srv/data`, for a
 /// holder whose watches or command line are known.
-pub fn where_and_command(places: &[Place], cmdline: &[String]) -> Option<String> {
+pub fn where_and_command(facts: &HolderFacts) -> Option<String> {
+    let (places, cmdline) = (&facts.places, &facts.cmdline);
     let mut parts = Vec::new();
     if !places.is_empty() {
         let places: Vec<String> = places

@@ -42,7 +42,7 @@ pub fn usage(settings: UsageSettings) -> Result<ExitCode> {
     // Known programs among the holders shown, with their own fixes.
     for p in &mut usage.processes {
         let cmdline = crate::usage::scan_cmdline(&source, p.pid);
-        p.culprit = crate::usage::culprit_of(&source, p.pid, &cmdline);
+        p.facts.culprit = crate::usage::culprit_of(&source, p.pid, &cmdline);
     }
     let unknown_caps = usage
         .users

@@ -31,7 +31,7 @@ use crate::{
     pods::Attribution,
     selection::Selection,
     usage::{
-        holdings::where_and_cmdline,
+        holdings::facts_of,
         scan::{self, HeldFd},
         snapshot, ProcessUsage, Source, UserUsage,
     },
@@ -389,8 +389,7 @@ fn explain_holders(source: &Source<'_>, held: &[HeldFd], holders: &mut [ProcessU
     }
     let resolver = crate::usage::paths::Resolver::new();
     for p in holders.iter_mut().filter(|p| chosen.contains(&p.pid)) {
-        (p.places, p.cmdline) = where_and_cmdline(held, source, p.pid, &resolver);
-        p.culprit = crate::usage::culprit_of(source, p.pid, &p.cmdline);
+        p.facts = facts_of(held, source, p.pid, &resolver);
     }
 }
 

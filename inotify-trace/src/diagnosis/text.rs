@@ -140,10 +140,10 @@ pub fn diagnosis(out: &mut impl Write, d: &Diagnosis, indent: &str) -> io::Resul
             tail.join("  ")
         );
         writeln!(out, "{}", row.trim_end())?;
-        if let Some(more) = where_and_command(&p.places, &p.cmdline) {
+        if let Some(more) = where_and_command(&p.facts) {
             writeln!(out, "{indent}            {more}")?;
         }
-        for line in p.culprit.iter().flat_map(culprit_lines) {
+        for line in p.facts.culprit.iter().flat_map(culprit_lines) {
             writeln!(out, "{indent}            {line}")?;
         }
     }

@@ -52,12 +52,14 @@ fn end() -> End {
             pid: 10,
             instances: 1,
             watches: 7,
-            places: vec![crate::held::Place {
-                dir: crate::exact_text::PathName(b"/srv/\xff".to_vec()),
-                watches: 7,
-            }],
-            cmdline: vec!["inotifywait".into(), "-m".into()],
-            culprit: crate::culprits::table().next().cloned(),
+            facts: crate::held::HolderFacts {
+                places: vec![crate::held::Place {
+                    dir: crate::exact_text::PathName(b"/srv/\xff".to_vec()),
+                    watches: 7,
+                }],
+                cmdline: vec!["inotifywait".into(), "-m".into()],
+                culprit: crate::culprits::table().next().cloned(),
+            },
         }],
     }
 }

@@ -103,7 +103,7 @@ fn processes(out: &mut impl Write, s: &Summary) -> io::Result<()> {
                 "", leak.new_per_minute, leak.over_s
             )?;
         }
-        let culprit = p.held_now().and_then(|h| h.culprit.as_ref());
+        let culprit = p.held_now().and_then(|h| h.facts.culprit.as_ref());
         for line in culprit.into_iter().flat_map(crate::words::culprit_lines) {
             writeln!(out, "  {:>7} {line}", "")?;
         }
@@ -155,7 +155,7 @@ fn pods(out: &mut impl Write, s: &Summary) -> io::Result<()> {
 /// are and what the process is (`where: 860 under /srv/data/n; cmdline:
 /// inotifywait -r -m /srv/data/n`), escaped.
 fn where_and_command(held: &HeldNow) -> Option<String> {
-    crate::words::where_and_command(&held.places, &held.cmdline)
+    crate::words::where_and_command(&held.facts)
 }
 
 /// The PATHS column: `~` before an estimate.
@@ -271,7 +271,7 @@ mod tests {
         errno::Errno,
         event::Kind,
         exact_text::{PathName, ProcessName},
-        held::{Held, Place},
+        held::{Held, HolderFacts, Place},
         limits::Limits,
         summary::{LimitsAtStartAndEnd, ProcessFailures, ProcessSummary, UserSummary},
         usage::{ProcessUsage, UserUsage},
@@ -307,7 +307,10 @@ mod tests {
             instances: 1,
             watches: 8190,
             share_pct: Some(100.0),
-            cmdline: vec!["greedy".into(), "--watch".into(), "/srv".into()],
+            facts: HolderFacts {
+                cmdline: vec!["greedy".into(), "--watch".into(), "/srv".into()],
+                ..Default::default()
+            },
             ..ProcessUsage::new(10, ProcessName::from_bytes(b"greedy"), 0)
         };
         let summary = Summary {
@@ -322,14 +325,16 @@ mod tests {
                         pid: 10,
                         instances: 1,
                         watches: 8190,
-                        places: vec![Place {
-                            dir: PathName(b"/srv/data/\xffn".to_vec()),
-                            watches: 8190,
-                        }],
-                        cmdline: vec!["greedy".into(), "-r".into(), "/srv/data/\u{1b}n".into()],
-                        culprit: crate::culprits::table()
-                            .find(|c| c.id == "python-watchdog")
-                            .cloned(),
+                        facts: HolderFacts {
+                            places: vec![Place {
+                                dir: PathName(b"/srv/data/\xffn".to_vec()),
+                                watches: 8190,
+                            }],
+                            cmdline: vec!["greedy".into(), "-r".into(), "/srv/data/\u{1b}n".into()],
+                            culprit: crate::culprits::table()
+                                .find(|c| c.id == "python-watchdog")
+                                .cloned(),
+                        },
                     });
                     greedy
                 },

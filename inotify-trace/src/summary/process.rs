@@ -195,7 +195,7 @@ impl Serialize for ProcessSummary {
             + usize::from(estimated)
             + usize::from(comm_exact.is_some())
             + 4 * usize::from(held.is_some())
-            + usize::from(held.is_some_and(|h| h.culprit.is_some()))
+            + usize::from(held.is_some_and(|h| h.facts.culprit.is_some()))
             + usize::from(self.leak().is_some());
         let mut row = s.serialize_struct("ProcessSummary", fields)?;
         row.serialize_field("pid", &self.pid)?;
@@ -231,13 +231,13 @@ impl Serialize for ProcessSummary {
         if let Some(held) = held {
             row.serialize_field("held_instances", &held.instances)?;
             row.serialize_field("held_watches", &held.watches)?;
-            if !held.places.is_empty() {
-                row.serialize_field("held_where", &held.places)?;
+            if !held.facts.places.is_empty() {
+                row.serialize_field("held_where", &held.facts.places)?;
             }
-            if !held.cmdline.is_empty() {
-                row.serialize_field("cmdline", &held.cmdline)?;
+            if !held.facts.cmdline.is_empty() {
+                row.serialize_field("cmdline", &held.facts.cmdline)?;
             }
-            if let Some(culprit) = &held.culprit {
+            if let Some(culprit) = &held.facts.culprit {
                 row.serialize_field("culprit", culprit)?;
             }
         }

@@ -3,12 +3,11 @@
 use std::collections::HashSet;
 
 use super::{
-    paths,
-    places::{self, Place},
+    paths, places,
     scan::{self, HeldFd},
     snapshot, Source,
 };
-use crate::held::HeldNow;
+use crate::held::{HeldNow, HolderFacts};
 
 /// What each process `chosen` picks holds now (instances shared across
 /// fork counted once per process), where its watches are and its command
@@ -21,29 +20,24 @@ pub fn holdings_now(source: &Source<'_>, chosen: impl Fn(u32) -> bool) -> Vec<He
     processes
         .iter()
         .filter(|p| chosen(p.pid))
-        .map(|p| {
-            let (places, cmdline) = where_and_cmdline(&held, source, p.pid, &resolver);
-            HeldNow {
-                pid: p.pid,
-                instances: p.instances,
-                watches: p.watches,
-                places,
-                culprit: super::culprit_of(source, p.pid, &cmdline),
-                cmdline,
-            }
+        .map(|p| HeldNow {
+            pid: p.pid,
+            instances: p.instances,
+            watches: p.watches,
+            facts: facts_of(&held, source, p.pid, &resolver),
         })
         .collect()
 }
 
-/// Where `pid`'s watches are and its command line, from fds already read
-/// (a diagnosis passes its snapshot's: no second walk of /proc, no
-/// grouping of the machine's instances).
-pub(crate) fn where_and_cmdline(
+/// Where `pid`'s watches are, its command line and the known program it is,
+/// from fds already read (a diagnosis passes its snapshot's: no second walk
+/// of /proc, no grouping of the machine's instances).
+pub(crate) fn facts_of(
     held: &[HeldFd],
     source: &Source<'_>,
     pid: u32,
     resolver: &paths::Resolver,
-) -> (Vec<Place>, Vec<String>) {
+) -> HolderFacts {
     // An instance held through two fds is one set of watches.
     let mut seen = HashSet::new();
     let paths = held
@@ -52,8 +46,10 @@ pub(crate) fn where_and_cmdline(
         .flat_map(|h| &h.watches)
         .filter(|w| seen.insert((w.device(), w.ino)))
         .filter_map(|w| resolver.path(w));
-    (
-        places::top_directories(paths),
-        scan::cmdline(&source.root, pid),
-    )
+    let cmdline = scan::cmdline(&source.root, pid);
+    HolderFacts {
+        places: places::top_directories(paths),
+        culprit: super::culprit_of(source, pid, &cmdline),
+        cmdline,
+    }
 }

@@ -2,7 +2,7 @@
 //! and what a session's processes hold at its end: the serde model only.
 use serde::{Deserialize, Serialize};
 
-use crate::{advice::Recommendation, held::Place};
+use crate::{advice::Recommendation, held::HolderFacts};
 use crate::{
     exact_text::{PathName, ProcessName},
     limits::Limits,
@@ -97,15 +97,10 @@ pub struct ProcessUsage {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub share_pct: Option<f64>,
     /// In a diagnosis, for the first holders: where its watches are (as the
-    /// summary's `held_where`) and its command line.
-    #[serde(default, rename = "where", skip_serializing_if = "Vec::is_empty")]
-    pub places: Vec<Place>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub cmdline: Vec<String>,
-    /// A known program it is (`culprits/table.yaml`), with the fix its
-    /// project recommends: in `usage` and a diagnosis's first holders.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub culprit: Option<crate::culprits::Culprit>,
+    /// summary's `held_where`), its command line and the known program it
+    /// is; in `usage`, the known program.
+    #[serde(flatten)]
+    pub facts: HolderFacts,
 }
 
 impl ProcessUsage {
@@ -123,9 +118,7 @@ impl ProcessUsage {
             place: None,
             gone: false,
             share_pct: None,
-            places: Vec::new(),
-            cmdline: Vec::new(),
-            culprit: None,
+            facts: HolderFacts::default(),
         }
     }
 }

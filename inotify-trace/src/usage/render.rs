@@ -60,7 +60,7 @@ pub fn write(out: &mut impl Write, usage: &Usage) -> io::Result<()> {
             }
         );
         writeln!(out, "{}", row.trim_end())?;
-        for line in p.culprit.iter().flat_map(culprit_lines) {
+        for line in p.facts.culprit.iter().flat_map(culprit_lines) {
             writeln!(out, "            {line}")?;
         }
     }
