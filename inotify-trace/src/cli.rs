@@ -489,6 +489,63 @@ mod tests {
 
     use super::*;
 
+    /// Every `--flag` a help text names is a flag of this command line,
+    /// and every `inotify-trace WORD` it names a subcommand: a renamed or
+    /// removed flag cannot live on in the help, the man pages or the
+    /// completions, which are all made from these texts.
+    #[test]
+    fn help_texts_name_only_flags_and_subcommands_that_exist() {
+        let cli = Cli::command();
+        let mut flags = std::collections::BTreeSet::new();
+        let mut subcommands = std::collections::BTreeSet::new();
+        let mut texts = Vec::new();
+        let mut pending = vec![&cli];
+        while let Some(command) = pending.pop() {
+            texts.extend(command.get_about().map(|t| t.to_string()));
+            texts.extend(command.get_long_about().map(|t| t.to_string()));
+            for arg in command.get_arguments() {
+                flags.extend(arg.get_long().map(str::to_owned));
+                texts.extend(arg.get_help().map(|t| t.to_string()));
+                texts.extend(arg.get_long_help().map(|t| t.to_string()));
+            }
+            for sub in command.get_subcommands() {
+                subcommands.insert(sub.get_name().to_owned());
+                pending.push(sub);
+            }
+        }
+        assert!(flags.len() > 30 && texts.len() > 50, "{flags:?}");
+        let word = |c: char| c.is_ascii_alphanumeric() || c == '-';
+        for text in &texts {
+            for (at, _) in text.match_indices("--") {
+                let name: String = text[at + 2..]
+                    .chars()
+                    .take_while(|c| word(*c) || *c == '.')
+                    .collect();
+                let starts_a_word = text[..at].chars().next_back().is_none_or(|c| !word(c));
+                // Another program's flag (node_exporter's --web.config.file)
+                // is said as such.
+                let ours = !name.contains('.');
+                if starts_a_word && ours && !name.is_empty() {
+                    assert!(
+                        flags.contains(&name),
+                        "a help text names --{name}, which no command has: {text:?}"
+                    );
+                }
+            }
+            for (at, _) in text.match_indices("inotify-trace ") {
+                let next: String = text[at + 14..].chars().take_while(|c| word(*c)).collect();
+                let is_subcommand_like =
+                    next.chars().next().is_some_and(|c| c.is_ascii_lowercase());
+                if is_subcommand_like {
+                    assert!(
+                        subcommands.contains(&next),
+                        "a help text names `inotify-trace {next}`, which is no subcommand: {text:?}"
+                    );
+                }
+            }
+        }
+    }
+
     #[test]
     fn the_command_line_definition_is_consistent() {
         Cli::command().debug_assert();
