@@ -236,7 +236,10 @@ impl Running {
         Running::start_as(program, dir, tree, wrapper, program.comm())
     }
 
-    /// [`Running::start`] under the comm `comm`.
+    /// [`Running::start`] under the comm `comm`: the programs started from a
+    /// Debian binary (python3-watchdog, fswatch, entr, watchman) run as a
+    /// link of that name; tail, chokidar, syncthing and the VS Code
+    /// stand-in keep their own [`Program::comm`].
     pub fn start_as(
         program: Program,
         dir: &Path,

@@ -87,7 +87,7 @@ pub fn run(smoke: bool) -> Result<()> {
         load: release.join("inotify-load"),
         watched: watched.to_str().context("non-UTF-8 path")?.to_owned(),
         dir,
-        bpftrace: find_on_path("bpftrace").context("bpftrace is not on PATH after its install")?,
+        bpftrace: cmd::on_path("bpftrace").context("bpftrace is not on PATH after its install")?,
     };
     let mut results = json!({
         "date": String::from_utf8_lossy(&Command::new("date").arg("-u").arg("+%Y-%m-%dT%H:%M:%SZ").output()?.stdout).trim(),
@@ -540,7 +540,7 @@ struct Cost {
 
 impl Traced {
     fn start(args: &[String]) -> Result<Traced> {
-        let mut command = match find_on_path("taskset") {
+        let mut command = match cmd::on_path("taskset") {
             Some(taskset) => {
                 let mut c = Command::new(taskset);
                 c.args(["-c", "0"]).args(args);
@@ -633,12 +633,6 @@ fn kernel() -> String {
     std::fs::read_to_string("/proc/sys/kernel/osrelease")
         .map(|k| k.trim().to_owned())
         .unwrap_or_default()
-}
-
-fn find_on_path(program: &str) -> Option<PathBuf> {
-    std::env::split_paths(&std::env::var_os("PATH")?)
-        .map(|dir| dir.join(program))
-        .find(|p| p.is_file())
 }
 
 /// What reading the caller's euid, user namespace and cgroup id adds per

@@ -38,6 +38,13 @@ pub fn output(command: &mut Command) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// `program` as a file in one of PATH's directories, the first.
+pub fn on_path(program: &str) -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|dir| dir.join(program))
+        .find(|p| p.is_file())
+}
+
 /// The host crates `cargo xtask test` tests and lints: the default members
 /// and the end-to-end tests, which are not a default member (the eBPF crate
 /// is linted on its own).

@@ -39,9 +39,7 @@ pub enum Provides {
 impl Provides {
     fn is_present(self) -> bool {
         match self {
-            Provides::Program(program) => std::env::var_os("PATH").is_some_and(|path| {
-                std::env::split_paths(&path).any(|dir| dir.join(program).is_file())
-            }),
+            Provides::Program(program) => cmd::on_path(program).is_some(),
             Provides::File(path) => Path::new(path).is_file(),
         }
     }

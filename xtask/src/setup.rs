@@ -179,14 +179,11 @@ fn installed_linker_llvm() -> Result<LinkerState> {
 
 /// bpf-linker on PATH, or where `cargo install` puts it.
 fn find_bpf_linker() -> Result<Option<PathBuf>> {
-    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).collect())
-        .unwrap_or_default();
-    dirs.push(cargo_home()?.join("bin"));
-    Ok(dirs
-        .into_iter()
-        .map(|dir| dir.join("bpf-linker"))
-        .find(|path| path.is_file()))
+    if let Some(linker) = cmd::on_path("bpf-linker") {
+        return Ok(Some(linker));
+    }
+    let installed = cargo_home()?.join("bin/bpf-linker");
+    Ok(installed.is_file().then_some(installed))
 }
 
 fn cargo_home() -> Result<PathBuf> {
