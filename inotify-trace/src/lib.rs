@@ -9,7 +9,8 @@
 //! cli -> settings --------------------------------------+
 //!                                                       v
 //! session (live: tracer -> ring)  --Item-->   pipeline: selection -> pods::Attributor
-//! recording::reader (report)      --Item-->     -> summary::aggregate, diagnosis (live)
+//! recording::reader (report)      --Item-->     -> ledger -> summary::aggregate,
+//!                                                  diagnosis (live)
 //!                                               -> output::Output: render (human, json),
 //!                                                  recording::writer, notices (stderr),
 //!                                                  agent::counters (the agent's windows),
@@ -26,8 +27,11 @@
 //!   ring buffer holds until its caller says stop, detaches and makes the
 //!   end item; `commands::report` pushes what a recording holds; nothing
 //!   else differs.
-//! - `pipeline::Pipeline`, built from settings, selects, counts, diagnoses
-//!   ENOSPC/EMFILE live (`diagnosis`), aggregates the summary, and
+//! - `pipeline::Pipeline`, built from settings, selects, decides what each
+//!   call did (`ledger`: a new watch or a re-add, the uid charged, kept with
+//!   or without a summary), counts, diagnoses ENOSPC/EMFILE live
+//!   (`diagnosis`, which asks the ledger what a gone failer had taken),
+//!   aggregates the summary, and
 //!   hands every item to its outputs in order, with what each event did to a
 //!   uid's budget (`summary::aggregate::Change`) for the outputs that draw it
 //!   (`timeline`: `chart` works out what to show, `svg` and `html` draw it).
@@ -69,6 +73,7 @@ pub mod exact_text;
 pub mod file_arg;
 mod held;
 mod kernel_btf;
+mod ledger;
 mod limits;
 mod notices;
 mod output;

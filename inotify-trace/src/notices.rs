@@ -45,7 +45,8 @@ pub fn closing_line(counts: Counts, elapsed_s: f64) -> String {
 }
 
 pub struct Notices {
-    /// Events are not printed: lost events and diagnoses are said here.
+    /// No printer tells lost events and diagnoses in its stream (events
+    /// are not printed): they are said here. The pipeline decides.
     quiet: bool,
     status: StatusLine,
     started: Instant,

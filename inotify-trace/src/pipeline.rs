@@ -9,6 +9,7 @@ use anyhow::Result;
 use crate::{
     clock::WallClock,
     diagnosis::{Diagnoser, Diagnosis},
+    ledger::Ledger,
     limits::Limits,
     notices::Notices,
     output::Output,
@@ -50,6 +51,9 @@ pub struct Pipeline {
     selection: Selection,
     diagnoser: Option<Diagnoser>,
     attributor: Attributor,
+    /// Kept with or without a summary: the summary counts with its
+    /// verdicts, the diagnosis reads what a gone failer had taken.
+    ledger: Ledger,
     aggregator: Aggregator,
     diagnoses: Vec<Diagnosis>,
     /// Whether the summary is kept (off for a session without end, the
@@ -76,8 +80,11 @@ impl Pipeline {
         if let Some(record) = settings.record {
             outputs.push(Box::new(RecorderOutput::create(record, metadata)?));
         }
+        // Lost events and diagnoses are said once: in the printed stream,
+        // in its order, when events are printed; else on stderr.
+        let printer_tells_incidents = settings.print && settings.events;
         if settings.live {
-            outputs.push(Box::new(Notices::new(!settings.events)));
+            outputs.push(Box::new(Notices::new(!printer_tells_incidents)));
         }
         // With `-w -` stdout is the recording: the printer takes stderr.
         let sink = match settings.record.is_some_and(|r| r.is_stdout()) {
@@ -88,7 +95,7 @@ impl Pipeline {
             outputs.push(render::printer(
                 settings.format,
                 clock,
-                settings.events,
+                printer_tells_incidents,
                 sink,
             ));
         }
@@ -98,6 +105,10 @@ impl Pipeline {
             attributor: match settings.live {
                 true => Attributor::live(settings.host_root),
                 false => Attributor::recorded(),
+            },
+            ledger: match settings.live {
+                true => Ledger::live(),
+                false => Ledger::default(),
             },
             aggregator: Aggregator::default(),
             diagnoses: Vec::new(),
@@ -151,8 +162,9 @@ impl Pipeline {
                 let place = key.and_then(|key| self.attributor.get(key));
                 self.counts.events += 1;
                 self.counts.failed += u64::from(event.header.ret < 0);
+                let seen = self.ledger.observe(&event);
                 let change = match self.summarize {
-                    true => self.aggregator.observe(&event),
+                    true => self.aggregator.observe(&event, seen),
                     false => None,
                 };
                 self.outputs
@@ -161,14 +173,9 @@ impl Pipeline {
                 if let Some(change) = &change {
                     self.outputs.iter_mut().try_for_each(|o| o.change(change))?;
                 }
-                let aggregator = &self.aggregator;
+                let ledger = &self.ledger;
                 let diagnosis = self.diagnoser.as_mut().and_then(|d| {
-                    d.consider(
-                        &event,
-                        &self.clock,
-                        |pid| aggregator.traced_holdings(pid),
-                        place,
-                    )
+                    d.consider(&event, &self.clock, |pid| ledger.taken_by(pid), place)
                 });
                 if let Some(diagnosis) = diagnosis {
                     self.diagnosis(diagnosis)?;
@@ -243,6 +250,7 @@ impl Pipeline {
             start: self.start_limits,
             end: end_limits,
         };
+        self.ledger.clear();
         let mut summary = std::mem::take(&mut self.aggregator).into_summary(
             &self.counts,
             duration_s,

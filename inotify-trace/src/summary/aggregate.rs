@@ -1,8 +1,9 @@
-//! Counting events into a summary, one event at a time, in memory that grows
-//! with the number of processes, not with events or distinct paths: about
-//! 150 bytes a process (a test holds it under 256), distinct paths counted
-//! exactly up to 128 a process and estimated (HyperLogLog, ~1.6%, 3 KiB) past
-//! that, example paths kept for the first processes of each failure only.
+//! Counting events into a summary, one event at a time, as the ledger
+//! decided each, in memory that grows with the number of processes, not
+//! with events or distinct paths: about 150 bytes a process with its ledger
+//! entry (a test holds it under 256), distinct paths counted exactly up to
+//! 128 a process and estimated (HyperLogLog, ~1.6%, 3 KiB) past that,
+//! example paths kept for the first processes of each failure only.
 use std::{
     collections::{BTreeMap, HashMap},
     hash::BuildHasher,
@@ -40,7 +41,7 @@ use crate::{
     clock::WallClock,
     errno::Errno,
     event::{Event, Kind},
-    held::Held,
+    ledger::{Effect, Seen},
     pods::{Attribution, Attributor},
     stream::Counts,
 };
@@ -75,11 +76,6 @@ pub enum Changed {
 #[derive(Clone, Default)]
 pub struct Aggregator {
     processes: ProcessTable,
-    /// The highest watch descriptor seen per instance, keyed by (pid, fd).
-    /// The kernel hands out an instance's descriptors in increasing order
-    /// (cyclic IDR), so a descriptor at or below it is one the instance
-    /// already had: a re-add, which costs no watch.
-    instances: HashMap<(u32, i32), Instance, FastState>,
     /// Per uid, as the kernel charges: an instance to the effective uid
     /// that created it, each watch to its instance's creator.
     users: BTreeMap<u32, UserSummary>,
@@ -93,15 +89,6 @@ pub struct Aggregator {
     path_hasher: PathHasher,
 }
 
-/// What the session knows of one instance.
-#[derive(Clone, Copy)]
-struct Instance {
-    /// The highest watch descriptor seen (see `Aggregator::instances`).
-    highest_wd: i32,
-    /// The effective uid that created it, when its init was traced.
-    creator: Option<u32>,
-}
-
 #[derive(Clone)]
 struct FailureCounts {
     count: u64,
@@ -111,8 +98,9 @@ struct FailureCounts {
 }
 
 impl Aggregator {
-    /// Counts one event; returns what it did to a uid's budget, if anything.
-    pub fn observe(&mut self, event: &Event<'_>) -> Option<Change> {
+    /// Counts one event, as the ledger decided it (`seen`); returns what it
+    /// did to a uid's budget, if anything.
+    pub fn observe(&mut self, event: &Event<'_>, seen: Seen) -> Option<Change> {
         let h = &event.header;
         let uid = event.charged_uid();
         let process = self.processes.entry(h.pid, h.comm, uid);
@@ -124,77 +112,61 @@ impl Aggregator {
             process.cgroup_id = cgroup_id;
         }
         let failed = event.errno();
-        let mut change = None;
-        let mut changed = |uid: u32, what: Changed| {
-            change = Some(Change {
+        let change = |uid: u32, what: Changed| {
+            Some(Change {
                 time_ns: h.time_ns,
                 pid: h.pid,
                 uid,
                 what,
-            });
+            })
         };
-        // Who the kernel charges for a call on an existing instance: its
-        // creator when its init was traced, else (an instance made before
-        // the session, or inherited across fork) the caller.
-        let creator = |instances: &HashMap<(u32, i32), Instance, FastState>| {
-            instances.get(&(h.pid, h.fd)).and_then(|i| i.creator)
-        };
-        match (event.kind, failed) {
+        let charged = seen.charged;
+        let change = match (event.kind, failed) {
             (Kind::AddWatch, None) => {
                 process.calls += 1;
                 process.path(self.path_hasher.hash_one(event.path));
-                let instance = self.instances.entry((h.pid, h.fd)).or_insert(Instance {
-                    highest_wd: 0,
-                    creator: None,
-                });
-                if h.ret > i64::from(instance.highest_wd) {
-                    // A watch descriptor is an int in the kernel.
-                    instance.highest_wd = h.ret as i32;
-                    process.new_watches += 1;
-                    process.growth.saw(h.time_ns);
-                    let charged = instance.creator.unwrap_or(uid);
-                    let user = user(&mut self.users, charged);
-                    user.added();
-                    user.watches_charged_to_caller += u64::from(instance.creator.is_none());
-                    changed(charged, Changed::Added);
-                } else {
-                    process.re_adds += 1;
+                match seen.effect {
+                    Effect::NewWatch => {
+                        process.new_watches += 1;
+                        process.growth.saw(h.time_ns);
+                        let user = user(&mut self.users, charged);
+                        user.added();
+                        user.watches_charged_to_caller += u64::from(seen.charged_to_caller);
+                        change(charged, Changed::Added)
+                    }
+                    _ => {
+                        process.re_adds += 1;
+                        None
+                    }
                 }
             }
             (Kind::AddWatch, Some(errno)) => {
                 process.calls += 1;
                 process.failure(errno);
                 process.path(self.path_hasher.hash_one(event.path));
-                let charged = creator(&self.instances).unwrap_or(uid);
                 user(&mut self.users, charged).add_watch_failures += 1;
-                changed(charged, Changed::Failed(Syscall::AddWatch, errno));
+                change(charged, Changed::Failed(Syscall::AddWatch, errno))
             }
             (Kind::Init, None) => {
                 process.instances += 1;
-                // A new instance: its fd number may have served an older one.
-                let instance = Instance {
-                    highest_wd: 0,
-                    creator: Some(uid),
-                };
-                self.instances.insert((h.pid, h.ret as i32), instance);
                 user(&mut self.users, uid).instances_created += 1;
+                None
             }
             (Kind::Init, Some(errno)) => {
                 process.instance_failure();
                 user(&mut self.users, uid).instance_failures += 1;
-                changed(
+                change(
                     uid,
                     Changed::Failed(Syscall::of_record(Kind::Init, h.flags), errno),
-                );
+                )
             }
             (Kind::RmWatch, None) => {
                 process.removal();
-                let charged = creator(&self.instances).unwrap_or(uid);
                 user(&mut self.users, charged).removed();
-                changed(charged, Changed::Removed);
+                change(charged, Changed::Removed)
             }
-            (Kind::RmWatch, Some(errno)) => changed(uid, Changed::Failed(Syscall::RmWatch, errno)),
-        }
+            (Kind::RmWatch, Some(errno)) => change(uid, Changed::Failed(Syscall::RmWatch, errno)),
+        };
         if let Some(errno) = failed {
             let group = self.failures.entry((event.kind, errno)).or_default();
             let keeps_examples = group.len() < EXAMPLE_PROCESSES;
@@ -231,7 +203,6 @@ impl Aggregator {
         top: usize,
         places: &Attributor,
     ) -> Summary {
-        self.instances = HashMap::default();
         let failures = self.failure_groups(clock);
         // The counts become the rows: moved, never copied.
         let mut processes: Vec<ProcessSummary> = self.processes.table.into_iter().collect();
@@ -336,15 +307,6 @@ impl Aggregator {
     pub fn saw(&self, pid: u32) -> bool {
         self.processes.get(pid).is_some()
     }
-
-    /// What the session saw `pid` take: the instances it created and the
-    /// watches it added, less those it removed with rm_watch.
-    pub fn traced_holdings(&self, pid: u32) -> Option<Held> {
-        self.processes.get(pid).map(|p| Held {
-            instances: p.instances,
-            watches: p.new_watches.saturating_sub(p.removed()),
-        })
-    }
 }
 
 impl ProcessTable {
@@ -418,10 +380,12 @@ mod tests {
     use super::*;
     use crate::{
         event::fixtures::{add_watch, record},
+        ledger::Ledger,
         limits::Limits,
     };
 
     struct Feed {
+        ledger: Ledger,
         aggregator: Aggregator,
         time_ns: u64,
         places: Attributor,
@@ -478,6 +442,7 @@ mod tests {
     impl Feed {
         fn new() -> Feed {
             Feed {
+                ledger: Ledger::default(),
                 aggregator: Aggregator::default(),
                 time_ns: 1_000_000_000,
                 places: Attributor::recorded(),
@@ -488,7 +453,9 @@ mod tests {
             self.time_ns += 1_000_000;
             header.time_ns = self.time_ns;
             let bytes = record(&header, path);
-            self.aggregator.observe(&Event::decode(&bytes).unwrap());
+            let event = Event::decode(&bytes).unwrap();
+            let seen = self.ledger.observe(&event);
+            self.aggregator.observe(&event, seen);
         }
 
         fn add(&mut self, pid: u32, comm: &str, fd: i32, ret: i64, path: &str) {
@@ -684,7 +651,7 @@ mod tests {
 
     /// The tables' bytes per process when every process made two calls
     /// (an init and an add_watch): what the hash tables hold, at their
-    /// allocated capacity.
+    /// allocated capacity, the ledger's instances included.
     #[test]
     fn a_process_costs_under_256_bytes_in_the_tables() {
         let mut feed = Feed::new();
@@ -695,8 +662,8 @@ mod tests {
         }
         let a = &feed.aggregator;
         let slot = |entry: usize| entry + 1; // hashbrown: one control byte a slot
-        let bytes = a.processes.table.capacity() * slot(size_of::<ProcessSummary>())
-            + a.instances.capacity() * slot(size_of::<((u32, i32), Instance)>());
+        let bytes =
+            a.processes.table.capacity() * slot(size_of::<ProcessSummary>()) + feed.ledger.bytes();
         let per_process = bytes / n as usize;
         assert!(per_process <= 256, "{per_process} bytes a process");
     }
