@@ -5,10 +5,16 @@
 //! configurations round by round; this reads its `@@vm bench` lines and
 //! prints the medians. These figures are instruction counts in a guest, not
 //! real time: `cargo xtask bench` measures real time on this machine.
+use std::collections::BTreeMap;
+
 use anyhow::{bail, Result};
-use serde_json::{json, Value};
+use serde::Serialize;
 
 use super::{kernels::Kernel, qemu::Console};
+use crate::bench::{
+    median,
+    results::{cell, LoadFigures},
+};
 
 /// The configurations, in the order the guest runs them each round.
 pub const MODES: [&str; 3] = ["none", "tracepoint", "fexit"];
@@ -28,20 +34,40 @@ pub fn init_env(rounds: u32, calls: u32) -> String {
     format!("inotify_trace_bench={rounds} inotify_trace_bench_calls={calls}")
 }
 
-fn ns_per_call(json: &str) -> Option<(f64, f64)> {
-    let v: Value = serde_json::from_str(json).ok()?;
-    Some((v["calls"].as_f64()?, v["ns_per_call"].as_f64()?))
+/// The guest's figures: per configuration, and each tracer's tax over
+/// none (virtual ns).
+#[derive(Serialize)]
+pub struct GuestBench {
+    pub kernel: &'static str,
+    pub clock: &'static str,
+    pub modes: BTreeMap<&'static str, Mode>,
+    pub getppid_tax_ns: Tax,
+    pub add_watch_overhead_ns: Tax,
 }
 
-fn median(samples: &[f64]) -> Option<f64> {
-    let mut sorted = samples.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    sorted.get(sorted.len() / 2).copied()
+#[derive(Serialize)]
+#[serde(untagged)]
+pub enum Mode {
+    Refused {
+        refused: String,
+    },
+    Measured {
+        rounds: usize,
+        getppid_ns: f64,
+        add_watch_ns: f64,
+        tracer_cpu_ns_per_event: f64,
+    },
+}
+
+#[derive(Serialize)]
+pub struct Tax {
+    pub tracepoint: Option<f64>,
+    pub fexit: Option<f64>,
 }
 
 /// The medians per configuration, from the guest's console; fails when the
 /// guest did not finish or a line cannot be read.
-pub fn results(kernel: &Kernel, console: &Console) -> Result<Value> {
+pub fn results(kernel: &Kernel, console: &Console) -> Result<GuestBench> {
     if let Some(problem) = &console.problem {
         bail!("the benchmark guest failed: {problem}");
     }
@@ -62,71 +88,105 @@ pub fn results(kernel: &Kernel, console: &Console) -> Result<Value> {
         match &words[2..] {
             ["refused", why @ ..] => samples.refused = Some(why.join(" ")),
             ["getppid", getppid, "add", add, "tracer_ticks", ticks] => {
-                let (Some((_, g)), Some((calls, a)), Ok(ticks)) =
-                    (ns_per_call(getppid), ns_per_call(add), ticks.parse::<f64>())
-                else {
+                let (Ok(g), Ok(a), Ok(ticks)) = (
+                    LoadFigures::parse(getppid),
+                    LoadFigures::parse(add),
+                    ticks.parse::<f64>(),
+                ) else {
                     bail!("an unreadable bench line: {line}");
                 };
-                samples.getppid.push(g);
-                samples.add.push(a);
+                samples.getppid.push(g.ns_per_call);
+                samples.add.push(a.ns_per_call);
                 // USER_HZ ticks of 10 ms, in the guest's (virtual) time.
-                samples.tracer_per_event.push(ticks * 1e7 / calls);
+                samples.tracer_per_event.push(ticks * 1e7 / a.calls);
             }
             _ => bail!("an unreadable bench line: {line}"),
         }
     }
-    let mut modes = serde_json::Map::new();
-    for (mode, s) in &by_mode {
-        modes.insert(
-            (*mode).to_owned(),
-            match &s.refused {
-                Some(why) => json!({ "refused": why }),
-                None => json!({
-                    "rounds": s.add.len(),
-                    "getppid_ns": median(&s.getppid),
-                    "add_watch_ns": median(&s.add),
-                    "tracer_cpu_ns_per_event": median(&s.tracer_per_event),
-                }),
-            },
-        );
-    }
-    let figure = |mode: &str, key: &str| modes.get(mode).and_then(|m| m[key].as_f64());
-    let over_none = |mode: &str, key: &str| Some(figure(mode, key)? - figure("none", key)?);
-    Ok(json!({
-        "kernel": kernel.package,
-        "clock": "virtual ns: guest instructions under QEMU -icount shift=0, one vCPU (not real time)",
-        "modes": modes,
-        "getppid_tax_ns": { "tracepoint": over_none("tracepoint", "getppid_ns"), "fexit": over_none("fexit", "getppid_ns") },
-        "add_watch_overhead_ns": { "tracepoint": over_none("tracepoint", "add_watch_ns"), "fexit": over_none("fexit", "add_watch_ns") },
-    }))
+    let modes: BTreeMap<&'static str, Mode> = by_mode
+        .into_iter()
+        .map(|(mode, s)| {
+            let figures = match s.refused {
+                Some(refused) => Mode::Refused { refused },
+                None => Mode::Measured {
+                    rounds: s.add.len(),
+                    getppid_ns: median(&s.getppid),
+                    add_watch_ns: median(&s.add),
+                    tracer_cpu_ns_per_event: median(&s.tracer_per_event),
+                },
+            };
+            (mode, figures)
+        })
+        .collect();
+    let figure = |mode: &str, pick: fn(&Mode) -> Option<f64>| modes.get(mode).and_then(pick);
+    let over_none = |mode: &str, pick: fn(&Mode) -> Option<f64>| {
+        Some(figure(mode, pick)? - figure("none", pick)?)
+    };
+    let tax = |pick: fn(&Mode) -> Option<f64>| Tax {
+        tracepoint: over_none("tracepoint", pick),
+        fexit: over_none("fexit", pick),
+    };
+    Ok(GuestBench {
+        kernel: kernel.package,
+        clock:
+            "virtual ns: guest instructions under QEMU -icount shift=0, one vCPU (not real time)",
+        getppid_tax_ns: tax(Mode::getppid_ns),
+        add_watch_overhead_ns: tax(Mode::add_watch_ns),
+        modes,
+    })
 }
 
-/// The figures as a table, said to be instruction counts.
-pub fn table(results: &Value) -> String {
-    let mut out = format!(
-        "In a guest ({}), {}:\n\n| configuration | getppid ns | add_watch ns | tracer CPU ns/event |\n|---|---|---|---|\n",
-        results["kernel"].as_str().unwrap_or("?"),
-        results["clock"].as_str().unwrap_or("?"),
-    );
-    let cell = |v: &Value| v.as_f64().map_or("-".to_owned(), |x| format!("{x:.1}"));
-    for mode in MODES {
-        let m = &results["modes"][mode];
-        match m["refused"].as_str() {
-            Some(why) => out.push_str(&format!("| {mode} | refused: {why} | | |\n")),
-            None => out.push_str(&format!(
-                "| {mode} | {} | {} | {} |\n",
-                cell(&m["getppid_ns"]),
-                cell(&m["add_watch_ns"]),
-                cell(&m["tracer_cpu_ns_per_event"]),
-            )),
+impl Mode {
+    fn getppid_ns(&self) -> Option<f64> {
+        match self {
+            Mode::Measured { getppid_ns, .. } => Some(*getppid_ns),
+            Mode::Refused { .. } => None,
         }
     }
-    out.push_str(&format!(
-        "\ngetppid tax: tracepoint {} ns, fexit {} ns; add_watch overhead: tracepoint {} ns, fexit {} ns\n",
-        cell(&results["getppid_tax_ns"]["tracepoint"]),
-        cell(&results["getppid_tax_ns"]["fexit"]),
-        cell(&results["add_watch_overhead_ns"]["tracepoint"]),
-        cell(&results["add_watch_overhead_ns"]["fexit"]),
-    ));
-    out
+
+    fn add_watch_ns(&self) -> Option<f64> {
+        match self {
+            Mode::Measured { add_watch_ns, .. } => Some(*add_watch_ns),
+            Mode::Refused { .. } => None,
+        }
+    }
+}
+
+impl GuestBench {
+    /// The figures as a table, said to be instruction counts.
+    pub fn table(&self) -> String {
+        let mut out = format!(
+            "In a guest ({}), {}:\n\n| configuration | getppid ns | add_watch ns | tracer CPU ns/event |\n|---|---|---|---|\n",
+            self.kernel, self.clock,
+        );
+        for name in MODES {
+            let Some(mode) = self.modes.get(name) else {
+                continue;
+            };
+            match mode {
+                Mode::Refused { refused } => {
+                    out.push_str(&format!("| {name} | refused: {refused} | | |\n"))
+                }
+                Mode::Measured {
+                    getppid_ns,
+                    add_watch_ns,
+                    tracer_cpu_ns_per_event,
+                    ..
+                } => out.push_str(&format!(
+                    "| {name} | {} | {} | {} |\n",
+                    cell(Some(*getppid_ns)),
+                    cell(Some(*add_watch_ns)),
+                    cell(Some(*tracer_cpu_ns_per_event)),
+                )),
+            }
+        }
+        out.push_str(&format!(
+            "\ngetppid tax: tracepoint {} ns, fexit {} ns; add_watch overhead: tracepoint {} ns, fexit {} ns\n",
+            cell(self.getppid_tax_ns.tracepoint),
+            cell(self.getppid_tax_ns.fexit),
+            cell(self.add_watch_overhead_ns.tracepoint),
+            cell(self.add_watch_overhead_ns.fexit),
+        ));
+        out
+    }
 }

@@ -165,12 +165,12 @@ pub fn boot_all(prepared: Prepared) -> Result<usize> {
     Ok(outcomes.iter().map(|o| o.count("ok")).sum())
 }
 
-pub use bench::table as bench_table;
+pub use bench::GuestBench;
 
 /// The attach modes' costs in one guest under `-icount` (the first kernel
 /// named, else 6.1 amd64), `rounds` interleaved rounds; prints the table
 /// and writes `target/vm/bench.json`.
-pub fn bench(names: &[String], rounds: u32, calls: u32) -> Result<serde_json::Value> {
+pub fn bench(names: &[String], rounds: u32, calls: u32) -> Result<GuestBench> {
     let kernel = match select(names)?.first() {
         Some(kernel) if !names.is_empty() => *kernel,
         _ => MATRIX[1],
@@ -195,7 +195,7 @@ pub fn bench(names: &[String], rounds: u32, calls: u32) -> Result<serde_json::Va
     let log = vm_dir.join(format!("{}.bench.console.log", kernel.name));
     let console = qemu::boot(&guest, &log)?;
     let results = bench::results(&kernel, &console)?;
-    println!("{}", bench::table(&results));
+    println!("{}", results.table());
     std::fs::write(
         vm_dir.join("bench.json"),
         serde_json::to_string_pretty(&results)? + "\n",

@@ -6,6 +6,9 @@
 //! The tracer is pinned to CPU 0 and every load loop to CPU 1, as the
 //! figures in the notes were measured; configurations are interleaved round
 //! by round so that drift of the machine spreads over all of them.
+pub mod results;
+mod traced;
+
 use std::{
     io::{BufRead, BufReader},
     path::{Path, PathBuf},
@@ -14,9 +17,13 @@ use std::{
 };
 
 use anyhow::{bail, Context as _, Result};
-use serde_json::{json, Value};
 
 use crate::cmd;
+use results::{
+    Balance, FexitHere, Getppid, LoadFigures, Loss, Machine, Memory, MemoryRow, OverheadRow,
+    ReportSpeed, Results, Speed, Storm, SummaryFigures, TracerCost, UsageFigures, UsageTime,
+};
+use traced::{peak_rss_kib, vm_hwm_kib, Traced};
 
 struct Sizes {
     rounds: usize,
@@ -89,68 +96,85 @@ pub fn run(smoke: bool) -> Result<()> {
         dir,
         bpftrace: cmd::on_path("bpftrace").context("bpftrace is not on PATH after its install")?,
     };
-    let mut results = json!({
-        "date": String::from_utf8_lossy(&Command::new("date").arg("-u").arg("+%Y-%m-%dT%H:%M:%SZ").output()?.stdout).trim(),
-        "machine": { "cores": std::thread::available_parallelism().map_or(0, |n| n.get()), "kernel": kernel() },
-        "command": if smoke { "cargo xtask bench --smoke" } else { "cargo xtask bench" },
-        "smoke": smoke,
-    });
-
+    let date = cmd::output(Command::new("date").args(["-u", "+%Y-%m-%dT%H:%M:%SZ"]))?;
+    let machine = Machine {
+        cores: std::thread::available_parallelism().map_or(0, |n| n.get()),
+        kernel: kernel(),
+    };
     cmd::step(&format!(
         "inotify_add_watch overhead: {} rounds of {} calls per configuration",
         sizes.rounds, sizes.calls
     ));
-    results["add_watch_ns"] = bench.overhead(&sizes)?;
-    results["attribution_ns"] = attribution_cost(&results["add_watch_ns"]);
+    let add_watch_ns = bench.overhead(&sizes)?;
+    let attribution_ns = attribution_cost(&add_watch_ns);
     cmd::step("events made, received and lost");
-    let (loss, recording) = bench.loss(&sizes)?;
-    results["events"] = loss;
+    let (events, recording) = bench.loss(&sizes)?;
     cmd::step(&format!(
         "a storm of {} ENOSPC in a user namespace whose watch cap is 0",
         sizes.one_producer
     ));
-    results["storm"] = bench.storm(&sizes)?;
+    let storm = bench.storm(&sizes)?;
     cmd::step("an unrelated syscall (getppid) with and without the tracer attached");
-    results["getppid_ns"] = bench.getppid(&sizes)?;
+    let getppid_ns = bench.getppid(&sizes)?;
     cmd::step(&format!(
         "the tracer's CPU and memory over {} events",
         sizes.rss_events
     ));
-    results["tracer"] = bench.tracer_cost(&sizes)?;
+    let tracer = bench.tracer_cost(&sizes)?;
     cmd::step("report speed over the recording");
-    results["report"] = bench.report_speed(&recording)?;
+    let report = bench.report_speed(&recording)?;
     let _ = std::fs::remove_file(&recording);
     cmd::step(&format!(
         "usage with {} extra processes holding instances",
         sizes.holders
     ));
-    results["usage"] = bench.usage_time(&sizes)?;
+    let usage = bench.usage_time(&sizes)?;
     cmd::step(&format!(
         "memory: {} distinct pids, then {} distinct paths (live and report)",
         sizes.memory_pids, sizes.memory_paths
     ));
-    results["memory"] = bench.memory(&sizes)?;
-    results["fexit_here"] = bench.fexit_here()?;
+    let memory = bench.memory(&sizes)?;
+    let fexit_here = bench.fexit_here()?;
     // fexit's cost where the kernel allows it, in a guest whose clocks count
     // instructions (tens of ns are noise in real time on this machine).
     let (rounds, calls) = if smoke { (1, 5_000) } else { (5, 50_000) };
     cmd::step("the attach modes in a 6.1 guest under QEMU -icount (instructions, not real time)");
-    results["guest"] = crate::vm::bench(&[], rounds, calls)?;
+    let guest = crate::vm::bench(&[], rounds, calls)?;
+    let results = Results {
+        date: date.trim().to_owned(),
+        machine,
+        command: match smoke {
+            true => "cargo xtask bench --smoke",
+            false => "cargo xtask bench",
+        },
+        smoke,
+        add_watch_ns,
+        attribution_ns,
+        events,
+        storm,
+        getppid_ns,
+        tracer,
+        report,
+        usage,
+        memory,
+        fexit_here,
+        guest,
+    };
 
     let path = bench.dir.join("results.json");
     std::fs::write(&path, serde_json::to_string_pretty(&results)? + "\n")?;
-    print_table(&results);
-    println!("\n{}", crate::vm::bench_table(&results["guest"]));
+    results.print();
+    println!("\n{}", results.guest.table());
     println!("(written to {})", path.display());
     Ok(())
 }
 
 impl Bench {
     /// ns per inotify_add_watch, per configuration: medians and ratios.
-    fn overhead(&self, sizes: &Sizes) -> Result<Value> {
+    fn overhead(&self, sizes: &Sizes) -> Result<Vec<OverheadRow>> {
         let record = self.dir.join("overhead.rec");
         let record = record.to_str().unwrap();
-        let mut configs: Vec<(&str, Option<Vec<String>>)> = vec![
+        let mut configs: Vec<(&'static str, Option<Vec<String>>)> = vec![
             ("no tracer", None),
             (
                 "inotify-trace -q --record",
@@ -191,20 +215,20 @@ impl Bench {
         // drift (a few percent over minutes, in a VM) cancels out.
         let baseline = &samples[0];
         // An array, not an object: the rows keep this order in the table.
-        let rows: Vec<Value> = configs
+        let rows = configs
             .iter()
             .zip(&samples)
             .map(|((name, _), samples)| {
                 let ratios: Vec<f64> = samples.iter().zip(baseline).map(|(s, b)| s / b).collect();
-                json!({
-                    "name": name,
-                    "median": median(samples),
-                    "ratio": median(&ratios),
-                    "samples": samples,
-                })
+                OverheadRow {
+                    name,
+                    median: median(samples),
+                    ratio: median(&ratios),
+                    samples: samples.clone(),
+                }
             })
             .collect();
-        Ok(Value::Array(rows))
+        Ok(rows)
     }
 
     /// Our tracer, quiet, recording to `file` (replaced if it exists).
@@ -227,12 +251,12 @@ impl Bench {
             &self.watched,
             "1",
         ]))?;
-        ns_per_call(&out)
+        Ok(LoadFigures::parse(&out)?.ns_per_call)
     }
 
     /// Made vs received vs lost, with one and with two producers; returns
     /// the one-producer recording for the report benchmark.
-    fn loss(&self, sizes: &Sizes) -> Result<(Value, PathBuf)> {
+    fn loss(&self, sizes: &Sizes) -> Result<(Loss, PathBuf)> {
         let one = self.dir.join("one-producer.rec");
         let traced = self.recording(&one)?;
         self.add_loop(sizes.one_producer)?;
@@ -264,24 +288,17 @@ impl Bench {
         let two_summary = self.summary_of(&two)?;
         let _ = std::fs::remove_file(&two);
         let two_made = 2 * (sizes.two_producers + 1);
-        let row = |made: u64, s: &Value| {
-            let (received, lost) = (
-                s["events"].as_u64().unwrap_or(0),
-                s["lost"].as_u64().unwrap_or(0),
-            );
-            json!({ "made": made, "received": received, "lost": lost, "balanced": made == received + lost })
-        };
         Ok((
-            json!({
-                "one_producer": row(one_made, &one_summary),
-                "two_producers": row(two_made, &two_summary),
-                "one_producer_tracer_cpu_ns_per_event": one_cost.cpu_ns as f64 / one_made as f64,
-            }),
+            Loss {
+                one_producer: Balance::of(one_made, &one_summary),
+                two_producers: Balance::of(two_made, &two_summary),
+                one_producer_tracer_cpu_ns_per_event: one_cost.cpu_ns as f64 / one_made as f64,
+            },
             one,
         ))
     }
 
-    fn summary_of(&self, recording: &Path) -> Result<Value> {
+    fn summary_of(&self, recording: &Path) -> Result<SummaryFigures> {
         let out = cmd::output(
             Command::new(&self.tracer)
                 .args(["report", "--json"])
@@ -290,14 +307,13 @@ impl Bench {
         Ok(serde_json::from_str(out.trim())?)
     }
 
-    fn getppid(&self, sizes: &Sizes) -> Result<Value> {
+    fn getppid(&self, sizes: &Sizes) -> Result<Getppid> {
         let mut without = Vec::new();
         let mut with = Vec::new();
         let calls = sizes.getppid_calls.to_string();
         let run = || -> Result<f64> {
-            ns_per_call(&cmd::output(
-                Command::new(&self.load).args(["getppid", &calls, "1"]),
-            )?)
+            let out = cmd::output(Command::new(&self.load).args(["getppid", &calls, "1"]))?;
+            Ok(LoadFigures::parse(&out)?.ns_per_call)
         };
         for _ in 0..sizes.rounds {
             without.push(run()?);
@@ -306,12 +322,16 @@ impl Bench {
             traced.stop()?;
         }
         let (a, b) = (median(&without), median(&with));
-        Ok(json!({ "no_tracer": a, "tracer_attached": b, "extra": b - a }))
+        Ok(Getppid {
+            no_tracer: a,
+            tracer_attached: b,
+            extra: b - a,
+        })
     }
 
     /// Whether this kernel takes fexit programs (this machine kind's does
     /// not: then the tracer's one-line refusal).
-    fn fexit_here(&self) -> Result<Value> {
+    fn fexit_here(&self) -> Result<FexitHere> {
         let out = Command::new(&self.tracer)
             .args([
                 "--attach",
@@ -323,47 +343,39 @@ impl Bench {
                 "nobody-at-all",
             ])
             .output()?;
-        Ok(match out.status.success() {
-            true => json!({ "allowed": true }),
-            false => json!({
-                "allowed": false,
-                "why": String::from_utf8_lossy(&out.stderr).trim(),
-            }),
+        let allowed = out.status.success();
+        Ok(FexitHere {
+            allowed,
+            why: (!allowed).then(|| String::from_utf8_lossy(&out.stderr).trim().to_owned()),
         })
     }
 
     /// CPU per event and peak RSS, early in a long run and at its end.
-    fn tracer_cost(&self, sizes: &Sizes) -> Result<Value> {
+    fn tracer_cost(&self, sizes: &Sizes) -> Result<TracerCost> {
         let record = self.dir.join("long.rec");
         let traced = self.recording(&record)?;
         let chunk = sizes.rss_events / 10;
         self.add_loop(chunk)?;
         std::thread::sleep(Duration::from_millis(100));
-        let early_kib = vm_hwm_kib(traced.child.id());
+        let early_kib = vm_hwm_kib(traced.pid());
         for _ in 1..10 {
             self.add_loop(chunk)?;
         }
         let cost = traced.stop()?;
         let _ = std::fs::remove_file(&record);
         let events = 10 * (chunk + 1);
-        Ok(json!({
-            "events": events,
-            "cpu_ns_per_event": cost.cpu_ns as f64 / events as f64,
-            "peak_rss_mib_after_10pct": early_kib.map(|k| k as f64 / 1024.0),
-            "peak_rss_mib": cost.max_rss_kib as f64 / 1024.0,
-        }))
+        Ok(TracerCost {
+            events,
+            cpu_ns_per_event: cost.cpu_ns as f64 / events as f64,
+            peak_rss_mib_after_10pct: early_kib.map(|k| k as f64 / 1024.0),
+            peak_rss_mib: cost.max_rss_kib as f64 / 1024.0,
+        })
     }
 
     /// `report` for the summary alone, and with every event as JSON.
-    fn report_speed(&self, recording: &Path) -> Result<Value> {
-        let events = self.summary_of(recording)?["events"].as_u64().unwrap_or(0);
-        let mut out = serde_json::Map::new();
-        out.insert("events".to_owned(), json!(events));
-        let runs: [(&str, &[&str]); 2] = [
-            ("summary", &["report", "--json"]),
-            ("events_json", &["report", "--events", "--json"]),
-        ];
-        for (name, args) in runs {
+    fn report_speed(&self, recording: &Path) -> Result<ReportSpeed> {
+        let events = self.summary_of(recording)?.events;
+        let speed = |args: &[&str]| -> Result<Speed> {
             let mut seconds = Vec::new();
             for _ in 0..3 {
                 let started = Instant::now();
@@ -378,15 +390,19 @@ impl Bench {
                 seconds.push(started.elapsed().as_secs_f64());
             }
             let s = median(&seconds);
-            out.insert(
-                name.to_owned(),
-                json!({ "seconds": s, "events_per_second": events as f64 / s }),
-            );
-        }
-        Ok(Value::Object(out))
+            Ok(Speed {
+                seconds: s,
+                events_per_second: events as f64 / s,
+            })
+        };
+        Ok(ReportSpeed {
+            events,
+            summary: speed(&["report", "--json"])?,
+            events_json: speed(&["report", "--events", "--json"])?,
+        })
     }
 
-    fn usage_time(&self, sizes: &Sizes) -> Result<Value> {
+    fn usage_time(&self, sizes: &Sizes) -> Result<UsageTime> {
         let mut holders = Command::new(&self.load)
             .args(["hold", &sizes.holders.to_string(), &self.watched])
             .stdin(Stdio::piped())
@@ -400,14 +416,16 @@ impl Bench {
             let started = Instant::now();
             let out = cmd::output(Command::new(&self.tracer).args(["usage", "--json"]))?;
             seconds.push(started.elapsed().as_secs_f64());
-            let usage: Value = serde_json::from_str(out.trim())?;
-            instances = usage["instances"].as_array().map_or(0, Vec::len);
+            let usage: UsageFigures = serde_json::from_str(out.trim())?;
+            instances = usage.instances.len();
         }
         drop(holders.stdin.take());
         holders.wait()?;
-        Ok(
-            json!({ "extra_processes": sizes.holders, "instances_seen": instances, "seconds": median(&seconds) }),
-        )
+        Ok(UsageTime {
+            extra_processes: sizes.holders,
+            instances_seen: instances,
+            seconds: median(&seconds),
+        })
     }
 }
 
@@ -415,7 +433,7 @@ impl Bench {
     /// One process failing with ENOSPC as fast as it can (issue 13): calls
     /// per second, events made/received/lost, and the tracer's CPU per
     /// failing event, to compare with a successful one's.
-    fn storm(&self, sizes: &Sizes) -> Result<Value> {
+    fn storm(&self, sizes: &Sizes) -> Result<Storm> {
         let record = self.dir.join("storm.rec");
         let traced = self.recording(&record)?;
         let script = format!(
@@ -426,66 +444,66 @@ impl Bench {
         );
         let out = cmd::output(Command::new("unshare").args(["-U", "-r", "sh", "-c", &script]))?;
         let cost = traced.stop()?;
-        let ns = ns_per_call(&out)?;
+        let ns = LoadFigures::parse(&out)?.ns_per_call;
         let summary = self.summary_of(&record)?;
         let _ = std::fs::remove_file(&record);
         let made = sizes.one_producer + 1;
-        Ok(json!({
-            "made": made,
-            "received": summary["events"],
-            "lost": summary["lost"],
-            "calls_per_second": 1e9 / ns,
-            "tracer_cpu_ns_per_event": cost.cpu_ns as f64 / made as f64,
-            "diagnoses": summary["diagnoses"].as_array().map_or(0, Vec::len),
-        }))
+        Ok(Storm {
+            made,
+            received: summary.events,
+            lost: summary.lost,
+            calls_per_second: 1e9 / ns,
+            tracer_cpu_ns_per_event: cost.cpu_ns as f64 / made as f64,
+            diagnoses: summary.diagnoses.len(),
+        })
     }
 
     /// Peak RSS of the live tracer and of `report`: for many distinct pids
     /// (live, as many as this machine's pid_max lets exist in one session;
     /// in a report, a synthetic recording of `memory_pids`), and for one
     /// process passing many distinct paths (live and report).
-    fn memory(&self, sizes: &Sizes) -> Result<Value> {
+    fn memory(&self, sizes: &Sizes) -> Result<Memory> {
         let pid_max: u64 = std::fs::read_to_string("/proc/sys/kernel/pid_max")?
             .trim()
             .parse()?;
         // Pids wrap at pid_max: stay well under it to count distinct ones.
         let live_pids = sizes.memory_pids.min(pid_max * 3 / 4);
-        let live_runs: [(&str, Vec<String>); 2] = [
-            (
-                "distinct_pids",
-                vec![
-                    "many-pids".into(),
-                    live_pids.to_string(),
-                    self.watched.clone(),
-                ],
-            ),
-            (
-                "distinct_paths",
-                vec!["distinct-paths".into(), sizes.memory_paths.to_string()],
-            ),
-        ];
-        let mut out = serde_json::Map::new();
-        out.insert("pid_max".to_owned(), json!(pid_max));
-        for (name, load) in live_runs {
+        let live = |name: &str, load: &[String]| -> Result<MemoryRow> {
             let record = self.dir.join(format!("{name}.rec"));
             let traced = self.recording(&record)?;
-            cmd::output(Command::new(&self.load).args(&load))?;
+            cmd::output(Command::new(&self.load).args(load))?;
             let live = traced.stop()?;
-            out.insert(name.to_owned(), self.memory_row(&record, live.max_rss_kib)?);
-        }
+            self.memory_row(&record, live.max_rss_kib)
+        };
+        let distinct_pids = live(
+            "distinct_pids",
+            &[
+                "many-pids".into(),
+                live_pids.to_string(),
+                self.watched.clone(),
+            ],
+        )?;
+        let distinct_paths = live(
+            "distinct_paths",
+            &["distinct-paths".into(), sizes.memory_paths.to_string()],
+        )?;
         let record = self.dir.join("synthetic-pids.rec");
         cmd::output(Command::new(&self.load).args([
             "synth-recording",
             record.to_str().context("non-UTF-8 path")?,
             &sizes.memory_pids.to_string(),
         ]))?;
-        out.insert("synthetic_pids".to_owned(), self.memory_row(&record, 0)?);
-        Ok(Value::Object(out))
+        Ok(Memory {
+            pid_max,
+            distinct_pids,
+            distinct_paths,
+            synthetic_pids: self.memory_row(&record, 0)?,
+        })
     }
 
     /// What a recording holds, the live tracer's peak RSS (0: not live),
     /// and the peak RSS of reporting on it, in full and with `--top 20`.
-    fn memory_row(&self, record: &Path, live_kib: u64) -> Result<Value> {
+    fn memory_row(&self, record: &Path, live_kib: u64) -> Result<MemoryRow> {
         let report =
             |args: &[&str]| peak_rss_kib(Command::new(&self.tracer).args(args).arg(record));
         let all = report(&["report", "--json"])?;
@@ -497,116 +515,23 @@ impl Bench {
                 .args(["report", "--json", "--top", "1"])
                 .arg(record),
         )?;
-        let summary: Value = serde_json::from_str(out.trim())?;
+        let summary: SummaryFigures = serde_json::from_str(out.trim())?;
         let _ = std::fs::remove_file(record);
         let mib = |kib: u64| (kib > 0).then(|| kib as f64 / 1024.0);
-        let listed = summary["processes"].as_array().map_or(0, Vec::len) as u64;
-        Ok(json!({
-            "events": summary["events"],
-            "lost": summary["lost"],
-            "processes": listed + summary["processes_omitted"].as_u64().unwrap_or(0),
-            "distinct_paths": summary["processes"][0]["distinct_paths"],
-            "live_peak_rss_mib": mib(live_kib),
-            "report_peak_rss_mib": mib(all),
-            "report_top20_peak_rss_mib": mib(top),
-        }))
+        Ok(MemoryRow {
+            events: summary.events,
+            lost: summary.lost,
+            processes: summary.processes.len() as u64 + summary.processes_omitted,
+            distinct_paths: summary.processes.first().map(|p| p.distinct_paths),
+            live_peak_rss_mib: mib(live_kib),
+            report_peak_rss_mib: mib(all),
+            report_top20_peak_rss_mib: mib(top),
+        })
     }
 }
 
-/// Runs a command to its end, output discarded; its peak RSS.
-fn peak_rss_kib(command: &mut Command) -> Result<u64> {
-    let child = command.stdout(Stdio::null()).spawn()?;
-    let pid = child.id() as i32;
-    // SAFETY: waits for our own child and reads its rusage.
-    unsafe {
-        let mut status = 0;
-        let mut usage: libc::rusage = std::mem::zeroed();
-        if libc::wait4(pid, &mut status, 0, &mut usage) < 0 || status != 0 {
-            bail!("{command:?} failed");
-        }
-        Ok(usage.ru_maxrss as u64)
-    }
-}
-
-/// A tracer (ours or bpftrace) on CPU 0, started and waited for.
-struct Traced {
-    child: Child,
-}
-
-struct Cost {
-    cpu_ns: u64,
-    max_rss_kib: u64,
-}
-
-impl Traced {
-    fn start(args: &[String]) -> Result<Traced> {
-        let mut command = match cmd::on_path("taskset") {
-            Some(taskset) => {
-                let mut c = Command::new(taskset);
-                c.args(["-c", "0"]).args(args);
-                c
-            }
-            None => {
-                let mut c = Command::new(&args[0]);
-                c.args(&args[1..]);
-                c
-            }
-        };
-        let mut child = command
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .with_context(|| format!("starting {args:?}"))?;
-        // inotify-trace says "attached" on stderr; bpftrace, "Attaching".
-        let stderr = BufReader::new(child.stderr.take().unwrap());
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in stderr.lines().map_while(Result::ok) {
-                if line.contains("attached") || line.contains("Attaching") {
-                    let _ = tx.send(());
-                }
-            }
-        });
-        let is_bpftrace = args[0].ends_with("bpftrace");
-        if is_bpftrace {
-            // bpftrace announces itself on stdout; its probes are in place
-            // once it has compiled: give it time.
-            std::thread::sleep(Duration::from_secs(3));
-        } else if rx.recv_timeout(Duration::from_secs(60)).is_err() {
-            let _ = child.kill();
-            bail!("{args:?} did not attach");
-        }
-        Ok(Traced { child })
-    }
-
-    /// SIGINT, then the child's own rusage.
-    fn stop(self) -> Result<Cost> {
-        let pid = self.child.id() as i32;
-        // SAFETY: signals and waits for our own child.
-        unsafe {
-            libc::kill(pid, libc::SIGINT);
-            let mut status = 0;
-            let mut usage: libc::rusage = std::mem::zeroed();
-            if libc::wait4(pid, &mut status, 0, &mut usage) < 0 {
-                bail!("waiting for the tracer failed");
-            }
-            let ns = |t: libc::timeval| t.tv_sec as u64 * 1_000_000_000 + t.tv_usec as u64 * 1000;
-            Ok(Cost {
-                cpu_ns: ns(usage.ru_utime) + ns(usage.ru_stime),
-                max_rss_kib: usage.ru_maxrss as u64,
-            })
-        }
-    }
-}
-
-fn ns_per_call(out: &str) -> Result<f64> {
-    let value: Value =
-        serde_json::from_str(out.trim()).with_context(|| format!("load generator said {out:?}"))?;
-    value["ns_per_call"].as_f64().context("no ns_per_call")
-}
-
-fn median(samples: &[f64]) -> f64 {
+/// The median (of an even count, the mean of the middle two; NaN of none).
+pub fn median(samples: &[f64]) -> f64 {
     let mut sorted = samples.to_vec();
     sorted.sort_by(f64::total_cmp);
     match sorted.len() {
@@ -614,19 +539,6 @@ fn median(samples: &[f64]) -> f64 {
         n if n % 2 == 1 => sorted[n / 2],
         n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
     }
-}
-
-fn vm_hwm_kib(pid: u32) -> Option<u64> {
-    // taskset execs the tracer, so the pid is the tracer's.
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status.lines().find_map(|l| {
-        l.strip_prefix("VmHWM:")?
-            .trim()
-            .strip_suffix("kB")?
-            .trim()
-            .parse()
-            .ok()
-    })
 }
 
 fn kernel() -> String {
@@ -638,143 +550,13 @@ fn kernel() -> String {
 /// What reading the caller's euid, user namespace and cgroup id adds per
 /// call: the median, over rounds, of the traced run minus the same run
 /// without attribution (run seconds apart, so drift cancels).
-fn attribution_cost(rows: &Value) -> Value {
-    let samples = |i: usize| -> Vec<f64> {
-        rows[i]["samples"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_f64)
-            .collect()
-    };
-    let differences: Vec<f64> = samples(1)
+fn attribution_cost(rows: &[OverheadRow]) -> Option<f64> {
+    let differences: Vec<f64> = rows
+        .get(1)?
+        .samples
         .iter()
-        .zip(samples(2))
+        .zip(&rows.get(2)?.samples)
         .map(|(with, without)| with - without)
         .collect();
-    if differences.is_empty() {
-        return Value::Null;
-    }
-    json!(median(&differences))
-}
-
-fn print_table(r: &Value) {
-    let f = |v: &Value| {
-        v.as_f64()
-            .map_or_else(|| "-".to_owned(), |x| format!("{x:.1}"))
-    };
-    println!();
-    println!("Real time on this machine (wall clock; the machine is shared, so configurations run interleaved):");
-    println!(
-        "inotify-trace benchmark, {}, {} cores, kernel {}, `{}`",
-        r["date"].as_str().unwrap_or(""),
-        r["machine"]["cores"],
-        r["machine"]["kernel"].as_str().unwrap_or(""),
-        r["command"].as_str().unwrap_or("")
-    );
-    println!("inotify_add_watch, ns per call (median), ratio to no tracer (median of rounds)      target");
-    for row in r["add_watch_ns"].as_array().into_iter().flatten() {
-        let name = row["name"].as_str().unwrap_or("");
-        match row.get("median") {
-            Some(m) => {
-                let target = if name.starts_with("inotify-trace") {
-                    "<= 1.5x (stretch 1.35x)"
-                } else {
-                    ""
-                };
-                println!(
-                    "  {name:<30} {:>8} {:>6.2}x   {target}",
-                    f(m),
-                    row["ratio"].as_f64().unwrap_or(f64::NAN)
-                );
-            }
-            None => println!("  {name:<30} {}", row["note"].as_str().unwrap_or("")),
-        }
-    }
-    println!(
-        "  attribution (euid, user ns, cgroup id) adds {} ns per call (median of rounds)   target: <= 10 ns",
-        f(&r["attribution_ns"])
-    );
-    let e = &r["events"];
-    for (name, key, target) in [
-        ("one producer", "one_producer", "0 lost"),
-        ("two producers", "two_producers", "made = received + lost"),
-    ] {
-        let row = &e[key];
-        println!(
-            "events, {name:<14} made {:>9}  received {:>9}  lost {:>7}  balanced {}   target: {target}",
-            row["made"], row["received"], row["lost"], row["balanced"]
-        );
-    }
-    let st = &r["storm"];
-    println!(
-        "storm of ENOSPC: {:.0} calls/s, made {} received {} lost {}, {} diagnoses; tracer {} ns CPU per failing event (one producer, successes: {}; target within 2x)",
-        st["calls_per_second"].as_f64().unwrap_or(f64::NAN),
-        st["made"],
-        st["received"],
-        st["lost"],
-        st["diagnoses"],
-        f(&st["tracer_cpu_ns_per_event"]),
-        f(&e["one_producer_tracer_cpu_ns_per_event"])
-    );
-    let g = &r["getppid_ns"];
-    println!(
-        "getppid ns per call: no tracer {}, tracer attached {} (+{})",
-        f(&g["no_tracer"]),
-        f(&g["tracer_attached"]),
-        f(&g["extra"])
-    );
-    let t = &r["tracer"];
-    println!(
-        "tracer over {} events: {} ns CPU per event (target <= 400); peak RSS {} MiB after 10%, {} MiB at the end (target <= 64, flat)",
-        t["events"], f(&t["cpu_ns_per_event"]), f(&t["peak_rss_mib_after_10pct"]), f(&t["peak_rss_mib"])
-    );
-    let p = &r["report"];
-    for (name, key) in [
-        ("report (summary)", "summary"),
-        ("report --events --json", "events_json"),
-    ] {
-        println!(
-            "{name}: {} events in {:.3} s = {:.2} M events/s (target >= 2)",
-            p["events"],
-            p[key]["seconds"].as_f64().unwrap_or(f64::NAN),
-            p[key]["events_per_second"].as_f64().unwrap_or(0.0) / 1e6
-        );
-    }
-    let u = &r["usage"];
-    println!(
-        "usage --json with {} extra processes: {:.3} s, {} instances seen (target < 1 s)",
-        u["extra_processes"],
-        u["seconds"].as_f64().unwrap_or(f64::NAN),
-        u["instances_seen"]
-    );
-    let m = &r["memory"];
-    for (name, key) in [
-        ("live, distinct pids", "distinct_pids"),
-        ("report, synthetic pids", "synthetic_pids"),
-        ("one process, distinct paths", "distinct_paths"),
-    ] {
-        let row = &m[key];
-        println!(
-            "memory, {name}: {} processes, {} events, {} lost, {} distinct paths in the top process; peak RSS live {} MiB, report {} MiB, report --top 20 {} MiB (target < 64)",
-            row["processes"],
-            row["events"],
-            row["lost"],
-            row["distinct_paths"],
-            f(&row["live_peak_rss_mib"]),
-            f(&row["report_peak_rss_mib"]),
-            f(&row["report_top20_peak_rss_mib"])
-        );
-    }
-    println!(
-        "(pid_max here is {}: a live session cannot see more distinct pids at once)",
-        m["pid_max"]
-    );
-    match r["fexit_here"]["allowed"].as_bool() {
-        Some(true) => println!("fexit: allowed on this kernel (`auto` uses it)"),
-        _ => println!(
-            "fexit: not on this kernel, so the figures above are the tracepoint modes' ({})",
-            r["fexit_here"]["why"].as_str().unwrap_or("?")
-        ),
-    }
+    (!differences.is_empty()).then(|| median(&differences))
 }
