@@ -117,3 +117,17 @@ pub fn exec(binary: &Path, args: &[String]) -> Result<ExitCode> {
         status.code().unwrap_or(1).clamp(0, 255) as u8
     ))
 }
+
+/// A size line of /proc/PID/status (`VmRSS`, `VmHWM`, ...), in KiB.
+pub fn status_kib(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status.lines().find_map(|l| {
+        l.strip_prefix(field)?
+            .strip_prefix(':')?
+            .trim()
+            .strip_suffix("kB")?
+            .trim()
+            .parse()
+            .ok()
+    })
+}

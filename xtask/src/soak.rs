@@ -54,7 +54,7 @@ pub fn run(minutes: u64) -> Result<()> {
         churn(n, &release, &cgroup_root, &host_root, &scratch)?;
         n += 1;
         if Instant::now() >= next_sample {
-            let rss = rss_kib(agent.id()).context("the agent died")?;
+            let rss = cmd::status_kib(agent.id(), "VmRSS").context("the agent died")?;
             samples.push((started.elapsed().as_secs_f64(), rss));
             next_sample += Duration::from_secs(10);
         }
@@ -133,18 +133,6 @@ fn churn(
     let _ = std::fs::remove_dir(&logs);
     let _ = std::fs::remove_dir(&dir);
     Ok(())
-}
-
-fn rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status.lines().find_map(|l| {
-        l.strip_prefix("VmRSS:")?
-            .trim()
-            .strip_suffix("kB")?
-            .trim()
-            .parse()
-            .ok()
-    })
 }
 
 fn cgroup2_mount() -> Result<PathBuf> {

@@ -111,16 +111,8 @@ fn wait(pid: u32) -> Option<(i32, Cost)> {
     ))
 }
 
-/// The peak RSS so far of a running process.
+/// The peak RSS so far of a running process (taskset execs the tracer, so
+/// the pid is the tracer's).
 pub fn vm_hwm_kib(pid: u32) -> Option<u64> {
-    // taskset execs the tracer, so the pid is the tracer's.
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status.lines().find_map(|l| {
-        l.strip_prefix("VmHWM:")?
-            .trim()
-            .strip_suffix("kB")?
-            .trim()
-            .parse()
-            .ok()
-    })
+    cmd::status_kib(pid, "VmHWM")
 }
