@@ -546,6 +546,84 @@ mod tests {
         }
     }
 
+    /// What a help text shows, the parser takes: every `e.g.` value of an
+    /// option is a value that option accepts, and every command quoted in
+    /// backticks (`inotify-trace ...`, up to a shell redirection) parses
+    /// (or, a mention, lacks only what the command requires).
+    /// The claims about what happens (a pid not running refused, `-` for
+    /// stdout, a FIFO refused, 15-byte names) are end-to-end tests
+    /// (hardening.rs, recording.rs, live.rs).
+    #[test]
+    fn the_examples_in_help_texts_are_accepted_as_shown() {
+        let cli = Cli::command();
+        let mut pending = vec![(vec!["inotify-trace".to_owned()], &cli)];
+        let mut values_tried = 0;
+        let mut commands_tried = 0;
+        while let Some((path, command)) = pending.pop() {
+            let mut texts: Vec<String> = Vec::new();
+            texts.extend(command.get_about().map(|t| t.to_string()));
+            texts.extend(command.get_long_about().map(|t| t.to_string()));
+            for arg in command.get_arguments() {
+                let help: String = [arg.get_help(), arg.get_long_help()]
+                    .into_iter()
+                    .flatten()
+                    .map(|t| t.to_string())
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                texts.push(help.clone());
+                let (Some(long), Some(at)) = (arg.get_long(), help.find("e.g. ")) else {
+                    continue;
+                };
+                let examples = help[at + 5..].split([')', ';']).next().unwrap_or("");
+                for example in examples.split(", ").flat_map(|e| e.split(" or ")) {
+                    let value = example.trim().trim_matches('`');
+                    let line: Vec<String> =
+                        [path.clone(), vec![format!("--{long}"), value.to_owned()]].concat();
+                    let parsed = Cli::try_parse_from(&line);
+                    assert!(
+                        parsed.is_ok(),
+                        "{line:?}, an example in --{long}'s help, is refused: {}",
+                        parsed.err().unwrap()
+                    );
+                    values_tried += 1;
+                }
+            }
+            for text in &texts {
+                for quoted in text.split('`').skip(1).step_by(2) {
+                    let Some(shown) = quoted.strip_prefix("inotify-trace ") else {
+                        continue;
+                    };
+                    let words: Vec<&str> = std::iter::once("inotify-trace")
+                        .chain(
+                            shown
+                                .split_whitespace()
+                                .take_while(|w| !w.starts_with(['>', '|'])),
+                        )
+                        .collect();
+                    // A mention (`inotify-trace report`) may leave out
+                    // what the command requires; nothing shown is wrong.
+                    let parsed = Cli::try_parse_from(&words)
+                        .err()
+                        .filter(|e| e.kind() != clap::error::ErrorKind::MissingRequiredArgument);
+                    assert!(
+                        parsed.is_none(),
+                        "`{quoted}`, shown in a help text, does not parse: {}",
+                        parsed.unwrap()
+                    );
+                    commands_tried += 1;
+                }
+            }
+            for sub in command.get_subcommands() {
+                let path = [path.clone(), vec![sub.get_name().to_owned()]].concat();
+                pending.push((path, sub));
+            }
+        }
+        assert!(
+            values_tried >= 8 && commands_tried >= 4,
+            "{values_tried} values, {commands_tried} commands: the walk found too few"
+        );
+    }
+
     #[test]
     fn the_command_line_definition_is_consistent() {
         Cli::command().debug_assert();
