@@ -279,18 +279,11 @@ fn tls_and_basic_auth_from_a_web_config_and_a_real_prometheus_scrapes_it() {
     )
     .unwrap();
     let _prometheus = prometheus(&prometheus_config, dir.path(), prometheus_port);
-    let started = Instant::now();
-    loop {
-        if query(prometheus_port, "up{job=\"tls\"}") == Some(1.0) {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "Prometheus never scraped over TLS: up = {:?}",
-            query(prometheus_port, "up{job=\"tls\"}")
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_for(
+        "Prometheus scraping over TLS",
+        Duration::from_secs(30),
+        || query(prometheus_port, "up{job=\"tls\"}") == Some(1.0),
+    );
     // What it stored came from a scrape: the agent's own series is there.
     assert!(query(prometheus_port, "inotify_trace_tracing{job=\"tls\"}").is_some());
 }
@@ -348,11 +341,9 @@ fn client_certificates_are_required_and_verified() {
 fn half_sent_requests_and_a_burst_of_scrapes_do_not_stop_metrics() {
     require_bpf!();
     let (agent, port) = agent(None);
-    let started = Instant::now();
-    while get(port, "/metrics").is_none_or(|(status, _)| status != 200) {
-        assert!(started.elapsed() < Duration::from_secs(10), "no snapshot");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_for("a first snapshot", Duration::from_secs(10), || {
+        get(port, "/metrics").is_some_and(|(status, _)| status == 200)
+    });
     let slow = hold_connections(port, 1500, b"GET /metrics HTTP/1.1\r\nHost: x\r\n");
     let started = Instant::now();
     let answer = get(port, "/metrics");

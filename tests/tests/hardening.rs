@@ -5,10 +5,10 @@ use std::{
     os::unix::fs::{MetadataExt, PermissionsExt},
     path::Path,
     process::{Command, Output, Stdio},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
-use tests::{require_bpf, tracer_binary};
+use tests::{require_bpf, tracer_binary, wait::wait_for_exit};
 
 /// The tracer, run to its end with `args` (a hung one fails the test).
 fn run(args: &[&str]) -> Output {
@@ -19,14 +19,8 @@ fn run(args: &[&str]) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let start = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if start.elapsed() > Duration::from_secs(20) {
-            let _ = child.kill();
-            panic!("the tracer hung with {args:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let what = format!("the tracer's end with {args:?}");
+    wait_for_exit(&mut child, what, Duration::from_secs(20));
     child.wait_with_output().unwrap()
 }
 

@@ -7,8 +7,9 @@ use rstest::rstest;
 use serde_json::json;
 use tests::{
     add_watches, assert_events_match, event_for, own_cgroup, reported_path, require_bpf,
-    tracer_binary, unique_comm, wait::wait_for, Script, Tracer, Workload, EACCES, ENAMETOOLONG,
-    ENOENT, ENOSPC,
+    tracer_binary, unique_comm,
+    wait::{wait_for, wait_for_exit},
+    Script, Tracer, Workload, EACCES, ENAMETOOLONG, ENOENT, ENOSPC,
 };
 
 /// A directory tree for one test: `dir`, `dir/sub`, `dir2`, a non-UTF-8
@@ -378,17 +379,11 @@ fn a_closed_stdout_ends_the_session_quietly() {
         .add("/", 1)
         .add("/", 1)
         .run(&[], &comm);
-    let start = std::time::Instant::now();
-    let status = loop {
-        if let Some(status) = shell.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "the tracer did not stop on a closed pipe"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = wait_for_exit(
+        &mut shell,
+        "the tracer stopping on a closed pipe",
+        Duration::from_secs(20),
+    );
     let stderr = std::fs::read_to_string(&stderr_file).unwrap();
     assert!(status.success(), "exit status {status}: {stderr}");
     assert!(

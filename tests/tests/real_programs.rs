@@ -14,6 +14,7 @@ use rstest::rstest;
 use serde_json::Value;
 use tests::{
     fdinfo_watches, reported_path, require_bpf, unique_comm,
+    wait::wait_until,
     watchers::{tree_of, Program, Running},
     Tracer,
 };
@@ -28,22 +29,17 @@ const FILES: [&str; 2] = ["f1", "a/f2"];
 /// Waits until `pid` holds `n` watches and has stopped adding (the same
 /// set twice, 300 ms apart).
 fn settled_watches(pid: u32, n: usize) -> BTreeSet<(i64, u64)> {
-    let started = Instant::now();
-    let mut last = BTreeSet::new();
-    loop {
-        std::thread::sleep(Duration::from_millis(300));
+    let mut last = (BTreeSet::new(), Instant::now());
+    let what = format!("{pid} holding {n} distinct watches, the same for 300 ms");
+    wait_until(what, Duration::from_secs(15), || {
         let listed = fdinfo_watches(pid);
         let now: BTreeSet<(i64, u64)> = listed.iter().copied().collect();
-        if listed.len() == n && now.len() == n && now == last {
-            return now;
+        if listed.len() != n || now.len() != n || now != last.0 {
+            last = (now, Instant::now());
+            return None;
         }
-        assert!(
-            started.elapsed() < Duration::from_secs(15),
-            "{pid} holds {} watches, not {n} distinct: {listed:?}",
-            listed.len()
-        );
-        last = now;
-    }
+        (last.1.elapsed() >= Duration::from_millis(300)).then_some(now)
+    })
 }
 
 fn tasks_of(pid: u32) -> BTreeSet<u64> {
