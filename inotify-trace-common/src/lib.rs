@@ -1,9 +1,11 @@
 //! The one definition of what the eBPF programs send to userspace and of how
 //! userspace configures them.
 //!
-//! A record in the `EVENTS` ring buffer is an [`EventHeader`] followed by
-//! `path_len` bytes of path (no NUL). Records are variable-sized so that ring
-//! space is proportional to the path's length. The same bytes are what a
+//! A record in the `EVENTS` ring buffer is an [`EventHeader`], then
+//! `charge_levels` [`ChargeLevel`]s (the inotify budget as the kernel
+//! charged it after the call), then `path_len` bytes of path (no NUL).
+//! Records are variable-sized so that ring space is proportional to what
+//! they carry. The same bytes are what a
 //! recording stores, so the layout below is a file format too: fields are only
 //! ever appended at the end (and `HEADER_SIZE` checked), kinds and flags keep
 //! their numbers forever. All integers are in the host's byte order, which is
@@ -191,6 +193,51 @@ pub const FLAG_CRED_MISSING: u32 = 1 << 4;
 /// The caller's cgroup id could not be read: `cgroup_id` is 0. Also set by
 /// userspace on records of the first layout.
 pub const FLAG_CGROUP_MISSING: u32 = 1 << 5;
+/// The charge could not be read (the kernel's BTF did not say where it is,
+/// a read failed, or a failed init whose caller's level cannot be found):
+/// `charge_levels` is 0. Also set by userspace on records of the first two
+/// layouts, which had no charge.
+pub const FLAG_CHARGE_MISSING: u32 = 1 << 6;
+/// The charge is the caller's own (user namespace, effective uid) level,
+/// not an instance's: a failed `inotify_init`, which made no instance.
+pub const FLAG_CHARGE_OF_CALLER: u32 = 1 << 7;
+/// The levels were cut at [`MAX_CHARGE_LEVELS`]: the instance's user
+/// namespace is nested deeper than that.
+pub const FLAG_CHARGE_CUT: u32 = 1 << 8;
+
+/// Levels of a charge carried at most: the instance's user namespace and
+/// seven ancestors (the kernel allows 32 levels of nesting; a node's
+/// containers use one or two).
+pub const MAX_CHARGE_LEVELS: usize = 8;
+
+/// One level of an inotify charge: what a (user namespace, uid) holds and
+/// may hold, read from the kernel's own counters (`struct ucounts`) after
+/// the call. The kernel raises each level in turn, innermost first, and
+/// fails the call at the first level that is full.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "user", derive(serde::Serialize, serde::Deserialize))]
+pub struct ChargeLevel {
+    /// Inode number of the level's user namespace.
+    pub user_ns: u32,
+    /// The uid charged at this level, as the initial namespace sees it (at
+    /// an ancestor level, the owner of the namespace below).
+    pub uid: u32,
+    pub watches: u32,
+    pub instances: u32,
+    /// The namespace's caps (`user.max_inotify_watches`, `..._instances`;
+    /// in the initial namespace, the `fs.inotify.max_user_*` sysctls).
+    pub max_watches: u32,
+    pub max_instances: u32,
+}
+
+/// The longest span of a `struct ucounts` or a `struct user_namespace` the
+/// programs read at once (the loader refuses a layout that needs more).
+pub const CHARGE_SPAN_MAX: usize = 128;
+
+/// Size of a [`ChargeLevel`] on the wire.
+pub const CHARGE_LEVEL_SIZE: usize = 24;
+const _: () = assert!(core::mem::size_of::<ChargeLevel>() == CHARGE_LEVEL_SIZE);
 
 /// Path bytes captured at most. The kernel refuses paths of PATH_MAX (4096,
 /// NUL included) or more with ENAMETOOLONG, so every path it accepts fits.
@@ -235,16 +282,25 @@ pub struct EventHeader {
     /// The caller's cgroup v2 id: the inode number of its directory in the
     /// cgroup2 mount.
     pub cgroup_id: u64,
+    // Appended in the third layout (88 bytes): the charge.
+    /// How many [`ChargeLevel`]s follow the header (before the path).
+    pub charge_levels: u32,
+    /// Always 0 (keeps the header a multiple of 8 bytes).
+    pub reserved: u32,
 }
 
 /// Size of [`EventHeader`] on the wire.
-pub const HEADER_SIZE: usize = 80;
+pub const HEADER_SIZE: usize = 88;
+/// Size of the second layout's header, which ended at `cgroup_id`:
+/// recordings made before the charge was appended hold it.
+pub const HEADER_SIZE_V2: usize = 80;
 /// Size of the first layout's header, which ended at `comm`: recordings
 /// made before `euid`, `user_ns` and `cgroup_id` were appended hold it.
 pub const HEADER_SIZE_V1: usize = 64;
 const _: () = assert!(core::mem::size_of::<EventHeader>() == HEADER_SIZE);
 /// The largest record the eBPF side can emit.
-pub const RECORD_MAX: usize = HEADER_SIZE + PATH_CAPTURE_MAX;
+pub const RECORD_MAX: usize =
+    HEADER_SIZE + MAX_CHARGE_LEVELS * CHARGE_LEVEL_SIZE + PATH_CAPTURE_MAX;
 
 /// Settings the loader writes into the eBPF object's read-only data before
 /// loading it. Being constant at load time, the verifier prunes the branches
@@ -288,6 +344,95 @@ pub struct Config {
     pub fexit_by_probe: u32,
     /// Keeps the structure free of padding (below); always 0.
     pub reserved: u32,
+    /// Where the inotify charge is, from a call's fd to the kernel's
+    /// counters.
+    pub charge: ChargeLayout,
+}
+
+/// Byte offsets (and widths) the programs follow from an inotify fd to the
+/// charge of its instance, found by the loader in the kernel's BTF:
+/// `task->files->fdt->fd[fd]` is the file, its `private_data` the
+/// `fsnotify_group`, whose `inotify_data.ucounts` is the charged (user
+/// namespace, uid) level; from a level, `ns` is its namespace, whose
+/// `ucount_max[]` are the caps and whose `ucounts` is the level above.
+/// `known == 0`: records carry no charge ([`FLAG_CHARGE_MISSING`]).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ChargeLayout {
+    /// Non-zero when the offsets below are valid.
+    pub known: u32,
+    /// `task_struct.files`.
+    pub task_files: u32,
+    /// `files_struct.fdt`.
+    pub files_fdt: u32,
+    /// `fdtable.max_fds` (an fd at or above it is no file).
+    pub fdt_max_fds: u32,
+    /// `fdtable.fd` (an array of `struct file *`).
+    pub fdt_fd: u32,
+    /// `file.private_data` (for an inotify file, its `fsnotify_group`).
+    pub file_private_data: u32,
+    /// `fsnotify_group.inotify_data.ucounts`.
+    pub group_ucounts: u32,
+    /// `ucounts.ns`.
+    pub ucounts_ns: u32,
+    /// `ucounts.uid`.
+    pub ucounts_uid: u32,
+    /// `ucounts.ucount[UCOUNT_INOTIFY_INSTANCES]`.
+    pub ucounts_instances: u32,
+    /// `ucounts.ucount[UCOUNT_INOTIFY_WATCHES]`.
+    pub ucounts_watches: u32,
+    /// The width of those counters: 4 (`atomic_t`, before 5.14) or 8
+    /// (`atomic_long_t`).
+    pub counter_width: u32,
+    /// `user_namespace.ucounts`: the level above (NULL in the initial
+    /// namespace).
+    pub ns_ucounts: u32,
+    /// `user_namespace.ucount_max[UCOUNT_INOTIFY_INSTANCES]`.
+    pub ns_max_instances: u32,
+    /// `user_namespace.ucount_max[UCOUNT_INOTIFY_WATCHES]`.
+    pub ns_max_watches: u32,
+    /// The width of the caps: 4 (`int`, before 5.14) or 8 (`long`).
+    pub max_width: u32,
+    /// `user_namespace.ns.inum`: a level's namespace's inode number.
+    pub ns_inum: u32,
+    /// `task_struct.cred`, `cred.uid`, `cred.euid`: for a failed init, whose
+    /// level is the caller's own when its real and effective uids agree.
+    pub task_cred: u32,
+    pub cred_uid: u32,
+    pub cred_euid: u32,
+    /// `cred.ucounts` (the caller's own level, for a failed init), 0 where
+    /// `struct cred` has none (before 5.14).
+    pub cred_ucounts: u32,
+    /// Always 0.
+    pub reserved: u32,
+}
+
+impl ChargeLayout {
+    /// No offset known: records carry no charge.
+    pub const UNKNOWN: ChargeLayout = ChargeLayout {
+        known: 0,
+        task_files: 0,
+        files_fdt: 0,
+        fdt_max_fds: 0,
+        fdt_fd: 0,
+        file_private_data: 0,
+        group_ucounts: 0,
+        ucounts_ns: 0,
+        ucounts_uid: 0,
+        ucounts_instances: 0,
+        ucounts_watches: 0,
+        counter_width: 0,
+        ns_ucounts: 0,
+        ns_max_instances: 0,
+        ns_max_watches: 0,
+        max_width: 0,
+        ns_inum: 0,
+        task_cred: 0,
+        cred_uid: 0,
+        cred_euid: 0,
+        cred_ucounts: 0,
+        reserved: 0,
+    };
 }
 
 /// Byte offsets in the running kernel's structures, found by the loader in
@@ -352,7 +497,7 @@ impl TaskLayout {
 }
 
 // No padding anywhere in Config: every byte the loader writes is a field.
-const _: () = assert!(core::mem::size_of::<Config>() == 104);
+const _: () = assert!(core::mem::size_of::<Config>() == 104 + 88);
 
 /// Name of the global holding the [`Config`].
 pub const CONFIG_GLOBAL: &str = "CONFIG";

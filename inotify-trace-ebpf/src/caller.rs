@@ -36,6 +36,13 @@ pub fn current_task() -> *const u8 {
     unsafe { bpf_get_current_task_btf() as *const u8 }
 }
 
+/// The current task's address, for probe reads (any kernel, any program).
+#[inline(always)]
+pub fn current_task_any() -> *const u8 {
+    // SAFETY: no arguments; the result is the running task.
+    unsafe { bpf_get_current_task() as *const u8 }
+}
+
 impl Caller {
     /// The current task read through `task` when the layout is known.
     #[inline(always)]
@@ -223,8 +230,7 @@ fn credentials_by_probe() -> Option<(u32, u32, u32)> {
     // SAFETY: probe reads fault safely; the offsets come from this kernel's
     // BTF, so each read lands on the field it names.
     unsafe {
-        let task = bpf_get_current_task() as *const u8;
-        let cred: *const u8 = probe(task, cred)?;
+        let cred: *const u8 = probe(current_task_any(), cred)?;
         let uid = probe(cred, uid)?;
         let euid = probe(cred, euid)?;
         let user_ns: *const u8 = probe(cred, user_ns)?;
@@ -237,7 +243,7 @@ fn credentials_by_probe() -> Option<(u32, u32, u32)> {
 /// # Safety
 /// None beyond the helper's: a bad address makes it fail, not fault.
 #[inline(always)]
-unsafe fn probe<T>(base: *const u8, offset: u32) -> Option<T> {
+pub unsafe fn probe<T>(base: *const u8, offset: u32) -> Option<T> {
     // SAFETY: as above.
     unsafe { bpf_probe_read_kernel(base.wrapping_add(offset as usize) as *const T) }.ok()
 }
@@ -250,7 +256,7 @@ unsafe fn probe<T>(base: *const u8, offset: u32) -> Option<T> {
 /// volatile read keeps the load exactly `size_of::<T>()` bytes wide, which
 /// the verifier compares with the field's size.
 #[inline(always)]
-unsafe fn field<T>(base: *const u8, offset: u32) -> T {
+pub unsafe fn field<T>(base: *const u8, offset: u32) -> T {
     // SAFETY: as above.
     unsafe { core::ptr::read_volatile(base.add(offset as usize) as *const T) }
 }

@@ -16,6 +16,7 @@ use aya_log_ebpf::debug;
 use inotify_trace_common::{Kind, Syscall, FLAG_ARGS_MISSING, FLAG_INIT1};
 
 use crate::caller::{current_task, Caller};
+use crate::charge::Whose;
 use crate::filter::{caller_traced, pid_traced, result_traced};
 use crate::maps::config;
 use crate::maps::{StashedArgs, STASH};
@@ -46,6 +47,13 @@ impl Recorded for Syscall {
             Syscall::Init1 => (FLAG_INIT1, -1, args[0] as u32, None),
             Syscall::Init => (0, -1, 0, None),
         };
+        // After init, the new fd's instance (or, when it failed, the
+        // caller's own level); after the others, the fd's instance.
+        let whose = match kind {
+            Kind::Init if ret >= 0 => Whose::Instance(ret as i32),
+            Kind::Init => Whose::Caller,
+            _ => Whose::Instance(fd),
+        };
         Call {
             kind,
             flags,
@@ -53,6 +61,7 @@ impl Recorded for Syscall {
             ret,
             arg,
             path,
+            whose,
         }
     }
 
@@ -63,6 +72,9 @@ impl Recorded for Syscall {
         call.flags |= FLAG_ARGS_MISSING;
         call.fd = -1;
         call.path = None;
+        if call.kind != Kind::Init {
+            call.whose = Whose::Nobody;
+        }
         call
     }
 }

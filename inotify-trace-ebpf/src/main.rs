@@ -15,6 +15,7 @@
 
 mod caller;
 mod calls;
+mod charge;
 mod filter;
 mod follow;
 mod maps;

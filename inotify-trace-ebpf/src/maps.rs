@@ -3,8 +3,8 @@
 use aya_ebpf::macros::map;
 use aya_ebpf::maps::{HashMap, PerCpuArray, RingBuf};
 use inotify_trace_common::{
-    Comm, Config, TaskLayout, CGROUP_FILTER_CAPACITY, FILTER_CAPACITY, FOLLOW_CAPACITY,
-    HEADER_SIZE, PATH_READ_BUF,
+    ChargeLayout, Comm, Config, TaskLayout, CGROUP_FILTER_CAPACITY, CHARGE_LEVEL_SIZE,
+    FILTER_CAPACITY, FOLLOW_CAPACITY, HEADER_SIZE, MAX_CHARGE_LEVELS, PATH_READ_BUF,
 };
 
 /// Written by the loader before load (`CONFIG_GLOBAL`); read-only afterwards,
@@ -23,6 +23,7 @@ pub static CONFIG: Config = Config {
     filter_cgroups: 0,
     fexit_by_probe: 0,
     reserved: 0,
+    charge: ChargeLayout::UNKNOWN,
 };
 
 /// One of the loader's settings. The volatile read stops the compiler from
@@ -64,7 +65,8 @@ pub static CGROUPS: HashMap<u64, u8> = HashMap::with_max_entries(CGROUP_FILTER_C
 /// sent since it last woke the reader (`record::wakeup_flag`).
 #[repr(C, align(8))]
 pub struct Scratch {
-    pub bytes: [u8; HEADER_SIZE + PATH_READ_BUF],
+    /// Header, charge levels, path.
+    pub bytes: [u8; HEADER_SIZE + MAX_CHARGE_LEVELS * CHARGE_LEVEL_SIZE + PATH_READ_BUF],
     pub unsignalled: u64,
     /// When this CPU last woke the reader for a failing call
     /// (`record::wakeup_flag`), CLOCK_BOOTTIME ns.
@@ -73,6 +75,19 @@ pub struct Scratch {
 
 #[map]
 pub static SCRATCH: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(1, 0);
+
+/// Where a span of a kernel structure is read before its fields are picked
+/// out (`charge`): one read of the span costs less than one per field.
+#[repr(C, align(8))]
+pub struct Staging {
+    pub bytes: [u8; STAGING_SIZE],
+}
+
+/// The largest span read at once; the loader checks each fits.
+pub const STAGING_SIZE: usize = inotify_trace_common::CHARGE_SPAN_MAX;
+
+#[map]
+pub static STAGING: PerCpuArray<Staging> = PerCpuArray::with_max_entries(1, 0);
 
 /// The first three arguments of a call in flight, saved at syscall entry
 /// (enter+exit mode).

@@ -10,10 +10,12 @@ use core::ptr::addr_of_mut;
 use aya_ebpf::bindings::{BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP};
 use aya_ebpf::helpers::{bpf_ktime_get_boot_ns, bpf_probe_read_user_str_bytes};
 use inotify_trace_common::{
-    EventHeader, Kind, FLAG_PATH_TRUNCATED, FLAG_PATH_UNREADABLE, HEADER_SIZE, PATH_CAPTURE_MAX,
+    ChargeLevel, EventHeader, Kind, CHARGE_LEVEL_SIZE, FLAG_PATH_TRUNCATED, FLAG_PATH_UNREADABLE,
+    HEADER_SIZE, MAX_CHARGE_LEVELS, PATH_CAPTURE_MAX, PATH_READ_BUF,
 };
 
 use crate::caller::Caller;
+use crate::charge::{write_charge, Whose};
 use crate::filter::{cgroup_traced, comm_traced};
 use crate::maps::{config, Scratch, EVENTS, LOST, SCRATCH};
 
@@ -26,6 +28,8 @@ pub struct Call {
     pub arg: u32,
     /// The caller's path argument, for calls that have one.
     pub path: Option<*const u8>,
+    /// Whose charge the record carries.
+    pub whose: Whose,
 }
 
 /// A record being built for the current task.
@@ -75,10 +79,23 @@ impl Record {
             }
             missing
         };
-        let mut flags = call.flags | charged;
+        // The charge after the call, then the path after it.
+        // SAFETY: the scratch holds MAX_CHARGE_LEVELS levels after the
+        // header (an 8-aligned offset).
+        let (levels, charge_flags) = unsafe {
+            let levels = bytes.as_mut_ptr().add(HEADER_SIZE) as *mut ChargeLevel;
+            write_charge(self.caller, call.whose, levels)
+        };
+        let levels = if levels as usize > MAX_CHARGE_LEVELS {
+            MAX_CHARGE_LEVELS
+        } else {
+            levels as usize
+        };
+        let path_at = HEADER_SIZE + levels * CHARGE_LEVEL_SIZE;
+        let mut flags = call.flags | charged | charge_flags;
         let mut path_len = 0usize;
         if let Some(path) = call.path {
-            let buffer = &mut bytes[HEADER_SIZE..];
+            let buffer = bytes.get_mut(path_at..path_at + PATH_READ_BUF).ok_or(-1)?;
             // SAFETY: reading user memory is what the helper is for; it
             // faults safely on a bad pointer.
             match unsafe { bpf_probe_read_user_str_bytes(path, buffer) } {
@@ -105,8 +122,10 @@ impl Record {
         header.ret = call.ret;
         header.arg = call.arg;
         header.path_len = path_len as u32;
+        header.charge_levels = levels as u32;
+        header.reserved = 0;
 
-        let record = bytes.get(..HEADER_SIZE + path_len).ok_or(-1)?;
+        let record = bytes.get(..path_at + path_len).ok_or(-1)?;
         // SAFETY: as in `start`.
         let (unsignalled, failure_woken_ns) = unsafe {
             (

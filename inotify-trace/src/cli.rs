@@ -350,6 +350,11 @@ pub struct TraceArgs {
     #[arg(long, hide = true)]
     pub no_attribution: bool,
 
+    /// For the benchmark only: records without the inotify charge, to
+    /// measure what reading it costs.
+    #[arg(long, hide = true)]
+    pub no_charge: bool,
+
     /// Start COMMAND and trace it and every process it forks; the session ends when
     /// COMMAND exits, with its exit status.
     #[arg(last = true, value_name = "COMMAND")]

@@ -5,8 +5,10 @@
 //! file, is checked before it is trusted.
 use bytes::{Buf, BufMut};
 use inotify_trace_common::{
-    Comm, EventHeader, FLAG_ARGS_MISSING, FLAG_CGROUP_MISSING, FLAG_CRED_MISSING, FLAG_INIT1,
-    FLAG_PATH_TRUNCATED, FLAG_PATH_UNREADABLE, HEADER_SIZE, HEADER_SIZE_V1, PATH_CAPTURE_MAX,
+    ChargeLevel, Comm, EventHeader, CHARGE_LEVEL_SIZE, FLAG_ARGS_MISSING, FLAG_CGROUP_MISSING,
+    FLAG_CHARGE_CUT, FLAG_CHARGE_MISSING, FLAG_CHARGE_OF_CALLER, FLAG_CRED_MISSING, FLAG_INIT1,
+    FLAG_PATH_TRUNCATED, FLAG_PATH_UNREADABLE, HEADER_SIZE, HEADER_SIZE_V1, HEADER_SIZE_V2,
+    MAX_CHARGE_LEVELS, PATH_CAPTURE_MAX,
 };
 pub use inotify_trace_common::{Kind, Syscall};
 
@@ -24,6 +26,10 @@ pub enum DecodeError {
     PathTooLong(usize),
     #[error("unknown event kind {0}")]
     UnknownKind(u32),
+    #[error(
+        "record declares {0} charge levels, more than the {MAX_CHARGE_LEVELS} a record can carry"
+    )]
+    TooManyLevels(u32),
 }
 
 /// One traced call, borrowing its path from the record it was decoded from.
@@ -31,6 +37,9 @@ pub enum DecodeError {
 pub struct Event<'a> {
     pub kind: Kind,
     pub header: EventHeader,
+    /// The charge's levels as the record carries them (`charge()` reads
+    /// them): empty in records of the first two layouts.
+    pub charge: &'a [u8],
     pub path: &'a [u8],
     /// The whole record, exactly as the kernel wrote it (what a recording
     /// stores).
@@ -38,22 +47,30 @@ pub struct Event<'a> {
 }
 
 impl<'a> Event<'a> {
-    /// Decodes one whole record, of either layout: the header's size is
-    /// what the path leaves, [`HEADER_SIZE`] or [`HEADER_SIZE_V1`] (older
-    /// recordings), whose missing fields are zero and flagged missing.
+    /// Decodes one whole record, of any layout: the header's size is what
+    /// the path leaves, [`HEADER_SIZE`] with its charge levels, or
+    /// [`HEADER_SIZE_V2`] or [`HEADER_SIZE_V1`] (older recordings), whose
+    /// missing fields are zero and flagged missing.
     pub fn decode(record: &'a [u8]) -> Result<Self, DecodeError> {
         if record.len() < HEADER_SIZE_V1 {
             return Err(DecodeError::Short(record.len()));
         }
         let declared = (&record[44..48]).get_u32_le();
-        let header_size = match record.len().checked_sub(declared as usize) {
-            Some(HEADER_SIZE) => HEADER_SIZE,
-            Some(HEADER_SIZE_V1) => HEADER_SIZE_V1,
+        let levels = record.get(80..84).map_or(0, |mut b| b.get_u32_le());
+        let (header_size, charge_len) = match record.len().checked_sub(declared as usize) {
+            Some(HEADER_SIZE_V1) => (HEADER_SIZE_V1, 0),
+            Some(HEADER_SIZE_V2) => (HEADER_SIZE_V2, 0),
+            Some(fixed) if fixed >= HEADER_SIZE && levels as usize > MAX_CHARGE_LEVELS => {
+                return Err(DecodeError::TooManyLevels(levels))
+            }
+            Some(fixed) if fixed == HEADER_SIZE + levels as usize * CHARGE_LEVEL_SIZE => {
+                (HEADER_SIZE, levels as usize * CHARGE_LEVEL_SIZE)
+            }
             _ => {
-                let header_size = if record.len() >= HEADER_SIZE {
-                    HEADER_SIZE
-                } else {
-                    HEADER_SIZE_V1
+                let header_size = match record.len() {
+                    n if n >= HEADER_SIZE => HEADER_SIZE,
+                    n if n >= HEADER_SIZE_V2 => HEADER_SIZE_V2,
+                    _ => HEADER_SIZE_V1,
                 };
                 return Err(DecodeError::PathLength {
                     declared,
@@ -61,7 +78,9 @@ impl<'a> Event<'a> {
                 });
             }
         };
-        let (mut fixed, path) = record.split_at(header_size);
+        let (fixed, rest) = record.split_at(header_size);
+        let (charge, path) = rest.split_at(charge_len);
+        let mut fixed = fixed;
         let mut header = EventHeader {
             kind: fixed.get_u32_le(),
             flags: fixed.get_u32_le(),
@@ -77,14 +96,22 @@ impl<'a> Event<'a> {
             euid: 0,
             user_ns: 0,
             cgroup_id: 0,
+            charge_levels: 0,
+            reserved: 0,
         };
         fixed.copy_to_slice(&mut header.comm);
-        if header_size == HEADER_SIZE {
+        if header_size >= HEADER_SIZE_V2 {
             header.euid = fixed.get_u32_le();
             header.user_ns = fixed.get_u32_le();
             header.cgroup_id = fixed.get_u64_le();
         } else {
             header.flags |= FLAG_CRED_MISSING | FLAG_CGROUP_MISSING;
+        }
+        if header_size == HEADER_SIZE {
+            header.charge_levels = fixed.get_u32_le();
+            header.reserved = fixed.get_u32_le();
+        } else {
+            header.flags |= FLAG_CHARGE_MISSING;
         }
         let kind = Kind::from_wire(header.kind).ok_or(DecodeError::UnknownKind(header.kind))?;
         if path.len() > PATH_CAPTURE_MAX {
@@ -93,6 +120,7 @@ impl<'a> Event<'a> {
         Ok(Event {
             kind,
             header,
+            charge,
             path,
             record,
         })
@@ -148,6 +176,38 @@ impl<'a> Event<'a> {
             .then_some(self.header.cgroup_id)
     }
 
+    /// The charge after the call, innermost level first; empty when the
+    /// record carries none (`charge_missing`).
+    pub fn charge(&self) -> impl Iterator<Item = ChargeLevel> + 'a {
+        self.charge
+            .chunks_exact(CHARGE_LEVEL_SIZE)
+            .map(|mut b| ChargeLevel {
+                user_ns: b.get_u32_le(),
+                uid: b.get_u32_le(),
+                watches: b.get_u32_le(),
+                instances: b.get_u32_le(),
+                max_watches: b.get_u32_le(),
+                max_instances: b.get_u32_le(),
+            })
+    }
+
+    /// Whether the record lacks the charge (an older layout, or the kernel
+    /// did not let it be read).
+    pub fn charge_missing(&self) -> bool {
+        self.has_flag(FLAG_CHARGE_MISSING)
+    }
+
+    /// The charge is the caller's own level (a failed init), not an
+    /// instance's.
+    pub fn charge_of_caller(&self) -> bool {
+        self.has_flag(FLAG_CHARGE_OF_CALLER)
+    }
+
+    /// The levels were cut short of the initial namespace.
+    pub fn charge_cut(&self) -> bool {
+        self.has_flag(FLAG_CHARGE_CUT)
+    }
+
     /// `inotify_init1` flags, for init events that came from init1.
     pub fn init1_flags(&self) -> Option<u32> {
         (self.kind == Kind::Init && self.has_flag(FLAG_INIT1)).then_some(self.header.arg)
@@ -155,8 +215,19 @@ impl<'a> Event<'a> {
 }
 
 /// Encodes a record exactly as the eBPF side lays it out (`path_len` is the
-/// path's): for tests, and for the benchmark's synthetic recordings.
+/// path's, `charge_levels` the charge's): for tests, and for the
+/// benchmark's synthetic recordings.
 pub fn encode(header: &EventHeader, path: &[u8], out: &mut impl BufMut) {
+    encode_with_charge(header, &[], path, out)
+}
+
+/// [`encode`] with a charge.
+pub fn encode_with_charge(
+    header: &EventHeader,
+    charge: &[ChargeLevel],
+    path: &[u8],
+    out: &mut impl BufMut,
+) {
     out.put_u32_le(header.kind);
     out.put_u32_le(header.flags);
     out.put_u64_le(header.time_ns);
@@ -171,6 +242,16 @@ pub fn encode(header: &EventHeader, path: &[u8], out: &mut impl BufMut) {
     out.put_u32_le(header.euid);
     out.put_u32_le(header.user_ns);
     out.put_u64_le(header.cgroup_id);
+    out.put_u32_le(charge.len() as u32);
+    out.put_u32_le(0);
+    for level in charge {
+        out.put_u32_le(level.user_ns);
+        out.put_u32_le(level.uid);
+        out.put_u32_le(level.watches);
+        out.put_u32_le(level.instances);
+        out.put_u32_le(level.max_watches);
+        out.put_u32_le(level.max_instances);
+    }
     out.put_slice(path);
 }
 
@@ -201,6 +282,8 @@ pub mod fixtures {
             euid: 1000,
             user_ns: 4026531837,
             cgroup_id: 7777,
+            charge_levels: 0,
+            reserved: 0,
         }
     }
 
@@ -210,10 +293,18 @@ pub mod fixtures {
         bytes
     }
 
-    /// The same record in the first layout: without the last three fields.
+    /// The same record in the first layout: without the credentials, the
+    /// cgroup and the charge.
     pub fn record_v1(header: &EventHeader, path: &[u8]) -> Vec<u8> {
         let mut bytes = record(header, path);
         bytes.drain(inotify_trace_common::HEADER_SIZE_V1..inotify_trace_common::HEADER_SIZE);
+        bytes
+    }
+
+    /// The same record in the second layout: without the charge.
+    pub fn record_v2(header: &EventHeader, path: &[u8]) -> Vec<u8> {
+        let mut bytes = record(header, path);
+        bytes.drain(inotify_trace_common::HEADER_SIZE_V2..inotify_trace_common::HEADER_SIZE);
         bytes
     }
 }
@@ -242,8 +333,13 @@ mod tests {
         bytes.extend_from_slice(&1000u32.to_le_bytes()); // euid
         bytes.extend_from_slice(&4026532000u32.to_le_bytes()); // user_ns
         bytes.extend_from_slice(&12345u64.to_le_bytes()); // cgroup_id
+        bytes.extend_from_slice(&1u32.to_le_bytes()); // charge_levels
+        bytes.extend_from_slice(&0u32.to_le_bytes()); // reserved
+        for word in [4026532000u32, 100_000, 1204, 3, 1204, 128] {
+            bytes.extend_from_slice(&word.to_le_bytes()); // ns, uid, counts, caps
+        }
         bytes.extend_from_slice(b"/sys");
-        assert_eq!(bytes.len(), HEADER_SIZE + 4);
+        assert_eq!(bytes.len(), HEADER_SIZE + CHARGE_LEVEL_SIZE + 4);
 
         let event = Event::decode(&bytes).unwrap();
         assert_eq!(event.kind, Kind::AddWatch);
@@ -260,6 +356,37 @@ mod tests {
         assert_eq!(event.charged_uid(), 1000);
         assert_eq!(event.user_ns(), Some(4026532000));
         assert_eq!(event.cgroup_id(), Some(12345));
+        assert!(!event.charge_missing() && !event.charge_of_caller() && !event.charge_cut());
+        assert_eq!(
+            event.charge().collect::<Vec<_>>(),
+            [ChargeLevel {
+                user_ns: 4026532000,
+                uid: 100_000,
+                watches: 1204,
+                instances: 3,
+                max_watches: 1204,
+                max_instances: 128,
+            }]
+        );
+        // More levels than a record can carry is refused, not read.
+        let mut deep = bytes.clone();
+        deep[80..84].copy_from_slice(&9u32.to_le_bytes());
+        assert_eq!(Event::decode(&deep), Err(DecodeError::TooManyLevels(9)));
+    }
+
+    /// Recordings made before the charge was appended still decode, with it
+    /// marked missing.
+    #[test]
+    fn decodes_the_second_layout_with_the_charge_missing() {
+        let header = add_watch("kubelet", 3);
+        let old = super::fixtures::record_v2(&header, b"/tmp/x");
+        assert_eq!(old.len(), HEADER_SIZE_V2 + 6);
+        let event = Event::decode(&old).unwrap();
+        assert_eq!(event.path, b"/tmp/x");
+        assert_eq!(event.euid(), Some(header.euid));
+        assert_eq!(event.cgroup_id(), Some(header.cgroup_id));
+        assert!(event.charge_missing());
+        assert_eq!(event.charge().count(), 0);
     }
 
     /// Recordings made before the credentials and cgroup were appended

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 
 use bytes::Buf;
 
-use inotify_trace_common::TaskLayout;
+use inotify_trace_common::{ChargeLayout, TaskLayout, CHARGE_SPAN_MAX};
 use thiserror::Error;
 
 /// Where the running kernel publishes its own BTF.
@@ -30,6 +30,10 @@ pub enum BtfError {
     NoStruct(&'static str),
     #[error("no usable field {1} in struct {0}")]
     NoField(&'static str, &'static str),
+    #[error("no enumerator {0} in the kernel's BTF")]
+    NoEnumerator(&'static str),
+    #[error("{0} is laid out in a way the programs do not read")]
+    Unexpected(&'static str),
 }
 
 /// The layout of the running kernel, from [`VMLINUX_BTF`].
@@ -89,50 +93,115 @@ pub fn task_layout(data: &[u8]) -> Result<TaskLayout, BtfError> {
     Ok(layout)
 }
 
+/// Where the inotify charge is (`ChargeLayout`'s fields say what each
+/// offset is), from the running kernel's BTF.
+pub fn running_kernel_charge_layout() -> anyhow::Result<ChargeLayout> {
+    let data = std::fs::read(VMLINUX_BTF)?;
+    Ok(charge_layout(&data)?)
+}
+
+/// The offsets from an inotify fd to its charge, and each level's caps and
+/// parent, from raw BTF; refused when the counters or caps are not 4 or 8
+/// bytes wide, or the fields a level is read in one span are not in the
+/// order, or not as close together, as the programs read them.
+pub fn charge_layout(data: &[u8]) -> Result<ChargeLayout, BtfError> {
+    let types = Types::parse(data)?;
+    let at = |structure, path: &[&'static str]| types.field(structure, path).map(|(at, _)| at);
+    let element = |structure, name| -> Result<(u32, u32), BtfError> {
+        let (at, array) = types.field(structure, &[name])?;
+        let (element, _) = types.array(array)?;
+        Ok((at, types.size(element)?))
+    };
+    let (instances, watches) = (
+        types.enumerator("UCOUNT_INOTIFY_INSTANCES")?,
+        types.enumerator("UCOUNT_INOTIFY_WATCHES")?,
+    );
+    let (counters, counter_width) = element("ucounts", "ucount")?;
+    let (caps, max_width) = element("user_namespace", "ucount_max")?;
+    let layout = ChargeLayout {
+        known: 1,
+        task_files: at("task_struct", &["files"])?,
+        files_fdt: at("files_struct", &["fdt"])?,
+        fdt_max_fds: at("fdtable", &["max_fds"])?,
+        fdt_fd: at("fdtable", &["fd"])?,
+        file_private_data: at("file", &["private_data"])?,
+        group_ucounts: at("fsnotify_group", &["inotify_data", "ucounts"])?,
+        ucounts_ns: at("ucounts", &["ns"])?,
+        ucounts_uid: at("ucounts", &["uid"])?,
+        ucounts_instances: counters + instances * counter_width,
+        ucounts_watches: counters + watches * counter_width,
+        counter_width,
+        ns_ucounts: at("user_namespace", &["ucounts"])?,
+        ns_max_instances: caps + instances * max_width,
+        ns_max_watches: caps + watches * max_width,
+        max_width,
+        ns_inum: at("user_namespace", &["ns", "inum"])?,
+        task_cred: at("task_struct", &["cred"])?,
+        cred_uid: at("cred", &["uid"])?,
+        cred_euid: at("cred", &["euid"])?,
+        // `struct cred` has its own level since 5.14.
+        cred_ucounts: at("cred", &["ucounts"]).unwrap_or(0),
+        reserved: 0,
+    };
+    check_spans(&layout)?;
+    Ok(layout)
+}
+
+/// The programs read a level's `ns`..counters, and its namespace's
+/// `ucounts`..caps, each in one span of at most `CHARGE_SPAN_MAX` bytes.
+fn check_spans(l: &ChargeLayout) -> Result<(), BtfError> {
+    let widths_ok = [l.counter_width, l.max_width]
+        .iter()
+        .all(|w| *w == 4 || *w == 8);
+    let counters_end = l.ucounts_instances.max(l.ucounts_watches) + l.counter_width;
+    let caps_end = l.ns_max_instances.max(l.ns_max_watches) + l.max_width;
+    let fits = |start: u32, fields: &[u32], end: u32| {
+        fields.iter().all(|f| *f >= start + 8 || *f == start)
+            && end > start
+            && (end - start) as usize <= CHARGE_SPAN_MAX
+    };
+    if !widths_ok {
+        return Err(BtfError::Unexpected("an inotify counter"));
+    }
+    if !fits(
+        l.ucounts_ns,
+        &[l.ucounts_uid, l.ucounts_instances, l.ucounts_watches],
+        counters_end,
+    ) {
+        return Err(BtfError::Unexpected("struct ucounts"));
+    }
+    if !fits(
+        l.ns_ucounts,
+        &[l.ns_max_instances, l.ns_max_watches],
+        caps_end,
+    ) {
+        return Err(BtfError::Unexpected("struct user_namespace"));
+    }
+    Ok(())
+}
+
 /// Byte offsets of the members of some named structs.
 struct Structs {
     members: HashMap<&'static str, HashMap<String, u32>>,
 }
 
 impl Structs {
-    /// Walks the type section once, keeping the members of the first struct
-    /// of each wanted name (the kernel's BTF has one of each).
+    /// The members of the first struct of each wanted name (the kernel's
+    /// BTF has one of each).
     fn parse(data: &[u8], wanted: &[&'static str]) -> Result<Structs, BtfError> {
-        let header = Header::parse(data)?;
+        let types = Types::parse(data)?;
         let mut members = HashMap::new();
-        let mut types = header.types;
-        while types.has_remaining() && members.len() < wanted.len() {
-            let name_off = u32(&mut types)?;
-            let info = u32(&mut types)?;
-            let _size_or_type = u32(&mut types)?;
-            let kind = (info >> 24) & 0x1f;
-            let vlen = (info & 0xffff) as usize;
-            let kind_flag = info >> 31 == 1;
-            if kind != KIND_STRUCT {
-                skip(&mut types, extra_bytes(kind, vlen)?)?;
-                continue;
-            }
-            let name = header.string(name_off)?;
-            let Some(&wanted) = wanted.iter().find(|w| **w == name) else {
-                skip(&mut types, vlen * 12)?;
+        for &name in wanted {
+            let Some(id) = types.find_struct(name) else {
                 continue;
             };
-            let mut fields = HashMap::new();
-            for _ in 0..vlen {
-                let member_name = header.string(u32(&mut types)?)?;
-                let _type = u32(&mut types)?;
-                let offset = u32(&mut types)?;
-                // With kind_flag the top 8 bits are a bitfield size.
-                let bits = if kind_flag {
-                    offset & 0xff_ffff
-                } else {
-                    offset
-                };
-                if bits % 8 == 0 && !member_name.is_empty() {
-                    fields.insert(member_name.to_owned(), bits / 8);
-                }
-            }
-            members.entry(wanted).or_insert(fields);
+            let fields = types
+                .members(id)?
+                .into_iter()
+                .filter(|m| m.bits % 8 == 0 && !m.name.is_empty())
+                .map(|m| (m.name.to_owned(), m.bits / 8))
+                .collect();
+            members.insert(name, fields);
         }
         Ok(Structs { members })
     }
@@ -144,6 +213,223 @@ impl Structs {
             .get(field)
             .copied()
             .ok_or(BtfError::NoField(name, field))
+    }
+}
+
+/// Every type of a BTF blob, by id, read where it is asked for.
+struct Types<'a> {
+    header: Header<'a>,
+    /// Where each type starts in the type section; type id `i` is at
+    /// `starts[i - 1]` (id 0 is void).
+    starts: Vec<usize>,
+    /// The first struct of each name (a kernel has ~10,000: looked up by
+    /// name, not walked for each).
+    structs: HashMap<&'a str, u32>,
+}
+
+/// One member of a struct or union.
+struct Member<'a> {
+    name: &'a str,
+    type_id: u32,
+    bits: u32,
+}
+
+/// A type's common part: its name, kind, member count and the word that is
+/// its size or the type it refers to.
+struct Common {
+    kind: u32,
+    vlen: usize,
+    kind_flag: bool,
+    size_or_type: u32,
+}
+
+const KIND_INT: u32 = 1;
+const KIND_PTR: u32 = 2;
+const KIND_ARRAY: u32 = 3;
+const KIND_UNION: u32 = 5;
+const KIND_ENUM: u32 = 6;
+const KIND_ENUM64: u32 = 19;
+/// Kinds that only qualify another type: typedef, volatile, const,
+/// restrict, type tag.
+const QUALIFIERS: [u32; 5] = [8, 9, 10, 11, 18];
+
+impl<'a> Types<'a> {
+    fn parse(data: &'a [u8]) -> Result<Types<'a>, BtfError> {
+        let header = Header::parse(data)?;
+        let mut starts = Vec::new();
+        let mut structs = HashMap::new();
+        let mut rest = header.types;
+        while rest.has_remaining() {
+            starts.push(header.types.len() - rest.len());
+            let name = u32(&mut rest)?;
+            let info = u32(&mut rest)?;
+            let _size_or_type = u32(&mut rest)?;
+            let kind = (info >> 24) & 0x1f;
+            if kind == KIND_STRUCT {
+                structs
+                    .entry(header.string(name)?)
+                    .or_insert(starts.len() as u32);
+            }
+            skip(&mut rest, extra_bytes(kind, (info & 0xffff) as usize)?)?;
+        }
+        Ok(Types {
+            header,
+            starts,
+            structs,
+        })
+    }
+
+    /// The type's common part, and the bytes after it.
+    fn common(&self, id: u32) -> Result<(Common, &'a [u8]), BtfError> {
+        let start = *id
+            .checked_sub(1)
+            .and_then(|i| self.starts.get(i as usize))
+            .ok_or(BtfError::Truncated)?;
+        let mut r = &self.header.types[start..];
+        let _name = u32(&mut r)?;
+        let info = u32(&mut r)?;
+        let size_or_type = u32(&mut r)?;
+        let common = Common {
+            kind: (info >> 24) & 0x1f,
+            vlen: (info & 0xffff) as usize,
+            kind_flag: info >> 31 == 1,
+            size_or_type,
+        };
+        Ok((common, r))
+    }
+
+    /// The first struct of this name.
+    fn find_struct(&self, name: &str) -> Option<u32> {
+        self.structs.get(name).copied()
+    }
+
+    /// A struct's or union's members (bit offsets without a bitfield size).
+    fn members(&self, id: u32) -> Result<Vec<Member<'a>>, BtfError> {
+        let (common, mut r) = self.common(id)?;
+        let mut members = Vec::with_capacity(common.vlen);
+        for _ in 0..common.vlen {
+            let name = self.header.string(u32(&mut r)?)?;
+            let type_id = u32(&mut r)?;
+            let offset = u32(&mut r)?;
+            // With kind_flag the top 8 bits are a bitfield size.
+            let bits = match common.kind_flag {
+                true => offset & 0xff_ffff,
+                false => offset,
+            };
+            members.push(Member {
+                name,
+                type_id,
+                bits,
+            });
+        }
+        Ok(members)
+    }
+
+    /// The type behind typedefs and qualifiers.
+    fn resolve(&self, mut id: u32) -> Result<u32, BtfError> {
+        for _ in 0..32 {
+            let (common, _) = self.common(id)?;
+            if !QUALIFIERS.contains(&common.kind) {
+                return Ok(id);
+            }
+            id = common.size_or_type;
+        }
+        Err(BtfError::Truncated)
+    }
+
+    /// A type's size in bytes.
+    fn size(&self, id: u32) -> Result<u32, BtfError> {
+        let id = self.resolve(id)?;
+        let (common, _) = self.common(id)?;
+        match common.kind {
+            KIND_INT | KIND_STRUCT | KIND_UNION | KIND_ENUM | KIND_ENUM64 => {
+                Ok(common.size_or_type)
+            }
+            KIND_PTR => Ok(8),
+            KIND_ARRAY => {
+                let (element, count) = self.array(id)?;
+                Ok(self.size(element)?.saturating_mul(count))
+            }
+            _ => Err(BtfError::Truncated),
+        }
+    }
+
+    /// An array's element type and length.
+    fn array(&self, id: u32) -> Result<(u32, u32), BtfError> {
+        let (common, mut r) = self.common(self.resolve(id)?)?;
+        if common.kind != KIND_ARRAY {
+            return Err(BtfError::Truncated);
+        }
+        let element = u32(&mut r)?;
+        let _index = u32(&mut r)?;
+        Ok((element, u32(&mut r)?))
+    }
+
+    /// A field of a struct by its path of member names, looking into
+    /// anonymous struct and union members on the way: its byte offset and
+    /// type.
+    fn field(
+        &self,
+        structure: &'static str,
+        path: &[&'static str],
+    ) -> Result<(u32, u32), BtfError> {
+        let mut id = self
+            .find_struct(structure)
+            .ok_or(BtfError::NoStruct(structure))?;
+        let mut offset = 0;
+        for &name in path {
+            let (bits, type_id) = self
+                .member_within(id, name)?
+                .ok_or(BtfError::NoField(structure, name))?;
+            if bits % 8 != 0 {
+                return Err(BtfError::NoField(structure, name));
+            }
+            offset += bits / 8;
+            id = self.resolve(type_id)?;
+        }
+        Ok((offset, id))
+    }
+
+    /// A member of a struct or union, or of an anonymous member of it: its
+    /// bit offset from the start and its type.
+    fn member_within(&self, id: u32, name: &str) -> Result<Option<(u32, u32)>, BtfError> {
+        for member in self.members(id)? {
+            if member.name == name {
+                return Ok(Some((member.bits, member.type_id)));
+            }
+            if member.name.is_empty() {
+                let inner = self.resolve(member.type_id)?;
+                let (common, _) = self.common(inner)?;
+                if [KIND_STRUCT, KIND_UNION].contains(&common.kind) {
+                    if let Some((bits, type_id)) = self.member_within(inner, name)? {
+                        return Ok(Some((member.bits + bits, type_id)));
+                    }
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// The value of an enumerator, from whichever enum declares it.
+    fn enumerator(&self, name: &'static str) -> Result<u32, BtfError> {
+        for id in 1..=self.starts.len() as u32 {
+            let (common, mut r) = self.common(id)?;
+            let (kind, vlen) = (common.kind, common.vlen);
+            if kind != KIND_ENUM && kind != KIND_ENUM64 {
+                continue;
+            }
+            for _ in 0..vlen {
+                let value_name = self.header.string(u32(&mut r)?)?;
+                let value = u32(&mut r)?;
+                if kind == KIND_ENUM64 {
+                    let _high = u32(&mut r)?;
+                }
+                if value_name == name {
+                    return Ok(value);
+                }
+            }
+        }
+        Err(BtfError::NoEnumerator(name))
     }
 }
 
@@ -256,10 +542,45 @@ mod tests {
         }
 
         fn kind(&mut self, name: &str, kind: u32, vlen: u32, kind_flag: bool, extra: &[u32]) {
+            self.typed(name, kind, vlen | (u32::from(kind_flag) << 31), 8, extra);
+        }
+
+        /// A type with its size (or referred type) given (`vlen` may carry
+        /// the kind flag, bit 31).
+        fn typed(&mut self, name: &str, kind: u32, vlen: u32, size_or_type: u32, extra: &[u32]) {
             let name = self.string(name);
-            let info = (u32::from(kind_flag) << 31) | (kind << 24) | vlen;
-            self.words(&[name, info, 8]);
+            let info = (kind << 24) | vlen;
+            self.words(&[name, info, size_or_type]);
             self.words(extra);
+        }
+
+        /// An enum of (name, value) enumerators.
+        fn enumeration(&mut self, name: &str, values: &[(&str, u32)]) {
+            self.typed(name, KIND_ENUM, values.len() as u32, 4, &[]);
+            for (value_name, value) in values {
+                let value_name = self.string(value_name);
+                self.words(&[value_name, *value]);
+            }
+        }
+
+        /// A struct (or union) whose members are (name, type id, bit offset).
+        fn typed_members(&mut self, name: &str, kind: u32, members: &[(&str, u32, u32)]) {
+            self.sized_members(name, kind, 8, members);
+        }
+
+        /// The same, of `size` bytes.
+        fn sized_members(
+            &mut self,
+            name: &str,
+            kind: u32,
+            size: u32,
+            members: &[(&str, u32, u32)],
+        ) {
+            self.typed(name, kind, members.len() as u32, size, &[]);
+            for (member, type_id, bits) in members {
+                let member = self.string(member);
+                self.words(&[member, *type_id, *bits]);
+            }
         }
 
         /// A struct whose members are (name, bit offset).
@@ -431,6 +752,115 @@ mod tests {
             task_layout(&unknown.build()).unwrap_err(),
             BtfError::UnknownKind(31)
         );
+    }
+
+    /// A 5.10-like layout: 4-byte counters (`atomic_t`) and caps (`int`),
+    /// the group's charge inside an anonymous union, no `cred.ucounts`.
+    #[test]
+    fn finds_the_charge_through_typedefs_arrays_anonymous_unions_and_enums() {
+        let mut b = Builder::new();
+        b.typed("int", 1, 0, 4, &[32]); // 1
+        b.typed("long", 1, 0, 8, &[64]); // 2
+        b.sized_members("atomic_t", KIND_STRUCT, 4, &[("counter", 1, 0)]); // 3
+        b.typed("", KIND_ARRAY, 0, 0, &[3, 1, 10]); // 4: atomic_t[10]
+        b.typed("", KIND_ARRAY, 0, 0, &[1, 1, 10]); // 5: int[10]
+        b.enumeration(
+            "ucount_type",
+            &[
+                ("UCOUNT_INOTIFY_INSTANCES", 8),
+                ("UCOUNT_INOTIFY_WATCHES", 9),
+            ],
+        ); // 6
+        b.typed_members(
+            "ucounts",
+            KIND_STRUCT,
+            &[
+                ("node", 2, 0),
+                ("ns", 2, 128),
+                ("uid", 1, 192),
+                ("ucount", 4, 256),
+            ],
+        ); // 7
+        b.typed_members("ns_common", KIND_STRUCT, &[("inum", 1, 128)]); // 8
+        b.typed_members(
+            "user_namespace",
+            KIND_STRUCT,
+            &[
+                ("ns", 8, 1600),
+                ("ucounts", 2, 4096),
+                ("ucount_max", 5, 4160),
+            ],
+        ); // 9
+        b.typed_members(
+            "task_struct",
+            KIND_STRUCT,
+            &[("files", 2, 800), ("cred", 2, 960)],
+        ); // 10
+        b.typed_members("files_struct", KIND_STRUCT, &[("fdt", 2, 256)]); // 11
+        b.typed_members("fdtable", KIND_STRUCT, &[("max_fds", 1, 0), ("fd", 2, 64)]); // 12
+        b.typed_members("file", KIND_STRUCT, &[("private_data", 2, 1536)]); // 13
+        b.typed_members(
+            "inotify_group_private_data",
+            KIND_STRUCT,
+            &[("ucounts", 2, 256)],
+        ); // 14
+        b.typed("ipd_t", 8, 0, 14, &[]); // 15: a typedef of it
+        b.typed_members(
+            "",
+            KIND_UNION,
+            &[("private", 2, 0), ("inotify_data", 15, 0)],
+        ); // 16
+        b.typed_members("fsnotify_group", KIND_STRUCT, &[("", 16, 2048)]); // 17
+        b.typed_members("cred", KIND_STRUCT, &[("uid", 1, 32), ("euid", 1, 96)]); // 18
+        let blob = b.build();
+        let layout = charge_layout(&blob).unwrap();
+        assert_eq!(
+            layout,
+            ChargeLayout {
+                known: 1,
+                task_files: 100,
+                files_fdt: 32,
+                fdt_max_fds: 0,
+                fdt_fd: 8,
+                file_private_data: 192,
+                group_ucounts: 256 + 32,
+                ucounts_ns: 16,
+                ucounts_uid: 24,
+                ucounts_instances: 32 + 8 * 4,
+                ucounts_watches: 32 + 9 * 4,
+                counter_width: 4,
+                ns_ucounts: 512,
+                ns_max_instances: 520 + 8 * 4,
+                ns_max_watches: 520 + 9 * 4,
+                max_width: 4,
+                ns_inum: 200 + 16,
+                task_cred: 120,
+                cred_uid: 4,
+                cred_euid: 12,
+                cred_ucounts: 0,
+                reserved: 0,
+            }
+        );
+    }
+
+    /// The running kernel's charge, where it has BTF (CI's machines do).
+    #[test]
+    fn reads_the_running_kernels_charge_layout() {
+        let Ok(data) = std::fs::read(VMLINUX_BTF) else {
+            eprintln!("skipped: no {VMLINUX_BTF} on this machine");
+            return;
+        };
+        let layout = charge_layout(&data).unwrap();
+        // The two inotify counters are neighbours in both arrays.
+        assert_eq!(
+            layout.ucounts_watches,
+            layout.ucounts_instances + layout.counter_width
+        );
+        assert_eq!(
+            layout.ns_max_watches,
+            layout.ns_max_instances + layout.max_width
+        );
+        assert_eq!(layout.task_cred, task_layout(&data).unwrap().cred);
     }
 
     /// The running kernel's own BTF, where it has one (CI's machines do).

@@ -45,6 +45,7 @@ impl TraceSettings {
                 follow: !args.command.is_empty(),
                 kernel_logs: args.verbose,
                 attribution: !args.no_attribution,
+                charge: !args.no_charge,
             },
             format: Format::from_flag(args.printing.json),
             duration: args.duration,
@@ -106,6 +107,7 @@ impl AgentTraceSettings {
             follow: false,
             kernel_logs: false,
             attribution: true,
+            charge: true,
         }
     }
 

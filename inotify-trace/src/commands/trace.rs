@@ -142,6 +142,12 @@ fn announce_setup(settings: &TraceSettings, tracer: &Tracer) {
             settings.tracer.ring_size / 1024,
             crate::ring::POLL_INTERVAL,
         ));
+        match &tracer.no_charge {
+            None => say(format_args!(
+                "the inotify charge is read from the kernel's counters after each call"
+            )),
+            Some(why) => say(format_args!("records carry no inotify charge: {why}")),
+        }
     }
 }
 

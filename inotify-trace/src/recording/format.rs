@@ -1,4 +1,4 @@
-//! The recording file format, version 2.0 (docs/recording.md):
+//! The recording file format, version 3.0 (docs/recording.md):
 //!
 //! ```text
 //! file   = header frame*
@@ -14,8 +14,9 @@ use bytes::{Buf, BufMut};
 pub const MAGIC: [u8; 8] = *b"INOTRACE";
 /// Changes that older readers cannot skip over bump the major version: 2
 /// appended the caller's effective uid, user namespace and cgroup id to each
-/// event record (80-byte headers; 1.x files hold 64-byte ones).
-pub const MAJOR: u16 = 2;
+/// event record (80-byte headers; 1.x files hold 64-byte ones), 3 the
+/// charge (88-byte headers and the charge's levels).
+pub const MAJOR: u16 = 3;
 /// The oldest major version this reader still reads.
 pub const OLDEST_MAJOR: u16 = 1;
 /// New frame kinds bump the minor version; older readers skip them.
@@ -121,8 +122,8 @@ mod tests {
     fn the_file_header_is_sixteen_bytes_spelled_out() {
         let mut bytes = Vec::new();
         put_file_header(&mut bytes);
-        assert_eq!(bytes, b"INOTRACE\x02\x00\x00\x00\x00\x00\x00\x00");
-        assert_eq!(parse_file_header(&bytes), Some((2, 0)));
+        assert_eq!(bytes, b"INOTRACE\x03\x00\x00\x00\x00\x00\x00\x00");
+        assert_eq!(parse_file_header(&bytes), Some((3, 0)));
         assert_eq!(
             parse_file_header(b"INOTRACX\x01\x00\x00\x00\x00\x00\x00\x00"),
             None

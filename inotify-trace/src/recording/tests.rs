@@ -214,12 +214,12 @@ fn every_prefix_reads_up_to_its_last_whole_frame_or_fails_clearly() {
 #[test]
 fn a_newer_major_version_is_refused_and_unknown_frames_of_a_minor_one_skipped() {
     let (expected, mut bytes) = small_recording();
-    bytes[8] = 3;
+    bytes[8] = 4;
     let Err(err) = read_all(&bytes) else {
         panic!("a newer major is refused")
     };
     assert!(
-        err.to_string().contains("newer inotify-trace (format 3.0"),
+        err.to_string().contains("newer inotify-trace (format 4.0"),
         "{err}"
     );
     bytes[8] = 0;

@@ -119,6 +119,25 @@ struct JsonEvent<'a> {
     args_missing: bool,
     ret: i64,
     errno: Option<Errno>,
+    /// The charge after the call, innermost level first (absent when the
+    /// record carries none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    charge: Option<ChargeList<'a>>,
+    /// The charge is the caller's own level: a failed init made no instance.
+    #[serde(skip_serializing_if = "is_false")]
+    charge_of_caller: bool,
+    /// The levels stop short of the initial namespace.
+    #[serde(skip_serializing_if = "is_false")]
+    charge_cut: bool,
+}
+
+/// An event's charge levels, serialized straight from the record.
+struct ChargeList<'a>(&'a Event<'a>);
+
+impl Serialize for ChargeList<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.charge())
+    }
 }
 
 impl<'a> JsonEvent<'a> {
@@ -148,6 +167,9 @@ impl<'a> JsonEvent<'a> {
             args_missing: event.args_missing(),
             ret: h.ret,
             errno: event.errno(),
+            charge: (!event.charge.is_empty()).then_some(ChargeList(event)),
+            charge_of_caller: event.charge_of_caller(),
+            charge_cut: event.charge_cut(),
         };
         if let Cow::Owned(_) = line.comm {
             line.comm_base64 = Some(event.comm());

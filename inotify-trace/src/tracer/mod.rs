@@ -16,7 +16,7 @@ use aya::{
     Ebpf,
 };
 use aya_log::EbpfLogger;
-use inotify_trace_common::{Config, TaskLayout, MAP_EVENTS, MAP_LOST};
+use inotify_trace_common::{ChargeLayout, Config, TaskLayout, MAP_EVENTS, MAP_LOST};
 
 use self::{
     attach::{attach, fexit_object, follow_own_children, Hook as _, HOOKS},
@@ -72,6 +72,9 @@ pub struct TracerOptions {
     /// Records carry the caller's euid, user namespace and cgroup id (off
     /// only for the benchmark's measure of what they cost).
     pub attribution: bool,
+    /// Records carry the inotify charge after each call (off only for the
+    /// benchmark's measure of what it costs).
+    pub charge: bool,
 }
 
 /// Loaded and attached programs; dropping it detaches them.
@@ -85,6 +88,8 @@ pub struct Tracer {
     pub tracefs_mounted: bool,
     /// Why `auto` did not use fexit (said with `--verbose`).
     pub fexit_refused: Option<String>,
+    /// Why records carry no charge, if they do not (said with `--verbose`).
+    pub no_charge: Option<String>,
 }
 
 /// Where the programs read the caller's pid, tid, comm and uid.
@@ -133,6 +138,16 @@ impl Tracer {
                 CallerSource::Helpers(format!("no task_struct layout in the kernel's BTF: {e:#}")),
             ),
         };
+        let (charge, no_charge) = match options.charge {
+            false => (ChargeLayout::UNKNOWN, Some("off (--no-charge)".to_owned())),
+            true => match kernel_btf::running_kernel_charge_layout() {
+                Ok(layout) => (layout, None),
+                Err(e) => (
+                    ChargeLayout::UNKNOWN,
+                    Some(format!("not found in the kernel's BTF: {e:#}")),
+                ),
+            },
+        };
         let config = Config {
             tracer_pid: std::process::id(),
             filter_pids: u32::from(!selection.pids.is_empty()),
@@ -145,20 +160,25 @@ impl Tracer {
             // The cgroup filter needs the cgroup id read.
             attribution: u32::from(options.attribution || !selection.cgroups.is_empty()),
             filter_cgroups: u32::from(!selection.cgroups.is_empty()),
+            charge,
             ..Config::default()
         };
         let mut fexit_refused = None;
         if matches!(options.attach, AttachMode::Auto | AttachMode::Fexit) {
             match fexit_object(&config, options, selection) {
                 Ok((ebpf, helpers)) => {
-                    return Tracer::finish(
+                    let tracer = Tracer::finish(
                         ebpf,
                         options,
                         helpers.unwrap_or(caller_source),
                         tracefs_mounted,
                         AttachMode::Fexit,
                         None,
-                    )
+                    )?;
+                    return Ok(Tracer {
+                        no_charge,
+                        ..tracer
+                    });
                 }
                 Err(e) if options.attach == AttachMode::Fexit => return Err(e),
                 Err(e) => fexit_refused = Some(format!("{e:#}")),
@@ -197,14 +217,18 @@ impl Tracer {
             // The enter+exit programs always use the helpers.
             caller_source = CallerSource::Helpers("enter+exit mode".to_owned());
         }
-        Tracer::finish(
+        let tracer = Tracer::finish(
             ebpf,
             options,
             caller_source,
             tracefs_mounted,
             mode,
             fexit_refused,
-        )
+        )?;
+        Ok(Tracer {
+            no_charge,
+            ..tracer
+        })
     }
 
     /// Starts the logs and the fork following of an object whose filters
@@ -231,6 +255,7 @@ impl Tracer {
             caller_source,
             tracefs_mounted,
             fexit_refused,
+            no_charge: None,
         })
     }
 

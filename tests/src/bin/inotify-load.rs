@@ -196,6 +196,8 @@ fn synth_recording(file: &std::path::Path, pids: u64) {
             euid: 0,
             user_ns: 4026531837,
             cgroup_id: 1,
+            charge_levels: 0,
+            reserved: 0,
         };
         let path = format!("/srv/pods/{pid}/volume");
         let add = EventHeader {
