@@ -50,9 +50,9 @@ impl Recorded for Syscall {
         // After init, the new fd's instance (or, when it failed, the
         // caller's own level); after the others, the fd's instance.
         let whose = match kind {
-            Kind::Init if ret >= 0 => Whose::Instance(ret as i32),
-            Kind::Init => Whose::Caller,
-            _ => Whose::Instance(fd),
+            Kind::Init if ret >= 0 => Whose::instance(ret as i32),
+            Kind::Init => Whose::CALLER,
+            _ => Whose::instance(fd),
         };
         Call {
             kind,
@@ -73,7 +73,7 @@ impl Recorded for Syscall {
         call.fd = -1;
         call.path = None;
         if call.kind != Kind::Init {
-            call.whose = Whose::Nobody;
+            call.whose = Whose::NOBODY;
         }
         call
     }

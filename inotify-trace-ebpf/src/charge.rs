@@ -18,16 +18,26 @@ use inotify_trace_common::{
 use crate::caller::{current_task_any, field, probe, Caller};
 use crate::maps::{config, STAGING};
 
-/// Whose charge a record carries.
+/// Whose charge a record carries: the instance behind an fd (after
+/// add_watch and rm_watch, and a successful init: the new fd), the caller's
+/// own (user namespace, uid) level (a failed init), or nobody's (the call's
+/// fd is unknown). A plain number, not an enum with a payload: LLVM leaves
+/// the payload of the other variants undefined, and the verifier refuses a
+/// program that spills an undefined register.
 #[derive(Clone, Copy)]
-pub enum Whose {
-    /// The instance behind this fd (after add_watch and rm_watch, and a
-    /// successful init: the new fd).
-    Instance(i32),
-    /// The caller's own (user namespace, uid) level: a failed init.
-    Caller,
-    /// None: the call has no instance (its fd is unknown).
-    Nobody,
+pub struct Whose(i32);
+
+impl Whose {
+    pub const CALLER: Whose = Whose(-2);
+    pub const NOBODY: Whose = Whose(-1);
+
+    #[inline(always)]
+    pub fn instance(fd: i32) -> Whose {
+        match fd >= 0 {
+            true => Whose(fd),
+            false => Whose::NOBODY,
+        }
+    }
 }
 
 /// Writes the charge's levels at `levels` (room for
@@ -40,10 +50,10 @@ pub unsafe fn write_charge(caller: Caller, whose: Whose, levels: *mut ChargeLeve
     if config!(charge.known) == 0 {
         return (0, FLAG_CHARGE_MISSING);
     }
-    let (first, flags) = match whose {
-        Whose::Instance(fd) => (instance_ucounts(caller, fd), 0),
-        Whose::Caller => (caller_ucounts(caller), FLAG_CHARGE_OF_CALLER),
-        Whose::Nobody => (None, 0),
+    let (first, flags) = match whose.0 {
+        -2 => (caller_ucounts(caller), FLAG_CHARGE_OF_CALLER),
+        fd if fd >= 0 => (instance_ucounts(caller, fd), 0),
+        _ => (None, 0),
     };
     let Some(mut ucounts) = first else {
         return (0, FLAG_CHARGE_MISSING);
@@ -73,9 +83,6 @@ pub unsafe fn write_charge(caller: Caller, whose: Whose, levels: *mut ChargeLeve
 /// `task->files->fdt->fd[fd]->private_data->inotify_data.ucounts`.
 #[inline(always)]
 fn instance_ucounts(caller: Caller, fd: i32) -> Option<*const u8> {
-    if fd < 0 {
-        return None;
-    }
     let (files, fdt, max_fds, fd_array) = (
         config!(charge.task_files),
         config!(charge.files_fdt),

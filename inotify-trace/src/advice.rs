@@ -126,8 +126,8 @@ fn recommend(
                 && (*held as f64) > ONE_HOLDER * used as f64 =>
         {
             Some(format!(
-                "pid {pid} ({comm}) holds {:.0}% of uid {}'s watches: raising the limit only postpones the next failure; find out why it watches so much (a leak, or a recursive watch of a large tree?)",
-                100.0 * *held as f64 / used as f64,
+                "pid {pid} ({comm}) holds {} of uid {}'s watches: raising the limit only postpones the next failure; find out why it watches so much (a leak, or a recursive watch of a large tree?)",
+                crate::words::whole_percent(100.0 * *held as f64 / used as f64),
                 o.uid
             ))
         }

@@ -43,6 +43,14 @@ impl Limit {
         }
     }
 
+    /// One of what it counts (`watch`, `instance`).
+    pub fn unit(self) -> &'static str {
+        match self {
+            Limit::Watches => "watch",
+            Limit::Instances => "instance",
+        }
+    }
+
     /// The host's sysctl.
     pub fn sysctl(self) -> &'static str {
         match self {

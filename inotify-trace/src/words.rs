@@ -4,6 +4,12 @@
 //! are.
 use crate::{culprits::Culprit, escape::Escaped, held::HolderFacts, pods::Attribution};
 
+/// A share in whole percent, rounded down: a share short of the whole never
+/// reads 100% (1200 of 1204 is 99%, not the 100% that rounding gives).
+pub fn whole_percent(pct: f64) -> String {
+    format!("{}%", pct.floor() as i64)
+}
+
 /// `1 watch`, `2 watches`: the count and its noun.
 pub fn plural(n: u64, noun: &str) -> String {
     let plural = match noun {

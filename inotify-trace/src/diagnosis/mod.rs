@@ -15,6 +15,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use inotify_trace_common::ChargeLevel;
 use serde::{Deserialize, Serialize};
 
 mod text;
@@ -72,12 +73,23 @@ pub struct Diagnosis {
     /// recordings made before it was given).
     #[serde(default)]
     pub snapshot_after_ms: Option<f64>,
-    /// The uid's holdings in that scope at the failure, as best known: the
-    /// snapshot's, less what holders started after the failure hold, plus
-    /// what the failing process had taken in this session when it was gone
-    /// by the snapshot.
+    /// The uid's holdings in that scope at the failure: the kernel's own
+    /// count, from the failing record's charge (its innermost level); for
+    /// a record without one, as best known: the snapshot's, less what
+    /// holders started after the failure hold, plus what the failing
+    /// process had taken in this session when it was gone by the snapshot.
     #[serde(default)]
     pub at_failure: Option<Held>,
+    /// The failing call's charge as the kernel counted it right after the
+    /// call, innermost level first (absent from recordings made before it
+    /// was read, and where the kernel's BTF does not say where it is).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub charge: Vec<ChargeLevel>,
+    /// Which of those levels was full (0: the innermost): the one whose cap
+    /// the call ran into. Absent with a charge: no level was full (said as
+    /// such: counts freed between the refusal and the read).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub full_level: Option<usize>,
     /// The failing add_watch's path, as the caller gave it (`path`, and
     /// `path_base64` when it is not UTF-8).
     #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
@@ -310,6 +322,16 @@ pub fn diagnose(
             watches: now.watches.saturating_sub(later.watches) + gone.watches,
         }
     });
+    // The kernel's count, where the record carries it, is what was held.
+    let charge: Vec<ChargeLevel> = event.charge().collect();
+    let full_level = full_level(&charge, failure.limit);
+    let at_failure = charge
+        .first()
+        .map(|level| Held {
+            instances: u64::from(level.instances),
+            watches: u64::from(level.watches),
+        })
+        .or(at_failure);
     let used = |held: Held| match failure.limit {
         Limit::Watches => held.watches,
         Limit::Instances => held.instances,
@@ -370,9 +392,20 @@ pub fn diagnose(
         place: failure.place.clone(),
         snapshot_after_ms: snapshot_ns.map(|at| at.saturating_sub(h.time_ns) as f64 / 1e6),
         at_failure,
+        charge,
+        full_level,
         path,
         cwd,
     }
+}
+
+/// The first level of `charge` whose count of `limit`'s resource reached its
+/// cap: where the kernel refused the call.
+pub fn full_level(charge: &[ChargeLevel], limit: Limit) -> Option<usize> {
+    charge.iter().position(|level| match limit {
+        Limit::Watches => level.watches >= level.max_watches,
+        Limit::Instances => level.instances >= level.max_instances,
+    })
 }
 
 /// Holders given where their watches are and their command line, as the

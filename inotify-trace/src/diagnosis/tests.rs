@@ -102,3 +102,95 @@ fn a_diagnosis_counts_a_gone_failer_and_leaves_out_later_holders() {
         assert!(text.contains(said), "{said:?} not in:\n{text}");
     }
 }
+
+/// A record with the kernel's count: "at the failure" is the charge's
+/// innermost level whatever /proc shows by the snapshot (here: the failer
+/// released 4 of its watches before it), the full level is named (an
+/// ancestor's here) with its cap, and a share short of the whole never
+/// reads 100%.
+#[test]
+fn a_diagnosis_takes_the_failing_records_charge_as_what_was_held() {
+    use inotify_trace_common::ChargeLevel;
+    let root = tempfile::tempdir().unwrap();
+    let table = fixture(root.path(), &machine());
+    let mut header = fixtures::add_watch("cadvisor", -28);
+    (header.pid, header.euid, header.uid) = (450, 100000, 100000);
+    (header.user_ns, header.time_ns) = (POD_NS as u32, 5_000_000_000);
+    let inner = ChargeLevel {
+        user_ns: POD_NS as u32,
+        uid: 100000,
+        watches: 7,
+        instances: 2,
+        max_watches: i32::MAX as u32,
+        max_instances: i32::MAX as u32,
+    };
+    let outer = ChargeLevel {
+        user_ns: 4026531837,
+        uid: 0,
+        watches: 1204,
+        instances: 9,
+        max_watches: 1204,
+        max_instances: 128,
+    };
+    let mut record = Vec::new();
+    crate::event::encode_with_charge(&header, &[inner, outer], b"/sys/fs/cgroup/x", &mut record);
+    let event = Event::decode(&record).unwrap();
+    let failure = Failure {
+        event: &event,
+        limit: Limit::Watches,
+        errno: Errno::ENOSPC,
+        user_ns: Some(POD_NS),
+        place: None,
+    };
+    let clock = WallClock {
+        boot_epoch_ns: 0,
+        utc_offset_s: 0,
+    };
+    let d = diagnose(&source(root.path(), &table), &failure, &clock, None, None);
+    assert_eq!(
+        d.at_failure,
+        Some(Held {
+            instances: 2,
+            watches: 7
+        })
+    );
+    assert_eq!(
+        (&d.charge[..], d.full_level),
+        (&[inner, outer][..], Some(1))
+    );
+    let mut text = Vec::new();
+    super::write_text(&mut text, &d, "").unwrap();
+    let text = String::from_utf8(text).unwrap();
+    for said in [
+        "held 7 watches (no cap of its own) and 2 instances (no cap of its own) at the failure (the kernel's count)",
+        "the full level is an ancestor's: uid 0 in the host's namespace held 1204 of 1204 watches",
+        "the cap hit: the host's fs.inotify.max_user_watches (1204)",
+    ] {
+        assert!(text.contains(said), "{said:?} not in:\n{text}");
+    }
+    assert_eq!(crate::words::whole_percent(100.0 * 1200.0 / 1204.0), "99%");
+    // No level full: said plainly.
+    let calm = ChargeLevel {
+        watches: 1203,
+        ..outer
+    };
+    let mut record = Vec::new();
+    crate::event::encode_with_charge(&header, &[inner, calm], b"/x", &mut record);
+    let event = Event::decode(&record).unwrap();
+    let d = diagnose(
+        &source(root.path(), &table),
+        &Failure {
+            event: &event,
+            ..failure
+        },
+        &clock,
+        None,
+        None,
+    );
+    assert_eq!(d.full_level, None);
+    let mut text = Vec::new();
+    super::write_text(&mut text, &d, "").unwrap();
+    assert!(String::from_utf8(text)
+        .unwrap()
+        .contains("no level of the kernel's count was full right after the call"));
+}

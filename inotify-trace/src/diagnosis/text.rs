@@ -5,8 +5,47 @@ use std::io::{self, Write};
 use super::Diagnosis;
 use crate::{
     limits::{Limit, NO_CAP},
-    words::{culprit_lines, fit, place_text, plural, where_and_command},
+    words::{culprit_lines, fit, place_text, plural, where_and_command, whole_percent},
 };
+
+/// Which level of the kernel's count was full, and so whose cap the call
+/// hit; or, plainly, that none was.
+fn full_level(out: &mut impl Write, d: &Diagnosis, indent: &str) -> io::Result<()> {
+    let Some(k) = d.full_level else {
+        return writeln!(
+            out,
+            "{indent}  no level of the kernel's count was full right after the call: {} were freed between the refusal and the count",
+            d.limit.noun()
+        );
+    };
+    let level = &d.charge[k];
+    let (used, cap) = match d.limit {
+        Limit::Watches => (level.watches, level.max_watches),
+        Limit::Instances => (level.instances, level.max_instances),
+    };
+    // The last level of an uncut charge is the initial namespace's.
+    let host = k + 1 == d.charge.len();
+    if k > 0 {
+        writeln!(
+            out,
+            "{indent}  the full level is an ancestor's: uid {} in {} held {} (its namespace's owner, charged for every watch below it)",
+            level.uid,
+            match host {
+                true => "the host's namespace".to_owned(),
+                false => format!("user namespace {}", level.user_ns),
+            },
+            held_of(u64::from(used), Some(u64::from(cap)), d.limit.unit()),
+        )?;
+    }
+    writeln!(
+        out,
+        "{indent}  the cap hit: {}",
+        d.limit.which_hit(
+            (!host).then_some(u64::from(level.user_ns)),
+            Some(u64::from(cap))
+        )
+    )
+}
 
 /// A diagnosis as a block of lines, each starting with `indent`.
 pub fn diagnosis(out: &mut impl Write, d: &Diagnosis, indent: &str) -> io::Result<()> {
@@ -40,7 +79,25 @@ pub fn diagnosis(out: &mut impl Write, d: &Diagnosis, indent: &str) -> io::Resul
             None => writeln!(out, "{indent}  its path: {path}")?,
         }
     }
-    if let Some(u) = &d.usage {
+    if let Some(level) = d.charge.first() {
+        // The kernel's own count, from the failing record.
+        writeln!(
+            out,
+            "{indent}  uid {}{scope} held {} and {} at the failure (the kernel's count)",
+            d.uid,
+            held_of(
+                u64::from(level.watches),
+                Some(u64::from(level.max_watches)),
+                "watch"
+            ),
+            held_of(
+                u64::from(level.instances),
+                Some(u64::from(level.max_instances)),
+                "instance"
+            ),
+        )?;
+        full_level(out, d, indent)?;
+    } else if let Some(u) = &d.usage {
         // What was held when the call failed, when the snapshot was told
         // apart from it (a diagnosis made live); else the snapshot alone.
         let (held, when) = match d.at_failure {
@@ -127,9 +184,7 @@ pub fn diagnosis(out: &mut impl Write, d: &Diagnosis, indent: &str) -> io::Resul
             .into_iter()
             .filter(|s| !s.is_empty())
             .collect();
-        let share = p
-            .share_pct
-            .map_or_else(|| "-".to_owned(), |pct| format!("{pct:.0}%"));
+        let share = p.share_pct.map_or_else(|| "-".to_owned(), whole_percent);
         let row = format!(
             "{indent}  {:>7} {:<15} {:>9} {:>8} {:>6}  {}",
             p.pid,

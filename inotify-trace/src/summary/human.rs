@@ -389,6 +389,8 @@ mod tests {
                 },
             },
             diagnoses: vec![Diagnosis {
+                charge: Vec::new(),
+                full_level: None,
                 kind: "diagnosis".into(),
                 time: "2026-05-28T20:26:41.000000000Z".into(),
                 pid: 20,

@@ -106,7 +106,8 @@ pub fn run(smoke: bool) -> Result<()> {
         sizes.rounds, sizes.calls
     ));
     let add_watch_ns = bench.overhead(&sizes)?;
-    let attribution_ns = attribution_cost(&add_watch_ns);
+    let attribution_ns = cost_of(&add_watch_ns, 1, 2);
+    let charge_ns = cost_of(&add_watch_ns, 1, 3);
     cmd::step("events made, received and lost");
     let (events, recording) = bench.loss(&sizes)?;
     cmd::step(&format!(
@@ -150,6 +151,7 @@ pub fn run(smoke: bool) -> Result<()> {
         smoke,
         add_watch_ns,
         attribution_ns,
+        charge_ns,
         events,
         storm,
         getppid_ns,
@@ -185,6 +187,11 @@ impl Bench {
             (
                 "  same, without attribution",
                 Some(self.tracer_args(&["-q", "--record", record, "--force", "--no-attribution"])),
+            ),
+            // And without reading the inotify charge.
+            (
+                "  same, without the charge",
+                Some(self.tracer_args(&["-q", "--record", record, "--force", "--no-charge"])),
             ),
         ];
         let bpftrace = self.bpftrace.to_str().context("non-UTF-8 path")?.to_owned();
@@ -547,15 +554,16 @@ fn kernel() -> String {
         .unwrap_or_default()
 }
 
-/// What reading the caller's euid, user namespace and cgroup id adds per
-/// call: the median, over rounds, of the traced run minus the same run
-/// without attribution (run seconds apart, so drift cancels).
-fn attribution_cost(rows: &[OverheadRow]) -> Option<f64> {
+/// What one part of the tracer's work adds per call (reading the caller's
+/// euid, user namespace and cgroup id; reading the charge): the median,
+/// over rounds, of the traced run (row `with`) minus the same run without
+/// it (row `without`), run seconds apart, so drift cancels.
+fn cost_of(rows: &[OverheadRow], with: usize, without: usize) -> Option<f64> {
     let differences: Vec<f64> = rows
-        .get(1)?
+        .get(with)?
         .samples
         .iter()
-        .zip(&rows.get(2)?.samples)
+        .zip(&rows.get(without)?.samples)
         .map(|(with, without)| with - without)
         .collect();
     (!differences.is_empty()).then(|| median(&differences))

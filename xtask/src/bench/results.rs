@@ -16,6 +16,8 @@ pub struct Results {
     pub add_watch_ns: Vec<OverheadRow>,
     /// What reading the caller's euid, user namespace and cgroup id adds.
     pub attribution_ns: Option<f64>,
+    /// What reading the inotify charge adds.
+    pub charge_ns: Option<f64>,
     pub events: Loss,
     pub storm: Storm,
     pub getppid_ns: Getppid,
@@ -211,6 +213,10 @@ impl Results {
         println!(
             "  attribution (euid, user ns, cgroup id) adds {} ns per call (median of rounds)   target: <= 10 ns",
             cell(self.attribution_ns)
+        );
+        println!(
+            "  the charge (the kernel's counters, every level) adds {} ns per call (median of rounds)   target: < 15 ns",
+            cell(self.charge_ns)
         );
         let e = &self.events;
         for (name, row, target) in [

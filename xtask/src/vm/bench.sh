@@ -2,7 +2,8 @@
 # inotify_trace_bench=ROUNDS: the cost of each attach mode, in a guest whose
 # clock counts instructions (QEMU -icount shift=0: 1 virtual ns per
 # instruction), one vCPU. Configurations are interleaved round by round:
-# none, the first tracepoint mode that loads, fexit. Each round measures a
+# none, the first tracepoint mode that loads (with and without reading the
+# inotify charge), fexit. Each round measures a
 # getppid loop (the tax on a syscall that is not traced) and an add_watch
 # loop (the traced call, the tracer recording every event, as `cargo xtask
 # bench` runs it), and the tracer's CPU over it. With one vCPU the loops'
@@ -20,10 +21,12 @@ settle() {
     while sleep 0.3; b=$(ticks "$1"); [ "$a" != "$b" ]; do a=$b; done
 }
 for round in $(seq "$inotify_trace_bench"); do
-    for mode in none tracepoint fexit; do
+    for mode in none tracepoint tracepoint-no-charge fexit; do
         tracer=
         if [ "$mode" != none ]; then
-            inotify-trace --attach "$mode" -q --record /tmp/bench/rec --force \
+            charge=
+            [ "$mode" = tracepoint-no-charge ] && charge=--no-charge
+            inotify-trace --attach "${mode%-no-charge}" $charge -q --record /tmp/bench/rec --force \
                 --comm inotify-load >/dev/null 2>/tmp/bench/err &
             tracer=$!
             until grep -q '^inotify-trace: attached' /tmp/bench/err; do

@@ -41,9 +41,11 @@ const fn once(suite: &'static str, test: &'static str) -> Check {
 /// and report round trip, ENOSPC and EMFILE in a user namespace with their
 /// diagnosis, `usage` against fdinfo, pods named on real cgroups made in the
 /// guest, the agent answering a scrape and, with fexit, tracing all the
-/// time; and the limits DaemonSet's script setting the guest's sysctls
-/// (ignored on hosts: it would change theirs).
-pub const CHECKS: [Check; 15] = [
+/// time; the limits DaemonSet's script setting the guest's sysctls
+/// (ignored on hosts: it would change theirs); and the charge each record
+/// carries, counted call by call, in a nested namespace and for a failed
+/// init, in every attach mode.
+pub const CHECKS: [Check; 20] = [
     Check {
         needs_exit_mode: true,
         ..once(
@@ -92,6 +94,26 @@ pub const CHECKS: [Check; 15] = [
         "where_fexit_works_the_agent_traces_continuously_and_counts_every_failure",
     ),
     once("deploy", "the_limits_daemonset_sets_both_sysctls_on_a_node"),
+    Check {
+        needs_exit_mode: true,
+        ..once(
+            "charge",
+            "each_call_carries_the_count_the_kernel_enforces::case_1_exit_only",
+        )
+    },
+    once(
+        "charge",
+        "each_call_carries_the_count_the_kernel_enforces::case_2_enter_exit",
+    ),
+    once(
+        "charge",
+        "each_call_carries_the_count_the_kernel_enforces::case_3_fexit",
+    ),
+    check(
+        "charge",
+        "a_nested_namespace_fails_on_the_outer_level_and_the_record_says_so",
+    ),
+    check("charge", "a_failed_init_carries_the_callers_own_full_level"),
 ];
 
 /// The test files a guest needs executables of.
