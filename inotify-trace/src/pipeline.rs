@@ -8,7 +8,7 @@ use anyhow::Result;
 
 use crate::{
     clock::WallClock,
-    diagnosis::{Diagnoser, Diagnosis},
+    diagnosis::{Diagnoser, Diagnosis, Pending},
     ledger::Ledger,
     limits::Limits,
     notices::Notices,
@@ -55,6 +55,10 @@ pub struct Pipeline {
     /// verdicts, the diagnosis reads what a gone failer had taken.
     ledger: Ledger,
     aggregator: Aggregator,
+    /// Diagnoses whose holders wait for the calls made between the failure
+    /// and the scan's reads (released at the end of the batch, when the
+    /// ring buffer is drained).
+    pending: Vec<Pending>,
     diagnoses: Vec<Diagnosis>,
     /// Whether the summary is kept (off for a session without end, the
     /// agent's continuous tracing, whose memory must not grow with time).
@@ -111,6 +115,7 @@ impl Pipeline {
                 false => Ledger::default(),
             },
             aggregator: Aggregator::default(),
+            pending: Vec::new(),
             diagnoses: Vec::new(),
             summarize: true,
             counts: Counts::default(),
@@ -163,6 +168,9 @@ impl Pipeline {
                 self.counts.events += 1;
                 self.counts.failed += u64::from(event.header.ret < 0);
                 let seen = self.ledger.observe(&event);
+                for pending in &mut self.pending {
+                    pending.observe(&event, seen);
+                }
                 let change = match self.summarize {
                     true => self.aggregator.observe(&event, seen),
                     false => None,
@@ -177,9 +185,7 @@ impl Pipeline {
                 let diagnosis = self.diagnoser.as_mut().and_then(|d| {
                     d.consider(&event, &self.clock, |pid| ledger.taken_by(pid), place)
                 });
-                if let Some(diagnosis) = diagnosis {
-                    self.diagnosis(diagnosis)?;
-                }
+                self.pending.extend(diagnosis);
                 Ok(())
             }
             Item::Undecodable(err) => {
@@ -209,6 +215,7 @@ impl Pipeline {
                 Ok(())
             }
             Item::End(end) => {
+                self.release_diagnoses()?;
                 self.each(|o| o.end(&end))?;
                 self.end = Some(end);
                 Ok(())
@@ -216,8 +223,11 @@ impl Pipeline {
         }
     }
 
-    /// The end of a batch of items: outputs pass on what they buffered.
+    /// The end of a batch of items: diagnoses are released (every call made
+    /// before their scans has been seen), and outputs pass on what they
+    /// buffered.
     pub fn flush(&mut self) -> io::Result<()> {
+        self.release_diagnoses()?;
         let counts = self.counts;
         self.each(|o| o.flush(&counts))
     }
@@ -239,6 +249,7 @@ impl Pipeline {
     /// Builds the summary and hands it to the outputs. A stream without an
     /// end (a recording cut short) lasted at least until its last event.
     pub fn finish(&mut self) -> io::Result<()> {
+        self.release_diagnoses()?;
         let (duration_s, end_limits) = match &self.end {
             Some(end) => (end.duration_s, end.limits),
             None => (
@@ -265,6 +276,13 @@ impl Pipeline {
         }
         summary.find_leaks(self.start_boot_ns);
         self.each(|o| o.summary(&summary))
+    }
+
+    fn release_diagnoses(&mut self) -> io::Result<()> {
+        for pending in std::mem::take(&mut self.pending) {
+            self.diagnosis(pending.finish())?;
+        }
+        Ok(())
     }
 
     fn diagnosis(&mut self, diagnosis: Diagnosis) -> io::Result<()> {

@@ -35,6 +35,7 @@ fn masked(text: &str) -> String {
         (r"\bpid \d+", "pid PID"),
         (r"--target \d+", "--target PID"),
         (r"user namespace \d+", "user namespace NS"),
+        (r"\d+\.\d+-\d+\.\d+ ms\b", "DURATION"),
         (r"\d+\.\d+ ?(ms|s)\b", "DURATION"),
         (r"(max_user_(watches|instances)) = \d+", "$1 = LIMIT"),
         // A table row's leading pid, right-aligned: its width varies too.

@@ -18,9 +18,10 @@ use std::{
 use inotify_trace_common::ChargeLevel;
 use serde::{Deserialize, Serialize};
 
+mod pending;
 mod text;
 
-pub use self::text::diagnosis as write_text;
+pub use self::{pending::Pending, text::diagnosis as write_text};
 use crate::{
     advice::{self, Observed, Recommendation},
     clock::{rfc3339, WallClock},
@@ -90,6 +91,11 @@ pub struct Diagnosis {
     /// such: counts freed between the refusal and the read).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub full_level: Option<usize>,
+    /// With the kernel's count: how many of what ran out it counts beyond
+    /// the holders (listed or not), each taken back to the failure; below
+    /// 0, how many more the holders hold than it counts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unexplained: Option<i64>,
     /// The failing add_watch's path, as the caller gave it (`path`, and
     /// `path_base64` when it is not UTF-8).
     #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
@@ -187,7 +193,7 @@ impl Diagnoser {
         clock: &WallClock,
         traced: impl Fn(u32) -> Option<Held>,
         place: Option<&Attribution>,
-    ) -> Option<Diagnosis> {
+    ) -> Option<Pending> {
         self.note_cwd(event);
         let errno = event.errno()?;
         let limit = Limit::hit_by(event.kind, errno)?;
@@ -218,20 +224,21 @@ impl Diagnoser {
             host_root: self.host_root.clone(),
             ..Source::live(None)
         };
-        let mut diagnosis = diagnose(
+        let mut pending = diagnose(
             &source,
             &failure,
             clock,
             snapshot_ns,
             traced(event.header.pid),
         );
+        let diagnosis = &mut pending.diagnosis;
         if diagnosis.path.is_some() && diagnosis.cwd.is_none() {
             diagnosis.cwd = self
                 .cwds
                 .get(&event.header.pid)
                 .map(|dir| PathName::from_path(dir));
         }
-        Some(diagnosis)
+        Some(pending)
     }
 }
 
@@ -248,14 +255,15 @@ pub struct Failure<'e, 'a> {
 
 /// The diagnosis of `failure` from a snapshot of `source` taken at
 /// `snapshot_ns` (CLOCK_BOOTTIME), `traced` being what the session saw the
-/// failing process take.
+/// failing process take. Pending: its holders are reconciled with the calls
+/// that follow (`Pending::finish`).
 pub fn diagnose(
     source: &Source<'_>,
     failure: &Failure<'_, '_>,
     clock: &WallClock,
     snapshot_ns: Option<u64>,
     traced: Option<Held>,
-) -> Diagnosis {
+) -> Pending {
     let (event, user_ns) = (failure.event, failure.user_ns);
     let (h, uid) = (&event.header, event.charged_uid());
     let (usage, held) = snapshot::snapshot_and_fds(
@@ -304,7 +312,26 @@ pub fn diagnose(
         };
         (a.started_after_failure, b_key, a.pid).cmp(&(b.started_after_failure, a_key, b.pid))
     });
+    let unlisted = holders
+        .iter()
+        .skip(HOLDERS)
+        .filter(|p| !p.started_after_failure)
+        .fold(Held::default(), |sum, p| Held {
+            instances: sum.instances + p.instances,
+            watches: sum.watches + p.watches,
+        });
     holders.truncate(HOLDERS);
+    // When the scan read each listed holder: its last fd.
+    let mut read_ns: HashMap<u32, u64> = HashMap::new();
+    for fd in &held {
+        if let (Some(at), true) = (
+            fd.read_ns,
+            holders.iter().any(|p| p.pid == fd.pid && !p.gone),
+        ) {
+            let read = read_ns.entry(fd.pid).or_insert(at);
+            *read = (*read).max(at);
+        }
+    }
     let user = usage
         .users
         .into_iter()
@@ -332,19 +359,8 @@ pub fn diagnose(
             watches: u64::from(level.watches),
         })
         .or(at_failure);
-    let used = |held: Held| match failure.limit {
-        Limit::Watches => held.watches,
-        Limit::Instances => held.instances,
-    };
-    if let Some(at) = at_failure.filter(|at| used(*at) > 0) {
-        for p in holders.iter_mut().filter(|p| !p.started_after_failure) {
-            let held = Held {
-                instances: p.instances,
-                watches: p.watches,
-            };
-            p.share_pct = Some((1000.0 * used(held) as f64 / used(at) as f64).round() / 10.0);
-        }
-    }
+    // Shares are given once the holders are taken back to the failure
+    // (`Pending::finish`).
     explain_holders(source, &held, &mut holders);
     // The advice is for what ran out: the holdings at the failure, not
     // the snapshot's (the failer may have gone, later holders come).
@@ -376,7 +392,7 @@ pub fn diagnose(
         .filter(|p| !p.0.starts_with(b"/"))
         .and_then(|_| std::fs::read_link(source.root.join(format!("{}/cwd", h.pid))).ok())
         .map(|dir| PathName::from_path(&dir));
-    Diagnosis {
+    let diagnosis = Diagnosis {
         kind: "diagnosis".to_owned(),
         time: rfc3339(clock.wall(h.time_ns)).to_string(),
         pid: h.pid,
@@ -394,9 +410,11 @@ pub fn diagnose(
         at_failure,
         charge,
         full_level,
+        unexplained: None,
         path,
         cwd,
-    }
+    };
+    Pending::new(diagnosis, h.time_ns, read_ns, unlisted)
 }
 
 /// The first level of `charge` whose count of `limit`'s resource reached its

@@ -59,7 +59,8 @@ fn a_diagnosis_counts_a_gone_failer_and_leaves_out_later_holders() {
         &clock,
         Some(failed_at_ns + 3_000_000),
         Some(traced),
-    );
+    )
+    .finish();
     let holders: Vec<(u32, u64, bool, bool)> = d
         .holders
         .iter()
@@ -146,7 +147,7 @@ fn a_diagnosis_takes_the_failing_records_charge_as_what_was_held() {
         boot_epoch_ns: 0,
         utc_offset_s: 0,
     };
-    let d = diagnose(&source(root.path(), &table), &failure, &clock, None, None);
+    let d = diagnose(&source(root.path(), &table), &failure, &clock, None, None).finish();
     assert_eq!(
         d.at_failure,
         Some(Held {
@@ -186,7 +187,8 @@ fn a_diagnosis_takes_the_failing_records_charge_as_what_was_held() {
         &clock,
         None,
         None,
-    );
+    )
+    .finish();
     assert_eq!(d.full_level, None);
     let mut text = Vec::new();
     super::write_text(&mut text, &d, "").unwrap();

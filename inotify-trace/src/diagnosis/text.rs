@@ -136,7 +136,15 @@ pub fn diagnosis(out: &mut impl Write, d: &Diagnosis, indent: &str) -> io::Resul
         )?;
     }
     if let Some(after_ms) = d.snapshot_after_ms {
-        let mut said = format!("{indent}  snapshot taken {after_ms:.1} ms after the failure");
+        // When it read the holders, where it says (each its own moment).
+        let reads = d.holders.iter().filter_map(|p| p.read_after_ms);
+        let first = reads.clone().reduce(f64::min);
+        let mut said = match first.zip(reads.reduce(f64::max)) {
+            Some((first, last)) => {
+                format!("{indent}  snapshot read {first:.1}-{last:.1} ms after the failure")
+            }
+            None => format!("{indent}  snapshot taken {after_ms:.1} ms after the failure"),
+        };
         if let Some(u) = &d.usage {
             said += &format!(
                 ": {} and {} held then",
@@ -185,6 +193,15 @@ pub fn diagnosis(out: &mut impl Write, d: &Diagnosis, indent: &str) -> io::Resul
             .filter(|s| !s.is_empty())
             .collect();
         let share = p.share_pct.map_or_else(|| "-".to_owned(), whole_percent);
+        let reconciled = p.as_read.map(|read| {
+            format!(
+                "(at the failure; read {:.1} ms after it: {} and {})",
+                p.read_after_ms.unwrap_or_default(),
+                plural(read.watches, "watch"),
+                plural(read.instances, "instance")
+            )
+        });
+        let tail: Vec<&str> = tail.into_iter().chain(reconciled.as_deref()).collect();
         let row = format!(
             "{indent}  {:>7} {:<15} {:>9} {:>8} {:>6}  {}",
             p.pid,
@@ -201,6 +218,19 @@ pub fn diagnosis(out: &mut impl Write, d: &Diagnosis, indent: &str) -> io::Resul
         for line in p.facts.culprit.iter().flat_map(culprit_lines) {
             writeln!(out, "{indent}            {line}")?;
         }
+    }
+    match d.unexplained {
+        Some(n) if n > 0 => writeln!(
+            out,
+            "{indent}  {} of the kernel's count are not in the holders: held by processes this scan could not read, or released between the failure and the read without a traced call (a directory deleted, an instance closed)",
+            plural(n as u64, d.limit.unit()),
+        )?,
+        Some(n) if n < 0 => writeln!(
+            out,
+            "{indent}  the holders hold {} more than the kernel's count: some of their instances are charged to another uid or namespace (made by another process)",
+            plural(n.unsigned_abs(), d.limit.unit()),
+        )?,
+        _ => {}
     }
     for r in &d.recommendations {
         writeln!(

@@ -391,6 +391,7 @@ mod tests {
             diagnoses: vec![Diagnosis {
                 charge: Vec::new(),
                 full_level: None,
+                unexplained: None,
                 kind: "diagnosis".into(),
                 time: "2026-05-28T20:26:41.000000000Z".into(),
                 pid: 20,

@@ -2,7 +2,10 @@
 //! and what a session's processes hold at its end: the serde model only.
 use serde::{Deserialize, Serialize};
 
-use crate::{advice::Recommendation, held::HolderFacts};
+use crate::{
+    advice::Recommendation,
+    held::{Held, HolderFacts},
+};
 use crate::{
     exact_text::{PathName, ProcessName},
     limits::Limits,
@@ -92,6 +95,16 @@ pub struct ProcessUsage {
     /// take.
     #[serde(default, skip_serializing_if = "is_false")]
     pub gone: bool,
+    /// In a diagnosis: how long after the failing call the scan read its
+    /// fds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_after_ms: Option<f64>,
+    /// In a diagnosis: what the scan read, when it differs from the counts
+    /// above, which are at the failure: the calls traced between the
+    /// failure and the read are undone (watches it added taken away, those
+    /// it removed given back).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub as_read: Option<Held>,
     /// In a diagnosis: its share, in percent, of what the uid held at the
     /// failure in the limit that ran out (watches or instances).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -117,6 +130,8 @@ impl ProcessUsage {
             cgroup_id: None,
             place: None,
             gone: false,
+            read_after_ms: None,
+            as_read: None,
             share_pct: None,
             facts: HolderFacts::default(),
         }

@@ -20,6 +20,9 @@ pub struct HeldFd {
     /// The holder's user namespace (the inode of `PID/ns/user`).
     pub user_ns: Option<u64>,
     pub watches: Vec<Watch>,
+    /// When its fdinfo was read (CLOCK_BOOTTIME ns): a diagnosis
+    /// reconciles each holder with the calls traced until then.
+    pub read_ns: Option<u64>,
 }
 
 /// What a scan saw.
@@ -68,6 +71,7 @@ pub fn inotify_fds(root: &Path) -> Scan {
                 euid,
                 user_ns,
                 watches: fdinfo::parse(&info),
+                read_ns: crate::clock::WallClock::boot_now_ns().ok(),
             });
         }
     }
