@@ -11,11 +11,12 @@ use crate::{exact_text::ProcessName, limits::Limit};
 pub const WATCH_COST_BYTES: u64 = 1080;
 /// Usage at or above this share of a limit gets a recommendation.
 const NEAR_LIMIT: f64 = 0.8;
-/// A single process holding more than this share of a uid's watches, and at
-/// least [`ONE_HOLDER_WATCHES`] of them, makes raising the limit the wrong
-/// fix (a few dozen watches under a tiny cap are no leak).
+/// A single process holding more than this share of a uid's watches makes
+/// raising the limit the wrong first fix, whatever the count: the one rule
+/// `usage`, the diagnosis and the summary follow (README, "Recommendations").
+/// Raising it gives that process more room to take, and the next failure is
+/// anyone's.
 const ONE_HOLDER: f64 = 0.5;
-const ONE_HOLDER_WATCHES: u64 = 1024;
 
 /// What was seen of one uid in one scope (the host, or a user namespace).
 #[derive(Clone, Debug, PartialEq)]
@@ -113,17 +114,21 @@ fn recommend(
         // gets there with nsenter through any process in it.
         Some(ns) => (
             format!("user.{ns_file} (user namespace {ns})"),
-            vec![format!(
-                "nsenter --user --target {} -- sh -c 'echo {recommended} > /proc/sys/user/{ns_file}'   # user namespace {ns}",
-                o.ns_member.map_or_else(|| "PID".to_owned(), |pid| pid.to_string())
-            )],
+            vec![match o.ns_member {
+                Some(pid) => format!(
+                    "nsenter --user --target {pid} -- sh -c 'echo {recommended} > /proc/sys/user/{ns_file}'   # user namespace {ns}"
+                ),
+                // No process of the namespace is left to name: say how to
+                // find one.
+                None => format!(
+                    "nsenter --user --target PID -- sh -c 'echo {recommended} > /proc/sys/user/{ns_file}'   # PID: any process of user namespace {ns} (lsns -t user | grep {ns})"
+                ),
+            }],
         ),
     };
     let wrong_fix = match (resource, &o.top_holder) {
         (Limit::Watches, Some((pid, comm, held)))
-            if used > 0
-                && *held >= ONE_HOLDER_WATCHES
-                && (*held as f64) > ONE_HOLDER * used as f64 =>
+            if used > 0 && (*held as f64) > ONE_HOLDER * used as f64 =>
         {
             Some(format!(
                 "pid {pid} ({comm}) holds {} of uid {}'s watches: raising the limit only postpones the next failure; find out why it watches so much (a leak, or a recursive watch of a large tree?)",
@@ -257,11 +262,17 @@ mod tests {
     }
 
     /// The advice scales with what was used: a cap of 50 full is raised to
-    /// 128, not to a host-sized 8192; a 40-watch holder is no leak.
+    /// 128, not to a host-sized 8192; a holder of most of it is questioned
+    /// whatever the count (one rule), one of less than half is not.
     #[test]
-    fn a_small_cap_gets_a_small_raise_and_no_leak_question() {
+    fn a_small_cap_gets_a_small_raise_and_the_one_rule() {
         let r = &advise(&[observed(50, 50, 40)])[0];
         assert_eq!((r.current, r.observed, r.recommended), (50, 50, 128));
+        assert!(r
+            .wrong_fix
+            .as_deref()
+            .is_some_and(|w| w.contains("holds 80%")));
+        let r = &advise(&[observed(50, 50, 25)])[0];
         assert_eq!(r.wrong_fix, None);
         let r = &advise(&[observed(190_000, 192_530, 1000)])[0];
         assert_eq!(r.recommended, 524_288);

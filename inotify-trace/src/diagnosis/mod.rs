@@ -370,8 +370,17 @@ pub fn diagnose(
                 .iter()
                 .filter(|p| !p.started_after_failure)
                 .max_by_key(|p| (p.watches, std::cmp::Reverse(p.pid)));
-            let member = holders.iter().find(|p| !p.gone).map(|p| p.pid);
-            advice::advise(&[Observed {
+            // The fix is run after the diagnosis is read: enter the
+            // namespace through a process still alive, the failer last (it
+            // is the one that tends to exit at its failure).
+            let alive = |pid: u32| source.root.join(pid.to_string()).exists();
+            let member = holders
+                .iter()
+                .filter(|p| !p.gone)
+                .map(|p| p.pid)
+                .filter(|pid| alive(*pid))
+                .min_by_key(|pid| *pid == h.pid);
+            let mut recommendations = advice::advise(&[Observed {
                 kubernetes_node: source.kubernetes_node(),
                 uid,
                 user_ns,
@@ -381,7 +390,10 @@ pub fn diagnose(
                 max_instances: u.max_instances,
                 top_holder: top.map(|p| (p.pid, p.comm, p.watches)),
                 ns_member: user_ns.and(member),
-            }])
+            }]);
+            // Advice about what ran out, not about the other budget.
+            recommendations.retain(|r| r.resource == Some(failure.limit));
+            recommendations
         }
         _ => Vec::new(),
     };

@@ -265,9 +265,8 @@ fn per_uid_totals_against_the_host_limits_and_the_namespace_caps() {
         ]
     );
     assert_eq!(usage.users[0].top_holder.as_ref().unwrap().pid, 200);
-    // uid 0 is above 80% of its limit; kubelet holds 95% of it, but 100
-    // watches are no leak to ask about (advice.rs: the dominant holder
-    // needs 1024 or more).
+    // uid 0 is above 80% of its limit, and kubelet holds 95% of it: raising
+    // the limit is not the first fix, whatever the count (advice.rs).
     assert_eq!(usage.recommendations.len(), 1);
     let r = &usage.recommendations[0];
     assert_eq!(
@@ -275,7 +274,12 @@ fn per_uid_totals_against_the_host_limits_and_the_namespace_caps() {
         // Half again of 105, above 120, as a power of two.
         (0, 120, 105, 256)
     );
-    assert_eq!(r.wrong_fix, None);
+    assert!(
+        r.wrong_fix
+            .as_deref()
+            .is_some_and(|why| why.starts_with("pid 200 (kubelet) holds 95% of uid 0's watches")),
+        "{r:?}"
+    );
 }
 
 #[test]
