@@ -3,11 +3,12 @@
 //! compare what it reported with what the calls saw (`expect`); wait for a
 //! condition, never a fixed time (`wait`); real watchers (`watchers`), a
 //! pretend node's cgroups and log layout (`node`), Prometheus (`scrape`),
-//! podman (`podman`).
+//! podman (`podman`), programs from other Debian releases (`elsewhere`).
 //!
 //! Tests share the kernel (attached programs slow every syscall, and a
 //! user-namespace limit is per namespace), so they run one at a time:
 //! `cargo xtask test` passes `--test-threads=1`.
+pub mod elsewhere;
 mod expect;
 pub mod node;
 pub mod podman;

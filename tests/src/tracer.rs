@@ -25,12 +25,19 @@ const ATTACH_TIMEOUT: Duration = Duration::from_secs(60);
 pub fn bpf_available(test: &str) -> bool {
     // SAFETY: geteuid has no preconditions.
     let why = if unsafe { libc::geteuid() } != 0 {
-        "not running as root (BPF programs need CAP_BPF and CAP_PERFMON)"
+        "BPF cannot be loaded here: not running as root (BPF programs need CAP_BPF and CAP_PERFMON)"
     } else {
         return true;
     };
+    unavailable(test, why)
+}
+
+/// What a test does when something it needs is missing: under CI
+/// (`CI=true`) it fails, saying `why`; elsewhere it prints why it skips.
+/// Returns false (the test returns).
+pub fn unavailable(test: &str, why: &str) -> bool {
     if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{test}: CI=true, but BPF cannot be loaded here: {why}");
+        panic!("{test}: CI=true, but {why}");
     }
     eprintln!("SKIPPED {test}: {why}");
     false

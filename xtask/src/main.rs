@@ -216,6 +216,7 @@ fn prepare_tests() -> Result<(std::path::PathBuf, vm::Prepared)> {
     setup::all()?;
     setup::test_programs()?;
     packages::ensure(&packages::BENCH)?;
+    vm::fetch_test_programs()?;
     lint::all()?;
     // The static binaries first: the container test builds its image from
     // dist/.

@@ -124,9 +124,9 @@ impl Apt {
             .context("running apt-get")?;
         if !status.success() {
             bail!(
-                "apt-get could not download {qualified}: if Debian has moved on to a newer ABI, \
-                 list the candidates with `apt-cache {} search 'linux-image-.*-cloud'` and pin \
-                 one in xtask/src/vm/kernels.rs",
+                "apt-get could not download {qualified}: list the candidates with `apt-cache {} \
+                 search '^{name}'` (a kernel: if Debian has moved on to a newer ABI, pin one in \
+                 xtask/src/vm/kernels.rs)",
                 self.options().join(" ")
             );
         }

@@ -203,6 +203,38 @@ pub fn bench(names: &[String], rounds: u32, calls: u32) -> Result<GuestBench> {
     Ok(results)
 }
 
+/// The Debian packages `fetch_test_programs` fetches.
+const FETCHED_FOR_TESTS: &[&str] = &["cadvisor"];
+
+/// Real programs the tests run that the host's release does not have, each
+/// fetched once into `target/vm/apt/debs/` with the matrix's apt
+/// configuration: bullseye's cAdvisor. A program that cannot be fetched is
+/// not fatal here: the reason is left in `debs/NAME.missing`, and the test
+/// that needs it fails with it under CI.
+pub fn fetch_test_programs() -> Result<()> {
+    let vm_dir = cmd::target_dir()?.join("vm");
+    std::fs::create_dir_all(&vm_dir)?;
+    let apt = kernels::Apt::new(&vm_dir)?;
+    let arch = match std::env::consts::ARCH {
+        "aarch64" => Arch::Arm64,
+        _ => Arch::Amd64,
+    };
+    let debs = vm_dir.join("apt/debs");
+    for package in FETCHED_FOR_TESTS {
+        let missing = debs.join(format!("{package}.missing"));
+        match apt.unpacked(package, arch) {
+            Ok(_) => {
+                let _ = std::fs::remove_file(&missing);
+            }
+            Err(e) => {
+                eprintln!("xtask: warning: {package} could not be fetched: {e:#}");
+                std::fs::write(&missing, format!("{e:#}\n"))?;
+            }
+        }
+    }
+    Ok(())
+}
+
 fn select(names: &[String]) -> Result<Vec<Kernel>> {
     if names.is_empty() {
         return Ok(MATRIX.to_vec());
