@@ -287,7 +287,7 @@ pub struct Printing {
     #[arg(long)]
     pub json: bool,
 
-    /// List only the first N processes of the summary, by new watches (0: all).
+    /// List only the first N processes of the summary, by watches held, then new watches (0: all).
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub top: usize,
 }

@@ -47,6 +47,23 @@ pub struct HolderFacts {
     pub culprit: Option<crate::culprits::Culprit>,
 }
 
+/// One process holding inotify instances when a session attached, as
+/// `usage` counts it: who it is, the scope it is charged in (its uid and
+/// user namespace) and what it held.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeldAtStart {
+    pub pid: u32,
+    #[serde(flatten)]
+    pub comm: crate::exact_text::ProcessName,
+    /// The effective uid (the uid its instances are charged to).
+    pub uid: u32,
+    /// The inode of its user namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_ns: Option<u64>,
+    pub instances: u64,
+    pub watches: u64,
+}
+
 /// A directory and how many watched paths are in it or below it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Place {

@@ -22,6 +22,10 @@ pub trait Output {
     fn start(&mut self) -> io::Result<()> {
         Ok(())
     }
+    /// What held inotify instances when the session attached.
+    fn start_holdings(&mut self, _start: &crate::stream::Start) -> io::Result<()> {
+        Ok(())
+    }
     /// An event that passed the selection, with where its caller runs
     /// (pod, container, unit) when known.
     fn event(&mut self, _event: &Event<'_>, _place: Option<&Attribution>) -> io::Result<()> {

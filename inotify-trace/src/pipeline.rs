@@ -20,7 +20,7 @@ use crate::{
     },
     render::{self, Format},
     selection::Selection,
-    stream::{Counts, End, Item},
+    stream::{Counts, End, Item, Start},
     summary::{aggregate::Aggregator, LimitsAtStartAndEnd},
 };
 
@@ -55,6 +55,12 @@ pub struct Pipeline {
     /// verdicts, the diagnosis reads what a gone failer had taken.
     ledger: Ledger,
     aggregator: Aggregator,
+    /// What held instances when the session attached.
+    start: Option<Box<Start>>,
+    /// The (uid, user namespace) scopes the selected calls were charged
+    /// to, and the last one seen (most calls repeat it: one compare).
+    scopes: std::collections::HashSet<(u32, Option<u64>)>,
+    last_scope: Option<(u32, Option<u64>)>,
     /// Diagnoses whose holders wait for the calls made between the failure
     /// and the scan's reads (released at the end of the batch, when the
     /// ring buffer is drained).
@@ -116,6 +122,9 @@ impl Pipeline {
             },
             aggregator: Aggregator::default(),
             pending: Vec::new(),
+            start: None,
+            scopes: std::collections::HashSet::new(),
+            last_scope: None,
             diagnoses: Vec::new(),
             summarize: true,
             counts: Counts::default(),
@@ -167,6 +176,11 @@ impl Pipeline {
                 let place = key.and_then(|key| self.attributor.get(key));
                 self.counts.events += 1;
                 self.counts.failed += u64::from(event.header.ret < 0);
+                let scope = (event.charged_uid(), event.user_ns());
+                if self.last_scope != Some(scope) {
+                    self.scopes.insert(scope);
+                    self.last_scope = Some(scope);
+                }
                 let seen = self.ledger.observe(&event);
                 for pending in &mut self.pending {
                     pending.observe(&event, seen);
@@ -214,6 +228,11 @@ impl Pipeline {
                 self.attributor.learn(*frame);
                 Ok(())
             }
+            Item::Start(start) => {
+                self.each(|o| o.start_holdings(&start))?;
+                self.start = Some(start);
+                Ok(())
+            }
             Item::End(end) => {
                 self.release_diagnoses()?;
                 self.each(|o| o.end(&end))?;
@@ -246,6 +265,21 @@ impl Pipeline {
         self.aggregator.saw(pid)
     }
 
+    /// Whether the summary lists `pid`: it made a call, or it held an
+    /// instance at the start in a scope the calls were charged to.
+    pub fn lists(&self, pid: u32) -> bool {
+        self.saw(pid) || self.start_holders().any(|h| h.pid == pid)
+    }
+
+    /// The holders at the start of the budgets the selected calls were
+    /// charged to (README, "Reading the summary").
+    fn start_holders(&self) -> impl Iterator<Item = &crate::held::HeldAtStart> {
+        let scopes = &self.scopes;
+        self.start.iter().flat_map(|s| &s.holders).filter(move |h| {
+            scopes.contains(&(h.uid, h.user_ns)) || scopes.contains(&(h.uid, None))
+        })
+    }
+
     /// Builds the summary and hands it to the outputs. A stream without an
     /// end (a recording cut short) lasted at least until its last event.
     pub fn finish(&mut self) -> io::Result<()> {
@@ -262,6 +296,7 @@ impl Pipeline {
             end: end_limits,
         };
         self.ledger.clear();
+        let start: Vec<_> = self.start_holders().cloned().collect();
         let mut summary = std::mem::take(&mut self.aggregator).into_summary(
             &self.counts,
             duration_s,
@@ -269,7 +304,9 @@ impl Pipeline {
             &self.clock,
             self.top,
             &self.attributor,
+            &start,
         );
+        summary.start_known = self.start.is_some();
         summary.diagnoses = std::mem::take(&mut self.diagnoses);
         if let Some(end) = &self.end {
             summary.hold(&end.held_now);

@@ -14,9 +14,12 @@ use crate::{
     recording::metadata::{Filters, Metadata},
     ring::RingReader,
     selection::Selection,
-    stream::{Counts, End, Item},
+    stream::{Counts, End, Item, Start},
     tracer::{Tracer, TracerOptions},
-    usage::{holdings::holdings_now, Source},
+    usage::{
+        holdings::{holdings_at_start, holdings_now},
+        Source,
+    },
 };
 
 /// The session's description in its recording: when it started, what it
@@ -40,6 +43,8 @@ pub struct LiveSession {
     pipeline: Pipeline,
     tracer: Tracer,
     reader: RingReader,
+    /// What held instances at attach, until `run` passes it on.
+    start: Option<Start>,
     started: Instant,
 }
 
@@ -68,10 +73,17 @@ impl LiveSession {
     ) -> Result<LiveSession> {
         let mut tracer = Tracer::start(options, selection)?;
         let reader = RingReader::new(tracer.take_ring()?, tracer.take_lost_counter()?)?;
+        // Taken once the programs are attached: a watch added meanwhile is
+        // in the scan or in the trace (or both: the summary counts a
+        // process's start as what it held, its calls as what it did).
+        let start = Start {
+            holders: holdings_at_start(&Source::live(None)),
+        };
         Ok(LiveSession {
             pipeline,
             tracer,
             reader,
+            start: Some(start),
             started: Instant::now(),
         })
     }
@@ -84,6 +96,9 @@ impl LiveSession {
     /// fails (`None`; see [`Ended::failure`]). Called once.
     pub async fn run<T>(&mut self, stop: impl Future<Output = T>) -> Result<Option<T>> {
         self.pipeline.start()?;
+        if let Some(start) = self.start.take() {
+            self.pipeline.push(Item::Start(Box::new(start)))?;
+        }
         self.pipeline.flush()?;
         tokio::pin!(stop);
         loop {
@@ -126,7 +141,7 @@ impl LiveSession {
             limits: Limits::read(),
             events: counts.events,
             lost: counts.lost,
-            held_now: holdings_now(&Source::live(None), |pid| pipeline.saw(pid)),
+            held_now: holdings_now(&Source::live(None), |pid| pipeline.lists(pid)),
         };
         let ended = pipeline.push(Item::End(end));
         let finished = pipeline.finish();

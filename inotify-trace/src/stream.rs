@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::{
     diagnosis::Diagnosis,
     event::{DecodeError, Event},
-    held::HeldNow,
+    held::{HeldAtStart, HeldNow},
     limits::Limits,
     pods::CgroupAttribution,
 };
@@ -27,8 +27,21 @@ pub enum Item<'a> {
     /// How the session resolved a cgroup id (read back from a recording;
     /// live, the pipeline resolves them).
     Attribution(Box<CgroupAttribution>),
+    /// What held inotify instances when the session attached (live: one
+    /// /proc scan right after the programs were attached; read back from a
+    /// recording): the budget it started in.
+    Start(Box<Start>),
     /// The session ended normally.
     End(End),
+}
+
+/// What held inotify instances when a session attached; a recording's frame
+/// right after its metadata (absent from recordings made before it was
+/// taken).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Start {
+    /// Every process holding an instance, by watches.
+    pub holders: Vec<HeldAtStart>,
 }
 
 /// How a session ended; the last frame of a recording whose session ended

@@ -203,7 +203,7 @@ fn diagnosis_names(program: Program) {
     let report = tests::report(&[&recording]);
     assert!(report.status.success(), "{report:?}");
     let text = String::from_utf8(report.stdout).unwrap();
-    for heading in ["Processes, by new watches", "Diagnoses"] {
+    for heading in ["Processes, by watches held", "Diagnoses"] {
         assert!(
             says_known(section(&text, heading), holder, program),
             "{program:?}, {heading}:\n{text}"

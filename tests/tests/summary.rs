@@ -468,3 +468,102 @@ fn watches_that_keep_growing_are_marked_a_leak_and_a_burst_is_not() {
         "{text}"
     );
 }
+
+/// A hog that started before the session, in the budget the victim's calls
+/// are charged to: it tops the Processes table with what it held at the
+/// start (no call of its own in the session), above the victim that made
+/// every call; live and in `report`, the same.
+#[test]
+fn a_holder_from_before_the_session_tops_the_table_live_and_in_report() {
+    require_bpf!();
+    let (hog, victim) = (unique_comm("hog"), unique_comm("victim"));
+    let dir = tempfile::tempdir().unwrap();
+    let watched: Vec<String> = (0..8)
+        .map(|i| {
+            let d = dir.path().join(format!("d{i}"));
+            std::fs::create_dir(&d).unwrap();
+            d.to_str().unwrap().to_owned()
+        })
+        .collect();
+    let (go, stop) = (dir.path().join("go"), dir.path().join("stop"));
+    let w = workload_binary();
+    let w = w.to_str().unwrap();
+    let adds = |paths: &[String]| {
+        paths
+            .iter()
+            .map(|p| format!("add {p}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    // In a namespace of its own (a budget no other test touches): the hog
+    // takes 5 of 7, says so, and holds them; once the tracer is attached
+    // (`go`), the victim takes the 2 left and fails at its third.
+    let script = format!(
+        "echo 7 > /proc/sys/user/max_inotify_watches; T=$(mktemp); \
+         {w} --comm {hog} init {} sleep 60 >$T & echo $!; \
+         until [ \"$(wc -l < $T)\" -ge 6 ]; do sleep 0.01; done; echo ready; \
+         for i in $(seq 3000); do [ -e {go} ] && break; sleep 0.02; done; \
+         {w} --comm {victim} init {} >/dev/null; echo done; \
+         for i in $(seq 3000); do [ -e {stop} ] && break; sleep 0.02; done; kill $!",
+        adds(&watched[..5]),
+        adds(&watched[5..]),
+        go = go.display(),
+        stop = stop.display(),
+    );
+    let mut namespace = std::process::Command::new("unshare")
+        .args(["-U", "-r", "sh", "-c", &script])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut said =
+        std::io::BufRead::lines(std::io::BufReader::new(namespace.stdout.take().unwrap()));
+    let mut next = || said.next().unwrap().unwrap();
+    let hog_pid: u64 = next().trim().parse().unwrap();
+    assert_eq!(next(), "ready");
+    let record = dir.path().join("s.rec");
+    let tracer = Tracer::start(&[
+        "--json",
+        "-q",
+        "--comm",
+        &victim,
+        "--record",
+        record.to_str().unwrap(),
+    ]);
+    std::fs::write(&go, b"").unwrap();
+    assert_eq!(next(), "done");
+    let finished = tracer.stop();
+    std::fs::write(&stop, b"").unwrap();
+    assert!(namespace.wait().unwrap().success());
+    finished.assert_clean_exit();
+
+    let live = summary_of(&finished.stdout);
+    let top = &live["processes"][0];
+    assert_eq!(top["pid"].as_u64(), Some(hog_pid), "{live:#}");
+    assert_eq!(
+        (
+            &top["calls"],
+            &top["held_at_start"]["watches"],
+            &top["held_watches"]
+        ),
+        (&Value::from(0), &Value::from(5), &Value::from(5)),
+        "{live:#}"
+    );
+    let second = &live["processes"][1];
+    assert_eq!(
+        (&second["comm"], &second["new_watches"], &second["failed"]),
+        (
+            &Value::from(victim.as_str()),
+            &Value::from(2),
+            &Value::from(1)
+        ),
+        "{live:#}"
+    );
+    // The recording says the same.
+    let report = std::process::Command::new(tests::tracer_binary())
+        .args(["report", "--json"])
+        .arg(&record)
+        .output()
+        .unwrap();
+    let replayed = summary_of(&String::from_utf8(report.stdout).unwrap());
+    assert_eq!(replayed["processes"], live["processes"]);
+}

@@ -44,6 +44,8 @@ pub enum FrameKind {
     /// JSON: how the session resolved a cgroup id to a pod, container or
     /// unit, before the first event that uses it (2.0).
     Attribution = 6,
+    /// JSON: what held inotify instances when the session attached (3.0).
+    Start = 7,
 }
 
 impl FrameKind {
@@ -55,6 +57,7 @@ impl FrameKind {
             4 => Some(FrameKind::End),
             5 => Some(FrameKind::Diagnosis),
             6 => Some(FrameKind::Attribution),
+            7 => Some(FrameKind::Start),
             _ => None,
         }
     }

@@ -127,6 +127,9 @@ impl<R: Read> Reader<R> {
             FrameKind::Attribution => Item::Attribution(Box::new(
                 json(&self.payload, "attribution").map_err(corrupt)?,
             )),
+            FrameKind::Start => Item::Start(Box::new(
+                json(&self.payload, "start holdings").map_err(corrupt)?,
+            )),
             FrameKind::Metadata => return Err(corrupt("a second metadata frame".to_owned())),
         }))
     }

@@ -140,6 +140,10 @@ impl Recorder {
         self.json(FrameKind::Attribution, frame)
     }
 
+    pub fn start_holdings(&mut self, start: &crate::stream::Start) -> Result<(), WriteError> {
+        self.json(FrameKind::Start, start)
+    }
+
     pub fn end(&mut self, end: &End) -> Result<(), WriteError> {
         self.json(FrameKind::End, end)?;
         self.flush()
@@ -242,6 +246,11 @@ impl Output for RecorderOutput {
 
     fn attribution(&mut self, frame: &CgroupAttribution) -> io::Result<()> {
         self.write(|r| r.attribution(frame));
+        Ok(())
+    }
+
+    fn start_holdings(&mut self, start: &crate::stream::Start) -> io::Result<()> {
+        self.write(|r| r.start_holdings(start));
         Ok(())
     }
 

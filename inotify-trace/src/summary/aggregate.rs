@@ -41,6 +41,7 @@ use crate::{
     clock::WallClock,
     errno::Errno,
     event::{Event, Kind},
+    held::{Held, HeldAtStart},
     ledger::{Effect, Seen},
     pods::{Attribution, Attributor},
     stream::Counts,
@@ -194,6 +195,7 @@ impl Aggregator {
     /// table, and the instance table is freed first: with 200k processes,
     /// what keeps a report well under 64 MiB. `top` cuts the process table
     /// (0: no cut).
+    #[allow(clippy::too_many_arguments)]
     pub fn into_summary(
         mut self,
         counts: &Counts,
@@ -202,12 +204,23 @@ impl Aggregator {
         clock: &WallClock,
         top: usize,
         places: &Attributor,
+        start: &[HeldAtStart],
     ) -> Summary {
         let failures = self.failure_groups(clock);
+        // The holders the session started with: a row each, beside the
+        // callers (a hog that made no call is a row of its own).
+        for h in start {
+            let comm = inotify_trace_common::comm_key(h.comm.bytes());
+            self.processes.entry(h.pid, comm, h.uid).set_at_start(Held {
+                instances: h.instances,
+                watches: h.watches,
+            });
+        }
         // The counts become the rows: moved, never copied.
         let mut processes: Vec<ProcessSummary> = self.processes.table.into_iter().collect();
         processes.sort_by(|a, b| {
-            (b.new_watches, b.calls, b.instances, a.pid).cmp(&(
+            (b.most_held(), b.new_watches, b.calls, b.instances, a.pid).cmp(&(
+                a.most_held(),
                 a.new_watches,
                 a.calls,
                 a.instances,
@@ -243,6 +256,7 @@ impl Aggregator {
             diagnoses: Vec::new(),
             utc_offset_s: clock.utc_offset_s,
             held_known: false,
+            start_known: false,
         }
     }
 
@@ -421,6 +435,7 @@ mod tests {
             },
             0,
             &Attributor::recorded(),
+            &[],
         );
         let users: Vec<(u32, u64, u64, u64)> = summary
             .users
@@ -503,6 +518,7 @@ mod tests {
                 },
                 top,
                 &self.places,
+                &[],
             )
         }
     }

@@ -42,7 +42,7 @@ fn processes(out: &mut impl Write, s: &Summary) -> io::Result<()> {
     if s.processes.is_empty() {
         return writeln!(out, "No inotify calls were traced.");
     }
-    write!(out, "Processes, by new watches")?;
+    write!(out, "Processes, by watches held, then new watches")?;
     if s.processes_omitted > 0 {
         write!(
             out,
@@ -54,7 +54,7 @@ fn processes(out: &mut impl Write, s: &Summary) -> io::Result<()> {
     writeln!(out, ":")?;
     writeln!(
         out,
-        "  {:>7} {:<15} {:>6} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>5} {:>9}  ERRORS",
+        "  {:>7} {:<15} {:>6} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>5} {:>9}  ERRORS",
         "PID",
         "COMM",
         "UID",
@@ -62,6 +62,7 @@ fn processes(out: &mut impl Write, s: &Summary) -> io::Result<()> {
         "NEW",
         "RE-ADD",
         "REMOVED",
+        "START",
         "HELD",
         "FAILED",
         "PATHS",
@@ -71,7 +72,7 @@ fn processes(out: &mut impl Write, s: &Summary) -> io::Result<()> {
     for p in &s.processes {
         let errors: Vec<String> = p.errors().iter().map(|(e, n)| format!("{e}:{n}")).collect();
         let row = format!(
-            "  {:>7} {:<15} {:>6} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>5} {:>9}  {}",
+            "  {:>7} {:<15} {:>6} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>5} {:>9}  {}",
             p.pid,
             fit(&Escaped(comm_bytes(&p.comm)).to_string(), 15),
             p.uid,
@@ -79,6 +80,7 @@ fn processes(out: &mut impl Write, s: &Summary) -> io::Result<()> {
             p.new_watches,
             p.re_adds,
             p.removed(),
+            start_text(p, s.start_known),
             held_text(p, s.held_known),
             p.failed(),
             paths_text(p),
@@ -110,7 +112,7 @@ fn processes(out: &mut impl Write, s: &Summary) -> io::Result<()> {
     }
     writeln!(
         out,
-        "  (REMOVED counts inotify_rm_watch calls only: a watch also goes when its directory is deleted or its instance closed. HELD: the watches held at the end; -: none)"
+        "  (REMOVED counts inotify_rm_watch calls only: a watch also goes when its directory is deleted or its instance closed. START, HELD: the watches held when the session attached, at its end; -: none)"
     )
 }
 
@@ -120,6 +122,16 @@ fn processes(out: &mut impl Write, s: &Summary) -> io::Result<()> {
 fn held_text(p: &super::ProcessSummary, known: bool) -> String {
     match (p.held(), known) {
         (Some((_, watches)), _) => watches.to_string(),
+        (None, true) => "-".to_owned(),
+        (None, false) => "?".to_owned(),
+    }
+}
+
+/// The START column: watches held when the session attached; `-` when
+/// none, `?` when not known (a recording made before the start was kept).
+fn start_text(p: &super::ProcessSummary, known: bool) -> String {
+    match (p.at_start(), known) {
+        (Some(held), _) => held.watches.to_string(),
         (None, true) => "-".to_owned(),
         (None, false) => "?".to_owned(),
     }
@@ -439,6 +451,7 @@ mod tests {
             }],
             utc_offset_s: 3600,
             held_known: true,
+            start_known: true,
         };
         let mut out = Vec::new();
         write_summary(&mut out, &summary).unwrap();
@@ -446,14 +459,14 @@ mod tests {
 
         == inotify-trace summary: 12.3s, 8203 events, 0 lost ==
 
-        Processes, by new watches (top 2; 1 more not shown):
-              PID COMM               UID   CALLS     NEW  RE-ADD REMOVED    HELD  FAILED   PATHS  INST INST-FAIL  ERRORS
-               10 greedy               0    8200    8190      10       0    8190       0     100     1         0
+        Processes, by watches held, then new watches (top 2; 1 more not shown):
+              PID COMM               UID   CALLS     NEW  RE-ADD REMOVED   START    HELD  FAILED   PATHS  INST INST-FAIL  ERRORS
+               10 greedy               0    8200    8190      10       0       -    8190       0     100     1         0
                   where: 8190 under /srv/data/\xffn; cmdline: greedy -r /srv/data/\u{1b}n
                   known: Python watchdog (watchmedo, Observer): one watch per directory of each tree scheduled recursively
                   fix: schedule fewer trees or non-recursively, ignore build and cache directories, or use the PollingObserver for huge trees (https://github.com/gorakhargosh/watchdog). Raising the limit only postpones the next failure.
-               20 kubelet              0       3       1       0       0       -       2       3     1         0  ENOSPC:2
-          (REMOVED counts inotify_rm_watch calls only: a watch also goes when its directory is deleted or its instance closed. HELD: the watches held at the end; -: none)
+               20 kubelet              0       3       1       0       0       -       -       2       3     1         0  ENOSPC:2
+          (REMOVED counts inotify_rm_watch calls only: a watch also goes when its directory is deleted or its instance closed. START, HELD: the watches held when the session attached, at its end; -: none)
 
         Failures:
           ENOSPC from inotify_add_watch: 2 calls (a watch budget is used up: the uid's fs.inotify.max_user_watches, or its user namespace's user.max_inotify_watches)

@@ -30,7 +30,8 @@ pub struct Summary {
     pub duration_s: f64,
     pub events: u64,
     pub lost: u64,
-    /// Sorted by new watches, then calls; cut to `--top`.
+    /// Sorted by the most watches each held (at the start, or added since),
+    /// then by new watches and calls; cut to `--top`.
     pub processes: Vec<ProcessSummary>,
     /// Processes left out by `--top`.
     pub processes_omitted: usize,
@@ -50,6 +51,10 @@ pub struct Summary {
     /// or a recording that kept it); else the human table shows `?`.
     #[serde(skip)]
     pub held_known: bool,
+    /// Whether the rows say what each process held when the session
+    /// attached (likewise).
+    #[serde(skip)]
+    pub start_known: bool,
 }
 
 impl Summary {

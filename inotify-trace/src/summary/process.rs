@@ -6,7 +6,12 @@ use inotify_trace_common::Comm;
 use serde::{ser::SerializeStruct, Serialize, Serializer};
 
 use super::growth::{AtEnd, Growth, Leak};
-use crate::{errno::Errno, event::comm_bytes, held::HeldNow, pods::Attribution};
+use crate::{
+    errno::Errno,
+    event::comm_bytes,
+    held::{Held, HeldNow},
+    pods::Attribution,
+};
 
 /// Distinct paths of a process are counted exactly up to this many (the
 /// estimator's exact representation), estimated past it.
@@ -52,6 +57,9 @@ pub(super) struct RareCounts {
     pub place: Option<Attribution>,
     /// Its watches grew without bound over the session (set at the end).
     pub leak: Option<Leak>,
+    /// What it held when the session attached (a holder of a budget the
+    /// session's calls were charged to).
+    pub at_start: Option<Held>,
 }
 
 static NONE: RareCounts = RareCounts {
@@ -62,6 +70,7 @@ static NONE: RareCounts = RareCounts {
     held: None,
     place: None,
     leak: None,
+    at_start: None,
 };
 
 impl ProcessSummary {
@@ -135,6 +144,24 @@ impl ProcessSummary {
         }
     }
 
+    /// What it held when the session attached.
+    pub fn at_start(&self) -> Option<Held> {
+        self.rare().at_start
+    }
+
+    pub(super) fn set_at_start(&mut self, held: Held) {
+        self.rare_mut().at_start = Some(held);
+    }
+
+    /// The most of its budget it can have held over the session, as far as
+    /// the session knows: what it held at the start, or that plus what it
+    /// added less what it removed (the summary's order: whoever holds the
+    /// most of a charged budget first, not whoever called most).
+    pub fn most_held(&self) -> u64 {
+        let start = self.at_start().map_or(0, |h| h.watches);
+        start.max((start + self.new_watches).saturating_sub(self.removed()))
+    }
+
     pub(super) fn set_place(&mut self, place: Attribution) {
         self.rare_mut().place = Some(place);
     }
@@ -196,7 +223,8 @@ impl Serialize for ProcessSummary {
             + usize::from(comm_exact.is_some())
             + 4 * usize::from(held.is_some())
             + usize::from(held.is_some_and(|h| h.facts.culprit.is_some()))
-            + usize::from(self.leak().is_some());
+            + usize::from(self.leak().is_some())
+            + usize::from(self.at_start().is_some());
         let mut row = s.serialize_struct("ProcessSummary", fields)?;
         row.serialize_field("pid", &self.pid)?;
         row.serialize_field("comm", &String::from_utf8_lossy(comm))?;
@@ -243,6 +271,9 @@ impl Serialize for ProcessSummary {
         }
         if let Some(leak) = self.leak() {
             row.serialize_field("leak", leak)?;
+        }
+        if let Some(at_start) = self.at_start() {
+            row.serialize_field("held_at_start", &at_start)?;
         }
         row.end()
     }

@@ -1,5 +1,6 @@
-//! What a session's processes hold when it ends (one /proc scan, as
-//! `usage` counts it), for the end of its stream.
+//! What processes hold when a session starts and when it ends (one /proc
+//! scan each, as `usage` counts it), for the start and the end of its
+//! stream.
 use std::collections::HashSet;
 
 use super::{
@@ -7,7 +8,7 @@ use super::{
     scan::{self, HeldFd},
     snapshot, Source,
 };
-use crate::held::{HeldNow, HolderFacts};
+use crate::held::{HeldAtStart, HeldNow, HolderFacts};
 
 /// What each process `chosen` picks holds now (instances shared across
 /// fork counted once per process), where its watches are and its command
@@ -25,6 +26,23 @@ pub fn holdings_now(source: &Source<'_>, chosen: impl Fn(u32) -> bool) -> Vec<He
             instances: p.instances,
             watches: p.watches,
             facts: facts_of(&held, source, p.pid, &resolver),
+        })
+        .collect()
+}
+
+/// Every process holding an instance now, by watches: what a session
+/// starts in (one scan, no paths).
+pub fn holdings_at_start(source: &Source<'_>) -> Vec<HeldAtStart> {
+    let held = scan::inotify_fds(&source.root).held;
+    snapshot::processes(&snapshot::instances(&held, source), &held)
+        .into_iter()
+        .map(|p| HeldAtStart {
+            pid: p.pid,
+            comm: p.comm,
+            uid: p.uid,
+            user_ns: p.user_ns,
+            instances: p.instances,
+            watches: p.watches,
         })
         .collect()
 }
