@@ -186,6 +186,7 @@ fn the_timeline_plots_the_peak_against_the_cap_with_a_mark_per_failed_call() {
         .collect();
     assert!(bands[0].starts_with("tl-big (pid "), "{bands:?}");
     assert!(bands[1].starts_with("tl-small (pid "), "{bands:?}");
+    assert_labels_apart(&text);
 
     // Rendered: not blank, and the cap line is there, a dashed red row.
     let (width, height, rgba) = render(&svg, dir.path());
@@ -278,4 +279,175 @@ fn the_html_page_and_stdout_carry_the_picture() {
     ]);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     assert_eq!(std::fs::read_to_string(&html).unwrap(), kept);
+}
+
+/// The estimated box of a `<text>` the picture draws (the picture's own
+/// rule: a character is 0.62 of the font size wide, the font size high;
+/// `rotate(-90 x y)` turns it up from its anchor).
+fn text_box(node: roxmltree::Node<'_, '_>) -> (f64, f64, f64, f64) {
+    let number = |name: &str| node.attribute(name).unwrap().parse::<f64>().unwrap();
+    let (x, y) = (number("x"), number("y"));
+    let size: f64 = node
+        .attribute("font-size")
+        .map_or(12.0, |s| s.parse().unwrap());
+    let length = node.text().unwrap_or("").chars().count() as f64 * size * 0.62;
+    if node
+        .attribute("transform")
+        .is_some_and(|t| t.starts_with("rotate(-90"))
+    {
+        return (x - size, y - length, x + size * 0.25, y);
+    }
+    let x0 = match node.attribute("text-anchor") {
+        Some("end") => x - length,
+        _ => x,
+    };
+    (x0, y - size, x0 + length, y + size * 0.25)
+}
+
+/// In each panel, the labels (and its title) overlap neither each other
+/// nor the cap line, and stay inside the picture.
+fn assert_labels_apart(svg: &str) {
+    let doc = roxmltree::Document::parse(svg).unwrap();
+    let width: f64 = doc
+        .root_element()
+        .attribute("width")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let overlap = |a: (f64, f64, f64, f64), b: (f64, f64, f64, f64)| {
+        a.0 < b.2 && b.0 < a.2 && a.1 < b.3 && b.1 < a.3
+    };
+    for panel in doc
+        .descendants()
+        .filter(|n| n.attribute("class") == Some("panel"))
+    {
+        let mut boxes: Vec<((f64, f64, f64, f64), String)> = panel
+            .descendants()
+            .filter(|n| n.has_tag_name("text") && n.attribute("class") == Some("label"))
+            .map(|n| (text_box(n), n.text().unwrap_or("").to_owned()))
+            .collect();
+        let title = panel.children().find(|n| n.has_tag_name("text")).unwrap();
+        boxes.push((text_box(title), "the title".to_owned()));
+        for (b, label) in &boxes {
+            assert!(
+                b.0 >= 0.0 && b.2 <= width && b.1 >= 0.0,
+                "{label:?} leaves the picture: {b:?}"
+            );
+        }
+        for (i, (a, la)) in boxes.iter().enumerate() {
+            for (b, lb) in &boxes[i + 1..] {
+                assert!(!overlap(*a, *b), "{la:?} {a:?} overlaps {lb:?} {b:?}");
+            }
+        }
+        if let Some(cap) = panel
+            .descendants()
+            .find(|n| n.attribute("class") == Some("cap"))
+        {
+            let y: f64 = cap.attribute("y1").unwrap().parse().unwrap();
+            for (b, label) in &boxes {
+                assert!(
+                    !(b.1 < y + 1.0 && y - 1.0 < b.3),
+                    "{label:?} {b:?} crosses the cap line at {y}"
+                );
+            }
+        }
+    }
+}
+
+/// The budget in a namespace capped at 100: a holder of 90 and a watcher of
+/// 10 from before the session; during it the watcher is stopped, the holder
+/// exits (no traced call: only the kernel's count shows either), and a new
+/// process adds 10. The outline is the count: it peaks at the cap, never
+/// above (new less removals seen would say 110); the holder from before the
+/// session has its band and tops the Processes table, live and in report;
+/// no label overlaps another or the cap line.
+#[test]
+fn the_timeline_follows_the_kernels_count_and_never_draws_above_the_cap() {
+    require_bpf!();
+    let dir = tempfile::tempdir().unwrap();
+    let dirs = |tag: &str, n: usize| -> String {
+        (0..n)
+            .map(|i| {
+                let p = dir.path().join(format!("{tag}{i}"));
+                std::fs::create_dir(&p).unwrap();
+                format!("add {}", p.display())
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let w = workload_binary();
+    let w = w.display();
+    let (go, done) = (dir.path().join("go"), dir.path().join("done"));
+    let script = format!(
+        "echo 100 > /proc/sys/user/max_inotify_watches; T=$(mktemp); \
+         {w} --comm tl-hold init {} sleep 60 >>$T & H=$!; \
+         {w} --comm tl-watch init {} sleep 60 >>$T & W=$!; \
+         {}; echo ready; \
+         for i in $(seq 3000); do [ -e {go} ] && break; sleep 0.02; done; \
+         kill $W; wait $W; kill $H; wait $H; \
+         {w} --comm tl-new init {} >/dev/null; touch {done}",
+        dirs("h", 90),
+        dirs("w", 10),
+        tests::until_lines("$T", 102),
+        dirs("n", 10),
+        go = go.display(),
+        done = done.display(),
+    );
+    let mut namespace = Command::new("unshare")
+        .args(["-U", "-r", "sh", "-c", &script])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut said =
+        std::io::BufRead::lines(std::io::BufReader::new(namespace.stdout.take().unwrap()));
+    assert_eq!(said.next().unwrap().unwrap(), "ready");
+    let recording = dir.path().join("rec");
+    let tracer = tests::Tracer::start(&["-q", "--json", "-w", recording.to_str().unwrap()]);
+    std::fs::write(&go, b"").unwrap();
+    tests::wait::wait_for(
+        "the new process's calls",
+        std::time::Duration::from_secs(30),
+        || done.exists(),
+    );
+    let finished = tracer.stop();
+    assert!(namespace.wait().unwrap().success());
+    finished.assert_clean_exit();
+    let live: Value = serde_json::from_str(finished.stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(live["processes"][0]["comm"], "tl-hold", "{live:#}");
+    assert_eq!(
+        live["processes"][0]["held_at_start"]["watches"], 90,
+        "{live:#}"
+    );
+
+    let rec = recording.to_str().unwrap();
+    let json = report(&[rec, "--json"]);
+    let replayed: Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(replayed["processes"], live["processes"]);
+    let svg = dir.path().join("timeline.svg");
+    let out = report(&[rec, "--svg", svg.to_str().unwrap()]);
+    assert!(out.status.success(), "{out:?}");
+    let text = std::fs::read_to_string(&svg).unwrap();
+    let doc = roxmltree::Document::parse(&text).unwrap();
+    let held: Vec<_> = doc
+        .descendants()
+        .filter(|n| n.attribute("class") == Some("held"))
+        .collect();
+    let cap: Vec<_> = doc
+        .descendants()
+        .filter(|n| n.attribute("class") == Some("cap"))
+        .collect();
+    assert_eq!((held.len(), cap.len()), (1, 1), "{text}");
+    assert_eq!(held[0].attribute("data-peak"), Some("100"), "{text}");
+    assert_eq!(cap[0].attribute("data-cap"), Some("100"), "{text}");
+    assert!(text.contains("the kernel&apos;s count at each traced call"));
+    let bands: Vec<String> = doc
+        .descendants()
+        .filter(|n| n.attribute("class") == Some("band"))
+        .filter_map(|b| b.descendants().find_map(|n| n.text().map(str::to_owned)))
+        .collect();
+    assert!(
+        bands.iter().any(|b| b.starts_with("tl-hold (pid ")),
+        "{bands:?}"
+    );
+    assert_labels_apart(&text);
 }

@@ -62,6 +62,18 @@ pub struct Change {
     /// The uid charged.
     pub uid: u32,
     pub what: Changed,
+    /// The kernel's count after the call, when the record carries it.
+    pub charged: Option<Charged>,
+}
+
+/// The innermost level of a record's charge: the budget the call was
+/// charged to, as the kernel counted it right after the call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Charged {
+    /// The level's user namespace (its inode number).
+    pub user_ns: u32,
+    pub watches: u32,
+    pub max_watches: u32,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -119,6 +131,11 @@ impl Aggregator {
                 pid: h.pid,
                 uid,
                 what,
+                charged: event.charge().next().map(|level| Charged {
+                    user_ns: level.user_ns,
+                    watches: level.watches,
+                    max_watches: level.max_watches,
+                }),
             })
         };
         let charged = seen.charged;

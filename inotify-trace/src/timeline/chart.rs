@@ -37,9 +37,14 @@ pub struct Chart {
 
 pub struct Panel {
     pub uid: u32,
+    /// The budget's user namespace, when the records carry the charge.
+    pub user_ns: Option<u32>,
+    /// The outline is the kernel's count (the records' charge), not new
+    /// watches less removals seen.
+    pub counted: bool,
     /// The cap that applies, and what it is.
     pub cap: Option<(u64, String)>,
-    /// Per column, the most watches held in it (new less removals seen).
+    /// Per column, the most watches held in it.
     pub held: Vec<u64>,
     /// The top holders, then "others", each its watches at each column's
     /// end (stacked in this order, they add up to the total there).
@@ -78,12 +83,24 @@ pub struct Facts {
     pub duration_s: f64,
     /// `comm (pid N) ns/pod`, escaped and cut, for the listed processes.
     pub names: HashMap<u32, String>,
+    /// Per listed process: its uid, the watches it held at the start and
+    /// at the end (when known), and the most it held (the summary's order).
+    pub holders: Vec<Holder>,
     /// Per uid, the cap a diagnosis of it named (its user namespace's).
     pub caps: HashMap<u32, (u64, String)>,
     /// The host's, for the others.
     pub host_cap: Option<u64>,
     /// Each diagnosis: its uid and its mark.
     pub diagnoses: Vec<(u32, Mark)>,
+}
+
+#[derive(Clone, Copy)]
+pub struct Holder {
+    pub pid: u32,
+    pub uid: u32,
+    pub at_start: u64,
+    pub at_end: Option<u64>,
+    pub most_held: u64,
 }
 
 impl Facts {
@@ -130,9 +147,23 @@ impl Facts {
                 },
             ));
         }
+        let holders = summary
+            .processes
+            .iter()
+            .map(|p| Holder {
+                pid: p.pid,
+                uid: p.uid,
+                at_start: p.at_start().map_or(0, |h| h.watches),
+                at_end: summary
+                    .held_known
+                    .then(|| p.held().map_or(0, |(_, watches)| watches)),
+                most_held: p.most_held(),
+            })
+            .collect();
         Facts {
             duration_s: summary.duration_s,
             names,
+            holders,
             caps,
             host_cap: summary.limits.start.max_user_watches,
             diagnoses,
@@ -156,6 +187,27 @@ impl Facts {
     }
 }
 
+/// The initial user namespace's inode number (the kernel's
+/// `PROC_USER_INIT_INO`): its caps are the `fs.inotify` sysctls.
+pub const INITIAL_USER_NS: u32 = 0xEFFF_FFFD;
+
+/// A panel's budget: the uid charged and, when the records carry the
+/// charge, its level's user namespace.
+type Budget = (u32, Option<u32>);
+
+fn budget_of(c: &Change) -> Budget {
+    (c.uid, c.charged.map(|k| k.user_ns))
+}
+
+/// What a change did to the count of watches.
+fn delta(c: &Change) -> i64 {
+    match c.what {
+        Changed::Added => 1,
+        Changed::Removed => -1,
+        Changed::Failed(..) => 0,
+    }
+}
+
 /// The chart of a session that started at boot time `start_ns`.
 pub fn chart(changes: &[Change], facts: &Facts, start_ns: u64) -> Chart {
     let duration_ns = ((facts.duration_s * 1e9) as u64).max(1);
@@ -165,36 +217,56 @@ pub fn chart(changes: &[Change], facts: &Facts, start_ns: u64) -> Chart {
     };
     let at_s = |time_ns: u64| time_ns.saturating_sub(start_ns) as f64 / 1e9;
 
-    // The uids that held the most, then those that only failed.
-    let mut uids: HashMap<u32, (u64, i64, u64)> = HashMap::new();
+    // The budgets that held the most, then those that only failed.
+    let mut budgets: HashMap<Budget, (u64, i64, u64)> = HashMap::new();
     for c in changes {
-        let (peak, held, failed) = uids.entry(c.uid).or_default();
-        match c.what {
-            Changed::Added => *held += 1,
-            Changed::Removed => *held -= 1,
-            Changed::Failed(..) => *failed += 1,
-        }
+        let (peak, held, failed) = budgets.entry(budget_of(c)).or_default();
+        *held = match c.charged {
+            Some(k) => i64::from(k.watches),
+            None => *held + delta(c),
+        };
+        *failed += u64::from(matches!(c.what, Changed::Failed(..)));
         *peak = (*peak).max((*held).max(0) as u64);
     }
-    let mut order: Vec<(u32, (u64, i64, u64))> = uids.into_iter().collect();
-    order.sort_by_key(|(uid, (peak, _, failed))| (std::cmp::Reverse((*peak, *failed)), *uid));
+    let mut order: Vec<(Budget, (u64, i64, u64))> = budgets.into_iter().collect();
+    order.sort_by_key(|(budget, (peak, _, failed))| (std::cmp::Reverse((*peak, *failed)), *budget));
     order.truncate(PANELS);
 
     let mut marks_left = MARKS;
     let mut marks_left_out = 0;
     let panels = order
         .into_iter()
-        .map(|(uid, _)| {
-            let mine: Vec<&Change> = changes.iter().filter(|c| c.uid == uid).collect();
+        .map(|((uid, user_ns), _)| {
+            let mine: Vec<&Change> = changes
+                .iter()
+                .filter(|c| budget_of(c) == (uid, user_ns))
+                .collect();
+            let counted = user_ns.is_some();
+            // Counted: the cap the kernel enforced, from the records.
+            let cap = match mine.iter().find_map(|c| c.charged) {
+                Some(k) => Some((
+                    u64::from(k.max_watches),
+                    match k.user_ns {
+                        INITIAL_USER_NS => "fs.inotify.max_user_watches".to_owned(),
+                        ns => format!("user namespace {ns}'s user.max_inotify_watches"),
+                    },
+                )),
+                None => facts.cap(uid),
+            };
             let mut panel = Panel {
                 uid,
-                cap: facts.cap(uid),
+                user_ns,
+                counted,
+                cap,
                 held: vec![0; COLUMNS],
                 bands: Vec::new(),
                 failures: Vec::new(),
                 diagnoses: Vec::new(),
             };
-            held_and_bands(&mine, &column_of, facts, &mut panel);
+            match counted {
+                true => counted_held_and_bands(&mine, &column_of, facts, &mut panel),
+                false => held_and_bands(&mine, &column_of, facts, &mut panel),
+            }
             for c in &mine {
                 if let Changed::Failed(syscall, errno) = c.what {
                     if marks_left == 0 {
@@ -224,6 +296,114 @@ pub fn chart(changes: &[Change], facts: &Facts, start_ns: u64) -> Chart {
         duration_s: facts.duration_s,
         panels,
         marks_left_out,
+    }
+}
+
+/// A budget whose records carry the kernel's count: the outline is that
+/// count (exact at each traced call; before the first, the start snapshot's
+/// count, else the first call's less what it did), so it never goes above
+/// the cap. The bands start from what
+/// each listed holder of the uid held at the start, follow its traced new
+/// watches and removals, and give way where the count shows watches
+/// released without a traced call (an exit, an instance closed, a directory
+/// deleted): first the holders the end shows holding less, then the
+/// largest. What no band accounts for is "others (untraced, or released)".
+fn counted_held_and_bands(
+    mine: &[&Change],
+    column_of: &dyn Fn(u64) -> usize,
+    facts: &Facts,
+    panel: &mut Panel,
+) {
+    let mut top: Vec<Holder> = facts
+        .holders
+        .iter()
+        .filter(|h| h.uid == panel.uid && h.most_held > 0)
+        .copied()
+        .collect();
+    top.sort_by_key(|h| (std::cmp::Reverse(h.most_held), h.pid));
+    top.truncate(BANDS);
+    let band_of: HashMap<u32, usize> = top.iter().enumerate().map(|(i, h)| (h.pid, i)).collect();
+    let mut now: Vec<i64> = top.iter().map(|h| h.at_start as i64).collect();
+    let mut values = vec![vec![0u64; COLUMNS]; top.len() + 1];
+    // Before the first traced call: what the start snapshot counted, else
+    // the first call's count less what it did.
+    let at_start: i64 = facts
+        .holders
+        .iter()
+        .filter(|h| h.uid == panel.uid)
+        .map(|h| h.at_start as i64)
+        .sum();
+    let mut count = match at_start {
+        0 => mine
+            .iter()
+            .find_map(|c| c.charged.map(|k| i64::from(k.watches) - delta(c)))
+            .unwrap_or(0)
+            .max(0),
+        counted => counted,
+    };
+    let mut column = 0;
+    let end_column = |column: usize, count: i64, now: &mut Vec<i64>, values: &mut Vec<Vec<u64>>| {
+        give_way(&top, now, count);
+        let banded: i64 = now.iter().sum();
+        for (band, v) in now.iter().enumerate() {
+            values[band][column] = (*v).max(0) as u64;
+        }
+        values[top.len()][column] = (count - banded).max(0) as u64;
+    };
+    for c in mine {
+        let at = column_of(c.time_ns);
+        while column < at {
+            panel.held[column] = panel.held[column].max(count as u64);
+            end_column(column, count, &mut now, &mut values);
+            column += 1;
+        }
+        if let Some(&band) = band_of.get(&c.pid) {
+            now[band] += delta(c);
+        }
+        count = match c.charged {
+            Some(k) => i64::from(k.watches),
+            None => count + delta(c),
+        }
+        .max(0);
+        panel.held[column] = panel.held[column].max(count as u64);
+    }
+    while column < COLUMNS {
+        panel.held[column] = panel.held[column].max(count as u64);
+        end_column(column, count, &mut now, &mut values);
+        column += 1;
+    }
+    let mut labels: Vec<String> = top.iter().map(|h| facts.name(h.pid)).collect();
+    labels.push("others (untraced, or released)".to_owned());
+    panel.bands = labels
+        .into_iter()
+        .zip(values)
+        .filter(|(_, values)| values.iter().any(|v| *v > 0))
+        .map(|(label, values)| Band { label, values })
+        .collect();
+}
+
+/// Lowers the bands until they add up to no more than `count`: first those
+/// the end shows holding less than their band (they released watches
+/// without a traced call), down to what they held then; then the largest.
+fn give_way(top: &[Holder], now: &mut [i64], count: i64) {
+    let mut excess = now.iter().sum::<i64>() - count;
+    for (h, v) in top.iter().zip(now.iter_mut()) {
+        if excess <= 0 {
+            return;
+        }
+        if let Some(end) = h.at_end.map(|e| e as i64).filter(|e| *v > *e) {
+            let cut = (*v - end).min(excess);
+            *v -= cut;
+            excess -= cut;
+        }
+    }
+    while excess > 0 {
+        let Some(largest) = now.iter_mut().filter(|v| **v > 0).max_by_key(|v| **v) else {
+            return;
+        };
+        let cut = (*largest).min(excess);
+        *largest -= cut;
+        excess -= cut;
     }
 }
 

@@ -1,6 +1,6 @@
 //! `report FILE --svg OUT` and `--html OUT`: the recording as a picture.
 //! An output of the report's pipeline like the text printer: it keeps the
-//! budget changes the aggregator reports (24 bytes each, at most
+//! budget changes the aggregator reports (40 bytes each, at most
 //! [`MAX_CHANGES`]), and at the summary draws them (`chart` works out
 //! what to show, `svg` draws it, `html` puts it beside the text summary).
 mod chart;
@@ -14,9 +14,9 @@ use crate::{
     summary::{aggregate::Change, Summary},
 };
 
-/// Changes kept at most (~100 MiB): past it, the picture is of the
-/// session's first part, and says so.
-pub const MAX_CHANGES: usize = 4 << 20;
+/// Changes kept at most (~100 MiB, 40 bytes each): past it, the picture is
+/// of the session's first part, and says so.
+pub const MAX_CHANGES: usize = 5 << 19;
 
 /// Where a picture goes: stdout, or a file made when the picture is ready
 /// (its path checked before the recording is read: see

@@ -10,6 +10,7 @@
 use std::fmt::Write as _;
 
 use super::chart::{Chart, Mark, Panel, COLUMNS};
+use crate::words::fit;
 
 const WIDTH: f64 = 1000.0;
 const LEFT: f64 = 70.0;
@@ -28,6 +29,60 @@ const BAND_COLOURS: [&str; 6] = [
 ];
 const OTHERS_COLOUR: &str = "#c7c7c7";
 const CAP_COLOUR: &str = "#d62728";
+/// A character's width as a share of the font size: sans-serif's wider
+/// letters, so an estimated box holds the text drawn.
+pub const CHAR_WIDTH: f64 = 0.62;
+
+/// A label's box, as the picture's coordinates.
+#[derive(Clone, Copy, Debug)]
+struct Rect {
+    x0: f64,
+    y0: f64,
+    x1: f64,
+    y1: f64,
+}
+
+impl Rect {
+    /// A horizontal text's box: `chars` characters of `size` at (x, the
+    /// baseline y), anchored at its start or its end.
+    fn text(x: f64, y: f64, size: f64, chars: usize, anchor_end: bool) -> Rect {
+        let width = chars as f64 * size * CHAR_WIDTH;
+        let x0 = if anchor_end { x - width } else { x };
+        Rect {
+            x0,
+            y0: y - size,
+            x1: x0 + width,
+            y1: y + size * 0.25,
+        }
+    }
+
+    fn overlaps(&self, other: &Rect) -> bool {
+        self.x0 < other.x1 && other.x0 < self.x1 && self.y0 < other.y1 && other.y0 < self.y1
+    }
+
+    fn inside(&self, width: f64) -> bool {
+        self.x0 >= 0.0 && self.x1 <= width && self.y0 >= 0.0
+    }
+}
+
+/// The labels of a panel drawn so far (and the cap line): a label goes
+/// where it overlaps none of them and stays inside the picture, or is not
+/// drawn (its mark keeps its tooltip).
+#[derive(Default)]
+struct Layout {
+    taken: Vec<Rect>,
+}
+
+impl Layout {
+    /// Takes the first of `candidates` that is free and inside.
+    fn place(&mut self, candidates: impl IntoIterator<Item = Rect>) -> Option<Rect> {
+        let free = candidates
+            .into_iter()
+            .find(|r| r.inside(WIDTH) && !self.taken.iter().any(|t| t.overlaps(r)))?;
+        self.taken.push(free);
+        Some(free)
+    }
+}
 
 /// The SVG of `chart`, under `title` (escaped already, as labels are).
 pub fn svg(chart: &Chart, title: &str) -> String {
@@ -83,10 +138,34 @@ fn draw_panel(out: &mut String, panel: &Panel, duration_s: f64, top: f64) -> f64
         |s: f64| plot_left + (plot_right - plot_left) * (s / duration_s.max(1e-9)).clamp(0.0, 1.0);
     let y = |v: f64| plot_bottom - (plot_bottom - plot_top) * v / y_max;
 
+    // The title says what the outline is.
+    let title = match (panel.counted, panel.user_ns) {
+        (true, Some(ns)) if ns != super::chart::INITIAL_USER_NS => format!(
+            "uid {} in user namespace {ns}: watches charged (the kernel's count at each traced call), peak {peak}",
+            panel.uid
+        ),
+        (true, _) => format!(
+            "uid {}: watches charged (the kernel's count at each traced call), peak {peak}",
+            panel.uid
+        ),
+        (false, _) => format!(
+            "uid {}: watches held (new less removals seen), peak {peak}",
+            panel.uid
+        ),
+    };
+    let mut layout = Layout::default();
+    layout.taken.push(Rect::text(
+        plot_left,
+        top + 10.0,
+        14.0,
+        title.chars().count(),
+        false,
+    ));
     let _ = write!(
         out,
-        r#"<g class="panel" data-uid="{uid}"><text x="{plot_left}" y="{}" font-size="14" font-weight="bold">uid {uid}: watches held (new less removals seen), peak {peak}</text>"#,
+        r#"<g class="panel" data-uid="{uid}"><text x="{plot_left}" y="{}" font-size="14" font-weight="bold">{}</text>"#,
         top + 10.0,
+        xml(&title),
         uid = panel.uid
     );
     // Axes, with the time and count at their ends and middles.
@@ -117,7 +196,7 @@ fn draw_panel(out: &mut String, panel: &Panel, duration_s: f64, top: f64) -> f64
     let mut below = vec![0u64; COLUMNS];
     for (i, band) in panel.bands.iter().enumerate() {
         let colour = match band.label.as_str() {
-            "others" => OTHERS_COLOUR,
+            label if label.starts_with("others") => OTHERS_COLOUR,
             _ => BAND_COLOURS[i % BAND_COLOURS.len()],
         };
         let above: Vec<u64> = below.iter().zip(&band.values).map(|(b, v)| b + v).collect();
@@ -138,16 +217,37 @@ fn draw_panel(out: &mut String, panel: &Panel, duration_s: f64, top: f64) -> f64
         steps(&panel.held, &x, &y, false)
     );
     // The cap, drawn to scale or said above the plot.
+    let mut cap_y = None;
     match (&panel.cap, cap_in_scale) {
         (Some((cap, what)), Some(_)) => {
             let at = y(*cap as f64);
+            cap_y = Some(at);
             let _ = write!(
                 out,
-                r#"<line class="cap" data-cap="{cap}" x1="{plot_left}" y1="{at:.1}" x2="{plot_right}" y2="{at:.1}" stroke="{CAP_COLOUR}" stroke-width="2" stroke-dasharray="10 4" shape-rendering="crispEdges"/><text x="{:.1}" y="{:.1}" text-anchor="end" fill="{CAP_COLOUR}" stroke="white" stroke-width="3" paint-order="stroke">cap {cap}: {}</text>"#,
-                plot_right,
-                at - 5.0,
-                xml(what)
+                r#"<line class="cap" data-cap="{cap}" x1="{plot_left}" y1="{at:.1}" x2="{plot_right}" y2="{at:.1}" stroke="{CAP_COLOUR}" stroke-width="2" stroke-dasharray="10 4" shape-rendering="crispEdges"/>"#,
             );
+            layout.taken.push(Rect {
+                x0: plot_left,
+                y0: at - 1.5,
+                x1: plot_right,
+                y1: at + 1.5,
+            });
+            // Above the line, else below it.
+            let label = format!("cap {cap}: {what}");
+            let chars = label.chars().count();
+            let placed = layout.place([
+                Rect::text(plot_right, at - 5.0, 12.0, chars, true),
+                Rect::text(plot_right, at + 15.0, 12.0, chars, true),
+            ]);
+            if let Some(r) = placed {
+                let _ = write!(
+                    out,
+                    r#"<text class="label" x="{:.1}" y="{:.1}" font-size="12" text-anchor="end" fill="{CAP_COLOUR}" stroke="white" stroke-width="3" paint-order="stroke">{}</text>"#,
+                    r.x1,
+                    r.y1 - 12.0 * 0.25,
+                    xml(&label)
+                );
+            }
         }
         (Some((cap, what)), None) => {
             let _ = write!(
@@ -159,18 +259,11 @@ fn draw_panel(out: &mut String, panel: &Panel, duration_s: f64, top: f64) -> f64
         }
         (None, _) => {}
     }
-    // Every failure is drawn; the first of each process and errno is
-    // labelled (a few at most): a burst from one caller is one story.
-    let mut labelled = std::collections::HashSet::new();
-    for mark in &panel.failures {
-        let label = labelled.len() < LABELLED && labelled.insert((mark.pid, mark.errno.as_str()));
-        failure_mark(out, mark, x_at(mark.at_s), plot_top, plot_bottom, label);
-    }
     for mark in &panel.diagnoses {
         let at = x_at(mark.at_s);
         let _ = write!(
             out,
-            r##"<g class="diagnosis" data-pid="{}" data-errno="{}"><polygon points="{:.1},{:.1} {:.1},{:.1} {:.1},{:.1}" fill="#000"/><title>{label}</title><text x="{:.1}" y="{:.1}" font-size="11">{label}</text></g>"##,
+            r##"<g class="diagnosis" data-pid="{}" data-errno="{}"><polygon points="{:.1},{:.1} {:.1},{:.1} {:.1},{:.1}" fill="#000"/><title>{label}</title>"##,
             mark.pid,
             xml(&mark.errno),
             at - 6.0,
@@ -179,16 +272,56 @@ fn draw_panel(out: &mut String, panel: &Panel, duration_s: f64, top: f64) -> f64
             plot_top - 12.0,
             at,
             plot_top,
-            at + 8.0,
-            plot_top - 2.0,
             label = xml(&mark.label)
         );
+        // Right of the triangle, else left of it, on its line or the one
+        // above.
+        let chars = mark.label.chars().count();
+        let placed = layout.place([
+            Rect::text(at + 8.0, plot_top - 2.0, 11.0, chars, false),
+            Rect::text(at - 8.0, plot_top - 2.0, 11.0, chars, true),
+            Rect::text(at + 8.0, plot_top - 15.0, 11.0, chars, false),
+            Rect::text(at - 8.0, plot_top - 15.0, 11.0, chars, true),
+        ]);
+        if let Some(r) = placed {
+            let _ = write!(
+                out,
+                r#"<text class="label" x="{:.1}" y="{:.1}" font-size="11">{}</text>"#,
+                r.x0,
+                r.y1 - 11.0 * 0.25,
+                xml(&mark.label)
+            );
+        }
+        out.push_str("</g>");
+    }
+    // Every failure is drawn; the first of each process and errno is
+    // labelled (a few at most): a burst from one caller is one story.
+    let mut labelled = std::collections::HashSet::new();
+    for mark in &panel.failures {
+        let label = labelled.len() < LABELLED && labelled.insert((mark.pid, mark.errno.as_str()));
+        let at = x_at(mark.at_s);
+        // Up from the bottom of the plot, as far as the cap line (or the
+        // plot's top), cut to fit.
+        let room = plot_bottom - 4.0 - cap_y.map_or(plot_top, |c| c.max(plot_top) + 2.0);
+        let fits = (room / (10.0 * CHAR_WIDTH)).floor() as usize;
+        let text = fit(&mark.label, fits);
+        let placed = (label && fits >= 8)
+            .then(|| {
+                layout.place([Rect {
+                    x0: at - 3.0 - 10.0,
+                    y0: plot_bottom - 4.0 - text.chars().count() as f64 * 10.0 * CHAR_WIDTH,
+                    x1: at - 3.0 + 2.5,
+                    y1: plot_bottom - 4.0,
+                }])
+            })
+            .flatten();
+        failure_mark(out, mark, at, plot_top, plot_bottom, placed.map(|_| &*text));
     }
     // The legend, one line per band.
     let mut legend_y = plot_bottom + 36.0;
     for (i, band) in panel.bands.iter().enumerate() {
         let colour = match band.label.as_str() {
-            "others" => OTHERS_COLOUR,
+            label if label.starts_with("others") => OTHERS_COLOUR,
             _ => BAND_COLOURS[i % BAND_COLOURS.len()],
         };
         let _ = write!(
@@ -253,7 +386,7 @@ fn failure_mark(
     at: f64,
     plot_top: f64,
     plot_bottom: f64,
-    labelled: bool,
+    label_text: Option<&str>,
 ) {
     let colour = match mark.errno.as_str() {
         "ENOSPC" => "#e6194b",
@@ -268,14 +401,15 @@ fn failure_mark(
         xml(&mark.errno),
         mark.at_s
     );
-    if labelled {
+    if let Some(text) = label_text {
         let _ = write!(
             out,
-            r#"<text x="{:.1}" y="{:.1}" font-size="10" fill="{colour}" stroke="white" stroke-width="3" paint-order="stroke" transform="rotate(-90 {:.1} {:.1})">{label}</text>"#,
+            r#"<text class="label" x="{:.1}" y="{:.1}" font-size="10" fill="{colour}" stroke="white" stroke-width="3" paint-order="stroke" transform="rotate(-90 {:.1} {:.1})">{}</text>"#,
             at - 3.0,
             plot_bottom - 4.0,
             at - 3.0,
-            plot_bottom - 4.0
+            plot_bottom - 4.0,
+            xml(text)
         );
     }
     out.push_str("</g>");

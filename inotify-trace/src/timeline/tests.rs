@@ -1,19 +1,20 @@
 use std::collections::HashMap;
 
 use super::{
-    chart::{chart, Facts, Mark, COLUMNS, MARKS},
+    chart::{chart, Facts, Holder, Mark, COLUMNS, MARKS},
     svg::svg,
 };
 use crate::{
     errno::Errno,
     event::Syscall,
-    summary::aggregate::{Change, Changed},
+    summary::aggregate::{Change, Changed, Charged},
 };
 
 const START: u64 = 1_000_000_000;
 
 fn at(s: f64, pid: u32, uid: u32, what: Changed) -> Change {
     Change {
+        charged: None,
         time_ns: START + (s * 1e9) as u64,
         pid,
         uid,
@@ -28,6 +29,7 @@ fn facts(host_cap: u64) -> Facts {
             (1, "big (pid 1)".to_owned()),
             (2, "<small> & co".to_owned()),
         ]),
+        holders: Vec::new(),
         caps: HashMap::new(),
         host_cap: Some(host_cap),
         diagnoses: vec![(
@@ -116,4 +118,87 @@ fn a_storm_of_failures_is_drawn_up_to_the_cap_and_says_how_many_are_not() {
 fn an_empty_recording_says_so() {
     let picture = svg(&chart(&[], &facts(8), START), "t");
     assert!(picture.contains("No watch was added, removed or refused in this recording."));
+}
+
+/// The issue's scenario, with the kernel's count in every record: cap 100
+/// in a user namespace; a holder of 90 from before the session exits at 4 s
+/// (no traced call: only the count shows it), another process adds 10
+/// after it. New less removals would peak at 110, above the cap; the
+/// outline is the count, so it peaks at the cap, and the bands start with
+/// the holder's 90, give way when the count drops, and add up to the
+/// outline at every column.
+#[test]
+fn the_outline_is_the_kernels_count_and_never_goes_above_the_cap() {
+    let ns = 4026532000;
+    let counted = |s: f64, pid: u32, what: Changed, watches: u32| Change {
+        charged: Some(Charged {
+            user_ns: ns,
+            watches,
+            max_watches: 100,
+        }),
+        ..at(s, pid, 0, what)
+    };
+    let mut changes = Vec::new();
+    // Before: the holder's 90, and a watcher's 10 (it is stopped at 2 s).
+    changes.push(counted(0.5, 7, Changed::Added, 100));
+    for (i, watches) in (91..=100).rev().enumerate() {
+        // The stopped watcher's removals, traced: 99 down to 90.
+        changes.push(counted(
+            2.0 + i as f64 * 0.01,
+            7,
+            Changed::Removed,
+            watches - 1,
+        ));
+    }
+    // The holder exits at 4 s: no record; the next call shows 0 + 1.
+    for i in 0..10 {
+        changes.push(counted(5.0 + i as f64 * 0.1, 8, Changed::Added, i + 1));
+    }
+    let mut facts = facts(8192);
+    facts.duration_s = 6.0;
+    facts.diagnoses.clear();
+    facts.holders = vec![
+        Holder {
+            pid: 9,
+            uid: 0,
+            at_start: 90,
+            at_end: Some(0),
+            most_held: 90,
+        },
+        Holder {
+            pid: 7,
+            uid: 0,
+            at_start: 9,
+            at_end: Some(0),
+            most_held: 10,
+        },
+        Holder {
+            pid: 8,
+            uid: 0,
+            at_start: 0,
+            at_end: Some(10),
+            most_held: 10,
+        },
+    ];
+    facts.names.insert(9, "holder (pid 9)".to_owned());
+    let chart = chart(&changes, &facts, START);
+    assert_eq!(chart.panels.len(), 1);
+    let panel = &chart.panels[0];
+    assert_eq!((panel.user_ns, panel.counted), (Some(ns), true));
+    assert_eq!(panel.peak(), 100, "never above the cap");
+    assert_eq!(panel.cap.as_ref().map(|c| c.0), Some(100));
+    for column in 0..COLUMNS {
+        let banded: u64 = panel.bands.iter().map(|b| b.values[column]).sum();
+        assert!(banded <= panel.held[column], "column {column}");
+    }
+    // The holder's band: 90 at the start, 0 at the end.
+    let holder = panel
+        .bands
+        .iter()
+        .find(|b| b.label == "holder (pid 9)")
+        .expect("the holder from before the session has its band");
+    assert_eq!((holder.values[0], holder.values[COLUMNS - 1]), (90, 0));
+    let picture = svg(&chart, "t");
+    assert!(picture.contains(r#"data-peak="100""#), "{picture}");
+    assert!(picture.contains("the kernel&apos;s count at each traced call"));
 }
