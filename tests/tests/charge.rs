@@ -234,3 +234,42 @@ fn kernel_before(major: u32, minor: u32) -> bool {
         .map(|p| p.parse::<u32>().unwrap_or(0));
     (parts.next().unwrap_or(0), parts.next().unwrap_or(0)) < (major, minor)
 }
+
+/// `--failed` keeps the successful calls out in the kernel, so the session
+/// never sees the victim's own watches: the diagnosis still says what the
+/// kernel counted at the failure, the same as an unfiltered session's.
+#[test]
+fn a_failed_only_session_diagnoses_the_same_as_an_unfiltered_one() {
+    require_bpf!();
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| {
+        let p = dir.path().join(name);
+        std::fs::create_dir_all(&p).unwrap();
+        p.to_str().unwrap().to_owned()
+    };
+    let mut at_failure = Vec::new();
+    for filter in [None, Some("--failed")] {
+        let comm = unique_comm("failedonly");
+        let mut args = vec!["--json", "--comm", &comm];
+        args.extend(filter);
+        let tracer = Tracer::start(&args);
+        let script = Script::new()
+            .then("limit-watches", "3")
+            .init(3)
+            .add(&path("a"), 1)
+            .add(&path("b"), 2)
+            .add(&path("c"), 3)
+            .add(&path("d"), ENOSPC);
+        script.run_all(&["unshare", "-U", "-r"], &comm);
+        let finished = tracer.stop();
+        finished.assert_clean_exit();
+        let lines = finished.json_lines();
+        let d = lines
+            .iter()
+            .find(|l| l["type"] == "diagnosis")
+            .unwrap_or_else(|| panic!("a diagnosis with {filter:?}: {lines:#?}"));
+        at_failure.push((d["at_failure"].clone(), d["charge"][0]["watches"].clone()));
+    }
+    assert_eq!(at_failure[0], at_failure[1]);
+    assert_eq!(at_failure[0].0["watches"], 3, "{at_failure:?}");
+}
