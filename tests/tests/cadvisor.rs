@@ -9,10 +9,10 @@
 //! 1,204, the holder is named with what its fdinfo shows, and cAdvisor's 4
 //! are counted as held at the failure. Ten times in a row, on a machine as
 //! busy as the test suite makes it.
-use std::{io::BufRead, path::Path, process::Command};
+use std::{path::Path, process::Command};
 
 use serde_json::Value;
-use tests::{elsewhere, node::cgroup2_mount, require_bpf, tracer_binary, Tracer};
+use tests::{elsewhere, node::cgroup2_mount, require_bpf, spawned::Spawned, tracer_binary, Tracer};
 
 /// The scenario, run by sh: $1 the cgroup it moves into (the view's root),
 /// $2 the tree inotifywait watches, $3 cAdvisor, $4 a port, $5 a file whose
@@ -151,21 +151,19 @@ fn the_real_cadvisor_is_diagnosed_from_the_kernels_count_ten_times_in_a_row() {
             record.to_str().unwrap(),
         ]);
         let stop = held.path().join(format!("run{run}.stop"));
-        let mut scenario = Command::new("sh")
-            .args(["-c", SCENARIO, "sh"])
-            .arg(&node.root)
-            .arg(held.path())
-            .arg(&cadvisor)
-            .arg(&port)
-            .arg(&stop)
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut said = std::io::BufReader::new(scenario.stdout.take().unwrap()).lines();
-        let printed: Vec<String> = (0..2).map_while(|_| said.next()?.ok()).collect();
+        let mut scenario = Spawned::start(
+            Command::new("sh")
+                .args(["-c", SCENARIO, "sh"])
+                .arg(&node.root)
+                .arg(held.path())
+                .arg(&cadvisor)
+                .arg(&port)
+                .arg(&stop),
+        );
+        let printed = [scenario.line(), scenario.line()];
         let finished = tracer.stop();
         std::fs::write(&stop, b"").unwrap();
-        assert!(scenario.wait().unwrap().success(), "run {run}");
+        assert!(scenario.succeeded(), "run {run}");
         finished.assert_clean_exit();
         let printed = printed.join(" ");
         let words: Vec<&str> = printed.split_whitespace().collect();

@@ -7,6 +7,21 @@ use rstest::rstest;
 use serde_json::Value;
 use tests::{require_bpf, unique_comm, Call, Script, Tracer, EMFILE, ENOSPC};
 
+/// A scratch directory whose subdirectories `dir(NAME)` makes on demand.
+struct Scratch(tempfile::TempDir);
+
+impl Scratch {
+    fn new() -> Scratch {
+        Scratch(tempfile::tempdir().unwrap())
+    }
+
+    fn dir(&self, name: &str) -> String {
+        let p = self.0.path().join(name);
+        std::fs::create_dir_all(&p).unwrap();
+        p.to_str().unwrap().to_owned()
+    }
+}
+
 /// The host's user namespace, as records name it.
 fn host_user_ns() -> u64 {
     let link = std::fs::read_link("/proc/self/ns/user").unwrap();
@@ -70,12 +85,8 @@ fn each_call_carries_the_count_the_kernel_enforces(#[case] attach: &str) {
     if attach == "fexit" && tests::fexit_refused() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let path = |name: &str| {
-        let p = dir.path().join(name);
-        std::fs::create_dir_all(&p).unwrap();
-        p.to_str().unwrap().to_owned()
-    };
+    let scratch = Scratch::new();
+    let path = |name: &str| scratch.dir(name);
     let comm = unique_comm("charge");
     let tracer = Tracer::start(&["--json", "--comm", &comm, "--attach", attach]);
     let script = Script::new()
@@ -138,12 +149,8 @@ fn each_call_carries_the_count_the_kernel_enforces(#[case] attach: &str) {
 #[test]
 fn a_nested_namespace_fails_on_the_outer_level_and_the_record_says_so() {
     require_bpf!();
-    let dir = tempfile::tempdir().unwrap();
-    let path = |name: &str| {
-        let p = dir.path().join(name);
-        std::fs::create_dir_all(&p).unwrap();
-        p.to_str().unwrap().to_owned()
-    };
+    let scratch = Scratch::new();
+    let path = |name: &str| scratch.dir(name);
     let comm = unique_comm("nested");
     let tracer = Tracer::start(&["--json", "--comm", &comm]);
     let outer = [
@@ -241,12 +248,8 @@ fn kernel_before(major: u32, minor: u32) -> bool {
 #[test]
 fn a_failed_only_session_diagnoses_the_same_as_an_unfiltered_one() {
     require_bpf!();
-    let dir = tempfile::tempdir().unwrap();
-    let path = |name: &str| {
-        let p = dir.path().join(name);
-        std::fs::create_dir_all(&p).unwrap();
-        p.to_str().unwrap().to_owned()
-    };
+    let scratch = Scratch::new();
+    let path = |name: &str| scratch.dir(name);
     let mut at_failure = Vec::new();
     for filter in [None, Some("--failed")] {
         let comm = unique_comm("failedonly");

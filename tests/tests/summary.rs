@@ -510,16 +510,9 @@ fn a_holder_from_before_the_session_tops_the_table_live_and_in_report() {
         go = go.display(),
         stop = stop.display(),
     );
-    let mut namespace = std::process::Command::new("unshare")
-        .args(["-U", "-r", "sh", "-c", &script])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut said =
-        std::io::BufRead::lines(std::io::BufReader::new(namespace.stdout.take().unwrap()));
-    let mut next = || said.next().unwrap().unwrap();
-    let hog_pid: u64 = next().trim().parse().unwrap();
-    assert_eq!(next(), "ready");
+    let mut namespace = tests::spawned::Spawned::in_user_namespace(&script);
+    let hog_pid: u64 = namespace.line().trim().parse().unwrap();
+    assert_eq!(namespace.line(), "ready");
     let record = dir.path().join("s.rec");
     let tracer = Tracer::start(&[
         "--json",
@@ -530,10 +523,10 @@ fn a_holder_from_before_the_session_tops_the_table_live_and_in_report() {
         record.to_str().unwrap(),
     ]);
     std::fs::write(&go, b"").unwrap();
-    assert_eq!(next(), "done");
+    assert_eq!(namespace.line(), "done");
     let finished = tracer.stop();
     std::fs::write(&stop, b"").unwrap();
-    assert!(namespace.wait().unwrap().success());
+    assert!(namespace.succeeded());
     finished.assert_clean_exit();
 
     let live = summary_of(&finished.stdout);

@@ -393,14 +393,8 @@ fn the_timeline_follows_the_kernels_count_and_never_draws_above_the_cap() {
         go = go.display(),
         done = done.display(),
     );
-    let mut namespace = Command::new("unshare")
-        .args(["-U", "-r", "sh", "-c", &script])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut said =
-        std::io::BufRead::lines(std::io::BufReader::new(namespace.stdout.take().unwrap()));
-    assert_eq!(said.next().unwrap().unwrap(), "ready");
+    let mut namespace = tests::spawned::Spawned::in_user_namespace(&script);
+    assert_eq!(namespace.line(), "ready");
     let recording = dir.path().join("rec");
     let tracer = tests::Tracer::start(&["-q", "--json", "-w", recording.to_str().unwrap()]);
     std::fs::write(&go, b"").unwrap();
@@ -410,7 +404,7 @@ fn the_timeline_follows_the_kernels_count_and_never_draws_above_the_cap() {
         || done.exists(),
     );
     let finished = tracer.stop();
-    assert!(namespace.wait().unwrap().success());
+    assert!(namespace.succeeded());
     finished.assert_clean_exit();
     let live: Value = serde_json::from_str(finished.stdout.lines().last().unwrap()).unwrap();
     assert_eq!(live["processes"][0]["comm"], "tl-hold", "{live:#}");

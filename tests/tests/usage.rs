@@ -1,7 +1,7 @@
 //! `inotify-trace usage` and the live diagnosis against the real kernel:
 //! processes with known sets of instances and watches must be reported
 //! exactly, shared instances once, and a failure must name the holder.
-use std::{io::BufRead, os::unix::fs::PermissionsExt, process::Command};
+use std::{os::unix::fs::PermissionsExt, process::Command};
 
 use serde_json::{json, Value};
 use tests::{
@@ -284,15 +284,9 @@ fn a_traced_emfile_gets_a_diagnosis_of_instances() {
         stop = stop.display(),
     );
     let tracer = Tracer::start(&["--json", "--comm", &failer]);
-    let mut namespace = Command::new("unshare")
-        .args(["-U", "-r", "sh", "-c", &script])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut printed = std::io::BufReader::new(namespace.stdout.take().unwrap()).lines();
-    let mut next = || printed.next().unwrap().unwrap();
-    let holder_pid: u64 = next().trim().parse().unwrap();
-    assert_eq!(next(), "failed");
+    let mut namespace = tests::spawned::Spawned::in_user_namespace(&script);
+    let holder_pid: u64 = namespace.line().trim().parse().unwrap();
+    assert_eq!(namespace.line(), "failed");
     let finished = tracer.stop();
     finished.assert_clean_exit();
 
@@ -335,7 +329,7 @@ fn a_traced_emfile_gets_a_diagnosis_of_instances() {
         "{cap:?}"
     );
     std::fs::write(&stop, b"").unwrap();
-    assert!(namespace.wait().unwrap().success());
+    assert!(namespace.succeeded());
 }
 
 /// A name that is not UTF-8, as a watch hog may give itself.
