@@ -98,10 +98,15 @@ pub fn diagnosis(out: &mut impl Write, d: &Diagnosis, indent: &str) -> io::Resul
         )?;
         full_level(out, d, indent)?;
     } else if let Some(u) = &d.usage {
-        // What was held when the call failed, when the snapshot was told
-        // apart from it (a diagnosis made live); else the snapshot alone.
+        // No kernel's count in the record (an older recording, a kernel
+        // whose BTF lacks it): what was held when the call failed, as the
+        // snapshot lets it be estimated (a diagnosis made live); else the
+        // snapshot alone. Said as such: never passed off as the count.
         let (held, when) = match d.at_failure {
-            Some(at) => ((at.watches, at.instances), "at the failure"),
+            Some(at) => (
+                (at.watches, at.instances),
+                "at the failure (estimated from the snapshot)",
+            ),
             None => ((u.watches, u.instances), "now"),
         };
         writeln!(

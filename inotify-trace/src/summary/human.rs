@@ -483,7 +483,7 @@ mod tests {
         Diagnoses (who held the budget when it ran out):
           diagnosis: kubelet (pid 20, uid 0) got ENOSPC from inotify_add_watch at 2026-05-28T20:26:41.000000000Z
             its path: /sys/fs/cgroup/kubepods
-            uid 0 held 8192 of 8192 watches and 2 of 128 instances at the failure
+            uid 0 held 8192 of 8192 watches and 2 of 128 instances at the failure (estimated from the snapshot)
             the cap hit: the host's fs.inotify.max_user_watches (8192)
             snapshot taken 2.5 ms after the failure: 8192 watches and 2 instances held then
             by watches:
