@@ -19,8 +19,10 @@
 //!
 //! - Entry points (`commands`): `trace` (a live session, `session`),
 //!   `report` (a recording), `usage` (a /proc snapshot, `usage::snapshot`),
-//!   `agent` (snapshots and trace windows served to Prometheus), `manuals`
-//!   (completions and man pages); `main.rs` only calls [`run`].
+//!   `agent` (snapshots and trace windows served to Prometheus), `check`
+//!   (a monitoring plugin's verdict, pure in the top-level `check`, from
+//!   the agent's `state` file or a snapshot), `manuals` (completions and
+//!   man pages); `main.rs` only calls [`run`].
 //! - A source produces `stream::Item`s (event, undecodable record, lost
 //!   count, diagnosis, end). `session::LiveSession` (one runner for
 //!   `commands::trace` and the agent's windows) attaches, pushes what the
@@ -55,12 +57,14 @@
 //!   (`aggregate`, `process`, `growth`: a leak within a session, `human`);
 //!   `pods`: where a caller runs (cgroup id or /proc/PID/cgroup -> `PodId`,
 //!   container, unit, from the node's files); `agent` (snapshots, windows,
-//!   `endpoint`, `web_config`, `metrics`, `counters`).
+//!   `endpoint`, `web_config`, `metrics`, `counters`, `state`: what it
+//!   writes for `check`).
 //! - Text: `escape`, `exact_text`, `words` (counts in words, columns, and
 //!   the phrases every text view shares), `status`, `stdout`; files named
 //!   on the command line, `-` for the standard stream: `file_arg`.
 mod advice;
 mod agent;
+mod check;
 pub mod cli;
 pub mod clock;
 mod commands;
@@ -108,6 +112,9 @@ pub fn run(cli: cli::Cli) -> ExitCode {
         }
         Some(cli::Action::Usage(args)) => commands::usage(settings::UsageSettings::from_cli(args)),
         Some(cli::Action::Agent(args)) => commands::agent(settings::AgentSettings::from_cli(args)),
+        Some(cli::Action::Check(args)) => settings::CheckSettings::from_cli(args)
+            .map_err(anyhow::Error::msg)
+            .and_then(commands::check),
         Some(cli::Action::Completions { shell }) => commands::completions(shell),
         Some(cli::Action::ManPages { dir }) => commands::man_pages(&dir),
         None => {

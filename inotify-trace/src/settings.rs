@@ -136,6 +136,8 @@ pub struct AgentSettings {
     pub interval: Duration,
     pub listen: std::net::SocketAddr,
     pub web_config: Option<PathBuf>,
+    /// Where to write the agent's state for `inotify-trace check`.
+    pub state_file: Option<PathBuf>,
     pub window: WindowSettings,
     pub trace: AgentTraceSettings,
 }
@@ -146,6 +148,7 @@ impl AgentSettings {
             interval: args.interval,
             listen: args.listen,
             web_config: args.web_config,
+            state_file: args.state_file,
             window: WindowSettings {
                 trace_above: args.trace_above / 100.0,
                 always: args.always_trace,
@@ -215,6 +218,38 @@ impl ReportSettings {
             host_root: std::path::Path::new("/"),
             print: !self.picture_to_stdout(),
         }
+    }
+}
+
+pub struct CheckSettings {
+    pub limit: crate::limits::Limit,
+    /// Fractions of a cap (0-1).
+    pub warn: f64,
+    pub problem: f64,
+    pub agent_state: Option<PathBuf>,
+    pub since: Duration,
+    pub nagios: bool,
+}
+
+impl CheckSettings {
+    pub fn from_cli(args: crate::cli::CheckArgs) -> Result<Self, String> {
+        if args.warn > args.problem {
+            return Err(format!(
+                "--warn {} is above --problem {}: a warning comes first",
+                args.warn, args.problem
+            ));
+        }
+        Ok(CheckSettings {
+            limit: match args.limit {
+                crate::cli::CheckedLimit::Watches => crate::limits::Limit::Watches,
+                crate::cli::CheckedLimit::Instances => crate::limits::Limit::Instances,
+            },
+            warn: args.warn / 100.0,
+            problem: args.problem / 100.0,
+            agent_state: args.agent_state,
+            since: args.since,
+            nagios: args.nagios,
+        })
     }
 }
 

@@ -10,6 +10,12 @@ pub fn whole_percent(pct: f64) -> String {
     format!("{}%", pct.floor() as i64)
 }
 
+/// `text` on one line, its runs of whitespace (newlines too) one space:
+/// an error from elsewhere, made fit for a log line or an HTTP body.
+pub fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 /// `1 watch`, `2 watches`: the count and its noun.
 pub fn plural(n: u64, noun: &str) -> String {
     let plural = match noun {

@@ -47,6 +47,18 @@ struct FailureLabels {
     namespace: String,
     pod: String,
     container: String,
+    uid: String,
+    userns: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabels {
+    version: String,
+    /// How the agent traces: `fexit` (continuously), `tracepoint` (in
+    /// windows), or `starting` before it knows.
+    attach_mode: String,
+    /// The running kernel's release.
+    kernel: String,
 }
 
 /// How the last snapshot went.
@@ -65,6 +77,19 @@ pub fn exposition(
     tracing: &Tracing,
 ) -> String {
     let mut registry = Registry::default();
+    let build = Family::<BuildLabels, Gauge>::default();
+    registry.register(
+        "inotify_trace_build_info",
+        "Always 1: the agent's version, how it traces (fexit continuously, tracepoint in windows), the kernel's release",
+        build.clone(),
+    );
+    build
+        .get_or_create(&BuildLabels {
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            attach_mode: tracing.attach_mode().to_owned(),
+            kernel: tracing.kernel.clone(),
+        })
+        .set(1);
     let user = |name: &str, help: &str, registry: &mut Registry| {
         let family = Family::<UserLabels, Gauge>::default();
         registry.register(name, help, family.clone());
@@ -148,19 +173,21 @@ pub fn exposition(
         calls,
     );
     let failures = Family::<FailureLabels, Counter>::default();
-    for ((syscall, errno, namespace, pod, container), (n, _)) in &counts.failures {
+    for (key, (n, _)) in &counts.failures {
         let labels = FailureLabels {
-            syscall: (*syscall).to_owned(),
-            errno: (*errno).to_owned(),
-            namespace: namespace.clone(),
-            pod: pod.clone(),
-            container: container.clone(),
+            syscall: key.syscall.to_owned(),
+            errno: key.errno.to_owned(),
+            namespace: key.namespace.clone(),
+            pod: key.pod.clone(),
+            container: key.container.clone(),
+            uid: key.uid.to_string(),
+            userns: key.userns.clone(),
         };
         failures.get_or_create(&labels).inc_by(*n);
     }
     registry.register(
         "inotify_trace_failures",
-        "Traced calls that failed, by errno and the caller's pod",
+        "Traced calls that failed, by errno, the caller's pod, and the budget charged (uid and userns, as inotify_trace_user_watches labels them)",
         failures,
     );
     let lost = Counter::<u64>::default();
@@ -320,13 +347,15 @@ mod tests {
         let mut counts = Counts::default();
         counts.calls.insert(("inotify_add_watch", "ENOSPC"), 3);
         counts.failures.insert(
-            (
-                "inotify_add_watch",
-                "ENOSPC",
-                "shop".into(),
-                "cart-7".into(),
-                "app".into(),
-            ),
+            super::super::counters::FailureKey {
+                syscall: "inotify_add_watch",
+                errno: "ENOSPC",
+                namespace: "shop".into(),
+                pod: "cart-7".into(),
+                container: "app".into(),
+                uid: 0,
+                userns: "4026532177".into(),
+            },
             (3, std::time::Instant::now()),
         );
         counts.lost = 2;
@@ -341,6 +370,8 @@ mod tests {
                 attached: Some(crate::tracer::AttachMode::Fexit),
                 continuous: true,
                 windows_because: None,
+                failing: None,
+                kernel: "6.1.0-28-amd64".into(),
             },
         );
         for line in [
@@ -355,7 +386,8 @@ mod tests {
             "inotify_trace_tracing 1",
             r#"inotify_trace_tracing_info{scope="continuous",mode="fexit"} 1"#,
             r#"inotify_trace_calls_total{syscall="inotify_add_watch",result="ENOSPC"} 3"#,
-            r#"inotify_trace_failures_total{syscall="inotify_add_watch",errno="ENOSPC",namespace="shop",pod="cart-7",container="app"} 3"#,
+            r#"inotify_trace_failures_total{syscall="inotify_add_watch",errno="ENOSPC",namespace="shop",pod="cart-7",container="app",uid="0",userns="4026532177"} 3"#,
+            r#"inotify_trace_build_info{version="0.1.0",attach_mode="fexit",kernel="6.1.0-28-amd64"} 1"#,
             "inotify_trace_snapshot_duration_seconds 0.25",
             "inotify_trace_last_snapshot_timestamp_seconds 1795000000.5",
             "inotify_trace_unreadable_processes 1",

@@ -10,6 +10,7 @@
 pub mod counters;
 pub mod endpoint;
 pub mod metrics;
+pub mod state;
 pub mod web_config;
 pub mod window;
 
@@ -18,7 +19,7 @@ use std::{
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
-use anyhow::{Context as _, Result};
+use anyhow::{bail, Context as _, Result};
 use axum::{
     extract::State,
     http::{header, HeaderMap, StatusCode},
@@ -26,6 +27,7 @@ use axum::{
     routing::get,
     Router,
 };
+use caps::Capability;
 
 use tokio::sync::watch;
 
@@ -36,11 +38,13 @@ use self::{
 };
 use crate::{
     notices::say,
+    preflight,
     selection::Selection,
     settings::AgentSettings,
     signals::Signals,
     tracer::AttachMode,
     usage::{snapshot, Source, Usage},
+    words,
 };
 
 /// The last snapshot, and when it was taken.
@@ -59,9 +63,32 @@ pub struct Tracing {
     pub continuous: bool,
     /// Why the agent traces in windows: fexit is not possible here.
     pub windows_because: Option<String>,
+    /// Why the last trace window failed, until one attaches again: the
+    /// agent cannot trace what it is asked to, and `/healthz` says so.
+    pub failing: Option<String>,
+    /// The running kernel's release (for `inotify_trace_build_info`).
+    pub kernel: String,
 }
 
 impl Tracing {
+    fn new() -> Tracing {
+        Tracing {
+            kernel: nix::sys::utsname::uname()
+                .map(|u| u.release().to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            ..Tracing::default()
+        }
+    }
+
+    /// `fexit` (continuously), `tracepoint` (in windows), or `starting`.
+    pub fn attach_mode(&self) -> &'static str {
+        match (self.continuous, &self.windows_because) {
+            (true, _) => "fexit",
+            (false, Some(_)) => "tracepoint",
+            (false, None) => "starting",
+        }
+    }
+
     /// What `/healthz` says after "ok".
     fn describe(&self) -> String {
         match (&self.windows_because, self.attached) {
@@ -85,6 +112,18 @@ struct Shared {
 /// Serves until SIGINT, SIGTERM or SIGHUP; a window running then is ended
 /// as a live session ends (its recording gets its end and summary).
 pub async fn run(settings: AgentSettings) -> Result<()> {
+    // What the agent is for needs these: refused at once, with the tracer's
+    // own line, rather than serving a "healthy" endpoint that cannot see.
+    preflight::check_privileges()?;
+    preflight::check_bpf()?;
+    let missing =
+        preflight::missing_of(&[Capability::CAP_SYS_PTRACE, Capability::CAP_DAC_READ_SEARCH]);
+    if !missing.is_empty() {
+        bail!(
+            "the agent reads every process's fds: {} missing (run it as root, or grant CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH: see the README's Privileges)",
+            missing.join(" and ")
+        );
+    }
     let mut signals = Signals::new()?;
     if let Some(dir) = &settings.window.record_dir {
         window::make_record_dir(dir)?;
@@ -106,7 +145,7 @@ pub async fn run(settings: AgentSettings) -> Result<()> {
     let shared = Shared {
         latest: Arc::default(),
         counters: Counters::default(),
-        tracing: Arc::default(),
+        tracing: Arc::new(Mutex::new(Tracing::new())),
         // Snapshots go on during windows: three missed intervals is stalled.
         stale_after: settings.interval * 3,
     };
@@ -120,6 +159,7 @@ pub async fn run(settings: AgentSettings) -> Result<()> {
     }
     let app = metrics_route
         .route("/healthz", get(healthz))
+        .route("/", get(index))
         .with_state(shared.clone());
     say(format_args!(
         "serving metrics on {}://{}/metrics{}, a snapshot every {}",
@@ -173,10 +213,43 @@ async fn snapshots(
                     .expect("no panics hold the lock")
                     .expire(&on_node, Instant::now());
                 let mut latest = shared.latest.lock().expect("no panics hold the lock");
+                let budgets = state::Budget::all_of(&usage);
                 (latest.snapshot, latest.at) = (Some((usage, stats)), Some(Instant::now()));
+                drop(latest);
+                if let Some(path) = &settings.state_file {
+                    write_state(shared, settings, path, budgets);
+                }
             }
             Err(err) => say(format_args!("warning: a snapshot failed: {err}")),
         }
+    }
+}
+
+/// The state file for `inotify-trace check`; a failure to write it is
+/// warned about, and the next snapshot tries again.
+fn write_state(
+    shared: &Shared,
+    settings: &AgentSettings,
+    path: &std::path::Path,
+    budgets: Vec<state::Budget>,
+) {
+    let failures = shared
+        .counters
+        .lock()
+        .expect("no panics hold the lock")
+        .recent_failures();
+    let tracing = shared
+        .tracing
+        .lock()
+        .expect("no panics hold the lock")
+        .attached
+        .is_some();
+    let state = state::AgentState::new(settings.interval, tracing, budgets, failures);
+    if let Err(err) = state::write(path, &state) {
+        say(format_args!(
+            "warning: writing --state-file {}: {err:#}",
+            path.display()
+        ));
     }
 }
 
@@ -225,11 +298,11 @@ async fn windows(
             called = wanted.wait_for(|wanted| *wanted) => if called.is_err() { return },
         }
         let attached = |mode: Option<AttachMode>| {
-            shared
-                .tracing
-                .lock()
-                .expect("no panics hold the lock")
-                .attached = mode;
+            let mut tracing = shared.tracing.lock().expect("no panics hold the lock");
+            tracing.attached = mode;
+            if mode.is_some() {
+                tracing.failing = None;
+            }
         };
         let traced = window::trace(
             &settings.trace,
@@ -240,6 +313,11 @@ async fn windows(
         );
         if let Err(err) = traced.await {
             say(format_args!("warning: a trace window failed: {err:#}"));
+            shared
+                .tracing
+                .lock()
+                .expect("no panics hold the lock")
+                .failing = Some(format!("{err:#}"));
             // Not straight into the next one: wait for a fresh verdict.
             wanted.mark_unchanged();
             tokio::select! {
@@ -300,12 +378,23 @@ async fn metrics(State(shared): State<Shared>, headers: HeaderMap) -> impl IntoR
     (StatusCode::OK, [(header::CONTENT_TYPE, content_type)], text).into_response()
 }
 
-/// Alive while snapshots keep coming.
+/// Alive while snapshots keep coming and the agent traces what it is asked
+/// to: a window that failed makes it unhealthy, with the reason, until the
+/// next one attaches.
 async fn healthz(State(shared): State<Shared>) -> impl IntoResponse {
     let latest = shared.latest.lock().expect("no panics hold the lock");
+    let tracing = shared.tracing.lock().expect("no panics hold the lock");
+    if let Some(why) = &tracing.failing {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "not tracing: the last trace window failed: {}\n",
+                words::one_line(why)
+            ),
+        );
+    }
     match latest.at {
         Some(at) if at.elapsed() <= shared.stale_after => {
-            let tracing = shared.tracing.lock().expect("no panics hold the lock");
             (StatusCode::OK, format!("ok: {}\n", tracing.describe()))
         }
         Some(_) => (
@@ -317,4 +406,20 @@ async fn healthz(State(shared): State<Shared>) -> impl IntoResponse {
             "no snapshot yet\n".to_owned(),
         ),
     }
+}
+
+/// A page for whoever opens the address in a browser, as node_exporter
+/// serves one: what this is and where the metrics are.
+async fn index() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        concat!(
+            "<!DOCTYPE html>\n<html><head><title>inotify-trace agent</title></head><body>\n",
+            "<h1>inotify-trace agent ",
+            env!("CARGO_PKG_VERSION"),
+            "</h1>\n<p>Who holds this node's inotify watches and instances, and which calls fail.</p>\n",
+            "<ul><li><a href=\"metrics\">metrics</a></li><li><a href=\"healthz\">healthz</a></li></ul>\n",
+            "</body></html>\n"
+        ),
+    )
 }

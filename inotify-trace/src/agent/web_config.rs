@@ -91,17 +91,16 @@ impl WebConfig {
     pub fn load(path: &Path) -> Result<WebConfig> {
         let at = |what: &str| format!("--web-config {}: {what}", path.display());
         let text = read_small(path).with_context(|| at("reading it"))?;
-        let file: File = match text.trim().is_empty() {
-            // An empty file is exporter-toolkit's plain HTTP.
-            true => File {
-                tls_server_config: None,
-                http_server_config: None,
-                basic_auth_users: None,
-            },
-            false => serde_yaml_ng::from_str(&text)
-                .map_err(|err| anyhow::anyhow!("{}", one_line(&err.to_string())))
-                .with_context(|| at("not a web config"))?,
-        };
+        // exporter-toolkit serves plain HTTP for an empty file (or one that
+        // sets neither): refused here, since whoever passes a web config
+        // means TLS or a password.
+        let neither = "sets neither tls_server_config nor basic_auth_users: give one, or drop --web-config for plain HTTP";
+        if text.trim().is_empty() {
+            bail!(at(&format!("the file is empty, so it {neither}")));
+        }
+        let file: File = serde_yaml_ng::from_str(&text)
+            .map_err(|err| anyhow::anyhow!("{}", crate::words::one_line(&err.to_string())))
+            .with_context(|| at("not a web config"))?;
         if let Some(http) = &file.http_server_config {
             let _ = http.http2;
             if http.headers.is_some() {
@@ -133,6 +132,9 @@ impl WebConfig {
             }
             _ => None,
         };
+        if tls.is_none() && basic_auth.is_none() {
+            bail!(at(&format!("it {neither}")));
+        }
         Ok(WebConfig { tls, basic_auth })
     }
 }
@@ -150,10 +152,6 @@ fn read_small(path: &Path) -> Result<String> {
         bail!("larger than {} bytes", MAX_FILE_BYTES);
     }
     Ok(text)
-}
-
-fn one_line(text: &str) -> String {
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 fn server_config(tls: &TlsFile, base: &Path) -> Result<ServerConfig> {
@@ -391,10 +389,22 @@ mod tests {
         }
     }
 
+    /// exporter-toolkit would serve these as plain HTTP, silently.
     #[test]
-    fn an_empty_file_is_plain_http() {
-        let config = load("").unwrap();
-        assert!(config.tls.is_none() && config.basic_auth.is_none());
+    fn a_file_that_sets_neither_tls_nor_passwords_is_refused() {
+        assert!(error("").contains("the file is empty, so it sets neither"));
+        for yaml in [
+            "{}",
+            "basic_auth_users: {}",
+            "http_server_config:\n  http2: true",
+        ] {
+            let err = error(yaml);
+            assert!(
+                err.contains("it sets neither tls_server_config nor basic_auth_users"),
+                "{yaml}: {err}"
+            );
+            assert_eq!(err.lines().count(), 1, "{err}");
+        }
     }
 
     #[test]

@@ -158,7 +158,7 @@ impl Session {
         if !self.keep_summary {
             pipeline.without_summary();
         }
-        pipeline.add_output(Box::new(CountingOutput(counters.clone())));
+        pipeline.add_output(Box::new(CountingOutput::new(counters.clone())));
         let mut session = LiveSession::attach(pipeline, &settings.tracer(self.attach), &selection)?;
         attached(Some(session.tracer().mode));
         let ran = session.run(stop).await;

@@ -3,6 +3,7 @@
 //! Prometheus (the agent), and write its own completions and man pages. Each
 //! takes its validated settings and returns the exit status.
 mod agent;
+mod check;
 mod manuals;
 mod report;
 mod trace;
@@ -10,6 +11,7 @@ mod usage;
 
 pub use self::{
     agent::agent,
+    check::check,
     manuals::{completions, man_pages},
     report::report,
     trace::trace,

@@ -132,7 +132,7 @@ impl Diagnoser {
     /// A diagnoser for this machine, as this process sees it.
     pub fn live(host_root: &Path) -> Diagnoser {
         Diagnoser {
-            own_user_ns: scan::namespace_inode(Path::new("/proc/self/ns/user")),
+            own_user_ns: crate::usage::own_user_ns(),
             last: HashMap::new(),
             known: HashMap::new(),
             host_root: host_root.to_owned(),

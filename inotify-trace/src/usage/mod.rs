@@ -39,3 +39,8 @@ pub(crate) fn culprit_of(
 pub(crate) fn scan_cmdline(source: &Source<'_>, pid: u32) -> Vec<String> {
     scan::cmdline(&source.root, pid)
 }
+
+/// This process's user namespace (what tables and metrics call the host's).
+pub(crate) fn own_user_ns() -> Option<u64> {
+    scan::namespace_inode(std::path::Path::new("/proc/self/ns/user"))
+}

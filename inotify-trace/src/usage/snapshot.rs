@@ -56,7 +56,7 @@ impl Source<'static> {
             root: PathBuf::from("/proc"),
             order: &identity::Kcmp,
             namespace_caps: &userns::caps_of,
-            own_user_ns: scan::namespace_inode(std::path::Path::new("/proc/self/ns/user")),
+            own_user_ns: super::own_user_ns(),
             limits: Limits::read(),
             resolver,
             host_root: PathBuf::from("/"),
