@@ -598,3 +598,71 @@ fn enospc_during_a_window(
     std::fs::write(&flag, b"").unwrap();
     assert!(unshare.wait().unwrap().success());
 }
+
+/// An agent that cannot do what it is for says so and exits, with the
+/// tracer's own line, rather than serving a healthy endpoint that sees
+/// nothing.
+#[test]
+fn an_unprivileged_agent_exits_with_the_tracers_line() {
+    require_bpf!();
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(tracer_binary())
+        .args(["agent", "--always-trace", "--listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(
+        stderr.trim_end(),
+        "inotify-trace: error: inotify-trace needs root: CAP_BPF, CAP_PERFMON and CAP_DAC_READ_SEARCH missing (run it with sudo, or grant CAP_BPF, CAP_PERFMON and CAP_DAC_READ_SEARCH: see the README's Privileges)"
+    );
+}
+
+/// A trace window that fails (here its record directory was replaced by a
+/// file) makes `/healthz` 503 with the reason, until a window attaches
+/// again (the file gone: the agent makes the directory again). Where fexit works the agent traces continuously
+/// and has no windows to fail.
+#[test]
+fn an_agent_whose_windows_fail_answers_503_with_the_reason() {
+    require_bpf!();
+    if !tests::fexit_refused() {
+        eprintln!("skip: fexit works here, so the agent traces continuously, without windows");
+        return;
+    }
+    let parent = tempfile::tempdir().unwrap();
+    let records = parent.path().join("records");
+    std::fs::create_dir(&records).unwrap();
+    let (_agent, port) = Agent::start(&[
+        "--always-trace",
+        "--trace-window",
+        "1s",
+        "--record-dir",
+        records.to_str().unwrap(),
+    ]);
+    let healthz = |status: u16, want: &str| {
+        wait_until(
+            format!("/healthz {status} {want:?}"),
+            Duration::from_secs(30),
+            || get(port, "/healthz").filter(|(s, body)| *s == status && body.starts_with(want)),
+        )
+    };
+    healthz(200, "ok: tracing in a window");
+    std::fs::remove_dir_all(&records).unwrap();
+    std::fs::write(&records, "not a directory").unwrap();
+    // (A window running as the file came fails at its end, listing the
+    // directory; the next one, at its start, on the file.)
+    let (_, body) = healthz(
+        503,
+        "not tracing: the last trace window failed: --record-dir",
+    );
+    assert_eq!(
+        body.trim_end(),
+        format!(
+            "not tracing: the last trace window failed: --record-dir {} is not a directory: give a directory (it is made if missing)",
+            records.display()
+        )
+    );
+    std::fs::remove_file(&records).unwrap();
+    healthz(200, "ok: ");
+}

@@ -113,9 +113,11 @@ pub fn unix_seconds(at: SystemTime) -> f64 {
         .map_or(0.0, |d| d.as_secs_f64())
 }
 
-/// Replaces `path` with `state`: a new file (mode 0600, a random name in the
-/// same directory, created O_EXCL) renamed over it, so a symlink planted at
-/// `path` is replaced, never followed.
+/// Replaces `path` with `state`: a new file (a random name in the same
+/// directory, created O_EXCL) renamed over it, so a symlink planted at
+/// `path` is replaced, never followed. Mode 0644: it holds uids, namespace
+/// inodes and counts (what /proc shows every user), and a check run by an
+/// unprivileged monitoring user must be able to read it.
 pub fn write(path: &Path, state: &AgentState) -> Result<()> {
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
@@ -124,6 +126,8 @@ pub fn write(path: &Path, state: &AgentState) -> Result<()> {
     let mut new = tempfile::NamedTempFile::new_in(dir)?;
     serde_json::to_writer(&mut new, state)?;
     new.write_all(b"\n")?;
+    new.as_file()
+        .set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))?;
     new.as_file().sync_data()?;
     new.persist(path).map_err(|err| err.error)?;
     Ok(())

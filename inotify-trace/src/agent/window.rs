@@ -198,7 +198,8 @@ fn recording_in(dir: &Path) -> Result<RecordingFile> {
 /// Removes the oldest of the agent's recordings in `dir` while they take
 /// more than `max_bytes` together, always keeping the newest.
 pub fn rotate(dir: &Path, max_bytes: u64) -> Result<()> {
-    let mut recordings: Vec<(PathBuf, u64)> = std::fs::read_dir(dir)?
+    let mut recordings: Vec<(PathBuf, u64)> = std::fs::read_dir(dir)
+        .with_context(|| format!("listing the record directory {}", dir.display()))?
         .flatten()
         .filter(|e| {
             let name = e.file_name();
