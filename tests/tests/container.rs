@@ -30,7 +30,8 @@ fn flags_for(node: &Node, recordings: &std::path::Path, without_caps: &[&str]) -
                 std::fs::create_dir_all(&dir).unwrap();
                 dir
             }
-            "/var/lib/inotify-trace" => recordings.display().to_string(),
+            // The recordings and the state file: a scratch folder.
+            "/var/lib/inotify-trace" | "/run/inotify-trace" => recordings.display().to_string(),
             // tracefs and the cgroup tree are the machine's own.
             other => other.to_owned(),
         },
@@ -175,5 +176,102 @@ fn without_cap_sys_admin_the_runtimes_seccomp_profile_gets_one_line() {
         stderr.trim(),
         "inotify-trace: error: the container's seccomp profile forbids bpf(2): \
          add CAP_SYS_ADMIN or run with seccompProfile Unconfined",
+    );
+}
+
+/// How the README gets a window's recording out of the agent's pod, whose
+/// image has no shell, ls or tar (`kubectl cp` needs tar): the agent's log
+/// names each recording, `report DIR` names the newest, and `report FILE
+/// --html -` prints the page to a file on the operator's side. Here with
+/// `podman exec` in the DaemonSet's container, as `kubectl exec` would.
+#[test]
+fn a_windows_recording_comes_out_of_the_container_as_a_page() {
+    require_podman!();
+    podman::build_image();
+    let node = Node::new();
+    let recordings = tempfile::tempdir().unwrap();
+    let flags = flags_for(&node, recordings.path(), &[]);
+    let name = unique_comm("npd-agent");
+    let mut detached = vec!["--detach".to_owned(), format!("--name={name}")];
+    detached.extend(flags);
+    let started = podman::run(
+        &detached,
+        &[
+            "agent",
+            "--interval=1s",
+            "--always-trace",
+            "--trace-window=1s",
+            "--record-dir=/var/lib/inotify-trace",
+            &format!("--host-root={}", manifest_host_root()),
+        ],
+    )
+    .output()
+    .unwrap();
+    assert!(started.status.success(), "{started:?}");
+    struct Removed(String);
+    impl Drop for Removed {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("podman")
+                .args(["rm", "--force", "--time=0", &self.0])
+                .output();
+        }
+    }
+    let _removed = Removed(name.clone());
+    let exec = |args: &[&str]| {
+        std::process::Command::new("podman")
+            .args([
+                "--runtime",
+                "/usr/sbin/runc",
+                "exec",
+                &name,
+                "/inotify-trace",
+            ])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    // A window recorded and said so in the log.
+    let logged = tests::wait::wait_until(
+        "a window recorded",
+        std::time::Duration::from_secs(60),
+        || {
+            let logs = std::process::Command::new("podman")
+                .args(["logs", &name])
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&logs.stderr).into_owned();
+            stderr
+                .lines()
+                .find_map(|l| l.strip_prefix("inotify-trace: recorded the window to "))
+                .and_then(|rest| rest.split(' ').next())
+                .map(str::to_owned)
+        },
+    );
+    assert!(
+        logged.starts_with("/var/lib/inotify-trace/inotify-trace-"),
+        "{logged}"
+    );
+    // `report DIR` names the newest recordings.
+    let listed = exec(&["report", "/var/lib/inotify-trace"]);
+    let stderr = String::from_utf8_lossy(&listed.stderr);
+    assert_eq!(listed.status.code(), Some(1), "{listed:?}");
+    assert!(
+        stderr.contains("recordings: /var/lib/inotify-trace/inotify-trace-"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    // The page, on stdout.
+    let page = exec(&["report", &logged, "--html", "-"]);
+    assert!(page.status.success(), "{page:?}");
+    let html = String::from_utf8(page.stdout).unwrap();
+    assert!(
+        html.starts_with("<!DOCTYPE html>"),
+        "{}",
+        &html[..html.len().min(200)]
+    );
+    assert!(html.contains("<svg"), "the timeline is in the page");
+    assert!(
+        html.contains("inotify-trace summary"),
+        "the summary is in the page"
     );
 }

@@ -159,6 +159,7 @@ pub async fn run(settings: AgentSettings) -> Result<()> {
     }
     let app = metrics_route
         .route("/healthz", get(healthz))
+        .route("/livez", get(livez))
         .route("/", get(index))
         .with_state(shared.clone());
     say(format_args!(
@@ -378,11 +379,10 @@ async fn metrics(State(shared): State<Shared>, headers: HeaderMap) -> impl IntoR
     (StatusCode::OK, [(header::CONTENT_TYPE, content_type)], text).into_response()
 }
 
-/// Alive while snapshots keep coming and the agent traces what it is asked
-/// to: a window that failed makes it unhealthy, with the reason, until the
-/// next one attaches.
+/// Healthy while snapshots keep coming and the agent traces what it is
+/// asked to: a window that failed makes it unhealthy, with the reason,
+/// until the next one attaches (the DaemonSet's readiness probe).
 async fn healthz(State(shared): State<Shared>) -> impl IntoResponse {
-    let latest = shared.latest.lock().expect("no panics hold the lock");
     let tracing = shared.tracing.lock().expect("no panics hold the lock");
     if let Some(why) = &tracing.failing {
         return (
@@ -393,18 +393,28 @@ async fn healthz(State(shared): State<Shared>) -> impl IntoResponse {
             ),
         );
     }
+    match snapshots_stalled(&shared) {
+        None => (StatusCode::OK, format!("ok: {}\n", tracing.describe())),
+        Some(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n")),
+    }
+}
+
+/// Alive while snapshots keep coming (the DaemonSet's liveness probe: a
+/// restart mends a stalled agent, not a window that cannot attach).
+async fn livez(State(shared): State<Shared>) -> impl IntoResponse {
+    match snapshots_stalled(&shared) {
+        None => (StatusCode::OK, "ok\n".to_owned()),
+        Some(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n")),
+    }
+}
+
+/// Why snapshots are not fresh, if they are not.
+fn snapshots_stalled(shared: &Shared) -> Option<&'static str> {
+    let latest = shared.latest.lock().expect("no panics hold the lock");
     match latest.at {
-        Some(at) if at.elapsed() <= shared.stale_after => {
-            (StatusCode::OK, format!("ok: {}\n", tracing.describe()))
-        }
-        Some(_) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "snapshots stalled\n".to_owned(),
-        ),
-        None => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "no snapshot yet\n".to_owned(),
-        ),
+        Some(at) if at.elapsed() <= shared.stale_after => None,
+        Some(_) => Some("snapshots stalled"),
+        None => Some("no snapshot yet"),
     }
 }
 
@@ -418,7 +428,7 @@ async fn index() -> impl IntoResponse {
             "<h1>inotify-trace agent ",
             env!("CARGO_PKG_VERSION"),
             "</h1>\n<p>Who holds this node's inotify watches and instances, and which calls fail.</p>\n",
-            "<ul><li><a href=\"metrics\">metrics</a></li><li><a href=\"healthz\">healthz</a></li></ul>\n",
+            "<ul><li><a href=\"metrics\">metrics</a></li><li><a href=\"healthz\">healthz</a> (snapshots and tracing)</li><li><a href=\"livez\">livez</a> (snapshots)</li></ul>\n",
             "</body></html>\n"
         ),
     )

@@ -90,6 +90,9 @@ pub async fn trace(
         Some(dir) => Some(recording_in(dir)?),
         None => None,
     };
+    let recorded_to = record
+        .as_ref()
+        .and_then(|r| r.path.path().map(Path::to_owned));
     let session = Session {
         attach: AttachMode::Tracepoint,
         record,
@@ -111,6 +114,14 @@ pub async fn trace(
     }
     if let Some(dir) = &window.record_dir {
         rotate(dir, window.max_record_bytes)?;
+    }
+    // Said where `kubectl logs` shows it: the file to report on (the image
+    // has no shell to list the directory with).
+    if let Some(path) = recorded_to.filter(|p| ended.failure.is_none() && p.is_file()) {
+        say(format_args!(
+            "recorded the window to {} (inotify-trace report FILE)",
+            path.display()
+        ));
     }
     ran?;
     // The recorder keeps its own failure (above): an error here is the

@@ -15,6 +15,35 @@ use crate::{
     timeline::{Destination, Timeline},
 };
 
+/// The agent's newest recordings in `dir`, as a tail for the error that
+/// refuses a directory: in a pod without a shell, the way to find one.
+fn newest_recordings(dir: &std::path::Path) -> String {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return String::new();
+    };
+    let mut names: Vec<String> = entries
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| n.starts_with("inotify-trace-") && n.ends_with(".rec"))
+        // Names to be printed: nothing a terminal would act on.
+        .filter(|n| n.chars().all(|c| c.is_ascii_graphic()))
+        .collect();
+    // The agent's names sort by time.
+    names.sort_unstable_by(|a, b| b.cmp(a));
+    match names.len() {
+        0 => String::new(),
+        n => format!(
+            "; the newest of its {n} recordings: {}",
+            names
+                .iter()
+                .take(3)
+                .map(|name| dir.join(name).display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
 pub fn report(settings: ReportSettings) -> Result<ExitCode> {
     for note in &settings.notes {
         say(format_args!("note: {note}"));
@@ -25,7 +54,10 @@ pub fn report(settings: ReportSettings) -> Result<ExitCode> {
         Some(path) => {
             let name = path.display().to_string();
             if path.is_dir() {
-                anyhow::bail!("{name} is a directory: give a recording file (one that inotify-trace --record FILE made)");
+                anyhow::bail!(
+                    "{name} is a directory: give a recording file (one that inotify-trace --record FILE made){}",
+                    newest_recordings(path)
+                );
             }
             let file = File::open(path).with_context(|| format!("opening {name}"))?;
             (name, Box::new(file))
