@@ -95,10 +95,16 @@ pub enum Action {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
-    /// Write the man pages, one per subcommand, into DIR (for packagers:
-    /// `cargo xtask dist` puts them in dist/man).
-    #[command(hide = true)]
+    /// Write the man pages, one per subcommand, into DIR (made if missing),
+    /// e.g. `inotify-trace man-pages /usr/local/share/man/man1`.
     ManPages {
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
+    /// Copy this binary to DIR/inotify-trace (for an init container: the
+    /// image has no cp; deploy/node-problem-detector/).
+    #[command(hide = true)]
+    InstallBinary {
         #[arg(value_name = "DIR")]
         dir: PathBuf,
     },

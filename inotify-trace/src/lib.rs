@@ -117,6 +117,7 @@ pub fn run(cli: cli::Cli) -> ExitCode {
             .and_then(commands::check),
         Some(cli::Action::Completions { shell }) => commands::completions(shell),
         Some(cli::Action::ManPages { dir }) => commands::man_pages(&dir),
+        Some(cli::Action::InstallBinary { dir }) => commands::install_binary(&dir),
         None => {
             if cli.trace.verbose {
                 // Said as every other line on stderr is: `inotify-trace: ...`.

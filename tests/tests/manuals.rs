@@ -69,8 +69,30 @@ fn the_bash_completion_parses_and_completes_subcommands_and_their_flags() {
     // The other shells' scripts name the program and its subcommands.
     for shell in ["zsh", "fish"] {
         let script = completion(shell);
-        for word in ["inotify-trace", "report", "usage", "agent", "ring-size"] {
+        for word in [
+            "inotify-trace",
+            "report",
+            "usage",
+            "agent",
+            "check",
+            "ring-size",
+        ] {
             assert!(script.contains(word), "{shell}: no {word}");
+        }
+    }
+    // What is hidden (the benchmark's flags, the init container's
+    // subcommand) is in no shell's script.
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
+        let script = completion(shell);
+        assert!(
+            script.contains("man-pages"),
+            "{shell}: man-pages is for users"
+        );
+        for hidden in ["install-binary", "no-attribution", "no-charge"] {
+            assert!(
+                !script.contains(hidden),
+                "{shell} offers the hidden {hidden}"
+            );
         }
     }
 }
@@ -88,14 +110,16 @@ fn an_unknown_shell_is_refused_in_one_line() {
 
 #[test]
 fn man_renders_a_page_for_every_subcommand_with_its_flags() {
-    let dir = tempfile::tempdir().unwrap();
+    let parent = tempfile::tempdir().unwrap();
+    // DIR is made, with its parents.
+    let dir = parent.path().join("share/man/man1");
     let out = Command::new(tracer_binary())
         .arg("man-pages")
-        .arg(dir.path())
+        .arg(&dir)
         .output()
         .unwrap();
     assert!(out.status.success(), "{out:?}");
-    let mut pages: Vec<String> = std::fs::read_dir(dir.path())
+    let mut pages: Vec<String> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
@@ -104,7 +128,9 @@ fn man_renders_a_page_for_every_subcommand_with_its_flags() {
         pages,
         [
             "inotify-trace-agent.1",
+            "inotify-trace-check.1",
             "inotify-trace-completions.1",
+            "inotify-trace-man-pages.1",
             "inotify-trace-report.1",
             "inotify-trace-usage.1",
             "inotify-trace.1",
@@ -118,27 +144,61 @@ fn man_renders_a_page_for_every_subcommand_with_its_flags() {
         ("inotify-trace-report.1", &["--events", "--uid"][..]),
         ("inotify-trace-usage.1", &["--paths", "--pod"][..]),
         ("inotify-trace-agent.1", &["--listen", "--web-config"][..]),
+        ("inotify-trace-check.1", &["--agent-state", "--nagios"][..]),
         ("inotify-trace-completions.1", &["bash"][..]),
+        ("inotify-trace-man-pages.1", &["DIR"][..]),
     ] {
         let rendered = Command::new("man")
             .arg("-l")
-            .arg(dir.path().join(page))
+            .arg(dir.join(page))
             .env("MANPAGER", "cat")
             .env("MANWIDTH", "100")
             .output()
             .expect("man (man-db; cargo xtask test installs it)");
         assert!(rendered.status.success(), "man -l {page}: {rendered:?}");
         let text = String::from_utf8_lossy(&rendered.stdout);
-        assert!(
-            text.contains("NAME") && text.contains("SYNOPSIS"),
-            "{page}:\n{text}"
-        );
+        for section in ["NAME", "SYNOPSIS", "EXAMPLES", "EXIT STATUS", "SEE ALSO"] {
+            assert!(text.contains(section), "{page} lacks {section}:\n{text}");
+        }
+        // Each example is a command the parser takes (a program to trace
+        // aside, after --).
+        let examples = text
+            .split("EXAMPLES")
+            .nth(1)
+            .and_then(|rest| rest.split("EXIT STATUS").next())
+            .unwrap();
+        let shown: Vec<&str> = examples
+            .lines()
+            .map(str::trim)
+            .filter(|l| l.starts_with("inotify-trace"))
+            .collect();
+        assert!(!shown.is_empty(), "{page}: {examples}");
+        for example in shown {
+            // Up to a redirection or the program to trace: --help goes
+            // before `--`, or it would be that program's.
+            let words: Vec<&str> = example
+                .split_whitespace()
+                .take_while(|w| !w.starts_with('>') && *w != "--")
+                .collect();
+            let parsed = Command::new(tracer_binary())
+                .args(&words[1..])
+                .arg("--help")
+                .output()
+                .unwrap();
+            assert!(
+                parsed.status.success(),
+                "{page}: `{example}` is refused: {parsed:?}"
+            );
+        }
+        for hidden in ["install-binary", "no-attribution", "no-charge"] {
+            assert!(!text.contains(hidden), "{page} shows the hidden {hidden}");
+        }
         for flag in flags {
             assert!(text.contains(flag), "{page} lacks {flag}:\n{text}");
         }
     }
     // Into something that is not a directory: one line, nothing written.
-    let file = dir.path().join("inotify-trace.1");
+    let file = dir.join("inotify-trace.1");
     let out = Command::new(tracer_binary())
         .arg("man-pages")
         .arg(&file)

@@ -99,8 +99,8 @@ pub fn build_all() -> Result<Vec<PathBuf>> {
 /// runs), written afresh into `dist/completions` and `dist/man`.
 fn manuals(binary: &Path) -> Result<()> {
     let dist = cmd::workspace_root().join("dist");
-    let (completions, man) = (dist.join("completions"), dist.join("man"));
-    for dir in [&completions, &man] {
+    let (completions, man, doc) = (dist.join("completions"), dist.join("man"), dist.join("doc"));
+    for dir in [&completions, &man, &doc] {
         if dir.exists() {
             std::fs::remove_dir_all(dir)?;
         }
@@ -116,10 +116,20 @@ fn manuals(binary: &Path) -> Result<()> {
         std::fs::write(completions.join(file), script)?;
     }
     cmd::run(Command::new(binary).arg("man-pages").arg(&man))?;
+    // The documents the man pages' SEE ALSO names, beside them.
+    let root = cmd::workspace_root();
+    std::fs::copy(root.join("README.md"), doc.join("README.md"))?;
+    for entry in std::fs::read_dir(root.join("docs"))? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "md") {
+            std::fs::copy(&path, doc.join(path.file_name().expect("a file")))?;
+        }
+    }
     cmd::step(&format!(
-        "completions in {}, man pages in {}",
+        "completions in {}, man pages in {}, documents in {}",
         completions.display(),
-        man.display()
+        man.display(),
+        doc.display()
     ));
     Ok(())
 }

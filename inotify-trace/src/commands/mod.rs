@@ -12,7 +12,7 @@ mod usage;
 pub use self::{
     agent::agent,
     check::check,
-    manuals::{completions, man_pages},
+    manuals::{completions, install_binary, man_pages},
     report::report,
     trace::trace,
     usage::usage,
