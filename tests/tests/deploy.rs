@@ -201,6 +201,14 @@ fn the_service_monitor_and_pod_monitor_overlays_select_the_agent() {
             m["spec"][endpoints][0]["relabelings"][0]["targetLabel"],
             "node"
         );
+        // The job is the label's value, "inotify-trace", as the alert
+        // rules and the dashboard select it.
+        let job_label = m["spec"]["jobLabel"].as_str().expect("jobLabel");
+        let labelled = match monitor {
+            "ServiceMonitor" => &of_kind(&docs, "Service")["metadata"]["labels"],
+            _ => pod_labels,
+        };
+        assert_eq!(labelled[job_label], "inotify-trace", "{overlay}");
     }
 }
 
