@@ -5,10 +5,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::{exact_text::ProcessName, limits::Limit};
 
-/// Kernel memory one watch can pin on a 64-bit kernel: the kernel's own
-/// `INOTIFY_WATCH_COST` (a mark plus two inodes, about 1 KiB), which it uses
-/// to size the default limit (fs/notify/inotify/inotify_user.c).
-pub const WATCH_COST_BYTES: u64 = 1080;
+/// Kernel memory one watch can pin where the running kernel's BTF does not
+/// say (`kernel_btf::WatchCost` reads it): the kernel's own
+/// `INOTIFY_WATCH_COST` (a mark plus two inodes, about 1 KiB) on a typical
+/// 64-bit build.
+pub const TYPICAL_WATCH_COST_BYTES: u64 = 1080;
 /// Usage at or above this share of a limit gets a recommendation.
 const NEAR_LIMIT: f64 = 0.8;
 /// A single process holding more than this share of a uid's watches makes
@@ -28,6 +29,8 @@ pub struct Observed {
     pub instances: u64,
     pub max_watches: Option<u64>,
     pub max_instances: Option<u64>,
+    /// What one watch pins (the running kernel's estimate, or the typical).
+    pub watch_cost_bytes: u64,
     /// The process holding the most watches: pid, comm, watches.
     pub top_holder: Option<(u32, ProcessName, u64)>,
     /// A process in the user namespace (to enter it with nsenter).
@@ -151,7 +154,7 @@ fn recommend(
         observed: used,
         recommended,
         max_kernel_memory_bytes: (resource == Limit::Watches)
-            .then_some(recommended * WATCH_COST_BYTES),
+            .then_some(recommended.saturating_mul(o.watch_cost_bytes)),
         commands,
         wrong_fix,
     })
@@ -172,6 +175,7 @@ mod tests {
             top_holder: Some((42, ProcessName::from_bytes(b"kubelet"), top)),
             ns_member: Some(42),
             kubernetes_node: false,
+            watch_cost_bytes: TYPICAL_WATCH_COST_BYTES,
         }
     }
 

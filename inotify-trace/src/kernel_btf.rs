@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use bytes::Buf;
 
 use inotify_trace_common::{ChargeLayout, TaskLayout, CHARGE_SPAN_MAX};
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 /// Where the running kernel publishes its own BTF.
@@ -91,6 +92,61 @@ pub fn task_layout(data: &[u8]) -> Result<TaskLayout, BtfError> {
         layout.cgroup_known = 1;
     }
     Ok(layout)
+}
+
+/// What one watch pins in kernel memory by the kernel's own estimate
+/// (`INOTIFY_WATCH_COST`): its mark and two inodes (an inode with a watch
+/// on it cannot be evicted). An estimate, as the kernel's is: the inodes may
+/// be cached anyway, and dentries are not counted (docs/internals.md).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WatchCost {
+    pub bytes: u64,
+    /// `sizeof(struct inotify_inode_mark)`.
+    pub mark_bytes: u64,
+    /// `sizeof(struct inode)`.
+    pub inode_bytes: u64,
+}
+
+impl WatchCost {
+    /// The running kernel's (its BTF read once per process), or why not.
+    pub fn of_running_kernel() -> Result<WatchCost, String> {
+        static COST: std::sync::OnceLock<Result<WatchCost, String>> = std::sync::OnceLock::new();
+        COST.get_or_init(|| {
+            running_kernel_watch_cost()
+                .map_err(|err| format!("{} unreadable ({err}): the kernel has no BTF", VMLINUX_BTF))
+        })
+        .clone()
+    }
+
+    /// What `watches` pin.
+    pub fn of(self, watches: u64) -> u64 {
+        watches.saturating_mul(self.bytes)
+    }
+}
+
+/// What one watch pins by the kernel's own estimate, from the running
+/// kernel's BTF.
+pub fn running_kernel_watch_cost() -> anyhow::Result<WatchCost> {
+    let data = std::fs::read(VMLINUX_BTF)?;
+    Ok(watch_cost(&data)?)
+}
+
+/// `INOTIFY_WATCH_COST` (fs/notify/inotify/inotify_user.c, 5.11+, which
+/// sizes the default `max_user_watches` with it): a watch's mark and the two
+/// inodes it is taken to pin, `sizeof(struct inotify_inode_mark) + 2 *
+/// sizeof(struct inode)`, with this kernel's sizes.
+pub fn watch_cost(data: &[u8]) -> Result<WatchCost, BtfError> {
+    let types = Types::parse(data)?;
+    let size = |name: &'static str| -> Result<u64, BtfError> {
+        let id = types.find_struct(name).ok_or(BtfError::NoStruct(name))?;
+        Ok(u64::from(types.size(id)?))
+    };
+    let (mark_bytes, inode_bytes) = (size("inotify_inode_mark")?, size("inode")?);
+    Ok(WatchCost {
+        bytes: mark_bytes + 2 * inode_bytes,
+        mark_bytes,
+        inode_bytes,
+    })
 }
 
 /// Where the inotify charge is (`ChargeLayout`'s fields say what each

@@ -16,6 +16,19 @@ pub fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// `1.3 MiB`, `41 KiB`, `512 B`: a size in binary units, for the kernel
+/// memory columns.
+pub fn memory_text(bytes: u64) -> String {
+    const KIB: f64 = 1024.0;
+    let b = bytes as f64;
+    match bytes {
+        0..1024 => format!("{bytes} B"),
+        1024..1_048_576 => format!("{:.0} KiB", b / KIB),
+        1_048_576..1_073_741_824 => format!("{:.1} MiB", b / (KIB * KIB)),
+        _ => format!("{:.1} GiB", b / (KIB * KIB * KIB)),
+    }
+}
+
 /// `1 watch`, `2 watches`: the count and its noun.
 pub fn plural(n: u64, noun: &str) -> String {
     let plural = match noun {

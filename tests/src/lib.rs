@@ -9,6 +9,7 @@
 //! Tests share the kernel (attached programs slow every syscall, and a
 //! user-namespace limit is per namespace), so they run one at a time:
 //! `cargo xtask test` passes `--test-threads=1`.
+pub mod btf;
 pub mod elsewhere;
 mod expect;
 pub mod node;

@@ -100,6 +100,12 @@ fn metrics_equal_what_usage_reports_per_uid_and_per_pod() {
         sample(&metrics, "inotify_trace_tracing"),
         Some(f64::from(u8::from(continuous)))
     );
+    // What a watch pins, by the kernel's estimate with this kernel's sizes.
+    assert_eq!(
+        sample(&metrics, "inotify_trace_watch_cost_bytes"),
+        Some(tests::btf::watch_cost() as f64),
+        "{metrics}"
+    );
     // Without an Accept header: the older text format.
     assert!(!metrics.contains("# EOF"), "{metrics}");
     for line in metrics.lines() {

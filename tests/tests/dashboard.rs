@@ -71,6 +71,7 @@ fn the_dashboard_has_a_node_variable_and_a_datasource_on_every_panel() {
         "inotify_trace_lost_events_total",
         "inotify_trace_tracing_info",
         "inotify_trace_snapshot_duration_seconds",
+        "inotify_trace_watch_cost_bytes",
     ] {
         assert!(all.contains(metric), "no panel shows {metric}");
     }
@@ -131,6 +132,21 @@ fn every_panel_query_runs_and_the_per_uid_panel_is_what_usage_says() {
     assert_eq!(user["watches"], 2, "{usage:#}");
     let share = 100.0 * 2.0 / user["max_watches"].as_f64().unwrap();
     assert!((ours - share).abs() < 1e-9, "panel {ours}, usage {share}");
+
+    // The kernel memory panel: the uid's 2 watches times what one pins by
+    // the kernel's estimate, this kernel's sizes as bpftool reads them.
+    let (_, memory) = queries(&d)
+        .into_iter()
+        .find(|(title, q)| {
+            title.starts_with("Kernel memory") && q.starts_with("inotify_trace_user_watches")
+        })
+        .expect("the kernel memory panel's per-uid query");
+    let pinned = query_result(prometheus_port, &as_grafana_sends(&memory, "dash-node"))
+        .unwrap()
+        .into_iter()
+        .find(|(labels, _)| labels["uid"] == UID && labels["userns"] == "host")
+        .map(|(_, value)| value);
+    assert_eq!(pinned, Some((2 * tests::btf::watch_cost()) as f64));
 
     // A query that does not parse is an error here (so the loop below can
     // fail).

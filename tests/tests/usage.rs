@@ -796,3 +796,46 @@ fn the_diagnosis(lines: &[Value]) -> &Value {
         .find(|l| l["type"] == "diagnosis")
         .unwrap_or_else(|| panic!("no diagnosis: {lines:#?}"))
 }
+
+/// What the watches cost: the kernel's own estimate with this kernel's
+/// sizes (read here by bpftool, apart from the tool's BTF parser), in JSON
+/// once and in the text per uid, per scope and per pod.
+#[test]
+fn usage_says_what_the_watches_pin_by_the_kernels_own_estimate() {
+    require_bpf!();
+    let cost = tests::btf::watch_cost();
+    let (_root, paths) = dirs((0..3).map(|i| format!("c{i}")));
+    let comm = unique_comm("cost");
+    let script = paths
+        .iter()
+        .zip(1..)
+        .fold(Script::new().as_user(UID).init(3), |s, (p, wd)| {
+            s.add(p, wd)
+        })
+        .then("sleep", "30");
+    let mut holder = Workload::start(&[], &comm, &script.args());
+    script.check(&holder.release_and_read(4));
+    let usage = usage(&["--uid", UID]);
+    assert_eq!(
+        usage["watch_cost"],
+        serde_json::json!({
+            "bytes": cost,
+            "mark_bytes": tests::btf::struct_size("inotify_inode_mark"),
+            "inode_bytes": tests::btf::struct_size("inode"),
+        }),
+        "{usage:#}"
+    );
+    let text = tests::usage_text(&["--uid", UID]);
+    let row = text
+        .lines()
+        .find(|l| l.trim_start().starts_with(&format!("{UID} host")))
+        .unwrap_or_else(|| panic!("uid {UID}'s row:\n{text}"));
+    // 3 watches: a few KiB, as the column rounds it.
+    let kib = format!("{:.0} KiB", (3 * cost) as f64 / 1024.0);
+    assert!(row.contains(&kib), "{kib} in {row:?}\n{text}");
+    assert!(text.contains(&format!(
+        "(KERNEL MEM: what the watches pin by the kernel's own estimate, {cost} bytes each: a mark of {} and two inodes of {}, from this kernel's BTF)",
+        tests::btf::struct_size("inotify_inode_mark"),
+        tests::btf::struct_size("inode")
+    )), "{text}");
+}

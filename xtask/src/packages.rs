@@ -133,6 +133,9 @@ pub const TESTS: Needs = Needs {
         file("runc", "/usr/sbin/runc"),
         // TLS material for the agent's endpoint tests.
         program("openssl", "openssl"),
+        // The kernel's own struct sizes, read apart from the tool's BTF
+        // parser (what a watch costs).
+        program("bpftool", "bpftool"),
     ],
 };
 

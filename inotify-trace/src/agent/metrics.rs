@@ -236,6 +236,15 @@ pub fn exposition(
         "When the last snapshot was taken (Unix time)",
         stats.taken_at_s,
     );
+    if let Some(cost) = usage.watch_cost {
+        let bytes = Gauge::<i64>::default();
+        bytes.set(gauge(cost.bytes));
+        registry.register(
+            "inotify_trace_watch_cost_bytes",
+            "Kernel memory one watch pins by the kernel's own estimate (INOTIFY_WATCH_COST: a mark and two inodes, sizes from this kernel's BTF); times a watch gauge, what those watches pin",
+            bytes,
+        );
+    }
     let unreadable = Gauge::<i64>::default();
     unreadable.set(gauge(usage.unreadable_processes));
     registry.register(
@@ -311,6 +320,8 @@ mod tests {
         Usage {
             kind: "usage",
             limits: Limits::default(),
+            watch_cost: None,
+            watch_cost_unknown: None,
             instances: Vec::new(),
             processes: Vec::new(),
             users,
@@ -328,6 +339,8 @@ mod tests {
             partial: false,
             unreadable_processes: 0,
             unreadable_pids: Vec::new(),
+            unreadable_comms: Vec::new(),
+            unreadable_why: None,
         }
     }
 
@@ -340,6 +353,11 @@ mod tests {
             user(0, Some(4026532177), 60, None),
         ];
         let usage = Usage {
+            watch_cost: Some(crate::kernel_btf::WatchCost {
+                bytes: 1312,
+                mark_bytes: 80,
+                inode_bytes: 616,
+            }),
             unreadable_processes: 1,
             unreadable_pids: vec![1],
             ..usage(users, "shop", "cart-7", 55)
@@ -391,6 +409,7 @@ mod tests {
             "inotify_trace_snapshot_duration_seconds 0.25",
             "inotify_trace_last_snapshot_timestamp_seconds 1795000000.5",
             "inotify_trace_unreadable_processes 1",
+            "inotify_trace_watch_cost_bytes 1312",
             "# TYPE inotify_trace_user_watches gauge",
             "# EOF",
         ] {

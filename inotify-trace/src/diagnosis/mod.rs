@@ -390,6 +390,7 @@ pub fn diagnose(
                 max_instances: u.max_instances,
                 top_holder: top.map(|p| (p.pid, p.comm, p.watches)),
                 ns_member: user_ns.and(member),
+                watch_cost_bytes: source.watch_cost_bytes(),
             }]);
             // Advice about what ran out, not about the other budget.
             recommendations.retain(|r| r.resource == Some(failure.limit));

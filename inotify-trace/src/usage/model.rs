@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use crate::{
     advice::Recommendation,
     held::{Held, HolderFacts},
+    kernel_btf::WatchCost,
 };
 use crate::{
     exact_text::{PathName, ProcessName},
@@ -18,6 +19,12 @@ pub struct Usage {
     #[serde(rename = "type")]
     pub kind: &'static str,
     pub limits: Limits,
+    /// What one watch pins in kernel memory, by the kernel's own estimate
+    /// from its BTF (`watches x bytes` is a uid's or a pod's).
+    pub watch_cost: Option<WatchCost>,
+    /// Why the cost is unknown (no BTF).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub watch_cost_unknown: Option<String>,
     pub instances: Vec<InstanceUsage>,
     pub processes: Vec<ProcessUsage>,
     pub users: Vec<UserUsage>,
@@ -30,6 +37,13 @@ pub struct Usage {
     pub unreadable_processes: u64,
     /// The first few of them.
     pub unreadable_pids: Vec<u32>,
+    /// Their names, in the same order (as /proc/PID/comm says; empty when
+    /// that too was refused).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unreadable_comms: Vec<String>,
+    /// Why they could not be read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unreadable_why: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]

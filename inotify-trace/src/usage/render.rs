@@ -5,8 +5,9 @@ use super::{PodUsage, ProcessUsage, Usage, UserUsage};
 use crate::{
     advice::Recommendation,
     escape::Escaped,
+    kernel_btf::WatchCost,
     limits::NO_CAP,
-    words::{culprit_lines, fit, place_text, plural},
+    words::{culprit_lines, fit, memory_text, place_text, plural},
 };
 
 pub fn write(out: &mut impl Write, usage: &Usage) -> io::Result<()> {
@@ -19,14 +20,29 @@ pub fn write(out: &mut impl Write, usage: &Usage) -> io::Result<()> {
         plural(usage.processes.len() as u64, "process"),
     )?;
     if usage.partial {
-        let pids: Vec<String> = usage.unreadable_pids.iter().map(u32::to_string).collect();
+        let named: Vec<String> = usage
+            .unreadable_pids
+            .iter()
+            .enumerate()
+            .map(|(i, pid)| match usage.unreadable_comms.get(i) {
+                Some(comm) if !comm.is_empty() => format!("{pid} {comm}"),
+                _ => pid.to_string(),
+            })
+            .collect();
         writeln!(
             out,
-            "PARTIAL: the fds of {} process{} could not be read (pids {}{}); the counts are lower bounds",
-            usage.unreadable_processes,
-            if usage.unreadable_processes == 1 { "" } else { "es" },
-            pids.join(", "),
-            if usage.unreadable_processes > pids.len() as u64 { ", ..." } else { "" }
+            "PARTIAL: the fds of {} could not be read ({}{}): {}; the counts are lower bounds",
+            plural(usage.unreadable_processes, "process"),
+            named.join(", "),
+            if usage.unreadable_processes > named.len() as u64 {
+                ", ..."
+            } else {
+                ""
+            },
+            usage
+                .unreadable_why
+                .as_deref()
+                .unwrap_or("permission denied")
         )?;
     }
     writeln!(
@@ -35,8 +51,9 @@ pub fn write(out: &mut impl Write, usage: &Usage) -> io::Result<()> {
         cap_text(usage.limits.max_user_watches),
         cap_text(usage.limits.max_user_instances)
     )?;
-    users(out, &usage.users)?;
-    pods(out, &usage.pods)?;
+    users(out, &usage.users, usage.watch_cost)?;
+    pods(out, &usage.pods, usage.watch_cost)?;
+    watch_cost(out, usage)?;
     writeln!(out)?;
     writeln!(out, "Processes, by watches:")?;
     writeln!(
@@ -104,7 +121,25 @@ fn holder_text(holder: Option<&ProcessUsage>) -> String {
         .unwrap_or_default()
 }
 
-fn pods(out: &mut impl Write, pods: &[PodUsage]) -> io::Result<()> {
+/// The KERNEL MEM column: what the watches pin, `?` without BTF.
+fn pinned(cost: Option<WatchCost>, watches: u64) -> String {
+    cost.map_or_else(|| "?".to_owned(), |c| memory_text(c.of(watches)))
+}
+
+/// What the KERNEL MEM columns are, once, under the tables.
+fn watch_cost(out: &mut impl Write, usage: &Usage) -> io::Result<()> {
+    match (usage.watch_cost, &usage.watch_cost_unknown) {
+        (Some(c), _) => writeln!(
+            out,
+            "  (KERNEL MEM: what the watches pin by the kernel's own estimate, {} bytes each: a mark of {} and two inodes of {}, from this kernel's BTF)",
+            c.bytes, c.mark_bytes, c.inode_bytes
+        ),
+        (None, Some(why)) => writeln!(out, "  (KERNEL MEM unknown: {why})"),
+        (None, None) => Ok(()),
+    }
+}
+
+fn pods(out: &mut impl Write, pods: &[PodUsage], cost: Option<WatchCost>) -> io::Result<()> {
     if pods.is_empty() {
         return Ok(());
     }
@@ -115,24 +150,25 @@ fn pods(out: &mut impl Write, pods: &[PodUsage]) -> io::Result<()> {
     )?;
     writeln!(
         out,
-        "  {:<40} {:>9} {:>8}  TOP HOLDER",
-        "POD", "INSTANCES", "WATCHES"
+        "  {:<40} {:>9} {:>8} {:>10}  TOP HOLDER",
+        "POD", "INSTANCES", "WATCHES", "KERNEL MEM"
     )?;
     for pod in pods {
         let name = pod.pod.display_name();
         let top = holder_text(pod.top_holder.as_ref());
         writeln!(
             out,
-            "  {:<40} {:>9} {:>8}  {top}",
+            "  {:<40} {:>9} {:>8} {:>10}  {top}",
             fit(&Escaped(name.as_bytes()).to_string(), 40),
             pod.instances,
-            pod.watches
+            pod.watches,
+            pinned(cost, pod.watches)
         )?;
     }
     Ok(())
 }
 
-pub fn users(out: &mut impl Write, users: &[UserUsage]) -> io::Result<()> {
+pub fn users(out: &mut impl Write, users: &[UserUsage], cost: Option<WatchCost>) -> io::Result<()> {
     let pct = |p: Option<f64>, max: Option<u64>| match (p, max) {
         (_, Some(NO_CAP)) => "-".to_owned(),
         (Some(p), _) => format!("{p:.1}%"),
@@ -145,8 +181,8 @@ pub fn users(out: &mut impl Write, users: &[UserUsage]) -> io::Result<()> {
     )?;
     writeln!(
         out,
-        "  {:>6} {:<17} {:>8} {:>8} {:>7} {:>9} {:>6} {:>7}  TOP HOLDER",
-        "UID", "LIMITS OF", "WATCHES", "MAX", "USED", "INSTANCES", "MAX", "USED"
+        "  {:>6} {:<17} {:>8} {:>8} {:>7} {:>9} {:>6} {:>7} {:>10}  TOP HOLDER",
+        "UID", "LIMITS OF", "WATCHES", "MAX", "USED", "INSTANCES", "MAX", "USED", "KERNEL MEM"
     )?;
     for u in users {
         let scope = u
@@ -155,7 +191,7 @@ pub fn users(out: &mut impl Write, users: &[UserUsage]) -> io::Result<()> {
         let top = holder_text(u.top_holder.as_ref());
         writeln!(
             out,
-            "  {:>6} {:<17} {:>8} {:>8} {:>7} {:>9} {:>6} {:>7}  {top}",
+            "  {:>6} {:<17} {:>8} {:>8} {:>7} {:>9} {:>6} {:>7} {:>10}  {top}",
             u.uid,
             scope,
             u.watches,
@@ -163,7 +199,8 @@ pub fn users(out: &mut impl Write, users: &[UserUsage]) -> io::Result<()> {
             pct(u.watches_pct, u.max_watches),
             u.instances,
             cap_text(u.max_instances),
-            pct(u.instances_pct, u.max_instances)
+            pct(u.instances_pct, u.max_instances),
+            pinned(cost, u.watches)
         )?;
     }
     Ok(())

@@ -34,6 +34,13 @@ pub struct Scan {
     pub unreadable: Vec<u32>,
 }
 
+/// `pid`'s name as text for a table (escaped), or empty when unreadable.
+pub fn comm_text(root: &Path, pid: u32) -> String {
+    std::fs::read(root.join(pid.to_string()).join("comm"))
+        .map(|comm| crate::escape::Escaped(comm.trim_ascii_end()).to_string())
+        .unwrap_or_default()
+}
+
 /// Every inotify fd under `root`. Processes that exit while being read are
 /// skipped; those that cannot be read are counted as such.
 pub fn inotify_fds(root: &Path) -> Scan {

@@ -14,6 +14,7 @@ use super::{
 use crate::{
     advice::{self, Observed},
     exact_text::{PathName, ProcessName},
+    kernel_btf::WatchCost,
     limits::{Limits, NO_CAP},
     pods::{self, names::Names, Attribution},
     selection::Selection,
@@ -32,6 +33,8 @@ pub struct Source<'a> {
     /// Our own user namespace: processes elsewhere are marked.
     pub own_user_ns: Option<u64>,
     pub limits: Limits,
+    /// What a watch pins, by the kernel's own estimate (or why unknown).
+    pub watch_cost: Result<WatchCost, String>,
     /// Set with `--paths`.
     pub resolver: Option<&'a paths::Resolver>,
     /// Where the node's files are (`--host-root`), to name pods.
@@ -39,6 +42,13 @@ pub struct Source<'a> {
 }
 
 impl Source<'_> {
+    /// What a watch pins, by this kernel's estimate or a typical one's.
+    pub fn watch_cost_bytes(&self) -> u64 {
+        self.watch_cost
+            .as_ref()
+            .map_or(advice::TYPICAL_WATCH_COST_BYTES, |c| c.bytes)
+    }
+
     /// Whether this is a Kubernetes node: kubelet's directories are under
     /// the host root (its state, or the pod logs an agent's DaemonSet
     /// mounts).
@@ -58,9 +68,28 @@ impl Source<'static> {
             namespace_caps: &userns::caps_of,
             own_user_ns: super::own_user_ns(),
             limits: Limits::read(),
+            watch_cost: WatchCost::of_running_kernel(),
             resolver,
             host_root: PathBuf::from("/"),
         }
+    }
+}
+
+/// Why the kernel refused to list a process's fds: this process lacks the
+/// capabilities, or (with them) the process is one ptrace access cannot
+/// reach.
+fn unreadable_why() -> String {
+    use caps::Capability;
+    let missing = crate::preflight::missing_of(&[
+        Capability::CAP_SYS_PTRACE,
+        Capability::CAP_DAC_READ_SEARCH,
+    ]);
+    match missing.is_empty() {
+        false => format!(
+            "{} missing: other users' processes are closed to this one",
+            missing.join(" and ")
+        ),
+        true => "the kernel refused ptrace access to them: a process with privileges this one lacks (in an enclosing user namespace, or under a security module)".to_owned(),
     }
 }
 
@@ -100,7 +129,7 @@ pub(crate) fn snapshot_and_fds(
     let recommendations = advice::advise(
         &users
             .iter()
-            .map(|u| observed(u, kubernetes))
+            .map(|u| observed(u, kubernetes, source.watch_cost_bytes()))
             .collect::<Vec<_>>(),
     );
     let (mut instances, mut processes) = select(instances, processes, &held, selection);
@@ -111,6 +140,8 @@ pub(crate) fn snapshot_and_fds(
     let usage = Usage {
         kind: "usage",
         limits: source.limits,
+        watch_cost: source.watch_cost.as_ref().ok().copied(),
+        watch_cost_unknown: source.watch_cost.as_ref().err().cloned(),
         instances,
         processes,
         users,
@@ -118,6 +149,13 @@ pub(crate) fn snapshot_and_fds(
         recommendations,
         partial: !scan.unreadable.is_empty(),
         unreadable_processes: scan.unreadable.len() as u64,
+        unreadable_comms: scan
+            .unreadable
+            .iter()
+            .take(UNREADABLE_NAMED)
+            .map(|pid| scan::comm_text(&source.root, *pid))
+            .collect(),
+        unreadable_why: (!scan.unreadable.is_empty()).then(unreadable_why),
         unreadable_pids: scan.unreadable.into_iter().take(UNREADABLE_NAMED).collect(),
     };
     (usage, held)
@@ -323,7 +361,7 @@ fn pods_of(instances: &[InstanceUsage], processes: &[ProcessUsage]) -> Vec<PodUs
     pods
 }
 
-fn observed(user: &UserUsage, kubernetes_node: bool) -> Observed {
+fn observed(user: &UserUsage, kubernetes_node: bool, watch_cost_bytes: u64) -> Observed {
     let top = user.top_holder.as_ref();
     Observed {
         kubernetes_node,
@@ -335,6 +373,7 @@ fn observed(user: &UserUsage, kubernetes_node: bool) -> Observed {
         max_instances: user.max_instances,
         top_holder: top.map(|p| (p.pid, p.comm, p.watches)),
         ns_member: top.map(|p| p.pid),
+        watch_cost_bytes,
     }
 }
 

@@ -170,6 +170,8 @@ pub(crate) fn source<'a>(root: &Path, table: &'a Table) -> Source<'a> {
             max_user_watches: Some(120),
             max_user_instances: Some(128),
         },
+        // As a kernel without BTF: the typical cost stands in.
+        watch_cost: Err("no BTF in the fixture".to_owned()),
         resolver: None,
         // kubelet's log directories, beside the fixture's processes.
         host_root: root.join("host"),
