@@ -27,7 +27,9 @@ pub struct Cli {
 
 /// Parses the command line; an error says what clap says, plus a hint where
 /// the mistake is a common one: a command to trace without `--` before it,
-/// or a misspelt subcommand.
+/// or a misspelt subcommand; and, in clap's stead, a negative number given
+/// to a flag, or a misspelt flag (clap would tip to pass them after `--`,
+/// which here means a program to run).
 pub fn parse() -> Cli {
     use clap::{error::ErrorKind, CommandFactory as _};
     let args: Vec<OsString> = std::env::args_os().collect();
@@ -35,6 +37,10 @@ pub fn parse() -> Cli {
         Ok(cli) => return cli,
         Err(err) => err,
     };
+    if let Some(refused) = unknown_argument_error(&err, &args) {
+        let _ = refused.print();
+        std::process::exit(refused.exit_code());
+    }
     let hint = match err.kind() {
         ErrorKind::UnknownArgument => args
             .get(1)
@@ -51,9 +57,75 @@ pub fn parse() -> Cli {
     std::process::exit(code)
 }
 
+/// clap's "unexpected argument" error said better, for the two cases its tip
+/// gets wrong: a negative number (`--top -1`: it is the value, not a flag)
+/// and a misspelt flag (`--pdi`: the flag meant); else None.
+fn unknown_argument_error(err: &clap::Error, args: &[OsString]) -> Option<clap::Error> {
+    use clap::{
+        error::{ContextKind, ContextValue, ErrorKind},
+        CommandFactory as _,
+    };
+    if err.kind() != ErrorKind::UnknownArgument {
+        return None;
+    }
+    let Some(ContextValue::String(bad)) = err.get(ContextKind::InvalidArg) else {
+        return None;
+    };
+    let root = Cli::command();
+    // The subcommand whose flags apply, if one was named first.
+    let command = args
+        .get(1)
+        .and_then(|a| a.to_str())
+        .and_then(|name| root.find_subcommand(name).cloned())
+        .unwrap_or_else(|| root.clone());
+    // clap names `-5` for `-5s` and `--ring-size` for `--ring-size=3`.
+    let at = args
+        .iter()
+        .position(|a| a.to_str().is_some_and(|a| a.starts_with(bad.as_str())))?;
+    let help = match command.get_name() {
+        "inotify-trace" => "inotify-trace --help".to_owned(),
+        sub => format!("inotify-trace {sub} --help"),
+    };
+    let why = if bad.starts_with('-') && bad[1..].starts_with(|c: char| c.is_ascii_digit()) {
+        let flag = args.get(at.checked_sub(1)?)?.to_str()?;
+        let given = args[at].to_string_lossy();
+        format!("{flag} takes no negative value (given {given}): give 0 or more")
+    } else if bad.starts_with("--") {
+        let given = bad.trim_start_matches('-');
+        let closest = command
+            .get_arguments()
+            .filter(|a| !a.is_hide_set())
+            .filter_map(|a| a.get_long())
+            .map(|long| (strsim::damerau_levenshtein(given, long), long))
+            .filter(|(distance, _)| *distance <= 2)
+            .min();
+        match closest {
+            Some((_, long)) => format!("unexpected argument '{bad}': did you mean '--{long}'?"),
+            None => format!("unexpected argument '{bad}': no such flag ({help} lists them)"),
+        }
+    } else {
+        return None;
+    };
+    let bin_name = match command.get_name() {
+        "inotify-trace" => "inotify-trace".to_owned(),
+        sub => format!("inotify-trace {sub}"),
+    };
+    let mut command = command.bin_name(bin_name);
+    command.build();
+    let message = format!(
+        "{why}\n\n{}\n\nFor more information, try '--help'.\n",
+        command.render_usage()
+    );
+    Some(clap::Error::raw(ErrorKind::UnknownArgument, message).with_cmd(&command))
+}
+
 /// A hint for a first word that is no subcommand: one it is close to, or,
 /// when it names a program, how to trace it.
 fn hint_for(first: &str, command: &clap::Command) -> Option<String> {
+    // A subcommand itself is spelt right: the mistake is elsewhere.
+    if command.find_subcommand(first).is_some() {
+        return None;
+    }
     let closest = command
         .get_subcommands()
         .map(|s| s.get_name())

@@ -424,6 +424,27 @@ fn common_mistakes_get_a_hint_and_filters_that_match_nothing_say_so() {
         assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
         assert_eq!(stderr.lines().last().map(str::trim), Some(tip), "{stderr}");
     }
+    // Said in clap's stead, whose tip would be to pass them after `--`,
+    // which here runs a program: a negative number, a misspelt flag (of the
+    // subcommand named), a flag the subcommand does not have; a subcommand
+    // spelt right is not "meant" as itself.
+    for (args, first) in [
+        (&["-d", "-5s"][..], "error: -d takes no negative value (given -5s): give 0 or more"),
+        (&["--top", "-1"][..], "error: --top takes no negative value (given -1): give 0 or more"),
+        (&["--pdi", "1"][..], "error: unexpected argument '--pdi': did you mean '--pid'?"),
+        (&["usage", "--pdi", "1"][..], "error: unexpected argument '--pdi': did you mean '--pid'?"),
+        (
+            &["report", "x.rec", "--ring-size=8M"][..],
+            "error: unexpected argument '--ring-size': no such flag (inotify-trace report --help lists them)",
+        ),
+    ] {
+        let out = run(args);
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert_eq!(stderr.lines().next(), Some(first), "{args:?}: {stderr}");
+        assert!(!stderr.contains("tip:"), "{args:?}: {stderr}");
+        assert!(stderr.contains("Usage: inotify-trace"), "{args:?}: {stderr}");
+    }
     for (args, says) in [
         (
             &["--pid", "999999999"][..],

@@ -583,3 +583,63 @@ fn a_recording_of_the_previous_format_still_reports() {
         .unwrap()
         .contains("old-format"));
 }
+
+/// A report filter that matches none of a recording's events says so (and
+/// exits 1, as `usage` and grep do), and a report filter on a recording
+/// that was itself filtered says what its session let through; output that
+/// cannot be written names what it was writing.
+#[test]
+fn a_filter_that_matches_nothing_says_so_with_the_recordings_own_filters() {
+    require_bpf!();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("filtered.rec");
+    let file = file.to_str().unwrap();
+    let comm = unique_comm("flt");
+    let tracer = Tracer::start(&["--comm", &comm, "--record", file, "-q"]);
+    let calls = Script::new().init(3).add("/", 1).run(&[], &comm);
+    tracer.stop().assert_clean_exit();
+    let pid = calls[0].pid.to_string();
+
+    let recorded = format!(
+        "(recorded with: {} --comm {comm} --record {file} -q)",
+        tracer_binary().display()
+    );
+    let out = report(&[file, "--pid", "999999"]);
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(
+        stderr.lines().collect::<Vec<_>>(),
+        [
+            format!("inotify-trace: note: this recording holds only the calls its session's filters let through {recorded}"),
+            format!("inotify-trace: no event of the recording's 2 events matches the filters {recorded}"),
+        ],
+    );
+    // Its own process: found, and the note stays.
+    let out = report(&[file, "--pid", &pid]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    // Without a filter, nothing to note.
+    let out = report(&[file]);
+    assert!(out.status.success() && out.stderr.is_empty(), "{out:?}");
+
+    // stdout full: the error says it was writing the report there; a live
+    // session's says stdout, and `-w -`'s that it is the recording.
+    let full = || {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap()
+    };
+    for (args, says) in [
+        (vec!["report", file], "inotify-trace: error: writing the report to stdout: No space left on device"),
+        (vec!["-q", "-d", "1s", "--comm", &comm], "inotify-trace: error: writing to stdout: No space left on device"),
+        (
+            vec!["-q", "-d", "1s", "--comm", &comm, "-w", "-"],
+            "inotify-trace: error: could not write the recording to stdout: No space left on device (os error 28); nothing was recorded",
+        ),
+    ] {
+        let out = Command::new(tracer_binary()).args(&args).stdout(full()).output().unwrap();
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(stderr.lines().any(|l| l.starts_with(says)), "{args:?}: {stderr}");
+    }
+}

@@ -12,6 +12,7 @@ use crate::{
     pipeline::Pipeline,
     recording::{file, reader::Reader},
     settings::ReportSettings,
+    stream::Item,
     timeline::{Destination, Timeline},
 };
 
@@ -90,9 +91,22 @@ pub fn report(settings: ReportSettings) -> Result<ExitCode> {
         );
         pipeline.add_output(Box::new(Timeline::new(svg, html, title, m)));
     }
-    pipeline.start()?;
+    // The recording's own filters, when both narrow: what a report filter
+    // finds is only what the session let through.
+    let recorded_with = recorded_with(&reader.metadata);
+    if settings.selection.narrows() {
+        if let Some(recorded) = &recorded_with {
+            say(format_args!(
+                "note: this recording holds only the calls its session's filters let through ({recorded})"
+            ));
+        }
+    }
+    let writing = "writing the report to stdout";
+    pipeline.start().context(writing)?;
+    let mut recorded_events = 0u64;
     while let Some(item) = reader.next_item().with_context(|| name.clone())? {
-        pipeline.push(item)?;
+        recorded_events += u64::from(matches!(item, Item::Event(_)));
+        pipeline.push(item).context(writing)?;
     }
     if let Some(cut) = &reader.cut_short {
         say(format_args!(
@@ -100,8 +114,31 @@ pub fn report(settings: ReportSettings) -> Result<ExitCode> {
             cut.offset
         ));
     }
-    pipeline.finish()?;
+    pipeline.finish().context(writing)?;
+    // Filters that match nothing: said, and exit 1 (as grep does, and as
+    // `usage` does), the empty report printed all the same.
+    if settings.selection.narrows() && pipeline.counts().events == 0 && recorded_events > 0 {
+        say(format_args!(
+            "no event of the recording's {} matches the filters{}",
+            crate::words::plural(recorded_events, "event"),
+            recorded_with.map_or_else(String::new, |r| format!(" ({r})"))
+        ));
+        return Ok(ExitCode::FAILURE);
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// How a recording's session was narrowed, as its command line says it
+/// (`recorded with: inotify-trace --comm kubelet -w k.rec`), or None when
+/// it traced every call.
+fn recorded_with(metadata: &crate::recording::metadata::Metadata) -> Option<String> {
+    let filters = &metadata.filters;
+    (filters.selection.narrows() || filters.command.is_some()).then(|| {
+        format!(
+            "recorded with: {}",
+            Escaped(metadata.command_line.join(" ").as_bytes())
+        )
+    })
 }
 
 /// Where `flag`'s picture goes: stdout for `-`, else a new private file

@@ -87,7 +87,7 @@ async fn run(settings: TraceSettings) -> Result<ExitCode> {
     };
     let stopped: Option<Result<ExitCode>> = session.run(stop).await?;
     let ended = session.end();
-    ended.told?;
+    ended.told.context("writing to stdout")?;
     say(format_args!(
         "{}",
         closing_line(ended.counts, ended.duration_s)

@@ -94,10 +94,15 @@ impl Recorder {
                 Some(write) => write.cause.to_string(),
                 None => format!("{err:#}"),
             };
-            anyhow::bail!(
-                "could not start the recording {}: {cause}; nothing was recorded and the file is removed: free some space, or record elsewhere",
-                recorder.name().display()
-            );
+            match recorder.path.path() {
+                Some(path) => anyhow::bail!(
+                    "could not start the recording {}: {cause}; nothing was recorded and the file is removed: free some space, or record elsewhere",
+                    path.display()
+                ),
+                None => anyhow::bail!(
+                    "could not write the recording to stdout: {cause}; nothing was recorded"
+                ),
+            }
         }
         Ok(recorder)
     }
