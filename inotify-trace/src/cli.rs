@@ -15,7 +15,10 @@ use crate::{file_arg::FileArg, tracer::AttachMode};
     version,
     about,
     max_term_width = 100,
-    args_conflicts_with_subcommands = true
+    args_conflicts_with_subcommands = true,
+    mut_arg("pids", |a| a.help("Only this process's calls (repeatable; any of them passes); a pid that is not running is refused (to trace a program from its start, run it after --)")),
+    mut_arg("uids", |a| a.help("Only the calls charged to this uid, a number or a user name (repeatable); applied after the kernel, so other uids' calls still cross the ring buffer")),
+    mut_arg("cgroups", |a| a.help("Only calls made in this cgroup or below it: a path from the cgroup2 mount's root (`/kubepods.slice`) or under the mount (repeatable); filtered in the kernel, on the cgroup and the descendants it has at the start")),
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -147,14 +150,24 @@ fn hint_for(first: &str, command: &clap::Command) -> Option<String> {
 pub enum Action {
     /// Report on a recording made with --record: the summary, or with --events the
     /// events themselves, as a live session would have printed them.
+    #[command(
+        mut_arg("pids", |a| a.help("Only this process's calls in the recording (repeatable; any of them passes)")),
+        mut_arg("uids", |a| a.help("Only the calls charged to this uid, a number or a user name (repeatable)")),
+        mut_arg("cgroups", |a| a.help("Only calls made in this cgroup or below it, as each call's recorded cgroup says: a path from the cgroup2 mount's root (`/kubepods.slice`) (repeatable)")),
+    )]
     Report(ReportArgs),
     /// Who holds inotify instances and watches now, per process and per uid, against
     /// the limits (read from /proc; no eBPF needed).
+    #[command(
+        mut_arg("pids", |a| a.help("Only the instances this process holds (repeatable; any of them passes); the per-uid totals still count every instance")),
+        mut_arg("uids", |a| a.help("Only the instances charged to this uid, a number or a user name (repeatable)")),
+        mut_arg("cgroups", |a| a.help("Only holders in this cgroup or below it now: a path from the cgroup2 mount's root (`/kubepods.slice`) or under the mount (repeatable)")),
+    )]
     Usage(UsageArgs),
     /// Serve the usage per uid and per pod to Prometheus, from a /proc snapshot every
     /// --interval, with calls and failures counted by tracing (all the time where the
-    /// kernel allows fexit, else in windows near a cap): /metrics and /healthz
-    /// (docs/metrics.md).
+    /// kernel allows fexit, else in windows near a cap): /metrics, /healthz (ready:
+    /// tracing as asked), /livez (snapshots coming); docs/metrics.md.
     Agent(AgentArgs),
     /// One line and an exit status on how close every uid's watch (or instance)
     /// budget is to its cap, and whether a call failed recently: a check for
@@ -330,9 +343,8 @@ fn parse_interval(text: &str) -> Result<Duration, String> {
 /// one definition, so the flags mean the same everywhere.
 #[derive(Debug, Args)]
 pub struct CallerSelection {
-    /// Only this process (repeatable; any of them passes): its calls, or in
-    /// `usage` the instances it holds (the per-uid totals still count every
-    /// instance). Live, a pid that is not running is refused.
+    /// Only this process (repeatable; any of them passes). What it selects
+    /// is each command's own (`mut_arg` where the command is defined).
     #[arg(short = 'p', long = "pid", value_name = "PID")]
     pub pids: Vec<u32>,
 
@@ -341,9 +353,7 @@ pub struct CallerSelection {
     #[arg(short = 'c', long = "comm", value_name = "NAME", value_parser = non_empty("a process name"))]
     pub comms: Vec<String>,
 
-    /// Only this uid, a number or a user name (repeatable): the calls charged to
-    /// it, or in `usage` the instances charged to it. Live it is applied after
-    /// the kernel (other uids' calls still cross the ring buffer).
+    /// Only this uid, a number or a user name (repeatable).
     #[arg(long = "uid", value_name = "UID", value_parser = parse_uid)]
     pub uids: Vec<u32>,
 }
@@ -367,24 +377,21 @@ fn parse_uid(text: &str) -> Result<u32, String> {
 /// `report` and in `usage`.
 #[derive(Debug, Args)]
 pub struct PlaceSelection {
-    /// Only callers (in `usage`: holders) in this pod: NAME in any namespace,
-    /// or NAMESPACE/NAME (repeatable).
+    /// Only processes in this pod: NAME in any namespace, or NAMESPACE/NAME
+    /// (repeatable).
     #[arg(long = "pod", value_name = "[NS/]NAME", value_parser = non_empty("a name"))]
     pub pods: Vec<String>,
 
-    /// Only callers (holders) in pods of this namespace (repeatable).
+    /// Only processes in pods of this namespace (repeatable).
     #[arg(long = "namespace", value_name = "NS", value_parser = non_empty("a name"))]
     pub namespaces: Vec<String>,
 
-    /// Only callers (holders) in a container of this name (repeatable).
+    /// Only processes in a container of this name (repeatable).
     #[arg(long = "container", value_name = "NAME", value_parser = non_empty("a name"))]
     pub containers: Vec<String>,
 
-    /// Only callers (holders) in this cgroup or below it: a path from the
-    /// cgroup2 mount's root (`/kubepods.slice`) or under the mount (repeatable).
-    /// Live it is filtered in the kernel, on the cgroup and the descendants it
-    /// has at start; in `report`, on each call's recorded cgroup; in `usage`,
-    /// on each holder's cgroup now.
+    /// Only processes in this cgroup or below it: a path from the cgroup2
+    /// mount's root (`/kubepods.slice`) or under the mount (repeatable).
     #[arg(long = "cgroup", value_name = "PATH", value_parser = non_empty("a name"))]
     pub cgroups: Vec<String>,
 }

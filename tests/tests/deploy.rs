@@ -81,6 +81,32 @@ fn the_kustomize_base_and_tls_overlay_render_valid_manifests() {
     ] {
         assert!(text.contains(wanted), "{wanted} in:\n{text}");
     }
+    // Both probes over HTTPS: the patch replaces the base's, scheme and all.
+    let docs = documents(&text);
+    let container = &of_kind(&docs, "DaemonSet")["spec"]["template"]["spec"]["containers"][0];
+    for (probe, path) in [("livenessProbe", "/livez"), ("readinessProbe", "/healthz")] {
+        assert_eq!(container[probe]["httpGet"]["path"], path, "{container:#}");
+        assert_eq!(
+            container[probe]["httpGet"]["scheme"], "HTTPS",
+            "{container:#}"
+        );
+    }
+    // The overlay's steps, in the order a new cluster needs: the namespace
+    // before the secret in it, the secret before the pods that mount it.
+    let steps = std::fs::read_to_string(deploy.join("overlays/tls/kustomization.yaml")).unwrap();
+    let at = |step: &str| {
+        steps
+            .find(step)
+            .unwrap_or_else(|| panic!("no step {step:?}"))
+    };
+    assert!(
+        at("kubectl create namespace inotify-trace")
+            < at("create secret generic inotify-trace-web")
+    );
+    assert!(
+        at("create secret generic inotify-trace-web")
+            < at("kubectl apply -k deploy/kubernetes/overlays/tls")
+    );
 }
 
 fn deploy_dir() -> std::path::PathBuf {
