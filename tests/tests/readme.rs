@@ -1,5 +1,6 @@
-//! The README's examples are real output: each example kept here is run as
-//! the README shows it, and what the tool prints must be the README's text,
+//! The README's examples are real output (and those moved to docs/, where
+//! they went): each example kept here is run as the page shows it, and what
+//! the tool prints must be the page's text,
 //! but for what differs from run to run or machine to machine (pids, times,
 //! durations, user namespace inodes, the host's sysctl values), which both
 //! sides have masked. Every count, word and column is compared.
@@ -8,14 +9,22 @@ use std::process::Command;
 use regex::Regex;
 use tests::{require_bpf, tracer_binary, workload_binary};
 
-/// The indented block that follows `# COMMAND` in the README, without the
-/// command line itself, up to the next `# COMMAND` or the text after it.
+/// The pages whose examples are checked.
+const PAGES: [(&str, &str); 2] = [
+    ("README.md", include_str!("../../README.md")),
+    ("docs/pods.md", include_str!("../../docs/pods.md")),
+];
+
+/// The indented block that follows `# COMMAND` in the README (or the page
+/// of docs/ it moved to), without the command line itself, up to the next
+/// `# COMMAND` or the text after it.
 fn readme_block(command: &str) -> String {
-    let readme = include_str!("../../README.md");
-    let start = readme
-        .find(&format!("    # {command}\n"))
-        .unwrap_or_else(|| panic!("the README shows `{command}`"));
-    readme[start..]
+    let marker = format!("    # {command}\n");
+    let (page, start) = PAGES
+        .iter()
+        .find_map(|(_, text)| Some((*text, text.find(&marker)?)))
+        .unwrap_or_else(|| panic!("the README or docs/pods.md shows `{command}`"));
+    page[start..]
         .lines()
         .skip(1)
         // Up to the next command, or the text after the block.
@@ -57,6 +66,13 @@ fn masked(text: &str) -> String {
         // A process this machine's /proc does not let root read (pid 1 in
         // some sandboxes): not the example's.
         (r"(?m)^PARTIAL: .*\n", ""),
+        // What the watches pin: the kernel's struct sizes are the running
+        // kernel's (the column's width with them).
+        (r"\s+\d+(?:\.\d)? (?:B|KiB|MiB|GiB)\b", " KMEM"),
+        (
+            r"\d+ bytes each: a mark of \d+ and two inodes of \d+",
+            "N bytes each: a mark of M and two inodes of I",
+        ),
     ];
     let mut text = text.trim_end().to_owned();
     for (pattern, with) in rules {
