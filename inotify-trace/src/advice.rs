@@ -14,7 +14,7 @@ pub const TYPICAL_WATCH_COST_BYTES: u64 = 1080;
 const NEAR_LIMIT: f64 = 0.8;
 /// A single process holding more than this share of a uid's watches makes
 /// raising the limit the wrong first fix, whatever the count: the one rule
-/// `usage`, the diagnosis and the summary follow (README, "Recommendations").
+/// `usage`, the diagnosis and the summary follow (README, "Who holds the watches now").
 /// Raising it gives that process more room to take, and the next failure is
 /// anyone's.
 const ONE_HOLDER: f64 = 0.5;

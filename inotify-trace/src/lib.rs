@@ -1,7 +1,7 @@
 //! inotify-trace: who adds inotify watches, who holds them, and which calls
 //! fail.
 //!
-//! This is the one module map (the README links here; a unit test below
+//! This is the one module map (docs/development.md links here; a unit test below
 //! checks that it names every module and names none that does not exist).
 //! The flow, one module per stage (imports run one way, down this list):
 //!

@@ -272,7 +272,7 @@ impl Pipeline {
     }
 
     /// The holders at the start of the budgets the selected calls were
-    /// charged to (README, "Reading the summary").
+    /// charged to (README, "The report and the diagnosis").
     fn start_holders(&self) -> impl Iterator<Item = &crate::held::HeldAtStart> {
         let scopes = &self.scopes;
         self.start.iter().flat_map(|s| &s.holders).filter(move |h| {

@@ -226,3 +226,65 @@ fn the_readmes_agent_line_is_what_the_agent_says() {
         &first,
     );
 }
+
+/// The README is an operator's page: the quick start on its first screen
+/// (within 40 lines), and every relative link of it and of docs/ (a file,
+/// and a `#section` of a Markdown file) leads somewhere.
+#[test]
+fn the_quick_start_is_on_the_first_screen_and_every_link_leads_somewhere() {
+    let readme = PAGES[0].1;
+    let at = readme
+        .lines()
+        .position(|l| l == "## Quick start")
+        .expect("a Quick start section");
+    assert!(at < 40, "the quick start starts at line {}", at + 1);
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut pages: Vec<std::path::PathBuf> = vec![root.join("README.md")];
+    for entry in std::fs::read_dir(root.join("docs")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "md") {
+            pages.push(path);
+        }
+    }
+    pages.push(root.join("deploy/node-problem-detector/README.md"));
+    let link = Regex::new(r"\]\(([^)\s]+)\)").unwrap();
+    let mut checked = 0;
+    for page in &pages {
+        let text = std::fs::read_to_string(page).unwrap();
+        for target in link.captures_iter(&text).map(|c| c[1].to_owned()) {
+            if target.starts_with("http") {
+                continue;
+            }
+            let (file, anchor) = target.split_once('#').unwrap_or((&target, ""));
+            let file = match file {
+                "" => page.clone(),
+                file => page.parent().unwrap().join(file),
+            };
+            assert!(file.exists(), "{}: {target} leads nowhere", page.display());
+            if !anchor.is_empty() {
+                let headings: Vec<String> = std::fs::read_to_string(&file)
+                    .unwrap()
+                    .lines()
+                    .filter_map(|l| l.strip_prefix('#'))
+                    .map(|h| {
+                        h.trim_start_matches('#')
+                            .trim()
+                            .to_lowercase()
+                            .chars()
+                            .filter(|c| c.is_alphanumeric() || *c == ' ' || *c == '-' || *c == '_')
+                            .collect::<String>()
+                            .replace(' ', "-")
+                    })
+                    .collect();
+                assert!(
+                    headings.iter().any(|h| h == anchor),
+                    "{}: {target}: no such section in {} ({headings:?})",
+                    page.display(),
+                    file.display()
+                );
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked > 20, "{checked} links checked");
+}

@@ -88,8 +88,8 @@ fn man_page(command: &clap::Command, out: &mut dyn std::io::Write) -> std::io::R
 
 /// Where the rest is said: the documents ship beside the man pages.
 const SEE_ALSO: &str = "The README and docs/ (json.md, recording.md, pods.md, metrics.md, \
-culprits.md, internals.md): in the source tree, and in doc/ beside man/ in a release \
-made by cargo xtask dist.";
+kubernetes.md, timeline.md, culprits.md, internals.md, performance.md): in the source \
+tree, and in doc/ beside man/ in a release made by cargo xtask dist.";
 
 /// What a page says that the command line's definition does not.
 struct Manual {
