@@ -61,7 +61,8 @@
 //!   writes for `check`).
 //! - Text: `escape`, `exact_text`, `words` (counts in words, columns, and
 //!   the phrases every text view shares), `status`, `stdout`; files named
-//!   on the command line, `-` for the standard stream: `file_arg`.
+//!   on the command line, `-` for the standard stream: `file_arg`; a small
+//!   file to read (a web config, the agent's state): `small_file`.
 mod advice;
 mod agent;
 mod check;
@@ -91,6 +92,7 @@ mod selection;
 mod session;
 mod settings;
 mod signals;
+mod small_file;
 mod status;
 mod stdout;
 pub mod stream;

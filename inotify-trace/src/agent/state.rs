@@ -6,12 +6,12 @@
 //! bytes per budget that failed; replaced whole each time (a new file
 //! renamed over it, so a reader never sees half of one).
 use std::{
-    io::{Read as _, Write as _},
+    io::Write as _,
     path::Path,
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use anyhow::{bail, Context as _, Result};
+use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 
 /// What the file's `type` says, so a file of another kind is refused.
@@ -135,23 +135,7 @@ pub fn write(path: &Path, state: &AgentState) -> Result<()> {
 
 /// The state in `path`, or a one-line reason it cannot be used.
 pub fn read(path: &Path) -> Result<AgentState> {
-    // O_NONBLOCK: a FIFO planted at `path` does not hang the reader.
-    let file = std::os::unix::fs::OpenOptionsExt::custom_flags(
-        std::fs::OpenOptions::new().read(true),
-        libc::O_NONBLOCK,
-    )
-    .open(path)
-    .context("opening it")?;
-    if !file.metadata()?.is_file() {
-        bail!("not a regular file");
-    }
-    let mut text = String::new();
-    file.take(MAX_BYTES + 1)
-        .read_to_string(&mut text)
-        .context("not text")?;
-    if text.len() as u64 > MAX_BYTES {
-        bail!("larger than {MAX_BYTES} bytes: not the agent's state");
-    }
+    let text = crate::small_file::read_text(path, MAX_BYTES)?;
     let value: serde_json::Value =
         serde_json::from_str(&text).map_err(|err| anyhow::anyhow!("not JSON ({err})"))?;
     if value.get("type").and_then(|t| t.as_str()) != Some(KIND) {

@@ -90,7 +90,8 @@ impl WebConfig {
     /// and the setting.
     pub fn load(path: &Path) -> Result<WebConfig> {
         let at = |what: &str| format!("--web-config {}: {what}", path.display());
-        let text = read_small(path).with_context(|| at("reading it"))?;
+        let text = crate::small_file::read_text(path, MAX_FILE_BYTES)
+            .map_err(|err| anyhow::anyhow!("{}: {err:#}", at("reading it")))?;
         // exporter-toolkit serves plain HTTP for an empty file (or one that
         // sets neither): refused here, since whoever passes a web config
         // means TLS or a password.
@@ -137,21 +138,6 @@ impl WebConfig {
         }
         Ok(WebConfig { tls, basic_auth })
     }
-}
-
-/// The file's text, refusing one too large to be a config.
-fn read_small(path: &Path) -> Result<String> {
-    use std::io::Read as _;
-    let file = std::fs::File::open(path)?;
-    if !file.metadata()?.is_file() {
-        bail!("not a regular file");
-    }
-    let mut text = String::new();
-    file.take(MAX_FILE_BYTES + 1).read_to_string(&mut text)?;
-    if text.len() as u64 > MAX_FILE_BYTES {
-        bail!("larger than {} bytes", MAX_FILE_BYTES);
-    }
-    Ok(text)
 }
 
 fn server_config(tls: &TlsFile, base: &Path) -> Result<ServerConfig> {
