@@ -43,7 +43,7 @@ use crate::{
     settings::AgentSettings,
     signals::Signals,
     tracer::AttachMode,
-    usage::{snapshot, Source, Usage},
+    usage::{snapshot, Detail, Source, Usage},
     words,
 };
 
@@ -333,8 +333,10 @@ async fn windows(
 /// async thread).
 fn take_snapshot(host_root: std::path::PathBuf) -> (Usage, SnapshotStats) {
     let started = Instant::now();
+    // Counts are all the metrics use: no watch line is parsed.
     let source = Source {
         host_root,
+        detail: Detail::Counts,
         ..Source::live(None)
     };
     let usage = snapshot(&source, &Selection::default(), 0);

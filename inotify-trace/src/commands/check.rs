@@ -15,7 +15,7 @@ use crate::{
     selection::Selection,
     settings::CheckSettings,
     stdout,
-    usage::{snapshot, Source},
+    usage::{snapshot, Detail, Source},
 };
 
 pub fn check(settings: CheckSettings) -> Result<ExitCode> {
@@ -59,7 +59,11 @@ pub fn check(settings: CheckSettings) -> Result<ExitCode> {
                     missing.join(" and ")
                 ));
             }
-            let usage = snapshot(&Source::live(None), &Selection::default(), 0);
+            let source = Source {
+                detail: Detail::Counts,
+                ..Source::live(None)
+            };
+            let usage = snapshot(&source, &Selection::default(), 0);
             (Budget::all_of(&usage), None)
         }
     };

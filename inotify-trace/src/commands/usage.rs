@@ -11,7 +11,7 @@ use crate::{
     render::Format,
     settings::UsageSettings,
     stdout,
-    usage::{paths::Resolver, render, snapshot, Source},
+    usage::{paths::Resolver, render, snapshot, Detail, Source},
 };
 
 pub fn usage(settings: UsageSettings) -> Result<ExitCode> {
@@ -36,6 +36,11 @@ pub fn usage(settings: UsageSettings) -> Result<ExitCode> {
         .then(|| &*Box::leak(Box::new(Resolver::new())));
     let source = Source {
         host_root: settings.host_root.clone(),
+        // Each watch's fields only to resolve its path.
+        detail: match settings.paths {
+            true => Detail::Watches,
+            false => Detail::Counts,
+        },
         ..Source::live(resolver)
     };
     let mut usage = snapshot(&source, &settings.selection, settings.top);

@@ -31,6 +31,15 @@ impl Watch {
     }
 }
 
+/// How many watch lines an fdinfo file has: what the agent and `check`
+/// need, without parsing a field.
+pub fn count(fdinfo: &[u8]) -> u64 {
+    fdinfo
+        .split(|&b| b == b'\n')
+        .filter(|line| line.starts_with(b"inotify "))
+        .count() as u64
+}
+
 /// Every watch line of an fdinfo file; other lines are ignored, as are
 /// malformed watch lines (a kernel format we do not know must not stop a
 /// snapshot: the count of lines still counts the watch).
@@ -95,6 +104,7 @@ mod tests {
             inotify wd:1c ino:2a sdev:2f mask:fff ignored_mask:0 fhandle-bytes:c fhandle-type:fe f_handle:2a000000000000006e9f3c01\n";
         let watches = parse(fdinfo);
         assert_eq!(watches.len(), 2);
+        assert_eq!(count(fdinfo.as_bytes()), 2);
         assert_eq!(
             watches[0],
             Watch {
@@ -124,6 +134,11 @@ mod tests {
         // garbled line: both still count as watches.
         let watches = parse("inotify wd:3 ino:10 sdev:7 mask:2 ignored_mask:0\ninotify garbage\n");
         assert_eq!(watches.len(), 2);
+        assert_eq!(
+            count(b"inotify wd:3 ino:10\ninotify garbage\nflags:\t0\n"),
+            2
+        );
+        assert_eq!(count(b"pos:\t0\n"), 0);
         assert_eq!((watches[0].wd, watches[0].handle.clone()), (3, None));
         assert_eq!(watches[1].wd, -1);
     }

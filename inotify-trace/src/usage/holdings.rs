@@ -15,7 +15,8 @@ use crate::held::{HeldAtStart, HeldNow, HolderFacts};
 /// line: what a session's end records. No per-uid totals, so no user
 /// namespace is entered.
 pub fn holdings_now(source: &Source<'_>, chosen: impl Fn(u32) -> bool) -> Vec<HeldNow> {
-    let held = scan::inotify_fds(&source.root).held;
+    // Where each holder's watches are: every field.
+    let held = scan::inotify_fds(&source.root, scan::Detail::Watches).held;
     let processes = snapshot::processes(&snapshot::instances(&held, source), &held);
     let resolver = paths::Resolver::new();
     processes
@@ -33,7 +34,7 @@ pub fn holdings_now(source: &Source<'_>, chosen: impl Fn(u32) -> bool) -> Vec<He
 /// Every process holding an instance now, by watches: what a session
 /// starts in (one scan, no paths).
 pub fn holdings_at_start(source: &Source<'_>) -> Vec<HeldAtStart> {
-    let held = scan::inotify_fds(&source.root).held;
+    let held = scan::inotify_fds(&source.root, scan::Detail::Counts).held;
     snapshot::processes(&snapshot::instances(&held, source), &held)
         .into_iter()
         .map(|p| HeldAtStart {

@@ -19,6 +19,7 @@ pub(crate) mod userns;
 
 pub use self::{
     model::{InstanceUsage, PodUsage, ProcessUsage, Usage, UserUsage},
+    scan::Detail,
     snapshot::{snapshot, Source},
 };
 

@@ -19,10 +19,24 @@ pub struct HeldFd {
     pub euid: u32,
     /// The holder's user namespace (the inode of `PID/ns/user`).
     pub user_ns: Option<u64>,
+    /// How many watches its fdinfo lists.
+    pub count: u64,
+    /// Each of them, read with [`Detail::Watches`] (else empty).
     pub watches: Vec<Watch>,
     /// When its fdinfo was read (CLOCK_BOOTTIME ns): a diagnosis
     /// reconciles each holder with the calls traced until then.
     pub read_ns: Option<u64>,
+}
+
+/// How much of each watch line a scan reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Detail {
+    /// The count only (the agent, `check`, `usage` without `--paths`): a
+    /// line is counted, not parsed.
+    Counts,
+    /// Every field (inode, device, file handle): where watches are, and
+    /// `--paths`.
+    Watches,
 }
 
 /// What a scan saw.
@@ -41,20 +55,67 @@ pub fn comm_text(root: &Path, pid: u32) -> String {
         .unwrap_or_default()
 }
 
-/// Every inotify fd under `root`. Processes that exit while being read are
-/// skipped; those that cannot be read are counted as such.
-pub fn inotify_fds(root: &Path) -> Scan {
+/// Below this many processes one thread reads them all: starting threads
+/// would cost more than it saves.
+const PROCESSES_PER_THREAD: usize = 256;
+/// Threads at most: the reads are the kernel's work, which spreads over the
+/// cores; past a few, /proc's own locks are what is waited on.
+const MAX_THREADS: usize = 8;
+
+/// Every inotify fd under `root`, read as `detail` asks, in pid order.
+/// Processes that exit while being read are skipped; those that cannot be
+/// read are counted as such. With many processes the reads are spread over
+/// the cores (the kernel formats one line per watch, and that is most of a
+/// snapshot's time on a node near its cap).
+pub fn inotify_fds(root: &Path, detail: Detail) -> Scan {
     let Ok(processes) = procfs::process::all_processes_with_root(root) else {
         return Scan::default();
     };
+    let processes: Vec<Process> = processes.flatten().collect();
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(MAX_THREADS)
+        .min(processes.len().div_ceil(PROCESSES_PER_THREAD))
+        .max(1);
+    let mut scan = match threads {
+        1 => scan_processes(root, processes.iter(), detail),
+        _ => std::thread::scope(|scope| {
+            // Interleaved, so each thread gets old and new pids alike.
+            let shares: Vec<_> = (0..threads)
+                .map(|first| {
+                    let share = processes.iter().skip(first).step_by(threads);
+                    scope.spawn(move || scan_processes(root, share, detail))
+                })
+                .collect();
+            let mut whole = Scan::default();
+            for share in shares {
+                let part = share.join().expect("a scan thread does not panic");
+                whole.held.extend(part.held);
+                whole.unreadable.extend(part.unreadable);
+            }
+            whole
+        }),
+    };
+    scan.held.sort_by_key(|h| (h.pid, h.fd));
+    scan.unreadable.sort_unstable();
+    scan
+}
+
+/// The inotify fds of `processes`, with one buffer for every fdinfo read.
+fn scan_processes<'p>(
+    root: &Path,
+    processes: impl Iterator<Item = &'p Process>,
+    detail: Detail,
+) -> Scan {
     let mut scan = Scan::default();
-    for process in processes.flatten() {
+    let mut buffer = Vec::with_capacity(64 * 1024);
+    for process in processes {
         let pid = process.pid() as u32;
         let dir = root.join(pid.to_string());
         let inotify = match inotify_fds_of(&dir) {
             Ok(fds) => fds,
             // A kernel thread holds no fds: not a gap in the snapshot.
-            Err(Denied) if is_kernel_thread(&process) => continue,
+            Err(Denied) if is_kernel_thread(process) => continue,
             Err(Denied) => {
                 scan.unreadable.push(pid);
                 continue;
@@ -68,8 +129,15 @@ pub fn inotify_fds(root: &Path) -> Scan {
         };
         let user_ns = namespace_inode(&dir.join("ns/user"));
         for fd in inotify {
-            let Ok(info) = std::fs::read_to_string(dir.join(format!("fdinfo/{fd}"))) else {
+            if read_into(&mut buffer, &dir.join(format!("fdinfo/{fd}"))).is_err() {
                 continue;
+            }
+            let (count, watches) = match detail {
+                Detail::Counts => (fdinfo::count(&buffer), Vec::new()),
+                Detail::Watches => {
+                    let watches = fdinfo::parse(&String::from_utf8_lossy(&buffer));
+                    (watches.len() as u64, watches)
+                }
             };
             scan.held.push(HeldFd {
                 pid,
@@ -77,12 +145,21 @@ pub fn inotify_fds(root: &Path) -> Scan {
                 comm,
                 euid,
                 user_ns,
-                watches: fdinfo::parse(&info),
+                count,
+                watches,
                 read_ns: crate::clock::WallClock::boot_now_ns().ok(),
             });
         }
     }
     scan
+}
+
+/// The whole of `path` into `buffer`, which keeps its room for the next.
+fn read_into(buffer: &mut Vec<u8>, path: &Path) -> std::io::Result<()> {
+    use std::io::Read as _;
+    buffer.clear();
+    std::fs::File::open(path)?.read_to_end(buffer)?;
+    Ok(())
 }
 
 /// A process whose fds this process may not read.

@@ -33,6 +33,9 @@ pub struct Source<'a> {
     /// Our own user namespace: processes elsewhere are marked.
     pub own_user_ns: Option<u64>,
     pub limits: Limits,
+    /// How much of each watch is read: counts, or every field (where the
+    /// watches are, `--paths`).
+    pub detail: scan::Detail,
     /// What a watch pins, by the kernel's own estimate (or why unknown).
     pub watch_cost: Result<WatchCost, String>,
     /// Set with `--paths`.
@@ -69,6 +72,9 @@ impl Source<'static> {
             own_user_ns: super::own_user_ns(),
             limits: Limits::read(),
             watch_cost: WatchCost::of_running_kernel(),
+            // Every field whenever paths are resolved; the rest ask for
+            // counts where that is all they use.
+            detail: scan::Detail::Watches,
             resolver,
             host_root: PathBuf::from("/"),
         }
@@ -107,7 +113,7 @@ pub(crate) fn snapshot_and_fds(
     selection: &Selection,
     top: usize,
 ) -> (Usage, Vec<HeldFd>) {
-    let scan = scan::inotify_fds(&source.root);
+    let scan = scan::inotify_fds(&source.root, source.detail);
     let held = scan.held;
     let instances = instances(&held, source);
     let mut processes = processes(&instances, &held);
@@ -175,11 +181,7 @@ pub(super) fn instances(held: &[HeldFd], source: &Source<'_>) -> Vec<InstanceUsa
         .map(|mut group| {
             group.sort();
             let first = by_ref[&group[0]];
-            let watches = group
-                .iter()
-                .map(|r| by_ref[r].watches.len())
-                .max()
-                .unwrap_or(0);
+            let watches = group.iter().map(|r| by_ref[r].count).max().unwrap_or(0);
             InstanceUsage {
                 holders: group
                     .iter()
@@ -190,7 +192,7 @@ pub(super) fn instances(held: &[HeldFd], source: &Source<'_>) -> Vec<InstanceUsa
                     .collect(),
                 comm: first.comm,
                 uid: first.euid,
-                watches: watches as u64,
+                watches,
                 user_ns: first.user_ns.filter(|ns| Some(*ns) != source.own_user_ns),
                 paths: source.resolver.map(|resolver| targets(first, resolver)),
             }

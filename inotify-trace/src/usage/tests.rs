@@ -172,6 +172,7 @@ pub(crate) fn source<'a>(root: &Path, table: &'a Table) -> Source<'a> {
         },
         // As a kernel without BTF: the typical cost stands in.
         watch_cost: Err("no BTF in the fixture".to_owned()),
+        detail: super::scan::Detail::Watches,
         resolver: None,
         // kubelet's log directories, beside the fixture's processes.
         host_root: root.join("host"),
