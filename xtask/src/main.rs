@@ -55,6 +55,10 @@ enum Task {
         /// A seconds-long run, to check the command works (CI runs it).
         #[arg(long)]
         smoke: bool,
+        /// Only the node-scale rows (`usage` against inotify-info, the
+        /// agent's CPU per snapshot), a few minutes.
+        #[arg(long)]
+        node: bool,
     },
     /// The agent over many trace windows with churning pids, paths and pods,
     /// its RSS sampled (minutes; not in CI).
@@ -164,9 +168,12 @@ fn run(task: Task) -> Result<ExitCode> {
             setup::all()?;
             dist::build_all().map(|_| ExitCode::SUCCESS)
         }
-        Task::Bench { smoke } => {
+        Task::Bench { smoke, node } => {
             setup::all()?;
-            bench::run(smoke).map(|()| ExitCode::SUCCESS)
+            match node {
+                true => bench::run_node(smoke).map(|()| ExitCode::SUCCESS),
+                false => bench::run(smoke).map(|()| ExitCode::SUCCESS),
+            }
         }
         Task::Vm {
             kernels,

@@ -159,8 +159,12 @@ pub const QEMU_ARM64: Needs = Needs {
 
 /// The peers the benchmark compares with.
 pub const BENCH: Needs = Needs {
-    what_for: "the benchmark's peers",
-    needs: &[program("bpftrace", "bpftrace")],
+    what_for: "the benchmark's peers and its node-scale holders",
+    needs: &[
+        program("bpftrace", "bpftrace"),
+        // inotifywait -m -r: the real holders of the node-scale rows.
+        program("inotify-tools", "inotifywait"),
+    ],
 };
 
 /// What `cargo xtask fresh` builds its Debian root with.

@@ -6,6 +6,7 @@
 //! The tracer is pinned to CPU 0 and every load loop to CPU 1, as the
 //! figures in the notes were measured; configurations are interleaved round
 //! by round so that drift of the machine spreads over all of them.
+mod node;
 pub mod results;
 mod traced;
 
@@ -36,6 +37,11 @@ struct Sizes {
     /// Distinct pids, and distinct paths, in the memory runs.
     memory_pids: u64,
     memory_paths: u64,
+    /// Watches held at node scale, the rounds `usage` and its peer run,
+    /// and the agent's snapshots counted.
+    node_watches: &'static [u64],
+    node_rounds: usize,
+    node_snapshots: u32,
 }
 
 const FULL: Sizes = Sizes {
@@ -48,6 +54,9 @@ const FULL: Sizes = Sizes {
     holders: 1000,
     memory_pids: 200_000,
     memory_paths: 1_000_000,
+    node_watches: &[50_000, 180_000],
+    node_rounds: 5,
+    node_snapshots: 10,
 };
 
 const SMOKE: Sizes = Sizes {
@@ -60,6 +69,9 @@ const SMOKE: Sizes = Sizes {
     holders: 50,
     memory_pids: 2_000,
     memory_paths: 20_000,
+    node_watches: &[2_000],
+    node_rounds: 1,
+    node_snapshots: 2,
 };
 
 /// The bpftrace equivalents: per-event output with the path (stashed at
@@ -135,6 +147,12 @@ pub fn run(smoke: bool) -> Result<()> {
         sizes.memory_pids, sizes.memory_paths
     ));
     let memory = bench.memory(&sizes)?;
+    let node = node::run(
+        &bench.tracer,
+        sizes.node_watches,
+        sizes.node_rounds,
+        sizes.node_snapshots,
+    )?;
     let fexit_here = bench.fexit_here()?;
     // fexit's cost where the kernel allows it, in a guest whose clocks count
     // instructions (tens of ns are noise in real time on this machine).
@@ -159,6 +177,7 @@ pub fn run(smoke: bool) -> Result<()> {
         report,
         usage,
         memory,
+        node,
         fexit_here,
         guest,
     };
@@ -168,6 +187,21 @@ pub fn run(smoke: bool) -> Result<()> {
     results.print();
     println!("\n{}", results.guest.table());
     println!("(written to {})", path.display());
+    Ok(())
+}
+
+/// Only the node-scale rows: `cargo xtask bench --node`.
+pub fn run_node(smoke: bool) -> Result<()> {
+    let sizes = if smoke { SMOKE } else { FULL };
+    crate::packages::ensure(&crate::packages::BENCH)?;
+    let release = cmd::build_release_bins()?;
+    let scale = node::run(
+        &release.join("inotify-trace"),
+        sizes.node_watches,
+        sizes.node_rounds,
+        sizes.node_snapshots,
+    )?;
+    scale.print();
     Ok(())
 }
 

@@ -25,6 +25,7 @@ pub struct Results {
     pub report: ReportSpeed,
     pub usage: UsageTime,
     pub memory: Memory,
+    pub node: super::node::NodeScale,
     pub fexit_here: FexitHere,
     pub guest: GuestBench,
 }
@@ -292,6 +293,7 @@ impl Results {
             "(pid_max here is {}: a live session cannot see more distinct pids at once)",
             m.pid_max
         );
+        self.node.print();
         match &self.fexit_here.why {
             None => println!("fexit: allowed on this kernel (`auto` uses it)"),
             Some(why) => println!(

@@ -235,6 +235,33 @@ pub fn fetch_test_programs() -> Result<()> {
     Ok(())
 }
 
+/// The benchmark's peer, inotify-info (Debian trixie's package, fetched as
+/// the kernels are), as the command line that runs it here: through
+/// trixie's own loader and libraries, since it wants a newer C library than
+/// this machine's release has.
+pub fn inotify_info() -> Result<Vec<std::ffi::OsString>> {
+    let vm_dir = cmd::target_dir()?.join("vm");
+    std::fs::create_dir_all(&vm_dir)?;
+    let apt = kernels::Apt::new(&vm_dir)?;
+    let (arch, triplet, loader) = match std::env::consts::ARCH {
+        "aarch64" => (Arch::Arm64, "aarch64-linux-gnu", "ld-linux-aarch64.so.1"),
+        _ => (Arch::Amd64, "x86_64-linux-gnu", "ld-linux-x86-64.so.2"),
+    };
+    let program = apt.unpacked("inotify-info", arch)?;
+    let mut libraries = Vec::new();
+    for package in ["libc6", "libstdc++6", "libgcc-s1"] {
+        let dir = apt.unpacked(package, arch)?.join("usr/lib").join(triplet);
+        libraries.push(dir);
+    }
+    let library_path = std::env::join_paths(&libraries)?;
+    Ok(vec![
+        libraries[0].join(loader).into_os_string(),
+        "--library-path".into(),
+        library_path,
+        program.join("usr/bin/inotify-info").into_os_string(),
+    ])
+}
+
 fn select(names: &[String]) -> Result<Vec<Kernel>> {
     if names.is_empty() {
         return Ok(MATRIX.to_vec());
