@@ -55,9 +55,10 @@ pub fn comm_text(root: &Path, pid: u32) -> String {
         .unwrap_or_default()
 }
 
-/// Below this many processes one thread reads them all: starting threads
-/// would cost more than it saves.
-const PROCESSES_PER_THREAD: usize = 256;
+/// Below this many processes a thread each, one reads them all. Starting a
+/// thread costs tens of microseconds, a scan of a few dozen processes a few
+/// milliseconds: on a node, the threads always pay.
+const PROCESSES_PER_THREAD: usize = 16;
 /// Threads at most: the reads are the kernel's work, which spreads over the
 /// cores; past a few, /proc's own locks are what is waited on.
 const MAX_THREADS: usize = 8;

@@ -259,7 +259,7 @@ fn agent(tracer: &Path, snapshots: u32) -> Result<(f64, f64, u64)> {
     let before = cpu_ticks(pid)?;
     std::thread::sleep(AGENT_INTERVAL * snapshots);
     let after = cpu_ticks(pid)?;
-    let peak = cmd::status_kib(pid, "VmHWM:").unwrap_or(0);
+    let peak = cmd::status_kib(pid, "VmHWM").unwrap_or(0);
     let _ = child.kill();
     let _ = child.wait();
     // SAFETY: sysconf reads a constant of the system.
