@@ -223,14 +223,7 @@ mod tests {
     #[test]
     fn a_recent_failure_is_a_problem_whatever_the_count_now() {
         let budgets = [budget(0, "host", 100, Some(1000))];
-        let failure = RecentFailure {
-            syscall: "inotify_add_watch".into(),
-            errno: "ENOSPC".into(),
-            uid: 0,
-            userns: "host".into(),
-            count: 3,
-            last_at: 0.0,
-        };
+        let failure = RecentFailure::enospc(3, 0.0);
         let other = RecentFailure {
             errno: "EMFILE".into(),
             syscall: "inotify_init1".into(),

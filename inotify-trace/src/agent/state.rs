@@ -83,6 +83,22 @@ pub struct RecentFailure {
     pub last_at: f64,
 }
 
+#[cfg(test)]
+impl RecentFailure {
+    /// `count` ENOSPC from add_watch charged to uid 0 on the host, the last
+    /// at `last_at` (a fixture for the tests here and of `check`).
+    pub fn enospc(count: u64, last_at: f64) -> RecentFailure {
+        RecentFailure {
+            syscall: "inotify_add_watch".into(),
+            errno: "ENOSPC".into(),
+            uid: 0,
+            userns: "host".into(),
+            count,
+            last_at,
+        }
+    }
+}
+
 impl AgentState {
     pub fn new(
         interval: Duration,
@@ -159,14 +175,7 @@ mod tests {
     fn written_state_reads_back_and_hostile_files_are_one_line_errors() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.json");
-        let failure = RecentFailure {
-            syscall: "inotify_add_watch".into(),
-            errno: "ENOSPC".into(),
-            uid: 0,
-            userns: "host".into(),
-            count: 3,
-            last_at: 1_795_000_000.5,
-        };
+        let failure = RecentFailure::enospc(3, 1_795_000_000.5);
         let budget = Budget {
             uid: 0,
             userns: "host".into(),
