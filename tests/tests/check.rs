@@ -146,6 +146,13 @@ fn without_privileges_the_answer_is_unknown_and_says_why() {
             bad.display()
         )
     );
+    // A hostile path stays on the one line, escaped.
+    let (code, line) = check(&[], &["watches", "--agent-state", "/no/such\nfile"]);
+    assert_eq!(code, 2, "{line}");
+    assert!(
+        line.contains("--agent-state /no/such\\nfile: opening it"),
+        "{line}"
+    );
 }
 
 /// The agent writes its state; a failure it traced makes the check a

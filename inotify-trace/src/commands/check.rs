@@ -22,12 +22,17 @@ pub fn check(settings: CheckSettings) -> Result<ExitCode> {
     let now = unix_seconds(std::time::SystemTime::now());
     let since = humantime::format_duration(settings.since).to_string();
     let mut unknown_because = None;
+    // Said in the one line: escaped, so a path cannot break it.
+    let shown = |path: &std::path::Path| {
+        use std::os::unix::ffi::OsStrExt as _;
+        crate::escape::Escaped(path.as_os_str().as_bytes()).to_string()
+    };
     let (budgets, failures) = match &settings.agent_state {
         Some(path) => match state::read(path) {
             Ok(s) if s.stale(now) => {
                 unknown_because = Some(format!(
                     "--agent-state {} is stale (written {:.0} s ago: is the agent running?)",
-                    path.display(),
+                    shown(path),
                     now - s.written_at
                 ));
                 (s.budgets, None)
@@ -44,7 +49,7 @@ pub fn check(settings: CheckSettings) -> Result<ExitCode> {
             Err(err) => {
                 unknown_because = Some(format!(
                     "--agent-state {}: {}",
-                    path.display(),
+                    shown(path),
                     crate::words::one_line(&format!("{err:#}"))
                 ));
                 (Vec::new(), None)
