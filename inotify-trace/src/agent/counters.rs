@@ -12,7 +12,10 @@ use std::{
 
 use inotify_trace_common::Syscall;
 
-use super::state::{unix_seconds, RecentFailure};
+use super::{
+    metrics::userns_label,
+    state::{unix_seconds, RecentFailure},
+};
 
 use crate::{
     diagnosis::full_level, errno::Errno, event::Event, limits::Limit, output::Output,
@@ -111,17 +114,11 @@ pub fn budget_of(event: &Event<'_>, errno: Errno, own_user_ns: Option<u64>) -> (
         // The last level of an uncut charge is the initial namespace's.
         let host = k + 1 == levels.len() && !event.charge_cut();
         let level = &levels[k];
-        let userns = match host {
-            true => "host".to_owned(),
-            false => level.user_ns.to_string(),
-        };
-        return (level.uid, userns);
+        let user_ns = (!host).then_some(u64::from(level.user_ns));
+        return (level.uid, userns_label(user_ns));
     }
-    let userns = event
-        .user_ns()
-        .filter(|ns| Some(*ns) != own_user_ns)
-        .map_or_else(|| "host".to_owned(), |ns| ns.to_string());
-    (event.charged_uid(), userns)
+    let user_ns = event.user_ns().filter(|ns| Some(*ns) != own_user_ns);
+    (event.charged_uid(), userns_label(user_ns))
 }
 
 /// Counts into the shared counters.

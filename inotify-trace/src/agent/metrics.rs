@@ -61,6 +61,13 @@ struct BuildLabels {
     kernel: String,
 }
 
+/// A scope as the `userns` label says it: `host` (the initial namespace's
+/// budget), or the user namespace's inode number. The one spelling for the
+/// gauges, the failure counters and the state file, so they join.
+pub fn userns_label(user_ns: Option<u64>) -> String {
+    user_ns.map_or_else(|| "host".to_owned(), |ns| ns.to_string())
+}
+
 /// How the last snapshot went.
 pub struct SnapshotStats {
     pub duration_s: f64,
@@ -118,9 +125,7 @@ pub fn exposition(
     for u in &usage.users {
         let labels = UserLabels {
             uid: u.uid.to_string(),
-            userns: u
-                .user_ns
-                .map_or_else(|| "host".to_owned(), |ns| ns.to_string()),
+            userns: userns_label(u.user_ns),
         };
         user_watches.get_or_create(&labels).set(gauge(u.watches));
         user_instances

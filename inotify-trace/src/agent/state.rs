@@ -58,9 +58,7 @@ impl Budget {
             .iter()
             .map(|u| Budget {
                 uid: u.uid,
-                userns: u
-                    .user_ns
-                    .map_or_else(|| "host".to_owned(), |ns| ns.to_string()),
+                userns: super::metrics::userns_label(u.user_ns),
                 watches: u.watches,
                 instances: u.instances,
                 max_watches: u.max_watches,
