@@ -521,6 +521,72 @@ pub const CGROUP_FILTER_CAPACITY: u32 = 16384;
 /// Tasks the follow map can hold at once (entries go when a task exits).
 pub const FOLLOW_CAPACITY: u32 = 65536;
 
+/// The settings of the kept counts (`KEPT_CONFIG_GLOBAL`): the agent's
+/// per-instance watch counts kept up to date by the kernel's own events
+/// (`inotify-trace-ebpf/src/kept.rs`), so that a snapshot reads a map, not
+/// every watch's fdinfo line.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KeptConfig {
+    /// The agent's pid and the fd of an inotify instance it opened for the
+    /// programs to learn what an inotify file and group look like (their
+    /// `f_op` and `ops`), without reading kernel symbols.
+    pub learn_tgid: u32,
+    pub learn_fd: u32,
+    /// `task_struct.tgid`.
+    pub task_tgid: u32,
+    /// `file.f_op`.
+    pub file_f_op: u32,
+    /// `file.private_data` (an inotify file's `fsnotify_group`).
+    pub file_private_data: u32,
+    /// `fsnotify_mark.group`.
+    pub mark_group: u32,
+    /// `fsnotify_group.ops`.
+    pub group_ops: u32,
+    /// How many parameters `fsnotify_add_mark_locked` has (5 before 5.17's
+    /// rework, 4 after): which of two programs the agent attaches (the
+    /// return value follows the parameters in the fexit context).
+    pub add_mark_params: u32,
+}
+
+/// Name of the global holding the [`KeptConfig`].
+pub const KEPT_CONFIG_GLOBAL: &str = "KEPT_CONFIG";
+/// Per inotify group (its kernel address): watches added and removed since
+/// the programs were attached.
+pub const MAP_KEPT_WATCHES: &str = "KEPT_WATCHES";
+/// Groups released since the agent last looked (their address may be
+/// reused by a new instance).
+pub const MAP_KEPT_FREED: &str = "KEPT_FREED";
+/// What the programs learned from the agent's own instance: `[f_op, ops]`.
+pub const MAP_KEPT_LEARNED: &str = "KEPT_LEARNED";
+/// Instances the kept counts follow at once.
+pub const KEPT_CAPACITY: u32 = 65536;
+
+/// Watches added to and removed from one group since attach; both only
+/// grow (an atomic add each, which every kernel's BPF has).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KeptWatches {
+    pub added: u64,
+    pub removed: u64,
+}
+
+/// One inotify fd, as the kept counts' task_file iterator writes it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KeptFd {
+    pub tgid: u32,
+    pub fd: u32,
+    /// The instance's `fsnotify_group` (a kernel address: the identity of
+    /// the instance, never shown).
+    pub group: u64,
+}
+
+/// Size of [`KeptFd`] in the iterator's output.
+pub const KEPT_FD_SIZE: usize = 16;
+const _: () = assert!(core::mem::size_of::<KeptFd>() == KEPT_FD_SIZE);
+const _: () = assert!(core::mem::size_of::<KeptConfig>() == 32);
+
 /// A comm as the kernel stores it: at most 15 bytes, NUL-padded to 16.
 pub type Comm = [u8; 16];
 
@@ -542,4 +608,8 @@ mod user {
     // SAFETY: plain old data: repr(C), integer fields only, no padding bytes
     // (the size assertion above pins the layout).
     unsafe impl aya::Pod for super::Config {}
+    // SAFETY: as above (u32 and u64 fields, sizes asserted).
+    unsafe impl aya::Pod for super::KeptConfig {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::KeptWatches {}
 }

@@ -12,12 +12,16 @@
 //!   `sys_exit_*` picks them up. About 50% dearer per call.
 #![no_std]
 #![no_main]
+// `atomic_xadd` (kept.rs): RUSTC_BOOTSTRAP is set for this build (build.rs).
+#![feature(core_intrinsics)]
+#![allow(internal_features)]
 
 mod caller;
 mod calls;
 mod charge;
 mod filter;
 mod follow;
+mod kept;
 mod maps;
 mod record;
 mod syscall_args;
@@ -107,6 +111,42 @@ pub fn process_fork(ctx: TracePointContext) -> u32 {
 #[tracepoint]
 pub fn process_exit(_ctx: TracePointContext) -> u32 {
     follow::on_exit();
+    0
+}
+
+/// The kept counts (`kept`): the agent attaches these by themselves, in an
+/// object of their own, to the functions named in their comments.
+/// `fsnotify_add_mark_locked` with 4 parameters (5.17 on) and with 5.
+#[fexit]
+pub fn kept_mark_added4(ctx: FExitContext) -> u32 {
+    kept::on_mark_added::<4>(&ctx);
+    0
+}
+
+#[fexit]
+pub fn kept_mark_added5(ctx: FExitContext) -> u32 {
+    kept::on_mark_added::<5>(&ctx);
+    0
+}
+
+#[fexit]
+pub fn kept_mark_freeing(ctx: FExitContext) -> u32 {
+    kept::on_mark_freeing(&ctx);
+    0
+}
+
+#[fexit]
+pub fn kept_group_freed(ctx: FExitContext) -> u32 {
+    kept::on_group_freed(&ctx);
+    0
+}
+
+/// A `task_file` iterator (aya-ebpf has no macro for iterators: the section
+/// name is what the loader and the kernel go by).
+#[unsafe(no_mangle)]
+#[unsafe(link_section = "iter/task_file")]
+pub fn kept_fds(ctx: *mut core::ffi::c_void) -> i32 {
+    kept::on_task_file(ctx);
     0
 }
 

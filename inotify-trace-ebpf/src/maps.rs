@@ -1,10 +1,11 @@
 //! Every map and global of the program, in one place. Names are those of
 //! `inotify_trace_common::MAP_*`, which userspace uses to find them.
 use aya_ebpf::macros::map;
-use aya_ebpf::maps::{HashMap, PerCpuArray, RingBuf};
+use aya_ebpf::maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf};
 use inotify_trace_common::{
-    ChargeLayout, Comm, Config, TaskLayout, CGROUP_FILTER_CAPACITY, CHARGE_LEVEL_SIZE,
-    FILTER_CAPACITY, FOLLOW_CAPACITY, HEADER_SIZE, MAX_CHARGE_LEVELS, PATH_READ_BUF,
+    ChargeLayout, Comm, Config, KeptConfig, KeptWatches, TaskLayout, CGROUP_FILTER_CAPACITY,
+    CHARGE_LEVEL_SIZE, FILTER_CAPACITY, FOLLOW_CAPACITY, HEADER_SIZE, KEPT_CAPACITY,
+    MAX_CHARGE_LEVELS, PATH_READ_BUF,
 };
 
 /// Written by the loader before load (`CONFIG_GLOBAL`); read-only afterwards,
@@ -37,6 +38,47 @@ macro_rules! config {
     };
 }
 pub(crate) use config;
+
+/// The kept counts' settings (`kept`), written by the agent before load.
+#[unsafe(no_mangle)]
+pub static KEPT_CONFIG: KeptConfig = KeptConfig {
+    learn_tgid: 0,
+    learn_fd: 0,
+    task_tgid: 0,
+    file_f_op: 0,
+    file_private_data: 0,
+    mark_group: 0,
+    group_ops: 0,
+    add_mark_params: 0,
+};
+
+/// One of the kept counts' settings (as `config!`).
+macro_rules! kept_config {
+    ($field:ident) => {{
+        #[allow(unused_unsafe)]
+        // SAFETY: as in `config!`.
+        let value = unsafe {
+            core::ptr::read_volatile(core::ptr::addr_of!($crate::maps::KEPT_CONFIG.$field))
+        };
+        value
+    }};
+}
+pub(crate) use kept_config;
+
+/// Not preallocated (`BPF_F_NO_PREALLOC`): an entry per instance that
+/// changed since attach, so the memory follows the node's instances, not
+/// the capacity.
+#[map]
+pub static KEPT_WATCHES: HashMap<u64, KeptWatches> =
+    HashMap::with_max_entries(KEPT_CAPACITY, aya_ebpf::bindings::BPF_F_NO_PREALLOC);
+
+/// LRU, so a burst of releases between two looks never fails an insert
+/// (the oldest would be the ones the agent has seen go anyway).
+#[map]
+pub static KEPT_FREED: LruHashMap<u64, u8> = LruHashMap::with_max_entries(KEPT_CAPACITY, 0);
+
+#[map]
+pub static KEPT_LEARNED: Array<u64> = Array::with_max_entries(2, 0);
 
 /// The size here is a placeholder: the loader sets it (`--ring-size`).
 #[map]

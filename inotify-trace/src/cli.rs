@@ -241,6 +241,18 @@ pub struct AgentArgs {
     /// Remove the oldest recordings in --record-dir past this total (e.g. 1G).
     #[arg(long, value_name = "SIZE", default_value = "1G", value_parser = parse_bytes)]
     pub max_record_bytes: u64,
+
+    /// Where the kernel allows fexit, each instance's watches are counted as
+    /// the kernel makes and drops them, and a snapshot reads no watch; this
+    /// often every instance's fdinfo is read to check those counts (the
+    /// drift metric) and set them anew (e.g. 10m).
+    #[arg(long, value_name = "D", default_value = "10m", value_parser = parse_interval)]
+    pub reconcile_every: Duration,
+
+    /// Keep no counts in the kernel: every snapshot reads every watch's
+    /// fdinfo (its cost grows with the node's watches).
+    #[arg(long)]
+    pub no_kept_counts: bool,
 }
 
 #[derive(Debug, Args)]

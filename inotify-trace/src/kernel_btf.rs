@@ -12,7 +12,7 @@ use std::collections::HashMap;
 
 use bytes::Buf;
 
-use inotify_trace_common::{ChargeLayout, TaskLayout, CHARGE_SPAN_MAX};
+use inotify_trace_common::{ChargeLayout, KeptConfig, TaskLayout, CHARGE_SPAN_MAX};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -33,6 +33,8 @@ pub enum BtfError {
     NoField(&'static str, &'static str),
     #[error("no enumerator {0} in the kernel's BTF")]
     NoEnumerator(&'static str),
+    #[error("no function {0} in the kernel's BTF")]
+    NoFunction(&'static str),
     #[error("{0} is laid out in a way the programs do not read")]
     Unexpected(&'static str),
 }
@@ -154,6 +156,34 @@ pub fn watch_cost(data: &[u8]) -> Result<WatchCost, BtfError> {
 pub fn running_kernel_charge_layout() -> anyhow::Result<ChargeLayout> {
     let data = std::fs::read(VMLINUX_BTF)?;
     Ok(charge_layout(&data)?)
+}
+
+/// The offsets the kept counts' programs read (`KeptConfig`), from the
+/// running kernel's BTF; `learn_tgid` and `learn_fd` are left for the agent.
+pub fn running_kernel_kept_layout() -> anyhow::Result<KeptConfig> {
+    let data = std::fs::read(VMLINUX_BTF)?;
+    Ok(kept_layout(&data)?)
+}
+
+/// The same, from raw BTF: refused where `fsnotify_add_mark_locked` does not
+/// take the 4 or 5 parameters the programs know.
+pub fn kept_layout(data: &[u8]) -> Result<KeptConfig, BtfError> {
+    let types = Types::parse(data)?;
+    let at = |structure, path: &[&'static str]| types.field(structure, path).map(|(at, _)| at);
+    let add_mark_params = types.function_params("fsnotify_add_mark_locked")?;
+    if !(4..=5).contains(&add_mark_params) {
+        return Err(BtfError::Unexpected("fsnotify_add_mark_locked"));
+    }
+    Ok(KeptConfig {
+        learn_tgid: 0,
+        learn_fd: 0,
+        task_tgid: at("task_struct", &["tgid"])?,
+        file_f_op: at("file", &["f_op"])?,
+        file_private_data: at("file", &["private_data"])?,
+        mark_group: at("fsnotify_mark", &["group"])?,
+        group_ops: at("fsnotify_group", &["ops"])?,
+        add_mark_params: add_mark_params as u32,
+    })
 }
 
 /// The offsets from an inotify fd to its charge, and each level's caps and
@@ -464,6 +494,27 @@ impl<'a> Types<'a> {
             }
         }
         Ok(None)
+    }
+
+    /// How many parameters the kernel function `name` takes.
+    fn function_params(&self, name: &'static str) -> Result<usize, BtfError> {
+        const KIND_FUNC: u32 = 12;
+        const KIND_FUNC_PROTO: u32 = 13;
+        for (i, start) in self.starts.iter().enumerate() {
+            let mut r = &self.header.types[*start..];
+            let name_at = u32(&mut r)?;
+            let info = u32(&mut r)?;
+            if (info >> 24) & 0x1f != KIND_FUNC || self.header.string(name_at)? != name {
+                continue;
+            }
+            let (function, _) = self.common(i as u32 + 1)?;
+            let (proto, _) = self.common(function.size_or_type)?;
+            if proto.kind != KIND_FUNC_PROTO {
+                break;
+            }
+            return Ok(proto.vlen);
+        }
+        Err(BtfError::NoFunction(name))
     }
 
     /// The value of an enumerator, from whichever enum declares it.
@@ -917,6 +968,29 @@ mod tests {
             layout.ns_max_instances + layout.max_width
         );
         assert_eq!(layout.task_cred, task_layout(&data).unwrap().cred);
+    }
+
+    /// The kept counts' offsets agree with the tracer's own, and the
+    /// function has one of the two forms the programs know.
+    #[test]
+    fn reads_the_running_kernels_kept_layout() {
+        let Ok(data) = std::fs::read(VMLINUX_BTF) else {
+            eprintln!("skipped: no {VMLINUX_BTF} on this machine");
+            return;
+        };
+        let kept = kept_layout(&data).unwrap();
+        assert_eq!(kept.task_tgid, task_layout(&data).unwrap().tgid);
+        assert_eq!(
+            kept.file_private_data,
+            charge_layout(&data).unwrap().file_private_data
+        );
+        assert_ne!(kept.file_f_op, kept.file_private_data);
+        assert!((4..=5).contains(&kept.add_mark_params));
+        let types = Types::parse(&data).unwrap();
+        assert_eq!(
+            types.function_params("nope_no_such_function"),
+            Err(BtfError::NoFunction("nope_no_such_function"))
+        );
     }
 
     /// The running kernel's own BTF, where it has one (CI's machines do).

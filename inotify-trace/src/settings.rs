@@ -138,6 +138,9 @@ pub struct AgentSettings {
     pub web_config: Option<PathBuf>,
     /// Where to write the agent's state for `inotify-trace check`.
     pub state_file: Option<PathBuf>,
+    /// How often the counts kept in the kernel are read against fdinfo;
+    /// `None`: none are kept (`--no-kept-counts`).
+    pub reconcile_every: Option<Duration>,
     pub window: WindowSettings,
     pub trace: AgentTraceSettings,
 }
@@ -149,6 +152,7 @@ impl AgentSettings {
             listen: args.listen,
             web_config: args.web_config,
             state_file: args.state_file,
+            reconcile_every: (!args.no_kept_counts).then_some(args.reconcile_every),
             window: WindowSettings {
                 trace_above: args.trace_above / 100.0,
                 always: args.always_trace,

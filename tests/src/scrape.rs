@@ -90,12 +90,32 @@ pub fn sample_with(metrics: &str, name: &str, labels: &[&str]) -> Option<f64> {
 }
 
 /// Polls `/metrics` until `done` says so (10 s at most).
+/// A failure shows the samples of the last answer.
 pub fn scrape_until(port: u16, what: &str, done: impl Fn(&str) -> bool) -> String {
-    crate::wait::wait_until(what, Duration::from_secs(15), || {
-        get(port, "/metrics")
-            .filter(|(status, body)| *status == 200 && done(body))
-            .map(|(_, body)| body)
-    })
+    let last = std::cell::RefCell::new(None);
+    crate::wait::wait_until_explained(
+        what,
+        Duration::from_secs(15),
+        || {
+            let answer = get(port, "/metrics");
+            let ready = answer
+                .as_ref()
+                .filter(|(status, body)| *status == 200 && done(body))
+                .map(|(_, body)| body.clone());
+            *last.borrow_mut() = answer;
+            ready
+        },
+        || match last.take() {
+            Some((status, body)) => format!(
+                "the last answer ({status}):\n{}",
+                body.lines()
+                    .filter(|l| !l.starts_with('#'))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            ),
+            None => "no answer".to_owned(),
+        },
+    )
 }
 
 /// Percent-encodes a PromQL query for a URL.

@@ -17,6 +17,17 @@ pub fn wait_until<T>(what: impl Display, limit: Duration, ready: impl FnMut() ->
     poll(limit, ready).unwrap_or_else(|| panic!("never within {limit:?}: {what}"))
 }
 
+/// [`wait_until`], whose failure also says what `explain` tells of the
+/// last look (e.g. what a server last answered).
+pub fn wait_until_explained<T>(
+    what: impl Display,
+    limit: Duration,
+    ready: impl FnMut() -> Option<T>,
+    explain: impl FnOnce() -> String,
+) -> T {
+    poll(limit, ready).unwrap_or_else(|| panic!("never within {limit:?}: {what}\n{}", explain()))
+}
+
 /// [`wait_until`] for a condition without a value.
 pub fn wait_for(what: impl Display, limit: Duration, mut ready: impl FnMut() -> bool) {
     wait_until(what, limit, || ready().then_some(()))

@@ -15,7 +15,7 @@ use crate::{workload_binary, wrapped};
 /// One call as the workload itself saw it.
 #[derive(Debug, Clone)]
 pub struct Call {
-    /// `add_watch`, `init` or `rm_watch`.
+    /// `add_watch`, `init`, `rm_watch` or `close`.
     pub op: String,
     pub pid: u64,
     pub tid: u64,
@@ -113,6 +113,10 @@ impl Workload {
     /// dropped.
     pub fn release_and_read(&mut self, n: usize) -> Vec<Call> {
         self.go();
+        self.read(n)
+    }
+
+    fn read(&mut self, n: usize) -> Vec<Call> {
         let stdout = self.stdout.as_mut().unwrap();
         (0..n)
             .map(|_| {
@@ -125,18 +129,33 @@ impl Workload {
             .collect()
     }
 
+    /// Lets a released workload past its next `pause` step and returns
+    /// the next `n` calls.
+    pub fn step(&mut self, n: usize) -> Vec<Call> {
+        self.go();
+        self.read(n)
+    }
+
     fn go(&mut self) {
-        let mut stdin = self.stdin.take().expect("released once");
+        let stdin = self.stdin.as_mut().expect("the workload's stdin");
         stdin.write_all(b"go\n").unwrap();
+        stdin.flush().unwrap();
+    }
+}
+
+impl Workload {
+    /// Kills it (SIGKILL) and waits until it is gone, its fds closed.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 
 impl Drop for Workload {
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.kill();
     }
 }
 
@@ -183,6 +202,21 @@ impl Script {
         self.call(&["thread-add", path], Some(ret))
     }
 
+    /// Closes the latest instance (`ret` 0).
+    pub fn close(self) -> Script {
+        self.call(&["close"], Some(0))
+    }
+
+    /// Waits for the test's [`Workload::step`].
+    pub fn pause(self) -> Script {
+        self.then_alone("pause")
+    }
+
+    fn then_alone(mut self, step: &str) -> Script {
+        self.args.push(step.to_owned());
+        self
+    }
+
     /// `inotify_rm_watch` of WD on the latest instance.
     pub fn rm(self, wd: u32, ret: i64) -> Script {
         self.call(&["rm", &wd.to_string()], Some(ret))
@@ -209,6 +243,11 @@ impl Script {
         self.args.extend(step.iter().map(|s| (*s).to_owned()));
         self.expected.push((step.join(" "), ret));
         self
+    }
+
+    /// How many calls its steps make.
+    pub fn calls(&self) -> usize {
+        self.expected.len()
     }
 
     /// The workload's arguments.

@@ -252,6 +252,132 @@ fn where_fexit_works_the_agent_traces_continuously_and_counts_every_failure() {
     assert!(!stderr.contains("tracing in windows"), "{stderr}");
 }
 
+/// Where fexit works, the agent keeps each instance's watches as the kernel
+/// makes and drops them (no fdinfo read per snapshot): three watchers as
+/// one uid on trees, then a tree's directories deleted under one (the kernel
+/// drops their watches itself), a watch removed, an instance closed, a
+/// process killed; after
+/// each, the agent's gauges equal `usage`'s counts from fdinfo, a
+/// reconciliation after it found no drift, and none ever did. Where fexit
+/// is refused, the agent says why and the same steps hold with fdinfo.
+#[test]
+fn the_agents_kept_counts_follow_watchers_as_they_come_and_go() {
+    require_bpf!();
+    const KEPT_UID: &str = "4246";
+    let refused = tests::fexit_refused();
+    let (mut agent, port) =
+        Agent::start_with_stderr(&["--trace-above", "100", "--reconcile-every", "2s"]);
+    let metrics = scrape_until(port, "the first snapshot", |m| {
+        sample(m, "inotify_trace_snapshot_kept_counts").is_some()
+    });
+    if sample(&metrics, "inotify_trace_snapshot_kept_counts") != Some(f64::from(u8::from(!refused)))
+    {
+        let _ = agent.0.kill();
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(agent.0.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+        panic!("fexit refused: {refused}, but the agent said:\n{stderr}");
+    }
+    let trees = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(
+        trees.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let tree = |name: &str, dirs: usize| -> Vec<String> {
+        (0..dirs)
+            .map(|i| {
+                let dir = trees.path().join(name).join(i.to_string());
+                std::fs::create_dir_all(&dir).unwrap();
+                dir.to_str().unwrap().to_owned()
+            })
+            .collect()
+    };
+    let (a, b, c, d) = (tree("a", 40), tree("b", 20), tree("c", 10), tree("d", 30));
+    // A new instance (its fd), a watch on each of `dirs`.
+    let watching = |script: Script, fd: i64, dirs: &[String]| {
+        dirs.iter()
+            .zip(1..)
+            .fold(script.init(fd), |script, (dir, wd)| script.add(dir, wd))
+    };
+    let comm = unique_comm("kept");
+    // Started, its watches made (and checked), then it holds them.
+    let start = |watches: Script, then: fn(Script) -> Script| {
+        let mut watcher = Workload::start(&[], &comm, &then(watches.clone()).args());
+        let made = watcher.release_and_read(watches.calls());
+        watches.check(&made);
+        watcher
+    };
+    let hold = |script: Script| script.then("sleep", "600");
+    // A re-add of a watched directory makes no watch (the same wd).
+    let one = watching(Script::new().as_user(KEPT_UID), 3, &a).add(&a[0], 1);
+    let _one = start(one, hold);
+    let two = watching(watching(Script::new().as_user(KEPT_UID), 3, &b), 4, &c);
+    let mut two = start(two, |s| {
+        s.pause().rm(1, 0).pause().close().then("sleep", "600")
+    });
+    let mut three = start(watching(Script::new().as_user(KEPT_UID), 3, &d), hold);
+
+    let agree = |step: &str, watches: u64, instances: u64| {
+        let usage = tests::usage_json(&["--uid", KEPT_UID]);
+        let user = &usage["users"][0];
+        assert_eq!(
+            (user["watches"].as_u64(), user["instances"].as_u64()),
+            (Some(watches), Some(instances)),
+            "{step}: fdinfo says otherwise: {usage:#}"
+        );
+        let after = now_s();
+        let series = |name| format!("{name}{{uid=\"{KEPT_UID}\",userns=\"host\"}}");
+        let metrics = scrape_until(port, step, |m| {
+            let counted = sample(m, &series("inotify_trace_user_watches")) == Some(watches as f64)
+                && sample(m, &series("inotify_trace_user_instances")) == Some(instances as f64);
+            let reconciled = refused
+                || sample(m, "inotify_trace_last_reconciliation_timestamp_seconds")
+                    .is_some_and(|at| at > after);
+            counted && reconciled
+        });
+        let kept = sample(&metrics, "inotify_trace_snapshot_kept_counts");
+        assert_eq!(kept, Some(if refused { 0.0 } else { 1.0 }), "{step}");
+        if !refused {
+            assert_eq!(
+                sample(&metrics, "inotify_trace_kept_drift_watches"),
+                Some(0.0),
+                "{step}: {metrics}"
+            );
+        }
+    };
+    let all = (a.len() + b.len() + c.len() + d.len()) as u64;
+    agree("the watchers started", all, 4);
+    // The kernel drops a deleted directory's watch (IN_IGNORED).
+    for dir in &a[20..] {
+        std::fs::remove_dir(dir).unwrap();
+    }
+    agree("half of a tree deleted", all - 20, 4);
+    let removed = two.step(1);
+    assert_eq!((removed[0].op.as_str(), removed[0].ret), ("rm_watch", 0));
+    agree("a watch removed", all - 21, 4);
+    let closed = two.step(1);
+    assert_eq!((closed[0].op.as_str(), closed[0].ret), ("close", 0));
+    agree("an instance closed", all - 20 - c.len() as u64, 3);
+    three.kill();
+    agree("a watcher killed", (a.len() - 20 + b.len()) as u64, 2);
+
+    let _ = agent.0.kill();
+    let _ = agent.0.wait();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(agent.0.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    match refused {
+        false => assert!(
+            stderr.contains("keeping each instance's watches with fexit: a snapshot reads no watch; checked against fdinfo every 2s")
+                && !stderr.contains("kept counts were"),
+            "{stderr}"
+        ),
+        true => assert!(
+            stderr.contains("keeping no counts in the kernel (fexit refused by the kernel ("),
+            "{stderr}"
+        ),
+    }
+}
+
 /// A uid in a user namespace at its cap starts a trace window; an ENOSPC
 /// provoked during it counts into the failure counter at once, named by
 /// errno and pod; the window is recorded, and `report` on the recording

@@ -73,6 +73,22 @@ pub struct SnapshotStats {
     pub duration_s: f64,
     /// Seconds since the epoch, when it was taken.
     pub taken_at_s: f64,
+    /// Where the kernel keeps each instance's watches (fexit): how the
+    /// counts last compared with fdinfo. `None`: the snapshot read fdinfo.
+    pub kept: Option<KeptStats>,
+}
+
+/// The kept counts' checks against fdinfo (`usage::kept`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct KeptStats {
+    /// The last reconciliation's drift, in watches (0 when no event was
+    /// missed).
+    pub drift: u64,
+    /// Reconciliations since the agent started (the first, at start, sets
+    /// the counts and has no drift to say).
+    pub reconciliations: u64,
+    /// When the last one was made (Unix time).
+    pub reconciled_at_s: f64,
 }
 
 /// The exposition of one snapshot and of what trace windows counted, as
@@ -241,6 +257,35 @@ pub fn exposition(
         "When the last snapshot was taken (Unix time)",
         stats.taken_at_s,
     );
+    let from_kept = Gauge::<i64>::default();
+    from_kept.set(i64::from(stats.kept.is_some()));
+    registry.register(
+        "inotify_trace_snapshot_kept_counts",
+        "1 when the last snapshot took each instance's watches from the counts the kernel's events keep (fexit: no watch read), 0 when it read every watch's fdinfo",
+        from_kept,
+    );
+    if let Some(kept) = stats.kept {
+        let drift = Gauge::<i64>::default();
+        drift.set(gauge(kept.drift));
+        registry.register(
+            "inotify_trace_kept_drift_watches",
+            "By how many watches the kept counts differed from fdinfo at the last reconciliation (summed over instances; must be 0)",
+            drift,
+        );
+        let reconciliations = Counter::<u64>::default();
+        reconciliations.inc_by(kept.reconciliations);
+        registry.register(
+            "inotify_trace_kept_reconciliations",
+            "Times the kept counts were read against every instance's fdinfo (--reconcile-every)",
+            reconciliations,
+        );
+        single(
+            &mut registry,
+            "inotify_trace_last_reconciliation_timestamp_seconds",
+            "When the kept counts were last read against fdinfo (Unix time)",
+            kept.reconciled_at_s,
+        );
+    }
     if let Some(cost) = usage.watch_cost {
         let bytes = Gauge::<i64>::default();
         bytes.set(gauge(cost.bytes));
@@ -387,6 +432,11 @@ mod tests {
             &SnapshotStats {
                 duration_s: 0.25,
                 taken_at_s: 1_795_000_000.5,
+                kept: Some(KeptStats {
+                    drift: 0,
+                    reconciliations: 2,
+                    reconciled_at_s: 1_795_000_000.0,
+                }),
             },
             &counts,
             &Tracing {
@@ -415,6 +465,10 @@ mod tests {
             "inotify_trace_last_snapshot_timestamp_seconds 1795000000.5",
             "inotify_trace_unreadable_processes 1",
             "inotify_trace_watch_cost_bytes 1312",
+            "inotify_trace_snapshot_kept_counts 1",
+            "inotify_trace_kept_drift_watches 0",
+            "inotify_trace_kept_reconciliations_total 2",
+            "inotify_trace_last_reconciliation_timestamp_seconds 1795000000.0",
             "# TYPE inotify_trace_user_watches gauge",
             "# EOF",
         ] {
@@ -436,6 +490,7 @@ mod tests {
         let stats = SnapshotStats {
             duration_s: 0.0,
             taken_at_s: 0.0,
+            kept: None,
         };
         let text = exposition(&usage, &stats, &Counts::default(), &Tracing::default());
         let line = r#"inotify_trace_pod_watches{namespace="ns\\",pod="a\"b\n# EOF"} 7"#;

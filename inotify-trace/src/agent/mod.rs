@@ -10,13 +10,14 @@
 pub mod counters;
 pub mod endpoint;
 pub mod metrics;
+pub mod snapshots;
 pub mod state;
 pub mod web_config;
 pub mod window;
 
 use std::{
     sync::{Arc, Mutex},
-    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+    time::{Duration, Instant},
 };
 
 use anyhow::{bail, Context as _, Result};
@@ -34,17 +35,12 @@ use tokio::sync::watch;
 use self::{
     counters::Counters,
     metrics::{exposition, prometheus_text, SnapshotStats},
+    snapshots::Snapshotter,
     web_config::WebConfig,
 };
 use crate::{
-    notices::say,
-    preflight,
-    selection::Selection,
-    settings::AgentSettings,
-    signals::Signals,
-    tracer::AttachMode,
-    usage::{snapshot, Detail, Source, Usage},
-    words,
+    notices::say, preflight, settings::AgentSettings, signals::Signals, tracer::AttachMode,
+    usage::Usage, words,
 };
 
 /// The last snapshot, and when it was taken.
@@ -201,10 +197,21 @@ async fn snapshots(
 ) -> std::convert::Infallible {
     let mut ticks = tokio::time::interval(settings.interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Setting the kept counts up reads every watch once: off this thread.
+    let start = {
+        let (host_root, every) = (settings.trace.host_root.clone(), settings.reconcile_every);
+        tokio::task::spawn_blocking(move || Snapshotter::start(host_root, every))
+    };
+    let snapshotter = Arc::new(Mutex::new(
+        start.await.expect("starting the snapshots does not panic"),
+    ));
     loop {
         ticks.tick().await;
-        let host_root = settings.trace.host_root.clone();
-        match tokio::task::spawn_blocking(move || take_snapshot(host_root)).await {
+        let snapshotter = snapshotter.clone();
+        let taken = tokio::task::spawn_blocking(move || {
+            snapshotter.lock().expect("no panics hold the lock").take()
+        });
+        match taken.await {
             Ok((usage, stats)) => {
                 verdicts.send_replace(window::wanted(&settings.window, &usage));
                 let on_node = usage.pods.iter().map(|p| p.pod.metric_labels()).collect();
@@ -327,26 +334,6 @@ async fn windows(
             }
         }
     }
-}
-
-/// A snapshot of the whole machine (it reads all of /proc: run off the
-/// async thread).
-fn take_snapshot(host_root: std::path::PathBuf) -> (Usage, SnapshotStats) {
-    let started = Instant::now();
-    // Counts are all the metrics use: no watch line is parsed.
-    let source = Source {
-        host_root,
-        detail: Detail::Counts,
-        ..Source::live(None)
-    };
-    let usage = snapshot(&source, &Selection::default(), 0);
-    let stats = SnapshotStats {
-        duration_s: started.elapsed().as_secs_f64(),
-        taken_at_s: SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0.0, |d| d.as_secs_f64()),
-    };
-    (usage, stats)
 }
 
 /// Rendered at each scrape, so what a window counts shows at once; as

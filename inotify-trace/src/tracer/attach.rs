@@ -152,7 +152,11 @@ fn verifier_text(verifier: &Option<String>) -> String {
 
 /// A [`Refused`] for a refusal with an errno, else what went wrong, naming
 /// the function.
-fn refused(what: &'static str, function: &str, e: aya::programs::ProgramError) -> anyhow::Error {
+pub(super) fn refused(
+    what: &'static str,
+    function: &str,
+    e: aya::programs::ProgramError,
+) -> anyhow::Error {
     use aya::programs::ProgramError;
     let (errno, verifier) = match &e {
         ProgramError::LoadError {

@@ -5,6 +5,7 @@
 //! filter maps, `attach` loads and attaches programs and says why the kernel
 //! refused one, `process` tunes this process for loading.
 mod attach;
+pub mod kept;
 mod object;
 mod process;
 

@@ -9,6 +9,7 @@
 pub(crate) mod fdinfo;
 pub(crate) mod holdings;
 pub(crate) mod identity;
+pub(crate) mod kept;
 pub mod model;
 pub(crate) mod paths;
 pub mod places;

@@ -125,10 +125,9 @@ fn scan_processes<'p>(
         if inotify.is_empty() {
             continue;
         }
-        let Some((comm, euid)) = identity(&dir) else {
+        let Some((comm, euid, user_ns)) = holder_facts(&dir) else {
             continue;
         };
-        let user_ns = namespace_inode(&dir.join("ns/user"));
         for fd in inotify {
             if read_into(&mut buffer, &dir.join(format!("fdinfo/{fd}"))).is_err() {
                 continue;
@@ -153,6 +152,21 @@ fn scan_processes<'p>(
         }
     }
     scan
+}
+
+/// How many watches `pid`'s fd `fd` lists (its fdinfo's `inotify` lines),
+/// or `None` when it cannot be read (gone, or not allowed).
+pub fn fdinfo_count(root: &Path, pid: u32, fd: u32) -> Option<u64> {
+    let mut buffer = Vec::new();
+    read_into(&mut buffer, &root.join(format!("{pid}/fdinfo/{fd}"))).ok()?;
+    Some(fdinfo::count(&buffer))
+}
+
+/// A holder's comm, effective uid and user namespace, from its directory
+/// under the /proc-shaped root (`None` once it is gone).
+pub fn holder_facts(dir: &Path) -> Option<(ProcessName, u32, Option<u64>)> {
+    let (comm, euid) = identity(dir)?;
+    Some((comm, euid, namespace_inode(&dir.join("ns/user"))))
 }
 
 /// The whole of `path` into `buffer`, which keeps its room for the next.

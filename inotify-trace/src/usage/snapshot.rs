@@ -113,7 +113,22 @@ pub(crate) fn snapshot_and_fds(
     selection: &Selection,
     top: usize,
 ) -> (Usage, Vec<HeldFd>) {
-    let scan = scan::inotify_fds(&source.root, source.detail);
+    snapshot_of(
+        scan::inotify_fds(&source.root, source.detail),
+        source,
+        selection,
+        top,
+    )
+}
+
+/// The snapshot of what a scan found: from /proc (above), or from the
+/// agent's kept counts (`usage::kept`).
+pub(crate) fn snapshot_of(
+    scan: scan::Scan,
+    source: &Source<'_>,
+    selection: &Selection,
+    top: usize,
+) -> (Usage, Vec<HeldFd>) {
     let held = scan.held;
     let instances = instances(&held, source);
     let mut processes = processes(&instances, &held);

@@ -67,6 +67,20 @@ fn main() {
                 let mut line = String::new();
                 std::io::stdin().lock().read_line(&mut line).unwrap();
             }
+            // Waits for another line on stdin, saying nothing (a test's
+            // next step: `Workload::step`).
+            "pause" => {
+                let mut line = String::new();
+                std::io::stdin().lock().read_line(&mut line).unwrap();
+            }
+            // Closes the instance the next calls would use.
+            "close" => {
+                // SAFETY: plain syscall on our own fd.
+                let ret = unsafe { libc::close(fd) };
+                let ret = if ret < 0 { -errno() } else { ret };
+                report(&mut out, call("close", fd, 0, b"", ret));
+                fd = -1;
+            }
             "init" => {
                 // SAFETY: plain syscall.
                 let ret = unsafe { libc::inotify_init1(0) };
