@@ -43,7 +43,8 @@
 //!   (`Item`, `End`, `Counts`), `output` (`Output`), `clock`.
 //! - The kernel side: `tracer` (the attach-mode ladder; `object` loads and
 //!   fills the maps, `attach` attaches and types refusals: the only root
-//!   part), `ring`,
+//!   part; `kept`: the agent's per-instance watch counts kept by the
+//!   kernel's events, which `usage`'s `kept` turns into a snapshot), `ring`,
 //!   `preflight` and `kernel_btf` (what the tracer needs from the kernel),
 //!   `signals`, `traced_command` (`-- COMMAND`).
 //! - `held`: what processes hold (`Held`, `HeldNow`, `Place`), the words the
@@ -56,7 +57,7 @@
 //!   (`table.yaml`, the one definition, and their recognition); `summary`
 //!   (`aggregate`, `process`, `growth`: a leak within a session, `human`);
 //!   `pods`: where a caller runs (cgroup id or /proc/PID/cgroup -> `PodId`,
-//!   container, unit, from the node's files); `agent` (snapshots, windows,
+//!   container, unit, from the node's files); `agent` (`snapshots`, windows,
 //!   `endpoint`, `web_config`, `metrics`, `counters`, `state`: what it
 //!   writes for `check`).
 //! - Text: `escape`, `exact_text`, `words` (counts in words, columns, and

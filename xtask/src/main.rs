@@ -182,7 +182,9 @@ fn run(task: Task) -> Result<ExitCode> {
         } => {
             setup::all()?;
             match bench {
-                true => vm::bench(&kernels, rounds, 50_000).map(|_| ExitCode::SUCCESS),
+                true => {
+                    vm::bench(&kernels, rounds, 50_000, &vm::NODE_FULL).map(|_| ExitCode::SUCCESS)
+                }
                 false => vm::run(&kernels).map(|_| ExitCode::SUCCESS),
             }
         }

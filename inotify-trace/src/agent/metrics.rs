@@ -70,6 +70,8 @@ pub fn userns_label(user_ns: Option<u64>) -> String {
 
 /// How the last snapshot went.
 pub struct SnapshotStats {
+    /// Snapshots taken since the agent started, this one included.
+    pub taken: u64,
     pub duration_s: f64,
     /// Seconds since the epoch, when it was taken.
     pub taken_at_s: f64,
@@ -251,6 +253,13 @@ pub fn exposition(
         "How long the last /proc snapshot took",
         stats.duration_s,
     );
+    let taken = Counter::<u64>::default();
+    taken.inc_by(stats.taken);
+    registry.register(
+        "inotify_trace_snapshots",
+        "Snapshots taken since the agent started",
+        taken,
+    );
     single(
         &mut registry,
         "inotify_trace_last_snapshot_timestamp_seconds",
@@ -295,6 +304,7 @@ pub fn exposition(
             bytes,
         );
     }
+    process_metrics(&mut registry);
     let unreadable = Gauge::<i64>::default();
     unreadable.set(gauge(usage.unreadable_processes));
     registry.register(
@@ -336,6 +346,40 @@ fn single(registry: &mut Registry, name: &str, help: &str, value: f64) {
     let gauge = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
     gauge.set(value);
     registry.register(name, help, gauge);
+}
+
+/// The agent's own CPU and memory, under the names every exporter's
+/// process collector uses: what the agent costs the node, from the node's
+/// own Prometheus. CPU from getrusage (every thread's, those gone too, to
+/// the microsecond), memory from /proc/self/statm.
+fn process_metrics(registry: &mut Registry) {
+    use nix::sys::resource::{getrusage, UsageWho};
+    if let Ok(usage) = getrusage(UsageWho::RUSAGE_SELF) {
+        let seconds = |t: nix::sys::time::TimeVal| t.tv_sec() as f64 + t.tv_usec() as f64 / 1e6;
+        let cpu = Counter::<f64, std::sync::atomic::AtomicU64>::default();
+        cpu.inc_by(seconds(usage.user_time()) + seconds(usage.system_time()));
+        registry.register(
+            "process_cpu_seconds",
+            "Total user and system CPU time the agent spent, in seconds",
+            cpu,
+        );
+    }
+    let resident = std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|statm| statm.split_whitespace().nth(1)?.parse::<u64>().ok());
+    let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
+        .ok()
+        .flatten()
+        .map_or(4096, |p| p as u64);
+    if let Some(pages) = resident {
+        let bytes = Gauge::<i64>::default();
+        bytes.set(gauge(pages * page));
+        registry.register(
+            "process_resident_memory_bytes",
+            "The agent's resident memory size, in bytes",
+            bytes,
+        );
+    }
 }
 
 /// A count as a gauge's i64 (saturating: counts never get near it).
@@ -430,6 +474,7 @@ mod tests {
         let text = exposition(
             &usage,
             &SnapshotStats {
+                taken: 7,
                 duration_s: 0.25,
                 taken_at_s: 1_795_000_000.5,
                 kept: Some(KeptStats {
@@ -466,6 +511,7 @@ mod tests {
             "inotify_trace_unreadable_processes 1",
             "inotify_trace_watch_cost_bytes 1312",
             "inotify_trace_snapshot_kept_counts 1",
+            "inotify_trace_snapshots_total 7",
             "inotify_trace_kept_drift_watches 0",
             "inotify_trace_kept_reconciliations_total 2",
             "inotify_trace_last_reconciliation_timestamp_seconds 1795000000.0",
@@ -475,6 +521,13 @@ mod tests {
             assert!(text.lines().any(|l| l == line), "{line:?} not in:\n{text}");
         }
         assert!(!text.contains(r#"inotify_trace_user_max_watches{uid="0",userns="4026532177"}"#));
+        // This test's own process, as the agent's would be.
+        let cpu = text
+            .lines()
+            .find_map(|l| l.strip_prefix("process_cpu_seconds_total "))
+            .and_then(|v| v.parse::<f64>().ok());
+        assert!(cpu.is_some_and(|s| s > 0.0), "{text}");
+        assert!(text.contains("\nprocess_resident_memory_bytes "), "{text}");
         let old = prometheus_text(&text);
         assert!(old.contains("# TYPE inotify_trace_lost_events_total counter\n"));
         assert!(old.contains("# HELP inotify_trace_calls_total Traced"));
@@ -488,6 +541,7 @@ mod tests {
     fn hostile_names_are_escaped_in_label_values() {
         let usage = usage(Vec::new(), "ns\\", "a\"b\n# EOF", 7);
         let stats = SnapshotStats {
+            taken: 1,
             duration_s: 0.0,
             taken_at_s: 0.0,
             kept: None,

@@ -29,6 +29,7 @@ const PROC: &str = "/proc";
 
 /// Takes the agent's snapshots, from kept counts where it can.
 pub struct Snapshotter {
+    taken: u64,
     host_root: PathBuf,
     /// Read once: the kernel's BTF is megabytes.
     watch_cost: Result<WatchCost, String>,
@@ -52,6 +53,7 @@ impl Snapshotter {
                 "keeping no counts in the kernel (--no-kept-counts): each snapshot reads every watch's fdinfo"
             ));
             return Snapshotter {
+                taken: 0,
                 host_root,
                 watch_cost,
                 kept: None,
@@ -82,6 +84,7 @@ impl Snapshotter {
             }
         };
         Snapshotter {
+            taken: 0,
             host_root,
             watch_cost,
             kept,
@@ -92,10 +95,11 @@ impl Snapshotter {
     /// thread).
     pub fn take(&mut self) -> (Usage, SnapshotStats) {
         let started = Instant::now();
+        self.taken += 1;
         if let Some(kept) = &mut self.kept {
             match kept.snapshot(&self.host_root, &self.watch_cost) {
                 Ok(usage) => {
-                    let stats = stats(started, Some(kept.stats));
+                    let stats = stats(self.taken, started, Some(kept.stats));
                     return (usage, stats);
                 }
                 Err(err) => {
@@ -108,7 +112,7 @@ impl Snapshotter {
         }
         let source = source(&self.host_root, &self.watch_cost, &Kcmp);
         let usage = crate::usage::snapshot(&source, &Selection::default(), 0);
-        (usage, stats(started, None))
+        (usage, stats(self.taken, started, None))
     }
 }
 
@@ -161,8 +165,9 @@ fn source<'o>(
     }
 }
 
-fn stats(started: Instant, kept: Option<KeptStats>) -> SnapshotStats {
+fn stats(taken: u64, started: Instant, kept: Option<KeptStats>) -> SnapshotStats {
     SnapshotStats {
+        taken,
         duration_s: started.elapsed().as_secs_f64(),
         taken_at_s: unix_now(),
         kept,

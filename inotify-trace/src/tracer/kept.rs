@@ -100,7 +100,8 @@ impl KernelCounts {
         )?;
         let (f_op, ops) = (learned.get(&0, 0)?, learned.get(&1, 0)?);
         if f_op == 0 || ops == 0 {
-            bail!("the iterator did not find this process's own inotify fd");
+            // The iterator names processes by the host's pids.
+            bail!("the fd iterator did not find this process's own inotify fd (in a pid namespace of its own? the agent needs the host's: hostPID)");
         }
         drop(learner);
         let added = MARK_ADDED[(config.add_mark_params == 5) as usize];

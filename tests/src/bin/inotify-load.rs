@@ -18,6 +18,15 @@
 //!                                           instance with a watch on DIR, until stdin closes;
 //!                                           as root, a hundred per uid from 60000 on, since
 //!                                           one uid may hold only max_user_instances (128)
+//!   inotify-load hold-watches INSTANCES DIRS ROOT
+//!                                           make DIRS directories under ROOT, then INSTANCES
+//!                                           instances each watching all of them (a node's
+//!                                           watches with few inodes); print `ready WATCHES`
+//!                                           and hold them until stdin closes
+//!   inotify-load churn SECONDS ROOT         for SECONDS, watchers coming and going under
+//!                                           ROOT: children that make an instance or two on a
+//!                                           tree of their own, then have directories deleted
+//!                                           under them, close an instance, exit or are killed
 //!
 //! The loops print `{"calls":N,"ns_per_call":X}`: the wall time of the whole
 //! loop divided by the calls, after pinning to CPU when given (the tracer
@@ -98,6 +107,14 @@ fn main() {
             synth_recording(std::path::Path::new(&file), number(2));
         }
         Some("hold") => hold(number(1), args.get(2).cloned().unwrap_or_else(|| usage())),
+        Some("hold-watches") => {
+            let root = args.get(3).cloned().unwrap_or_else(|| usage());
+            hold_watches(number(1), number(2), std::path::Path::new(&root));
+        }
+        Some("churn") => {
+            let root = args.get(2).cloned().unwrap_or_else(|| usage());
+            churn(number(1), std::path::Path::new(&root));
+        }
         _ => usage(),
     }
 }
@@ -150,9 +167,114 @@ fn hold(processes: u64, dir: String) {
     }
 }
 
+/// `dirs` directories under `root` (made when missing), their paths.
+fn tree(root: &std::path::Path, dirs: u64) -> Vec<CString> {
+    (0..dirs)
+        .map(|i| {
+            let dir = root.join(i.to_string());
+            std::fs::create_dir_all(&dir).unwrap();
+            CString::new(dir.into_os_string().into_encoded_bytes()).unwrap()
+        })
+        .collect()
+}
+
+/// A new instance watching each of `dirs`; its fd.
+fn watching(dirs: &[CString]) -> i32 {
+    // SAFETY: plain syscalls on our own fd and strings.
+    unsafe {
+        let fd = libc::inotify_init1(libc::IN_CLOEXEC);
+        assert!(fd >= 0, "inotify_init1 failed");
+        for dir in dirs {
+            let wd = libc::inotify_add_watch(fd, dir.as_ptr(), libc::IN_ALL_EVENTS);
+            assert!(wd > 0, "inotify_add_watch failed");
+        }
+        fd
+    }
+}
+
+/// `instances` instances of this process, each watching the same `dirs`
+/// directories, until stdin closes.
+fn hold_watches(instances: u64, dirs: u64, root: &std::path::Path) {
+    let dirs = tree(root, dirs);
+    let fds: Vec<i32> = (0..instances).map(|_| watching(&dirs)).collect();
+    println!("ready {}", fds.len() * dirs.len());
+    let _ = std::io::stdin().read_to_end(&mut Vec::new());
+}
+
+/// Watchers coming and going for `seconds`: each turn a child makes two
+/// instances on a tree of its own, directories are deleted under it (the
+/// kernel drops those watches), it closes one instance, then it exits or
+/// is killed (every third), and its tree goes.
+fn churn(seconds: u64, root: &std::path::Path) {
+    let started = Instant::now();
+    let mut turn = 0u64;
+    while started.elapsed().as_secs() < seconds {
+        let dir = root.join(format!("churn-{turn}"));
+        let dirs = tree(&dir, 20 + turn % 30);
+        // The child says "ready" on one pipe, the parent "go" on the other.
+        let (ready, go) = (pipe(), pipe());
+        // SAFETY: single-threaded; the child makes plain syscalls and exits.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            let _kept = watching(&dirs);
+            let closed = watching(&dirs[..dirs.len() / 2]);
+            say(ready.1);
+            hear(go.0);
+            // SAFETY: our own fd.
+            unsafe { libc::close(closed) };
+            say(ready.1);
+            hear(go.0);
+            // SAFETY: exits at once, closing the other instance.
+            unsafe { libc::_exit(0) };
+        }
+        hear(ready.0);
+        for gone in dirs.iter().step_by(3) {
+            // SAFETY: a path we made.
+            unsafe { libc::rmdir(gone.as_ptr()) };
+        }
+        say(go.1);
+        hear(ready.0);
+        match turn % 3 {
+            // SAFETY: our own child.
+            0 => unsafe {
+                libc::kill(pid, libc::SIGKILL);
+            },
+            _ => say(go.1),
+        }
+        // SAFETY: our own child and fds.
+        unsafe {
+            libc::waitpid(pid, std::ptr::null_mut(), 0);
+            for fd in [ready.0, ready.1, go.0, go.1] {
+                libc::close(fd);
+            }
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+        turn += 1;
+    }
+    println!("turns {turn}");
+}
+
+fn say(fd: i32) {
+    // SAFETY: one byte from a valid buffer to a pipe of ours.
+    unsafe { libc::write(fd, b"x".as_ptr().cast(), 1) };
+}
+
+fn hear(fd: i32) {
+    let mut byte = 0u8;
+    // SAFETY: one byte into a valid buffer from a pipe of ours.
+    unsafe { libc::read(fd, (&raw mut byte).cast(), 1) };
+}
+
+fn pipe() -> (i32, i32) {
+    let mut fds = [0; 2];
+    // SAFETY: a valid array of two ints.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    (fds[0], fds[1])
+}
+
 fn usage() -> ! {
     eprintln!(
-        "usage: inotify-load add-loop CALLS DIR [CPU] | getppid CALLS [CPU] | hold PROCESSES DIR"
+        "usage: inotify-load add-loop CALLS DIR [CPU] | getppid CALLS [CPU] | hold PROCESSES DIR | hold-watches INSTANCES DIRS ROOT | churn SECONDS ROOT"
     );
     std::process::exit(2)
 }

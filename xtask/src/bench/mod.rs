@@ -158,7 +158,11 @@ pub fn run(smoke: bool) -> Result<()> {
     // instructions (tens of ns are noise in real time on this machine).
     let (rounds, calls) = if smoke { (1, 5_000) } else { (5, 50_000) };
     cmd::step("the attach modes in a 6.1 guest under QEMU -icount (instructions, not real time)");
-    let guest = crate::vm::bench(&[], rounds, calls)?;
+    let node_sizes = match smoke {
+        true => &crate::vm::NODE_SMOKE,
+        false => &crate::vm::NODE_FULL,
+    };
+    let guest = crate::vm::bench(&[], rounds, calls, node_sizes)?;
     let results = Results {
         date: date.trim().to_owned(),
         machine,

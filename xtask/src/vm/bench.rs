@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use anyhow::{bail, Result};
 use serde::Serialize;
 
-use super::{kernels::Kernel, qemu::Console};
+use super::{kernels::Kernel, node_bench::NodeBench, qemu::Console};
 use crate::bench::{
     median,
     results::{cell, LoadFigures},
@@ -46,6 +46,8 @@ pub struct GuestBench {
     /// What reading the inotify charge adds to a traced add_watch
     /// (tracepoint mode, with it less without it).
     pub charge_ns: Option<f64>,
+    /// The agent at node scale, and the soak.
+    pub node: NodeBench,
 }
 
 #[derive(Serialize)]
@@ -76,11 +78,15 @@ pub fn results(kernel: &Kernel, console: &Console) -> Result<GuestBench> {
     }
     let mut by_mode: Vec<(&str, Samples)> =
         MODES.iter().map(|m| (*m, Samples::default())).collect();
+    let mut node = NodeBench::default();
     for line in &console.lines {
         let Some(rest) = line.strip_prefix("bench ") else {
             continue;
         };
         let words: Vec<&str> = rest.split_whitespace().collect();
+        if node.read(&words)? {
+            continue;
+        }
         let Some(samples) = by_mode
             .iter_mut()
             .find(|(m, _)| Some(m) == words.first())
@@ -140,6 +146,7 @@ pub fn results(kernel: &Kernel, console: &Console) -> Result<GuestBench> {
         getppid_tax_ns: tax(Mode::getppid_ns),
         add_watch_overhead_ns: tax(Mode::add_watch_ns),
         modes,
+        node,
     })
 }
 
@@ -195,6 +202,7 @@ impl GuestBench {
             cell(self.add_watch_overhead_ns.fexit),
             cell(self.charge_ns),
         ));
+        out.push_str(&self.node.table());
         out
     }
 }

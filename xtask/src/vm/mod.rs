@@ -8,6 +8,7 @@ mod bench;
 mod checks;
 mod initramfs;
 mod kernels;
+mod node_bench;
 mod qemu;
 
 use std::path::PathBuf;
@@ -167,10 +168,32 @@ pub fn boot_all(prepared: Prepared) -> Result<usize> {
 
 pub use bench::GuestBench;
 
+/// The guest's node-scale rows: the sizes (watches), how long the agent is
+/// measured at each, how long the soak runs (virtual seconds).
+pub struct NodeSizes {
+    pub watches: &'static [u64],
+    pub seconds: u32,
+    pub soak_seconds: u32,
+}
+
+/// A full run's: the target compares 180,000 watches with 1,000.
+pub const NODE_FULL: NodeSizes = NodeSizes {
+    watches: &[1_000, 180_000],
+    seconds: 10,
+    soak_seconds: 60,
+};
+
+/// CI's smoke run: seconds of guest time.
+pub const NODE_SMOKE: NodeSizes = NodeSizes {
+    watches: &[1_000, 2_000],
+    seconds: 3,
+    soak_seconds: 5,
+};
+
 /// The attach modes' costs in one guest under `-icount` (the first kernel
 /// named, else 6.1 amd64), `rounds` interleaved rounds; prints the table
 /// and writes `target/vm/bench.json`.
-pub fn bench(names: &[String], rounds: u32, calls: u32) -> Result<GuestBench> {
+pub fn bench(names: &[String], rounds: u32, calls: u32, node: &NodeSizes) -> Result<GuestBench> {
     let kernel = match select(names)?.first() {
         Some(kernel) if !names.is_empty() => *kernel,
         _ => MATRIX[1],
@@ -189,7 +212,11 @@ pub fn bench(names: &[String], rounds: u32, calls: u32) -> Result<GuestBench> {
         arch: kernel.arch,
         kernel: &image,
         initramfs: &archive,
-        init_env: bench::init_env(rounds, calls),
+        init_env: format!(
+            "{} {}",
+            bench::init_env(rounds, calls),
+            node_bench::init_env(node.watches, node.seconds, node.soak_seconds)
+        ),
         icount: true,
     };
     let log = vm_dir.join(format!("{}.bench.console.log", kernel.name));
