@@ -561,6 +561,9 @@ pub const MAP_KEPT_FREED: &str = "KEPT_FREED";
 pub const MAP_KEPT_LEARNED: &str = "KEPT_LEARNED";
 /// Instances the kept counts follow at once.
 pub const KEPT_CAPACITY: u32 = 65536;
+/// Releases noted between two snapshots (past it the oldest are forgotten,
+/// and a reconciliation finds what that cost).
+pub const KEPT_FREED_CAPACITY: u32 = 16384;
 
 /// Watches added to and removed from one group since attach; both only
 /// grow (an atomic add each, which every kernel's BPF has).

@@ -114,8 +114,9 @@ pub fn process_exit(_ctx: TracePointContext) -> u32 {
     0
 }
 
-/// The kept counts (`kept`): the agent attaches these by themselves, in an
-/// object of their own, to the functions named in their comments.
+// The kept counts (`kept`): the agent loads these in an object of their
+// own and attaches them to the kernel functions `kept.rs` names.
+
 /// `fsnotify_add_mark_locked` with 4 parameters (5.17 on) and with 5.
 #[fexit]
 pub fn kept_mark_added4(ctx: FExitContext) -> u32 {

@@ -5,7 +5,7 @@ use aya_ebpf::maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf};
 use inotify_trace_common::{
     ChargeLayout, Comm, Config, KeptConfig, KeptWatches, TaskLayout, CGROUP_FILTER_CAPACITY,
     CHARGE_LEVEL_SIZE, FILTER_CAPACITY, FOLLOW_CAPACITY, HEADER_SIZE, KEPT_CAPACITY,
-    MAX_CHARGE_LEVELS, PATH_READ_BUF,
+    KEPT_FREED_CAPACITY, MAX_CHARGE_LEVELS, PATH_READ_BUF,
 };
 
 /// Written by the loader before load (`CONFIG_GLOBAL`); read-only afterwards,
@@ -73,9 +73,10 @@ pub static KEPT_WATCHES: HashMap<u64, KeptWatches> =
     HashMap::with_max_entries(KEPT_CAPACITY, aya_ebpf::bindings::BPF_F_NO_PREALLOC);
 
 /// LRU, so a burst of releases between two looks never fails an insert
-/// (the oldest would be the ones the agent has seen go anyway).
+/// (the oldest would be the ones the agent has seen go anyway); an LRU map
+/// is preallocated, hence smaller than the instances followed.
 #[map]
-pub static KEPT_FREED: LruHashMap<u64, u8> = LruHashMap::with_max_entries(KEPT_CAPACITY, 0);
+pub static KEPT_FREED: LruHashMap<u64, u8> = LruHashMap::with_max_entries(KEPT_FREED_CAPACITY, 0);
 
 #[map]
 pub static KEPT_LEARNED: Array<u64> = Array::with_max_entries(2, 0);

@@ -1,6 +1,7 @@
 //! `inotify-trace agent`: a long-running mode for every node. Every
-//! `--interval` it takes a `usage` snapshot from /proc (which costs the
-//! node's syscalls nothing) and serves it to Prometheus at
+//! `--interval` it takes a `usage` snapshot (`snapshots`: from the counts
+//! the kernel's events keep where fexit works, else from /proc; either
+//! costs the node's syscalls nothing) and serves it to Prometheus at
 //! `/metrics` (docs/metrics.md), with liveness at `/healthz`, through a
 //! bounded `endpoint` (TLS and basic auth by `web_config`). Where the kernel
 //! allows fexit it traces all the time; elsewhere, when a uid nears a cap

@@ -24,8 +24,9 @@ use inotify_trace_common::{
 use super::{attach::refused, process, EBPF_OBJECT};
 use crate::{kernel_btf, preflight};
 
-/// The kernel functions the programs attach to (in every kernel of the
-/// matrix's BTF: 5.10, 6.1, 6.12, and 6.18).
+// The kernel functions the programs attach to (in every kernel of the
+// matrix's BTF: 5.10, 6.1, 6.12, and 6.18).
+
 /// By the function's parameter count (its return value follows them).
 const MARK_ADDED: [(&str, &str); 2] = [
     ("kept_mark_added4", "fsnotify_add_mark_locked"),
@@ -126,15 +127,12 @@ impl KernelCounts {
         let mut fds: Vec<KeptFd> = bytes
             .chunks_exact(KEPT_FD_SIZE)
             .map(|record| {
-                let word = |at: usize, len: usize| {
-                    let mut raw = [0u8; 8];
-                    raw[..len].copy_from_slice(&record[at..at + len]);
-                    u64::from_ne_bytes(raw)
-                };
+                let (tgid, rest) = record.split_at(4);
+                let (fd, group) = rest.split_at(4);
                 KeptFd {
-                    tgid: word(0, 4) as u32,
-                    fd: word(4, 4) as u32,
-                    group: word(8, 8),
+                    tgid: u32::from_ne_bytes(tgid.try_into().expect("4 bytes")),
+                    fd: u32::from_ne_bytes(fd.try_into().expect("4 bytes")),
+                    group: u64::from_ne_bytes(group.try_into().expect("8 bytes")),
                 }
             })
             .collect();

@@ -3,7 +3,8 @@
 use anyhow::{Context as _, Result};
 use aya::{maps::HashMap, Ebpf, EbpfLoader};
 use inotify_trace_common::{
-    Comm, Config, CONFIG_GLOBAL, MAP_CGROUPS, MAP_COMMS, MAP_EVENTS, MAP_PIDS,
+    Comm, Config, CONFIG_GLOBAL, MAP_CGROUPS, MAP_COMMS, MAP_EVENTS, MAP_KEPT_FREED,
+    MAP_KEPT_WATCHES, MAP_PIDS,
 };
 
 use super::{
@@ -25,6 +26,10 @@ pub(super) fn load_object(config: &Config, options: &TracerOptions) -> Result<Eb
         .override_global(CONFIG_GLOBAL, config, true)
         .override_global(aya_log::LEVEL, &log_level, false)
         .map_max_entries(MAP_EVENTS, options.ring_size)
+        // The agent's kept counts load their own object: here unused, at
+        // their smallest (an LRU map is preallocated).
+        .map_max_entries(MAP_KEPT_WATCHES, 1)
+        .map_max_entries(MAP_KEPT_FREED, 1)
         .load(EBPF_OBJECT)
         .context("loading the eBPF object failed")
 }
