@@ -351,7 +351,7 @@ fn single(registry: &mut Registry, name: &str, help: &str, value: f64) {
 /// The agent's own CPU and memory, under the names every exporter's
 /// process collector uses: what the agent costs the node, from the node's
 /// own Prometheus. CPU from getrusage (every thread's, those gone too, to
-/// the microsecond), memory from /proc/self/statm.
+/// the microsecond), memory from /proc/self/statm (procfs).
 fn process_metrics(registry: &mut Registry) {
     use nix::sys::resource::{getrusage, UsageWho};
     if let Ok(usage) = getrusage(UsageWho::RUSAGE_SELF) {
@@ -364,16 +364,10 @@ fn process_metrics(registry: &mut Registry) {
             cpu,
         );
     }
-    let resident = std::fs::read_to_string("/proc/self/statm")
-        .ok()
-        .and_then(|statm| statm.split_whitespace().nth(1)?.parse::<u64>().ok());
-    let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
-        .ok()
-        .flatten()
-        .map_or(4096, |p| p as u64);
-    if let Some(pages) = resident {
+    let resident = procfs::process::Process::myself().and_then(|me| me.statm());
+    if let Ok(statm) = resident {
         let bytes = Gauge::<i64>::default();
-        bytes.set(gauge(pages * page));
+        bytes.set(gauge(statm.resident * procfs::page_size()));
         registry.register(
             "process_resident_memory_bytes",
             "The agent's resident memory size, in bytes",

@@ -7,7 +7,7 @@
 //! should the kept counts fail, every snapshot reads every watch's fdinfo.
 use std::{
     path::{Path, PathBuf},
-    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+    time::{Duration, Instant, SystemTime},
 };
 
 use super::metrics::{KeptStats, SnapshotStats};
@@ -47,47 +47,19 @@ impl Snapshotter {
     /// Keeps counts in the kernel where asked and possible (one full read
     /// of every instance's fdinfo sets them), and says which it does.
     pub fn start(host_root: PathBuf, reconcile_every: Option<Duration>) -> Snapshotter {
-        let watch_cost = WatchCost::of_running_kernel();
-        let Some(every) = reconcile_every else {
-            say(format_args!(
-                "keeping no counts in the kernel (--no-kept-counts): each snapshot reads every watch's fdinfo"
-            ));
-            return Snapshotter {
-                taken: 0,
-                host_root,
-                watch_cost,
-                kept: None,
-            };
-        };
-        let kept = match KeptCounts::start(Path::new(PROC)) {
-            Ok(counts) => {
-                say(format_args!(
-                    "keeping each instance's watches with fexit: a snapshot reads no watch; checked against fdinfo every {}",
-                    humantime::format_duration(every)
-                ));
-                Some(Kept {
-                    counts,
-                    every,
-                    last: Instant::now(),
-                    stats: KeptStats {
-                        drift: 0,
-                        reconciliations: 1,
-                        reconciled_at_s: unix_now(),
-                    },
-                })
-            }
-            Err(err) => {
-                say(format_args!(
-                    "keeping no counts in the kernel ({err:#}): each snapshot reads every watch's fdinfo"
-                ));
-                None
-            }
-        };
         Snapshotter {
             taken: 0,
             host_root,
-            watch_cost,
-            kept,
+            watch_cost: WatchCost::of_running_kernel(),
+            kept: match reconcile_every {
+                Some(every) => Kept::start(every),
+                None => {
+                    say(format_args!(
+                        "keeping no counts in the kernel (--no-kept-counts): each snapshot reads every watch's fdinfo"
+                    ));
+                    None
+                }
+            },
         }
     }
 
@@ -117,6 +89,35 @@ impl Snapshotter {
 }
 
 impl Kept {
+    /// Kept counts reconciled `every`, if the kernel takes their programs;
+    /// says which, and why not.
+    fn start(every: Duration) -> Option<Kept> {
+        match KeptCounts::start(Path::new(PROC)) {
+            Ok(counts) => {
+                say(format_args!(
+                    "keeping each instance's watches with fexit: a snapshot reads no watch; checked against fdinfo every {}",
+                    humantime::format_duration(every)
+                ));
+                Some(Kept {
+                    counts,
+                    every,
+                    last: Instant::now(),
+                    stats: KeptStats {
+                        drift: 0,
+                        reconciliations: 1,
+                        reconciled_at_s: unix_now(),
+                    },
+                })
+            }
+            Err(err) => {
+                say(format_args!(
+                    "keeping no counts in the kernel ({err:#}): each snapshot reads every watch's fdinfo"
+                ));
+                None
+            }
+        }
+    }
+
     /// Reconciles when it is time, then counts from the map.
     fn snapshot(
         &mut self,
@@ -175,7 +176,5 @@ fn stats(taken: u64, started: Instant, kept: Option<KeptStats>) -> SnapshotStats
 }
 
 fn unix_now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
+    super::state::unix_seconds(SystemTime::now())
 }

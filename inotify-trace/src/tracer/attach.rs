@@ -115,19 +115,31 @@ fn attach_fexit(ebpf: &mut Ebpf) -> Result<()> {
     let btf = aya::Btf::from_sys_fs()
         .context("fexit needs the kernel's BTF (/sys/kernel/btf/vmlinux)")?;
     for hook in HOOKS.into_iter().filter(|h| h.present()) {
-        let name = hook.fexit_program();
         let function = format!("{prefix}{}", hook.name());
-        let program: &mut FExit = ebpf
-            .program_mut(name)
-            .with_context(|| format!("no program {name} in the eBPF object"))?
-            .try_into()?;
-        program
-            .load(&function, &btf)
-            .map_err(|e| refused("fexit", &function, e))?;
-        program
-            .attach()
-            .map_err(|e| refused("fexit", &function, e))?;
+        attach_fexit_to(ebpf, hook.fexit_program(), &function, &btf)?;
     }
+    Ok(())
+}
+
+/// Loads the fexit program `name` on the kernel function `function` and
+/// attaches it; the error says why not (a [`Refused`] where the kernel
+/// refused).
+pub(super) fn attach_fexit_to(
+    ebpf: &mut Ebpf,
+    name: &str,
+    function: &str,
+    btf: &aya::Btf,
+) -> Result<()> {
+    let program: &mut FExit = ebpf
+        .program_mut(name)
+        .with_context(|| format!("no program {name} in the eBPF object"))?
+        .try_into()?;
+    program
+        .load(function, btf)
+        .map_err(|e| refused("fexit", function, e))?;
+    program
+        .attach()
+        .map_err(|e| refused("fexit", function, e))?;
     Ok(())
 }
 

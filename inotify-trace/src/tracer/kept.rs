@@ -13,7 +13,7 @@ use std::{
 use anyhow::{bail, Context as _, Result};
 use aya::{
     maps::{Array, HashMap as BpfHashMap, MapData},
-    programs::{FExit, Iter},
+    programs::Iter,
     Btf, Ebpf, EbpfLoader,
 };
 use inotify_trace_common::{
@@ -21,7 +21,10 @@ use inotify_trace_common::{
     MAP_EVENTS, MAP_FOLLOW, MAP_KEPT_FREED, MAP_KEPT_LEARNED, MAP_KEPT_WATCHES,
 };
 
-use super::{attach::refused, process, EBPF_OBJECT};
+use super::{
+    attach::{attach_fexit_to, refused},
+    process, EBPF_OBJECT,
+};
 use crate::{kernel_btf, preflight};
 
 // The kernel functions the programs attach to (in every kernel of the
@@ -69,7 +72,8 @@ impl KernelCounts {
                 &inotify_trace_common::Config::default(),
                 true,
             )
-            .map_max_entries(MAP_EVENTS, page_size())
+            // The smallest ring buffer the kernel takes: a page.
+            .map_max_entries(MAP_EVENTS, procfs::page_size() as u32)
             .map_max_entries(MAP_FOLLOW, 1)
             .map_max_entries(MAP_CGROUPS, 1)
             .map_max_entries("STASH", 1)
@@ -146,20 +150,14 @@ impl KernelCounts {
     /// Watches added less watches removed since attach, per instance asked
     /// for (0 for one the programs saw nothing of).
     pub fn changes(&self, groups: impl Iterator<Item = u64>) -> HashMap<u64, i64> {
-        groups
-            .map(|group| {
-                let change = self
-                    .watches
-                    .get(&group, 0)
-                    .map_or(0, |w| w.added as i64 - w.removed as i64);
-                (group, change)
-            })
-            .collect()
+        groups.map(|group| (group, self.change(group))).collect()
     }
 
     /// One instance's change (as [`Self::changes`]).
     pub fn change(&self, group: u64) -> i64 {
-        self.changes(std::iter::once(group))[&group]
+        self.watches
+            .get(&group, 0)
+            .map_or(0, |w| w.added as i64 - w.removed as i64)
     }
 
     /// The instances released since the last call (their addresses may
@@ -174,17 +172,7 @@ impl KernelCounts {
 }
 
 fn attach_fexit(ebpf: &mut Ebpf, (name, function): (&str, &str), btf: &Btf) -> Result<()> {
-    let program: &mut FExit = ebpf
-        .program_mut(name)
-        .with_context(|| format!("no program {name} in the eBPF object"))?
-        .try_into()?;
-    program
-        .load(function, btf)
-        .map_err(|e| refused("fexit", function, e))?;
-    program
-        .attach()
-        .map_err(|e| refused("fexit", function, e))?;
-    Ok(())
+    attach_fexit_to(ebpf, name, function, btf)
 }
 
 fn take_map<V: aya::Pod>(ebpf: &mut Ebpf, name: &str) -> Result<BpfHashMap<MapData, u64, V>> {
@@ -192,12 +180,4 @@ fn take_map<V: aya::Pod>(ebpf: &mut Ebpf, name: &str) -> Result<BpfHashMap<MapDa
         .take_map(name)
         .with_context(|| format!("no {name} map"))?;
     Ok(BpfHashMap::try_from(map)?)
-}
-
-/// The smallest ring buffer the kernel takes.
-fn page_size() -> u32 {
-    nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
-        .ok()
-        .flatten()
-        .map_or(4096, |size| size as u32)
 }

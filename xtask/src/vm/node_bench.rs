@@ -35,8 +35,11 @@ pub struct AgentCost {
     /// The agent's CPU per snapshot, virtual ms (instructions / 1e6).
     pub cpu_ms_per_snapshot: f64,
     pub peak_rss_mib: f64,
+    /// Each round's CPU ms per snapshot and peak RSS MiB.
     #[serde(skip)]
-    samples: Vec<(f64, f64)>,
+    cpu_samples: Vec<f64>,
+    #[serde(skip)]
+    rss_samples: Vec<f64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -87,17 +90,11 @@ impl NodeBench {
                     bail!("no snapshot in a node bench round: {}", words.join(" "));
                 }
                 cost.kept = *kept == "1";
-                cost.samples
-                    .push((number(cpu)? / snapshots / 1e6, number(hwm)? / 1024.0));
-                cost.rounds = cost.samples.len();
-                let column = |i: usize| -> Vec<f64> {
-                    cost.samples
-                        .iter()
-                        .map(|s| if i == 0 { s.0 } else { s.1 })
-                        .collect()
-                };
-                cost.cpu_ms_per_snapshot = median(&column(0));
-                cost.peak_rss_mib = median(&column(1));
+                cost.cpu_samples.push(number(cpu)? / snapshots / 1e6);
+                cost.rss_samples.push(number(hwm)? / 1024.0);
+                cost.rounds = cost.cpu_samples.len();
+                cost.cpu_ms_per_snapshot = median(&cost.cpu_samples);
+                cost.peak_rss_mib = median(&cost.rss_samples);
                 Ok(true)
             }
             ["soak", "turns", turns, "kept", kept, "reconciliations", r, "drift", drift, "drift_warnings", warnings] =>
